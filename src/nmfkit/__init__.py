@@ -1,0 +1,26 @@
+"""nmfkit: Non-negative Matrix Factorization — a scikit-learn drop-in and more.
+
+X (n_samples × n_features, non-negative) ≈ W H with W, H ≥ 0 and rank k.
+
+>>> from nmfkit import NMF          # replaces: from sklearn.decomposition import NMF
+>>> W = NMF(n_components=10).fit_transform(X)   # doctest: +SKIP
+"""
+
+from ._estimator import NMF, non_negative_factorization
+from ._fit import FitResult, IterationInfo
+from .init import initialize
+from .losses import beta_divergence
+from .solvers import solver_table
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NMF",
+    "non_negative_factorization",
+    "initialize",
+    "beta_divergence",
+    "solver_table",
+    "FitResult",
+    "IterationInfo",
+    "__version__",
+]

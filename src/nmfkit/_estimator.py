@@ -1,0 +1,355 @@
+"""The scikit-learn estimator ``NMF`` and the function ``non_negative_factorization``.
+
+Both share one ``_fit_transform``, so they cannot drift. The estimator validates its input,
+maps scikit-learn's parameters onto nmfkit's pieces (penalties, initialisation, solver) and
+delegates the arithmetic to ``nmfkit._fit.factorize``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _fit
+from ._validation import check_init_factor, check_non_negative, check_zeros_for_beta
+from .backends import get_backend
+from .init import initialize
+from .losses import beta_divergence, beta_loss_to_float
+from .penalties import sklearn_penalties
+from .solvers import SOLVERS
+
+__all__ = ["NMF", "non_negative_factorization"]
+
+_MU_NNDSVD_WARNING = (
+    "The multiplicative update ('mu') solver cannot update zeros present in the "
+    "initialization, and so leads to poorer results when used jointly with init='nndsvd'. "
+    "You may try init='nndsvda' or init='nndsvdar' instead."
+)
+
+
+class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    r"""Non-negative Matrix Factorization: find W, H ≥ 0 with X ≈ WH.
+
+    A drop-in replacement for :class:`sklearn.decomposition.NMF`: the same parameters,
+    defaults, methods, attributes, warnings and errors. The objective is
+
+    .. math::
+
+        L(W, H) = D_\beta(X \| WH)
+            + \alpha_W \rho\, m \|W\|_1 + \tfrac12 \alpha_W (1-\rho)\, m \|W\|_F^2
+            + \alpha_H \rho\, n \|H\|_1 + \tfrac12 \alpha_H (1-\rho)\, n \|H\|_F^2
+
+    with n = n_samples, m = n_features, ρ = ``l1_ratio`` and D_β the β-divergence
+    (½‖·‖²_F for β = 2).
+
+    Parameters
+    ----------
+    n_components : int, "auto" or None, default="auto"
+        Rank k. None: n_features. "auto": from the shape of a custom W/H, else n_features.
+    init : {"random", "nndsvd", "nndsvda", "nndsvdar", "custom"} or None
+        Initialisation (see :func:`nmfkit.init.initialize`). None: "nndsvda" when
+        k ≤ min(n_samples, n_features), else "random".
+    solver : str, default="cd"
+        A registered solver: "cd" (HALS coordinate descent, Frobenius) or "mu"
+        (multiplicative updates, any β). ``nmfkit.solvers.solver_table()`` lists them all.
+    beta_loss : float or {"frobenius", "kullback-leibler", "itakura-saito"}
+    tol : float ≥ 0, default=1e-4
+        Stop when the relative decrease of √(2·objective) over 10 iterations, divided by its
+        initial value, falls below tol. 0 runs ``max_iter`` iterations.
+    max_iter : int ≥ 1, default=200
+    random_state : int, RandomState or None
+    alpha_W, alpha_H, l1_ratio : regularisation, scaled as in scikit-learn.
+    verbose : int, default=0
+        Log the objective every 10 iterations (logger "nmfkit", to stderr).
+    shuffle : bool, default=False
+        Randomise the order of the components in the coordinate-descent sweeps.
+    max_time : float or None, default=None
+        Wall-clock limit of the fit in seconds (nmfkit extension).
+    callback : callable or None, default=None
+        Called after each iteration with an :class:`nmfkit._fit.IterationInfo`; returning
+        True stops the fit (nmfkit extension).
+    solver_options : dict or None
+        Solver-specific options (nmfkit extension).
+
+    Attributes
+    ----------
+    components_ : ndarray (n_components, n_features), the factor H.
+    n_components_ : int
+    reconstruction_err_ : float, ‖X − WH‖_F for Frobenius, else √(2·D_β(X‖WH)).
+    n_iter_ : int
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, when X has feature names.
+    loss_curve_ : list of float, the objective (loss + penalties) at each recorded iteration.
+    history_ : dict with "n_iter", "objective" and "time" lists.
+    stop_reason_ : str, why the fit stopped ("tol", "max_iter", "max_time", "callback",
+        "interrupted" or "exact").
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None, StrOptions({"auto"})],
+        "init": [StrOptions({"random", "nndsvd", "nndsvda", "nndsvdar", "custom"}), None],
+        "solver": [StrOptions(set(SOLVERS))],
+        "beta_loss": [StrOptions({"frobenius", "kullback-leibler", "itakura-saito"}), Real],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "alpha_W": [Interval(Real, 0, None, closed="left")],
+        "alpha_H": [Interval(Real, 0, None, closed="left"), StrOptions({"same"})],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "verbose": ["verbose"],
+        "shuffle": ["boolean"],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
+        "callback": [callable, None],
+        "solver_options": [dict, None],
+    }
+
+    def __init__(
+        self,
+        n_components="auto",
+        *,
+        init=None,
+        solver="cd",
+        beta_loss="frobenius",
+        tol=1e-4,
+        max_iter=200,
+        random_state=None,
+        alpha_W=0.0,
+        alpha_H="same",
+        l1_ratio=0.0,
+        verbose=0,
+        shuffle=False,
+        max_time=None,
+        callback=None,
+        solver_options=None,
+    ):
+        self.n_components = n_components
+        self.init = init
+        self.solver = solver
+        self.beta_loss = beta_loss
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.alpha_W = alpha_W
+        self.alpha_H = alpha_H
+        self.l1_ratio = l1_ratio
+        self.verbose = verbose
+        self.shuffle = shuffle
+        self.max_time = max_time
+        self.callback = callback
+        self.solver_options = solver_options
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, X, y=None, **params):
+        """Learn the factorisation of X. ``params`` (W, H) go to :meth:`fit_transform`."""
+        self.fit_transform(X, **params)
+        return self
+
+    def fit_transform(self, X, y=None, W=None, H=None):
+        """Learn the factorisation of X and return W, shape (n_samples, n_components).
+
+        W, H : initial guesses, used when ``init="custom"``.
+        """
+        self._validate_params()
+        X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32])
+        W, H, n_iter = self._fit_transform(X, W=W, H=H)
+        self.reconstruction_err_ = beta_divergence(X, W, H, self._beta_loss, square_root=True)
+        self.n_components_ = H.shape[0]
+        self.components_ = H
+        self.n_iter_ = n_iter
+        return W
+
+    def transform(self, X):
+        """The coefficients W of X for the learned components (H fixed)."""
+        check_is_fitted(self)
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=("csr", "csc"),
+            dtype=[np.float64, np.float32],
+            reset=False,
+        )
+        check_non_negative(X, f"{type(self).__name__} (input X)")
+        fitted = {k: getattr(self, k) for k in self._fitted_attributes() if hasattr(self, k)}
+        try:
+            W, *_ = self._fit_transform(X, H=self.components_, update_H=False)
+        finally:
+            # transform must not change what fit learned
+            for k, v in fitted.items():
+                setattr(self, k, v)
+        return W
+
+    def inverse_transform(self, X):
+        """Map coefficients back to data space: X @ components_."""
+        check_is_fitted(self)
+        return X @ self.components_
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _fitted_attributes():
+        return ("loss_curve_", "history_", "stop_reason_")
+
+    def _check_params(self, X):
+        self._n_components = self.n_components
+        if self._n_components is None:
+            self._n_components = X.shape[1]
+        self._beta_loss = beta_loss_to_float(self.beta_loss)
+        if self.solver == "mu" and self.init == "nndsvd":
+            warnings.warn(_MU_NNDSVD_WARNING, UserWarning)
+
+    def _check_w_h(self, X, W, H, update_H):
+        """Validate a custom W/H, or initialise them."""
+        n_samples, n_features = X.shape
+        whom = type(self).__name__
+        if self.init == "custom" and update_H:
+            H = check_init_factor(H, (self._n_components, n_features), f"{whom} (input H)")
+            W = check_init_factor(W, (n_samples, self._n_components), f"{whom} (input W)")
+            if self._n_components == "auto":
+                self._n_components = H.shape[0]
+            if H.dtype != X.dtype or W.dtype != X.dtype:
+                raise TypeError(
+                    "H and W should have the same dtype as X. Got "
+                    f"H.dtype = {H.dtype} and W.dtype = {W.dtype}; X.dtype = {X.dtype}. "
+                    "Cast them with .astype(X.dtype)."
+                )
+            # never update the caller's arrays in place
+            return W.copy(), H.copy()
+        if not update_H:
+            if W is not None:
+                warnings.warn(
+                    "When update_H=False, the provided initial W is not used.", RuntimeWarning
+                )
+            H = check_init_factor(H, (self._n_components, n_features), f"{whom} (input H)")
+            if self._n_components == "auto":
+                self._n_components = H.shape[0]
+            if H.dtype != X.dtype:
+                raise TypeError(
+                    f"H should have the same dtype as X. Got H.dtype = {H.dtype}; "
+                    f"X.dtype = {X.dtype}. Cast it with .astype(X.dtype)."
+                )
+            if self.solver == "mu":
+                # multiplicative updates cannot move away from zero
+                avg = np.sqrt(_mean(X) / self._n_components)
+                W = np.full((n_samples, self._n_components), avg, dtype=X.dtype)
+            else:
+                W = np.zeros((n_samples, self._n_components), dtype=X.dtype)
+            return W, H.copy()
+        if W is not None or H is not None:
+            warnings.warn(
+                "When init!='custom', provided W or H are ignored. Set  init='custom' to use"
+                " them as initialization.",
+                RuntimeWarning,
+            )
+        if self._n_components == "auto":
+            self._n_components = X.shape[1]
+        return initialize(X, self._n_components, init=self.init, random_state=self.random_state)
+
+    def _fit_transform(self, X, y=None, W=None, H=None, update_H=True):
+        """Fit from validated X; returns (W, H, n_iter). Shared with the public function."""
+        self._check_params(X)
+        check_non_negative(X, f"{type(self).__name__} (input X)")
+        check_zeros_for_beta(X, self._beta_loss)
+        W, H = self._check_w_h(X, W, H, update_H)
+        penalties = sklearn_penalties(
+            self.alpha_W, self.alpha_H, self.l1_ratio, X.shape[0], X.shape[1]
+        )
+        nx = get_backend(X)
+        result = _fit.factorize(
+            X,
+            W,
+            H,
+            solver=self.solver,
+            beta=self._beta_loss,
+            beta_param=self.beta_loss,
+            nx=nx,
+            penalties_W=[p for p in penalties if p.factor == "W"],
+            penalties_H=[p for p in penalties if p.factor == "H"],
+            update_H=update_H,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            max_time=self.max_time,
+            callback=self.callback,
+            random_state=self.random_state,
+            shuffle=self.shuffle,
+            solver_options=self.solver_options,
+            verbose=self.verbose,
+        )
+        self.loss_curve_ = list(result.history["objective"])
+        self.history_ = result.history
+        self.stop_reason_ = result.stop_reason
+        if result.stop_reason == "max_iter" and self.tol > 0:
+            warnings.warn(
+                f"Maximum number of iterations {self.max_iter} reached. Increase it to"
+                " improve convergence.",
+                ConvergenceWarning,
+            )
+        return result.W, result.H, result.n_iter
+
+
+def _mean(X) -> float:
+    n = X.shape[0] * X.shape[1]
+    return float(X.sum() / n) if n else 0.0
+
+
+def non_negative_factorization(
+    X,
+    W=None,
+    H=None,
+    n_components="auto",
+    *,
+    init=None,
+    update_H=True,
+    solver="cd",
+    beta_loss="frobenius",
+    tol=1e-4,
+    max_iter=200,
+    alpha_W=0.0,
+    alpha_H="same",
+    l1_ratio=0.0,
+    random_state=None,
+    verbose=0,
+    shuffle=False,
+    **nmfkit_params,
+):
+    """Compute W, H ≥ 0 with X ≈ WH; returns (W, H, n_iter).
+
+    The same signature and meaning as :func:`sklearn.decomposition.non_negative_factorization`;
+    further keyword arguments (``max_time``, ``callback``, ``solver_options``) are the
+    :class:`NMF` extensions. With ``update_H=False`` H is fixed and only W is solved for.
+    """
+    est = NMF(
+        n_components=n_components,
+        init=init,
+        solver=solver,
+        beta_loss=beta_loss,
+        tol=tol,
+        max_iter=max_iter,
+        random_state=random_state,
+        alpha_W=alpha_W,
+        alpha_H=alpha_H,
+        l1_ratio=l1_ratio,
+        verbose=verbose,
+        shuffle=shuffle,
+        **nmfkit_params,
+    )
+    est._validate_params()
+    X = check_array(X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32])
+    W, H, n_iter = est._fit_transform(X, W=W, H=H, update_H=update_H)
+    return W, H, n_iter

@@ -1,0 +1,246 @@
+"""The one outer loop every solver runs in.
+
+It owns what is common to all solvers: the stopping rule, the objective history, the
+iteration and wall-clock limits, the callback hook and interrupt handling. A solver only
+provides ``step()`` (and ``objective()``).
+
+Stopping rule (scikit-learn's MU rule, applied to every solver): every ``check_every``
+iterations, with e = √(2·objective), stop when (e_prev − e) / e_init < tol. The objective is
+the loss plus the penalties. ``tol=0`` runs exactly ``max_iter`` iterations.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+__all__ = ["FitResult", "IterationInfo", "run"]
+
+logger = logging.getLogger("nmfkit")
+
+
+@dataclass
+class IterationInfo:
+    """What a callback sees after each iteration. Return True from the callback to stop."""
+
+    n_iter: int
+    objective: float | None
+    elapsed: float
+    W: object
+    H: object
+
+
+@dataclass
+class FitResult:
+    W: object
+    H: object
+    n_iter: int
+    objective: float
+    converged: bool
+    stop_reason: str  # "tol", "max_iter", "max_time", "callback", "interrupted", "exact"
+    history: dict = field(default_factory=dict)
+
+
+def _error(f: float) -> float:
+    return math.sqrt(2.0 * max(f, 0.0))
+
+
+def run(
+    solver,
+    *,
+    tol: float,
+    max_iter: int,
+    max_time: float | None = None,
+    callback: Callable[[IterationInfo], bool | None] | None = None,
+    check_every: int = 10,
+    verbose: int = 0,
+) -> FitResult:
+    """Iterate ``solver.step()`` until a stopping rule fires; return the factors and history.
+
+    On KeyboardInterrupt the factors of the last completed iteration are returned (never a
+    half-updated factor) with a RuntimeWarning, and ``stop_reason == "interrupted"``.
+    """
+    start = time.perf_counter()
+    f0 = solver.objective()
+    hist_iter, hist_obj, hist_time = [0], [f0], [0.0]
+    e_init = _error(f0)
+    e_prev = e_init
+    f_last = f0
+    n_iter = 0
+    converged = False
+    reason = "max_iter"
+    snapshot = None
+
+    handler = None
+    if verbose:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        old_level = logger.level
+        logger.setLevel(logging.INFO)
+    try:
+        for n_iter in range(1, max_iter + 1):
+            snapshot = solver.get_factors()
+            try:
+                f = solver.step()
+            except KeyboardInterrupt:
+                solver.set_factors(*snapshot)
+                n_iter -= 1
+                reason = "interrupted"
+                warnings.warn(
+                    f"Fit interrupted by the user after {n_iter} complete iterations; "
+                    "returning the factors of the last complete iteration.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                break
+            elapsed = time.perf_counter() - start
+            check = tol > 0 and n_iter % check_every == 0
+            if f is None and (check or n_iter == max_iter):
+                f = solver.objective()
+            if f is not None:
+                f_last = f
+                hist_iter.append(n_iter)
+                hist_obj.append(f)
+                hist_time.append(elapsed)
+            if e_init == 0.0:
+                converged, reason = True, "exact"
+                break
+            if check:
+                e = _error(f)
+                logger.info("iteration %d, %.3fs, error %.6g", n_iter, elapsed, e)
+                if (e_prev - e) / e_init < tol:
+                    converged, reason = True, "tol"
+                    break
+                e_prev = e
+            if callback is not None:
+                info = IterationInfo(n_iter, f, elapsed, solver.W, solver.H)
+                if callback(info):
+                    reason = "callback"
+                    break
+            if max_time is not None and elapsed >= max_time:
+                reason = "max_time"
+                break
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+
+    W, H = solver.finalize()
+    if hist_iter[-1] != n_iter and reason != "interrupted":
+        f_last = solver.objective()
+        hist_iter.append(n_iter)
+        hist_obj.append(f_last)
+        hist_time.append(time.perf_counter() - start)
+    return FitResult(
+        W=W,
+        H=H,
+        n_iter=n_iter,
+        objective=f_last,
+        converged=converged,
+        stop_reason=reason,
+        history={"n_iter": hist_iter, "objective": hist_obj, "time": hist_time},
+    )
+
+
+# data whose largest value lies outside this range is fitted at unit scale (see factorize)
+_SCALE_RANGE = (1e-6, 1e6)
+
+
+def _rescaled_penalties(penalties, root_s: float, s_beta: float):
+    """Penalties for the problem in X' = X/s, W' = W/√s, H' = H/√s (objective ÷ s^β)."""
+    import dataclasses
+
+    out = []
+    for pen in penalties:
+        factor = root_s ** getattr(pen, "degree", 1) / s_beta
+        out.append(dataclasses.replace(pen, weight=pen.weight * factor))
+    return out
+
+
+def factorize(
+    X,
+    W,
+    H,
+    *,
+    solver: str,
+    beta: float,
+    nx,
+    beta_param=None,
+    penalties_W=(),
+    penalties_H=(),
+    update_W: bool = True,
+    update_H: bool = True,
+    tol: float = 1e-4,
+    max_iter: int = 200,
+    max_time: float | None = None,
+    callback=None,
+    random_state=None,
+    shuffle: bool = False,
+    solver_options: dict | None = None,
+    verbose: int = 0,
+) -> FitResult:
+    """Fit W, H ≥ 0 from validated inputs and initial factors with the named solver.
+
+    Data whose largest entry lies outside [1e-6, 1e6] is fitted at unit scale: the
+    β-divergence is homogeneous, D_β(sX | sWH) = s^β D_β(X | WH), so fitting X/s from
+    (W/√s, H/√s) with penalty weights rescaled by their degree is the same problem; the factors
+    are scaled back at the end and the history is reported on the original scale. This keeps
+    the dtype-relative safeguards meaningful for data at 1e−30 or 1e+30 and avoids overflow
+    of ‖X‖² in float32.
+    """
+    from sklearn.utils import check_random_state
+
+    from .solvers import Problem, get_solver
+
+    cls = get_solver(
+        solver,
+        beta=beta,
+        beta_param=beta_param,
+        penalties=[*penalties_W, *penalties_H],
+        sparse=nx.issparse(X),
+        backend=nx.name,
+    )
+    s = nx.max(X)
+    scaled = s > 0 and not (_SCALE_RANGE[0] <= s <= _SCALE_RANGE[1])
+    if scaled:
+        root_s, s_beta = math.sqrt(s), s**beta
+        X = X * (1.0 / s)
+        W = W * (1.0 / root_s)
+        H = H * (1.0 / root_s)
+        penalties_W = _rescaled_penalties(penalties_W, root_s, s_beta)
+        penalties_H = _rescaled_penalties(penalties_H, root_s, s_beta)
+    Xp, Xt = nx.prepare_X(X)
+    problem = Problem(
+        X=Xp,
+        Xt=Xt,
+        W=W,
+        H=H,
+        beta=beta,
+        nx=nx,
+        penalties_W=list(penalties_W),
+        penalties_H=list(penalties_H),
+        update_W=update_W,
+        update_H=update_H,
+        rng=check_random_state(random_state),
+        shuffle=shuffle,
+        options=dict(solver_options or {}),
+    )
+    result = run(
+        cls(problem),
+        tol=tol,
+        max_iter=max_iter,
+        max_time=max_time,
+        callback=callback,
+        verbose=verbose,
+    )
+    if scaled:
+        result.W = result.W * root_s
+        result.H = result.H * root_s
+        result.objective *= s_beta
+        result.history["objective"] = [f * s_beta for f in result.history["objective"]]
+    return result

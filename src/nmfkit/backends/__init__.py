@@ -1,0 +1,80 @@
+"""The backend seam: resolve once per public call which array framework the solvers use.
+
+``get_backend(X)`` reads the framework from the input (as POT does); an explicit name
+(``backend="torch"``) overrides it. Backends are registered in ``_REGISTRY`` by name with a
+factory, so the torch backend is imported only when asked for or when a tensor is seen.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ._numpy import NumpyBackend
+
+__all__ = ["get_backend", "register_backend", "available_backends", "NumpyBackend"]
+
+_NUMPY = NumpyBackend()
+
+# name -> (factory(device) -> backend, detector(array) -> bool)
+_REGISTRY: dict[str, tuple[Callable, Callable]] = {
+    "numpy": (lambda device=None: _NUMPY, lambda a: True),
+}
+
+
+def register_backend(name: str, factory: Callable, detector: Callable) -> None:
+    """Register a backend: ``factory(device)`` builds it, ``detector(a)`` recognises its arrays."""
+    _REGISTRY[name] = (factory, detector)
+
+
+def _is_torch_tensor(a) -> bool:
+    mod = type(a).__module__
+    return mod.startswith("torch")
+
+
+def _torch_factory(device=None):
+    try:
+        from ._torch import TorchBackend
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "backend='torch' needs PyTorch, which is not installed. "
+            'Install it with: pip install "nmfkit[torch]"'
+        ) from exc
+    return TorchBackend(device=device)
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that can be used in this environment."""
+    names = ["numpy"]
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            names.append("torch")
+    except Exception:  # pragma: no cover
+        pass
+    return names
+
+
+def get_backend(*arrays, backend: str | None = None, device=None):
+    """Resolve the backend for a public call.
+
+    Parameters
+    ----------
+    *arrays : the inputs (X, W, H); a torch tensor among them selects torch.
+    backend : None, "numpy" or "torch"; None reads it from the inputs.
+    device : torch device string, used with backend="torch".
+    """
+    if backend is None:
+        backend = "torch" if any(_is_torch_tensor(a) for a in arrays if a is not None) else "numpy"
+    if backend == "numpy":
+        return _NUMPY
+    if backend == "torch":
+        if "torch" in _REGISTRY:
+            return _REGISTRY["torch"][0](device)
+        return _torch_factory(device)
+    if backend in _REGISTRY:
+        return _REGISTRY[backend][0](device)
+    raise ValueError(
+        f"Unknown backend {backend!r}. Known backends: "
+        f"{sorted(set(_REGISTRY) | {'torch'})}."
+    )

@@ -1,0 +1,181 @@
+"""The numpy + scipy.sparse backend: the reference implementation of the array namespace.
+
+Solvers never call numpy directly for operations that touch X; they call the backend
+(``nx``) so that the torch backend can supply the same operations on tensors. Only what
+differs between frameworks lives here; plain elementwise arithmetic on W and H uses
+operators, which both frameworks share.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["NumpyBackend"]
+
+
+class NumpyBackend:
+    """Array operations for numpy arrays and scipy.sparse matrices/arrays."""
+
+    name = "numpy"
+
+    # ----------------------------------------------------------------- creation
+    @staticmethod
+    def asarray(a, dtype=None):
+        return np.asarray(a, dtype=dtype)
+
+    @staticmethod
+    def zeros(shape, dtype):
+        return np.zeros(shape, dtype=dtype)
+
+    @staticmethod
+    def full(shape, value, dtype):
+        return np.full(shape, value, dtype=dtype)
+
+    @staticmethod
+    def copy(a):
+        return a.copy()
+
+    @staticmethod
+    def to_numpy(a):
+        if sp.issparse(a):
+            return a
+        return np.asarray(a)
+
+    @staticmethod
+    def dtype_of(a):
+        return a.dtype
+
+    @staticmethod
+    def eps(dtype) -> float:
+        return float(np.finfo(dtype).eps)
+
+    @staticmethod
+    def tiny(dtype) -> float:
+        return float(np.finfo(dtype).tiny)
+
+    # ------------------------------------------------------------------ sparse
+    @staticmethod
+    def issparse(X) -> bool:
+        return sp.issparse(X)
+
+    @staticmethod
+    def prepare_X(X):
+        """Return X in the layout the solvers want (CSR for sparse) and its transpose.
+
+        The transpose of a CSR matrix is a CSC view with no copy; converting it once to
+        CSR makes both ``X @ B`` and ``X.T @ B`` row-parallel sparse products.
+        """
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)
+            X.sum_duplicates()
+            Xt = X.T.tocsr()
+            return X, Xt
+        X = np.asarray(X)
+        return X, X.T
+
+    @staticmethod
+    def sparse_data(X):
+        """The stored values of a sparse X (the observed entries)."""
+        return X.data
+
+    @staticmethod
+    def sparse_coords(X):
+        """Row and column index of each stored value of a CSR X, in storage order."""
+        rows = np.repeat(np.arange(X.shape[0], dtype=X.indices.dtype), np.diff(X.indptr))
+        return rows, X.indices
+
+    @staticmethod
+    def with_data(X, data):
+        """A sparse matrix with X's structure and the given values."""
+        out = X.copy()
+        out.data = data
+        return out
+
+    # ------------------------------------------------------------------ algebra
+    @staticmethod
+    def matmul(A, B):
+        """A @ B where either operand may be sparse; always returns a dense array."""
+        out = A @ B
+        if sp.issparse(out):
+            out = out.toarray()
+        return np.asarray(out)
+
+    @staticmethod
+    def sampled_dot(W, H, X, block: int = 65536):
+        """Values of (W @ H) at the stored entries of a sparse CSR X, in X.data order.
+
+        O(nnz · k) time and O(block · k) extra memory: never forms W @ H.
+        """
+        rows, cols = NumpyBackend.sparse_coords(X)
+        nnz = rows.shape[0]
+        out = np.empty(nnz, dtype=np.result_type(W.dtype, H.dtype))
+        Ht = np.ascontiguousarray(H.T)
+        for start in range(0, nnz, block):
+            stop = min(start + block, nnz)
+            r, c = rows[start:stop], cols[start:stop]
+            np.einsum("ij,ij->i", W[r], Ht[c], out=out[start:stop])
+        return out
+
+    @staticmethod
+    def sum(a, axis=None):
+        if sp.issparse(a):
+            s = a.sum(axis=axis)
+            return np.asarray(s).ravel() if axis is not None else float(s)
+        return a.sum(axis=axis)
+
+    @staticmethod
+    def sq_norm(a) -> float:
+        """Squared Frobenius norm, accumulated in float64."""
+        data = a.data if sp.issparse(a) else np.asarray(a).ravel()
+        data = data.astype(np.float64, copy=False)
+        return float(np.dot(data, data))
+
+    @staticmethod
+    def vdot(a, b) -> float:
+        """Sum of the elementwise product of two dense arrays, accumulated in float64."""
+        return float(
+            np.dot(
+                np.asarray(a, dtype=np.float64).ravel(),
+                np.asarray(b, dtype=np.float64).ravel(),
+            )
+        )
+
+    @staticmethod
+    def max(a) -> float:
+        if sp.issparse(a):
+            return float(a.max()) if a.nnz else 0.0
+        return float(np.max(a)) if a.size else 0.0
+
+    @staticmethod
+    def min(a) -> float:
+        if sp.issparse(a):
+            return float(a.min()) if a.shape[0] * a.shape[1] else 0.0
+        return float(np.min(a)) if a.size else 0.0
+
+    @staticmethod
+    def isfinite_all(a) -> bool:
+        if sp.issparse(a):
+            return bool(np.isfinite(a.data).all())
+        return bool(np.isfinite(a).all())
+
+    # elementwise helpers that differ between frameworks
+    maximum = staticmethod(np.maximum)
+    log = staticmethod(np.log)
+    sqrt = staticmethod(np.sqrt)
+    where = staticmethod(np.where)
+    arange = staticmethod(np.arange)
+
+    @staticmethod
+    def clip_min(a, lo, out=None):
+        return np.maximum(a, lo, out=out)
+
+    @staticmethod
+    def diag_add(M, value):
+        """Add value to the diagonal of square M in place."""
+        M.flat[:: M.shape[0] + 1] += value
+        return M
+
+    @staticmethod
+    def permutation(rng, n):
+        return np.asarray(rng.permutation(n), dtype=np.intp)

@@ -1,0 +1,111 @@
+"""Initial factors: random, NNDSVD and its variants (Boutsidis & Gallopoulos 2008), custom.
+
+The numerics follow scikit-learn's ``_initialize_nmf`` exactly for the same
+``random_state``, so a fit started from ``init="nndsvda"`` in nmfkit and in scikit-learn starts
+from the same W and H.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import check_random_state
+from sklearn.utils.extmath import randomized_svd
+
+__all__ = ["initialize", "INIT_METHODS", "resolve_init"]
+
+INIT_METHODS = ("random", "nndsvd", "nndsvda", "nndsvdar")
+
+
+def resolve_init(init, n_components: int, n_samples: int, n_features: int) -> str:
+    """The method ``init=None`` stands for: 'nndsvda' when k ≤ min(n, m), else 'random'."""
+    if init is None:
+        return "nndsvda" if n_components <= min(n_samples, n_features) else "random"
+    return init
+
+
+def _mean(X) -> float:
+    if sp.issparse(X):
+        n = X.shape[0] * X.shape[1]
+        return float(X.sum() / n) if n else 0.0
+    return float(X.mean())
+
+
+def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=None):
+    """Initial W (n_samples, k) and H (k, n_features) for X ≈ WH, both ≥ 0.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix, non-negative, float32 or float64.
+    n_components : int, the rank k.
+    init : None, 'random', 'nndsvd', 'nndsvda' or 'nndsvdar'.
+        None means 'nndsvda' when k ≤ min(n_samples, n_features), else 'random'.
+    eps : values of the NNDSVD factors below eps are set to zero.
+    random_state : int, RandomState or None; makes 'random' and 'nndsvdar' deterministic.
+
+    Notes
+    -----
+    'random' draws |N(0,1)|·√(mean(X)/k). NNDSVD takes the positive or negative part of each
+    singular pair, whichever has the larger norm product; 'nndsvda' fills its zeros with
+    mean(X), 'nndsvdar' with small random values (mean(X)·|N(0,1)|/100).
+    """
+    n_samples, n_features = X.shape
+    if init is not None and init != "random" and n_components > min(n_samples, n_features):
+        raise ValueError(
+            f"init = '{init}' can only be used when n_components <= min(n_samples, n_features)"
+            f" (here n_components={n_components}, X has shape {X.shape}); use init='random'"
+            " or a smaller n_components."
+        )
+    init = resolve_init(init, n_components, n_samples, n_features)
+    if init not in INIT_METHODS:
+        raise ValueError(
+            f"Invalid init parameter: got {init!r} instead of one of "
+            f"{(None,) + INIT_METHODS + ('custom',)}."
+        )
+    dtype = X.dtype
+    avg_X = _mean(X)
+
+    if init == "random":
+        avg = np.sqrt(avg_X / n_components)
+        rng = check_random_state(random_state)
+        H = avg * rng.standard_normal(size=(n_components, n_features)).astype(dtype, copy=False)
+        W = avg * rng.standard_normal(size=(n_samples, n_components)).astype(dtype, copy=False)
+        np.abs(H, out=H)
+        np.abs(W, out=W)
+        return W, H
+
+    U, S, V = randomized_svd(X, n_components, random_state=random_state)
+    W = np.zeros_like(U)
+    H = np.zeros_like(V)
+    # the leading singular pair of a non-negative matrix can be taken non-negative
+    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
+    H[0, :] = np.sqrt(S[0]) * np.abs(V[0, :])
+    for j in range(1, n_components):
+        x, y = U[:, j], V[j, :]
+        x_p, y_p = np.maximum(x, 0), np.maximum(y, 0)
+        x_n, y_n = np.abs(np.minimum(x, 0)), np.abs(np.minimum(y, 0))
+        x_p_nrm, y_p_nrm = np.sqrt(np.dot(x_p, x_p)), np.sqrt(np.dot(y_p, y_p))
+        x_n_nrm, y_n_nrm = np.sqrt(np.dot(x_n, x_n)), np.sqrt(np.dot(y_n, y_n))
+        m_p, m_n = x_p_nrm * y_p_nrm, x_n_nrm * y_n_nrm
+        if m_p > m_n:
+            u, v, sigma = x_p / x_p_nrm, y_p / y_p_nrm, m_p
+        else:
+            u, v, sigma = x_n / x_n_nrm, y_n / y_n_nrm, m_n
+        lbd = np.sqrt(S[j] * sigma)
+        W[:, j] = lbd * u
+        H[j, :] = lbd * v
+
+    W[W < eps] = 0
+    H[H < eps] = 0
+    # a singular pair of zero norm (rank-deficient X) leaves NaN from 0/0: make it zero
+    np.nan_to_num(W, copy=False, nan=0.0)
+    np.nan_to_num(H, copy=False, nan=0.0)
+
+    if init == "nndsvda":
+        W[W == 0] = avg_X
+        H[H == 0] = avg_X
+    elif init == "nndsvdar":
+        rng = check_random_state(random_state)
+        W[W == 0] = abs(avg_X * rng.standard_normal(size=len(W[W == 0])) / 100)
+        H[H == 0] = abs(avg_X * rng.standard_normal(size=len(H[H == 0])) / 100)
+    return W.astype(dtype, copy=False), H.astype(dtype, copy=False)

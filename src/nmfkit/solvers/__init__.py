@@ -1,0 +1,12 @@
+"""Solvers, one per module, registered in one table (``SOLVERS``).
+
+Importing this package registers every built-in solver. ``get_solver(name, ...)`` checks a
+solver against the problem (loss, sparse input, penalties, backend) and names the solvers
+that fit when the requested one does not.
+"""
+
+from ._base import SOLVERS, Problem, Solver, get_solver, register_solver, solver_table
+from . import mu as _mu  # noqa: F401  (registers "mu")
+from . import cd as _cd  # noqa: F401  (registers "cd")
+
+__all__ = ["SOLVERS", "Problem", "Solver", "get_solver", "register_solver", "solver_table"]

@@ -1,0 +1,196 @@
+"""What every solver shares: the problem it is handed, its lifecycle, and the registry.
+
+A solver is a class with ``step()`` (one outer iteration: update W, then H when
+``update_H``) and ``objective()``; the fit loop in ``nmfkit._fit`` owns everything else
+(stopping, history, time limits, callbacks, interrupts). A solver never validates user
+input: the estimator has done it. Each solver declares what it supports in class attributes;
+``get_solver`` checks them once and names the alternatives when a combination is unsupported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..losses import beta_divergence, frobenius_from_grams
+
+__all__ = ["Problem", "Solver", "register_solver", "get_solver", "SOLVERS", "solver_table"]
+
+
+@dataclass
+class Problem:
+    """Everything a solver needs, already validated.
+
+    X is in the backend's preferred layout (CSR when sparse); ``Xt`` its transpose in the
+    same layout. W is (n_samples, k), H is (k, n_features).
+    """
+
+    X: Any
+    Xt: Any
+    W: Any
+    H: Any
+    beta: float
+    nx: Any
+    penalties_W: list = field(default_factory=list)
+    penalties_H: list = field(default_factory=list)
+    update_W: bool = True
+    update_H: bool = True
+    rng: Any = None
+    shuffle: bool = False
+    options: dict = field(default_factory=dict)
+    _sq_norm_X: float | None = None
+
+    @property
+    def sparse(self) -> bool:
+        return self.nx.issparse(self.X)
+
+    @property
+    def dtype(self):
+        return self.nx.dtype_of(self.W)
+
+    @property
+    def eps(self) -> float:
+        return self.nx.eps(self.dtype)
+
+    @property
+    def sq_norm_X(self) -> float:
+        if self._sq_norm_X is None:
+            self._sq_norm_X = self.nx.sq_norm(self.X)
+        return self._sq_norm_X
+
+    def penalty_value(self, W=None, H=None) -> float:
+        W = self.W if W is None else W
+        H = self.H if H is None else H
+        return sum(p.value(W) for p in self.penalties_W) + sum(
+            p.value(H) for p in self.penalties_H
+        )
+
+
+class Solver:
+    """Base class of the solvers. Subclasses set the capability attributes and ``step``."""
+
+    name: str = ""
+    #: β values supported: a tuple of floats, or None for every β
+    betas: tuple | None = (2.0,)
+    sparse: bool = True
+    backends: frozenset = frozenset({"numpy"})
+    #: True when each outer iteration cannot increase the objective
+    monotone: bool = True
+    #: solver-specific options with their defaults (passed as ``solver_options``)
+    default_options: dict = {}
+
+    def __init__(self, problem: Problem):
+        self.p = problem
+        self.options = {**self.default_options, **problem.options}
+        self.setup()
+
+    # lifecycle ------------------------------------------------------------
+    def setup(self) -> None:
+        """Prepare state before the first step (caches, layouts)."""
+
+    def step(self) -> float | None:
+        """One outer iteration. Returns the objective when it is known cheaply, else None."""
+        raise NotImplementedError
+
+    @property
+    def W(self):
+        return self.p.W
+
+    @property
+    def H(self):
+        return self.p.H
+
+    def get_factors(self):
+        """Copies of the current (W, H), safe to keep while the solver goes on."""
+        return self.W.copy(), self.H.copy()
+
+    def set_factors(self, W, H) -> None:
+        self.p.W, self.p.H = W, H
+
+    def finalize(self):
+        """(W, H) in the public layout, after the last step."""
+        return self.W, self.H
+
+    # objective --------------------------------------------------------------
+    def objective(self) -> float:
+        """Loss plus penalties at the current factors (exact, not the cheap form)."""
+        W, H = self.W, self.H
+        return beta_divergence(self.p.X, W, H, self.p.beta, nx=self.p.nx) + self.p.penalty_value(
+            W, H
+        )
+
+    def _frobenius_objective(self, cross: float, gram: float, W=None, H=None) -> float:
+        """½‖X − WH‖² from Gram products, plus the penalties."""
+        return frobenius_from_grams(self.p.sq_norm_X, cross, gram) + self.p.penalty_value(W, H)
+
+    @classmethod
+    def supports_beta(cls, beta: float) -> bool:
+        return cls.betas is None or float(beta) in cls.betas
+
+
+SOLVERS: dict[str, type[Solver]] = {}
+
+
+def register_solver(cls: type[Solver]) -> type[Solver]:
+    """Class decorator: add a solver to the one table."""
+    SOLVERS[cls.name] = cls
+    return cls
+
+
+def _beta_repr(beta) -> str:
+    return repr(beta)
+
+
+def get_solver(name: str, *, beta: float, beta_param=None, penalties=(), sparse=False,
+               backend: str = "numpy") -> type[Solver]:
+    """The solver class for ``name``, after checking it supports the requested problem."""
+    if name not in SOLVERS:
+        raise ValueError(
+            f"Invalid solver parameter {name!r}. Known solvers: {sorted(SOLVERS)}."
+        )
+    cls = SOLVERS[name]
+    if not cls.supports_beta(beta):
+        ok = sorted(n for n, c in SOLVERS.items() if c.supports_beta(beta))
+        shown = beta_param if beta_param is not None else beta
+        raise ValueError(
+            f"Invalid beta_loss parameter: solver {name!r} does not handle "
+            f"beta_loss = {shown!r}; solvers that do: {ok}."
+        )
+    if sparse and not cls.sparse:
+        ok = sorted(n for n, c in SOLVERS.items() if c.sparse and c.supports_beta(beta))
+        raise ValueError(
+            f"solver {name!r} does not accept sparse X; use one of {ok} or densify X."
+        )
+    for pen in penalties:
+        if name not in pen.solvers:
+            raise ValueError(
+                f"solver {name!r} cannot honour the penalty {type(pen).__name__} on "
+                f"{pen.factor}; solvers that can: {sorted(pen.solvers)}."
+            )
+    if backend not in cls.backends:
+        raise ValueError(
+            f"solver {name!r} has no {backend!r} backend; it supports {sorted(cls.backends)}."
+        )
+    return cls
+
+
+def solver_table() -> list[dict]:
+    """What each registered solver supports, for docs and ``nmfkit info``."""
+    rows = []
+    for name, cls in sorted(SOLVERS.items()):
+        rows.append(
+            {
+                "solver": name,
+                "beta": "any" if cls.betas is None else list(cls.betas),
+                "sparse": cls.sparse,
+                "backends": sorted(cls.backends),
+                "monotone": cls.monotone,
+            }
+        )
+    return rows
+
+
+def as_float(x) -> float:
+    return float(np.asarray(x))

@@ -1,0 +1,190 @@
+"""Multiplicative updates: Lee & Seung (Frobenius, KL) and Févotte & Idier (any β).
+
+W ← W ⊙ (∇⁻/∇⁺)^γ, with ∇⁻ = (X ⊙ (WH)^(β−2)) Hᵀ and ∇⁺ = (WH)^(β−1) Hᵀ + penalty terms;
+γ = 1/(2−β) for β < 1, 1/(β−1) for β > 2, else 1 (the majorisation-minimisation exponent
+that makes every update non-increasing). H is updated symmetrically.
+
+The arithmetic follows scikit-learn's ``_fit_multiplicative_update`` step for step (same
+order of operations, same safeguards), so that from the same W and H the two agree to
+rounding; the safeguards use the working dtype's machine epsilon. For a sparse X the
+quotients are formed only at X's stored entries (O(nnz·k)), and (WH)^(β−1) products for
+β ∉ {1, 2} in row blocks, never holding all of WH.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import Solver, register_solver
+
+__all__ = ["MultiplicativeUpdate"]
+
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def _gamma(beta: float) -> float:
+    if beta < 1:
+        return 1.0 / (2.0 - beta)
+    if beta > 2:
+        return 1.0 / (beta - 1.0)
+    return 1.0
+
+
+@register_solver
+class MultiplicativeUpdate(Solver):
+    name = "mu"
+    betas = None  # every β
+    sparse = True
+    monotone = True
+
+    def setup(self):
+        p = self.p
+        self.gamma = _gamma(p.beta)
+        # cached products reused across W-updates while H is fixed (transform)
+        self._XHt = None
+        self._HHt = None
+        self._H_sum = None
+        # the floor below which a factor entry is set to zero for β ≤ 1 (stability)
+        self._zero_floor = float(np.finfo(np.float64).eps)
+
+    # ------------------------------------------------------------- quotients
+    def _ratio(self, W, H):
+        """X ⊙ (WH)^(β−2), sparse with X's structure when X is sparse; and WH (dense) or None."""
+        p, nx, beta, eps = self.p, self.p.nx, self.p.beta, self.p.eps
+        if p.sparse:
+            WH_data = nx.sampled_dot(W, H, p.X)
+            X_data = nx.sparse_data(p.X)
+            WH = None
+        else:
+            WH_data = W @ H
+            X_data = p.X
+            WH = WH_data.copy()
+            if beta < 1.0:
+                WH[WH < eps] = eps
+        if beta < 2.0:
+            WH_data[WH_data < eps] = eps
+        if beta == 1.0:
+            np.divide(X_data, WH_data, out=WH_data)
+        elif beta == 0.0:
+            WH_data **= -1
+            WH_data **= 2
+            WH_data *= X_data
+        else:
+            WH_data **= beta - 2
+            WH_data *= X_data
+        ratio = nx.with_data(p.X, WH_data) if p.sparse else WH_data
+        return ratio, WH
+
+    def _blocked_WH_pow_dot(self, W, H, side: str):
+        """(WH)^(β−1) Hᵀ (side 'W') or Wᵀ (WH)^(β−1) (side 'H') without holding WH."""
+        beta, eps = self.p.beta, self.p.eps
+        n, m = W.shape[0], H.shape[1]
+        if side == "W":
+            out = np.empty(W.shape, dtype=W.dtype)
+            step = max(1, _BLOCK_ELEMENTS // max(m, 1))
+            for s in range(0, n, step):
+                WHb = W[s : s + step] @ H
+                if beta < 1:
+                    WHb[WHb < eps] = eps
+                WHb **= beta - 1
+                out[s : s + step] = WHb @ H.T
+            return out
+        out = np.empty(H.shape, dtype=H.dtype)
+        step = max(1, _BLOCK_ELEMENTS // max(n, 1))
+        for s in range(0, m, step):
+            WHb = W @ H[:, s : s + step]
+            if beta < 1:
+                WHb[WHb < eps] = eps
+            WHb **= beta - 1
+            out[:, s : s + step] = W.T @ WHb
+        return out
+
+    # ------------------------------------------------------------- updates
+    def _update_W(self):
+        p, nx, beta = self.p, self.p.nx, self.p.beta
+        W, H = p.W, p.H
+        if beta == 2.0:
+            if self._XHt is None:
+                self._XHt = nx.matmul(p.X, H.T)
+            numerator = self._XHt.copy() if not p.update_H else self._XHt
+            if self._HHt is None:
+                self._HHt = H @ H.T
+            denominator = W @ self._HHt
+        else:
+            ratio, WH = self._ratio(W, H)
+            numerator = nx.matmul(ratio, H.T)
+            if beta == 1.0:
+                if self._H_sum is None:
+                    self._H_sum = H.sum(axis=1)
+                denominator = np.broadcast_to(self._H_sum[np.newaxis, :], W.shape).copy()
+            elif p.sparse:
+                denominator = self._blocked_WH_pow_dot(W, H, "W")
+            else:
+                WH **= beta - 1
+                denominator = WH @ H.T
+        denominator = self._add_penalties(denominator, W, p.penalties_W)
+        denominator[denominator == 0] = p.eps
+        numerator /= denominator
+        if self.gamma != 1:
+            numerator **= self.gamma
+        W *= numerator
+        if beta < 1:
+            W[W < self._zero_floor] = 0.0
+        if p.update_H:
+            self._XHt = self._HHt = self._H_sum = None
+
+    def _update_H(self):
+        p, nx, beta = self.p, self.p.nx, self.p.beta
+        W, H = p.W, p.H
+        WtX = WtW = None
+        if beta == 2.0:
+            WtX = nx.matmul(p.Xt, W).T if p.sparse else W.T @ p.X
+            WtW = W.T @ W
+            numerator = WtX.copy()
+            denominator = WtW @ H
+        else:
+            ratio, WH = self._ratio(W, H)
+            numerator = nx.matmul(W.T, ratio)
+            if beta == 1.0:
+                W_sum = W.sum(axis=0)
+                W_sum[W_sum == 0] = 1.0
+                denominator = np.broadcast_to(W_sum[:, np.newaxis], H.shape).copy()
+            elif p.sparse:
+                denominator = self._blocked_WH_pow_dot(W, H, "H")
+            else:
+                WH **= beta - 1
+                denominator = W.T @ WH
+        denominator = self._add_penalties(denominator, H, p.penalties_H)
+        denominator[denominator == 0] = p.eps
+        numerator /= denominator
+        if self.gamma != 1:
+            numerator **= self.gamma
+        H *= numerator
+        if beta <= 1:
+            H[H < self._zero_floor] = 0.0
+        return WtX, WtW
+
+    @staticmethod
+    def _add_penalties(denominator, F, penalties):
+        for pen in penalties:
+            term = pen.mu_denominator(F)
+            if np.isscalar(term):
+                denominator += term
+            else:
+                denominator = denominator + term
+        return denominator
+
+    def step(self):
+        p = self.p
+        if p.update_W:
+            self._update_W()
+        if p.update_H:
+            WtX, WtW = self._update_H()
+            if p.beta == 2.0:
+                H = p.H
+                return self._frobenius_objective(p.nx.vdot(WtX, H), p.nx.vdot(WtW, H @ H.T))
+            return None
+        if p.beta == 2.0 and self._XHt is not None:
+            W = p.W
+            return self._frobenius_objective(p.nx.vdot(self._XHt, W), p.nx.vdot(W.T @ W, self._HHt))
+        return None

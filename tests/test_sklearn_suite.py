@@ -1,0 +1,48 @@
+"""scikit-learn's own NMF test module, run against nmfkit.
+
+The module ships with the installed scikit-learn (sklearn/decomposition/tests/test_nmf.py).
+Its import of ``NMF`` and ``non_negative_factorization`` is rewritten to take nmfkit's; the
+tests then run unchanged. ``MiniBatchNMF`` comes from nmfkit when nmfkit provides it, else
+from scikit-learn (those tests then check scikit-learn against itself, plus the MU
+equivalence test, which compares nmfkit's NMF with scikit-learn's MiniBatchNMF).
+
+Tests that exercise scikit-learn's private helpers (``nmf._initialize_nmf``,
+``nmf._beta_divergence``, ``nmf._special_sparse_dot``) still run: they check scikit-learn,
+and nmfkit's own equivalents are tested in test_init.py and test_losses.py. Deliberate
+deviations are listed in DEVIATIONS with the reason, and documented in docs/compatibility.md.
+"""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+import nmfkit
+
+_spec = importlib.util.find_spec("sklearn")
+_path = pathlib.Path(_spec.submodule_search_locations[0]) / "decomposition" / "tests" / "test_nmf.py"
+_ORIGINAL = "from sklearn.decomposition import NMF, MiniBatchNMF, non_negative_factorization"
+
+if not _path.exists():  # pragma: no cover - scikit-learn installed without its tests
+    pytest.skip(f"scikit-learn's test module not found at {_path}", allow_module_level=True)
+
+_source = _path.read_text()
+if _ORIGINAL not in _source:  # pragma: no cover - a future scikit-learn changed the import
+    pytest.skip("scikit-learn's test module imports NMF differently", allow_module_level=True)
+
+_replacement = "from nmfkit import NMF, non_negative_factorization\n"
+if hasattr(nmfkit, "MiniBatchNMF"):
+    _replacement += "from nmfkit import MiniBatchNMF\n"
+else:
+    _replacement += "from sklearn.decomposition import MiniBatchNMF\n"
+
+# deliberate deviations: test id -> reason (kept in sync with docs/compatibility.md)
+DEVIATIONS: dict[str, str] = {}
+
+exec(compile(_source.replace(_ORIGINAL, _replacement), str(_path), "exec"), globals())
+
+
+def pytest_collection_modifyitems(items):  # pragma: no cover - hook used by conftest
+    for item in items:
+        if item.name.split("[")[0] in DEVIATIONS:
+            item.add_marker(pytest.mark.xfail(reason=DEVIATIONS[item.name.split("[")[0]], strict=True))
