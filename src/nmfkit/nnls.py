@@ -16,7 +16,7 @@ import numpy as np
 __all__ = ["hals_sweep"]
 
 
-def hals_sweep(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None) -> None:
+def hals_sweep(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None, penalties=()) -> None:
     """One cyclic pass of HALS (exact block coordinate descent) over the rows of F, in place.
 
     For each component t (in ``order``, default 0..k−1)::
@@ -34,6 +34,9 @@ def hals_sweep(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None) -> None:
     R : ndarray (k, N), cross product U M.
     l1, l2 : penalty weights (L1 shift and L2 addition to the diagonal).
     order : sequence of component indices, default ``range(k)``.
+    penalties : further penalty objects (``Penalty.hals_terms`` protocol, e.g. a graph
+        penalty) whose gradient joins the numerator and whose curvature majorant joins the
+        denominator, elementwise; the update is then a majorise-minimise step, still monotone.
     """
     k = F.shape[0]
     if order is None:
@@ -49,6 +52,12 @@ def hals_sweep(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None) -> None:
             buf -= l1
         if l2:
             buf -= l2 * F[t]
-        buf /= hess
+        if penalties:
+            curv = hess
+            for pen in penalties:
+                curv = curv + pen.hals_terms(t, F, buf)
+            buf /= curv
+        else:
+            buf /= hess
         buf += F[t]
         np.maximum(buf, 0, out=F[t])

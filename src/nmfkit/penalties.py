@@ -1,9 +1,15 @@
 """Penalties on one factor (W or H) as small composable objects.
 
-A penalty knows its value, its gradient, how it enters a multiplicative update (as a term
-added to the denominator: the positive part of its gradient) and how it enters a HALS /
-coordinate-descent column update (an L1 shift of the numerator and an L2 addition to the
-Gram diagonal). Each penalty lists the solvers that can honour it; the estimator checks that
+A penalty knows its value, its gradient, how it enters a multiplicative update (the
+positive part of its gradient joins the denominator, the negative part the numerator) and
+how it enters a HALS / coordinate-descent update of one component (``hals_terms``: it
+subtracts its gradient from the update's numerator and returns the curvature it adds, a
+scalar or a vector that majorises its Hessian's diagonal, so the update stays monotone).
+L1 and L2 also expose ``hals()`` = (l1, l2) for the kernel's fast path.
+
+Layout: every method receives the factor **component-major**, shape (k, N): Wᵀ for a
+penalty on W (N = n_samples), H itself for a penalty on H (N = n_features). Penalties are
+written once for both factors. Each penalty lists the solvers that can honour it; the estimator checks that
 list once, before fitting, and a solver never has to guess.
 
 scikit-learn's ``alpha_W``, ``alpha_H`` and ``l1_ratio`` map onto :class:`L1` and :class:`L2`
@@ -53,12 +59,26 @@ class Penalty:
         """Term added to the MU denominator (the positive part of the gradient)."""
         return self.grad(F)
 
+    def mu_numerator(self, F):
+        """Term added to the MU numerator (the negative part of the gradient), or None."""
+        return None
+
+    def hals_terms(self, t: int, F, num):
+        """Subtract this penalty's gradient for component t from ``num`` (in place) and
+        return the curvature added to the update's denominator (scalar or vector of length N).
+
+        The default uses ``hals()`` = (l1, l2): num −= l1 + l2·F[t]; curvature l2.
+        """
+        l1, l2 = self.hals()
+        if l1:
+            num -= l1
+        if l2:
+            num -= l2 * F[t]
+        return l2
+
     def hals(self) -> tuple[float, float]:
         """(l1 shift, l2 diagonal) for a coordinate-descent update, when expressible."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no coordinate-descent form; use one of "
-            f"{sorted(self.solvers)}."
-        )
+        raise NotImplementedError(f"{type(self).__name__} is not an L1/L2-type penalty")
 
 
 _ELEMENTWISE_SOLVERS = frozenset({"mu", "cd", "anls", "pgd"})
@@ -111,11 +131,20 @@ def sklearn_penalties(alpha_W, alpha_H, l1_ratio, n_samples, n_features) -> list
     return [p for p in out if p.active]
 
 
-def split_hals(penalties) -> tuple[float, float]:
-    """Total (l1, l2) of penalties that have a coordinate-descent form."""
+def split_hals(penalties) -> tuple[float, float, list]:
+    """(total l1, total l2, other penalties) for the HALS kernel.
+
+    L1/L2-like penalties (those with ``hals()``) collapse into two scalars, the fast path;
+    the others are passed to the kernel and used through ``hals_terms``.
+    """
     l1 = l2 = 0.0
+    extra = []
     for p in penalties:
-        a, b = p.hals()
+        try:
+            a, b = p.hals()
+        except NotImplementedError:
+            extra.append(p)
+            continue
         l1 += a
         l2 += b
-    return l1, l2
+    return l1, l2, extra

@@ -63,7 +63,8 @@ class Problem:
     def penalty_value(self, W=None, H=None) -> float:
         W = self.W if W is None else W
         H = self.H if H is None else H
-        return sum(p.value(W) for p in self.penalties_W) + sum(
+        # penalties take factors component-major: Wᵀ and H
+        return sum(p.value(W.T) for p in self.penalties_W) + sum(
             p.value(H) for p in self.penalties_H
         )
 

@@ -29,8 +29,8 @@ class CoordinateDescent(Solver):
         p = self.p
         self.Wt = np.ascontiguousarray(p.W.T)
         self.Hc = np.ascontiguousarray(p.H)
-        self.l1W, self.l2W = split_hals(p.penalties_W)
-        self.l1H, self.l2H = split_hals(p.penalties_H)
+        self.l1W, self.l2W, self.extraW = split_hals(p.penalties_W)
+        self.l1H, self.l2H, self.extraH = split_hals(p.penalties_H)
         self._RW = self._GH = None
 
     # the solver works on Wᵀ; the public orientation is a view
@@ -78,11 +78,16 @@ class CoordinateDescent(Solver):
             if self._RW is None or p.update_H:
                 self._RW = self._cross_W()
                 self._GH = self.Hc @ self.Hc.T
-            hals_sweep(self.Wt, self._GH, self._RW, self.l1W, self.l2W, self._order(self.Wt.shape[0]))
+            hals_sweep(
+                self.Wt, self._GH, self._RW, self.l1W, self.l2W,
+                self._order(self.Wt.shape[0]), self.extraW,
+            )
         if p.update_H:
             R = self._cross_H()
             G = self.Wt @ self.Wt.T
-            hals_sweep(self.Hc, G, R, self.l1H, self.l2H, self._order(self.Hc.shape[0]))
+            hals_sweep(
+                self.Hc, G, R, self.l1H, self.l2H, self._order(self.Hc.shape[0]), self.extraH
+            )
             H = self.Hc
             return self._frobenius_objective(nx.vdot(R, H), nx.vdot(G, H @ H.T), self.W, H)
         Wt = self.Wt

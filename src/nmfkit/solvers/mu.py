@@ -122,7 +122,7 @@ class MultiplicativeUpdate(Solver):
             else:
                 WH **= beta - 1
                 denominator = WH @ H.T
-        denominator = self._add_penalties(denominator, W, p.penalties_W)
+        numerator, denominator = self._add_penalties(numerator, denominator, W.T, p.penalties_W, True)
         denominator[denominator == 0] = p.eps
         numerator /= denominator
         if self.gamma != 1:
@@ -154,7 +154,7 @@ class MultiplicativeUpdate(Solver):
             else:
                 WH **= beta - 1
                 denominator = W.T @ WH
-        denominator = self._add_penalties(denominator, H, p.penalties_H)
+        numerator, denominator = self._add_penalties(numerator, denominator, H, p.penalties_H, False)
         denominator[denominator == 0] = p.eps
         numerator /= denominator
         if self.gamma != 1:
@@ -165,14 +165,19 @@ class MultiplicativeUpdate(Solver):
         return WtX, WtW
 
     @staticmethod
-    def _add_penalties(denominator, F, penalties):
+    def _add_penalties(numerator, denominator, F, penalties, transposed: bool):
+        """Add each penalty's MU terms; F is component-major (Wᵀ or H), the update is not
+        when ``transposed`` (the W-update works on (n, k))."""
         for pen in penalties:
             term = pen.mu_denominator(F)
             if np.isscalar(term):
                 denominator += term
             else:
-                denominator = denominator + term
-        return denominator
+                denominator = denominator + (term.T if transposed else term)
+            term = pen.mu_numerator(F)
+            if term is not None:
+                numerator = numerator + (term.T if transposed else term)
+        return numerator, denominator
 
     def step(self):
         p = self.p
