@@ -10,16 +10,20 @@ from ._estimator import NMF, non_negative_factorization
 from ._fit import FitResult, IterationInfo
 from .init import initialize
 from .losses import beta_divergence
+from .minibatch import MiniBatchNMF
+from .model_io import load
 from .solvers import solver_table
 
 __version__ = "0.1.0"
 
 __all__ = [
     "NMF",
+    "MiniBatchNMF",
     "non_negative_factorization",
     "initialize",
     "beta_divergence",
     "solver_table",
+    "load",
     "FitResult",
     "IterationInfo",
     "__version__",

@@ -18,7 +18,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _fit
-from ._validation import check_init_factor, check_non_negative, check_zeros_for_beta
+from ._validation import (
+    check_init_factor,
+    check_magnitude,
+    check_non_negative,
+    check_zeros_for_beta,
+)
 from .backends import get_backend
 from .init import initialize
 from .losses import beta_divergence, beta_loss_to_float
@@ -76,6 +81,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Called after each iteration with an :class:`nmfkit._fit.IterationInfo`; returning
         True stops the fit (nmfkit extension).
     solver_options : dict or None
+    n_init : int ≥ 1, default=1
+        Number of fits from different starts; the one with the lowest final objective is kept
+        (nmfkit extension). Run 0 is the fit ``n_init=1`` would do; the others start from
+        ``init="random"`` with seeds drawn from ``random_state``. 1 is scikit-learn's behaviour.
+    n_jobs : int or None, default=None
+        joblib workers (threads) for the ``n_init`` runs; None runs them one after another.
         Solver-specific options (nmfkit extension).
 
     Attributes
@@ -90,6 +101,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     history_ : dict with "n_iter", "objective" and "time" lists.
     stop_reason_ : str, why the fit stopped ("tol", "max_iter", "max_time", "callback",
         "interrupted" or "exact").
+    init_objectives_ : ndarray (n_init,), the final objective of every run; the model keeps
+        the run with the lowest (nmfkit extension).
     """
 
     _parameter_constraints: dict = {
@@ -108,6 +121,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "callback": [callable, None],
         "solver_options": [dict, None],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
     }
 
     def __init__(
@@ -128,6 +143,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         max_time=None,
         callback=None,
         solver_options=None,
+        n_init=1,
+        n_jobs=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -144,6 +161,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.max_time = max_time
         self.callback = callback
         self.solver_options = solver_options
+        self.n_init = n_init
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ public API
     def fit(self, X, y=None, **params):
@@ -189,6 +208,15 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Map coefficients back to data space: X @ components_."""
         check_is_fitted(self)
         return X @ self.components_
+
+    def save(self, path, *, feature_names=None, metadata=None):
+        """Write the fitted model to a safe ``.npz`` file; read it with :func:`nmfkit.load`.
+
+        See :func:`nmfkit.model_io.save` (no pickle; JSON metadata). Returns the path written.
+        """
+        from .model_io import save
+
+        return save(self, path, feature_names=feature_names, metadata=metadata)
 
     @property
     def _n_features_out(self):
@@ -266,15 +294,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._check_params(X)
         check_non_negative(X, f"{type(self).__name__} (input X)")
         check_zeros_for_beta(X, self._beta_loss)
+        check_magnitude(X)
         W, H = self._check_w_h(X, W, H, update_H)
         penalties = sklearn_penalties(
             self.alpha_W, self.alpha_H, self.l1_ratio, X.shape[0], X.shape[1]
         )
         nx = get_backend(X)
-        result = _fit.factorize(
-            X,
-            W,
-            H,
+        fit_kwargs = dict(
             solver=self.solver,
             beta=self._beta_loss,
             beta_param=self.beta_loss,
@@ -291,6 +317,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             solver_options=self.solver_options,
             verbose=self.verbose,
         )
+        if update_H and self.n_init > 1:
+            from ._consensus import fit_n_init
+
+            result, self.init_objectives_ = fit_n_init(self, X, W, H, fit_kwargs)
+        else:
+            result = _fit.factorize(X, W, H, **fit_kwargs)
+            if update_H:
+                self.init_objectives_ = np.array([result.objective])
         self.loss_curve_ = list(result.history["objective"])
         self.history_ = result.history
         self.stop_reason_ = result.stop_reason

@@ -1,0 +1,357 @@
+"""Read data matrices from files and write factors back in the input's style.
+
+Formats: CSV / TSV (header and row names detected and kept as labels), ``.npy`` (2-D, or 3-D
+stacks of images flattened with their image shape kept), ``.npz`` (a dense array or a
+scipy.sparse matrix saved with ``scipy.sparse.save_npz``), Matrix Market ``.mtx`` (sparse), and
+plain text (a folder of ``.txt`` files, one document each, or one file with one document per
+line) turned into a TF-IDF or count matrix with scikit-learn's vectorisers, keeping the
+vocabulary as feature names. ``transpose=True`` reads column-sample data (genes × samples).
+
+Rows of the returned matrix are samples, columns are features (scikit-learn's orientation).
+Errors are ``ValueError`` / ``FileNotFoundError`` whose message names the file, the place and
+a fix; a sparse input is never densified.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import pathlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Dataset", "read_matrix", "write_factors", "write_matrix", "write_json",
+           "json_safe", "parse_image_shape", "FORMATS"]
+
+FORMATS = ("csv", "tsv", "npy", "npz", "mtx", "text")
+_NA = {"", "na", "nan", "n/a", "null", "none", "?"}
+
+
+@dataclass
+class Dataset:
+    """A data matrix with its labels and where it came from.
+
+    X : ndarray or scipy.sparse matrix, shape (n_samples, n_features)
+    row_names, feature_names : list of str or None
+    fmt : one of ``FORMATS``, the input's style (outputs follow it)
+    image_shape : (height, width) when the features form an image, else None
+    """
+
+    X: object
+    row_names: list | None = None
+    feature_names: list | None = None
+    fmt: str = "npy"
+    source: str = ""
+    image_shape: tuple | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.X.shape)
+
+
+def parse_image_shape(text: str | None) -> tuple | None:
+    """``"28x28"`` → (28, 28); None → None. Raises ValueError naming the accepted form."""
+    if text is None or text == "":
+        return None
+    parts = str(text).lower().replace("×", "x").replace(",", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"image shape {text!r} is not HEIGHTxWIDTH with positive integers; "
+                         "write it like 28x28")
+    return shape
+
+
+def _guess_format(path: pathlib.Path) -> str:
+    if path.is_dir():
+        return "text"
+    name = path.name.lower()
+    for suffix in (".gz", ".bz2", ".xz"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    ext = name.rsplit(".", 1)[-1] if "." in name else ""
+    if ext in ("csv",):
+        return "csv"
+    if ext in ("tsv", "tab"):
+        return "tsv"
+    if ext in ("npy", "npz", "mtx"):
+        return ext
+    if ext in ("txt", "text", "dat"):
+        # a numeric table or one document per line: look at the first line
+        with _open_text(path) as fh:
+            first = fh.readline()
+        cells = first.replace("\t", " ").replace(",", " ").split()
+        numeric = sum(_is_number(c) for c in cells)
+        if cells and numeric >= max(1, len(cells) - 1):
+            return "tsv" if "\t" in first else "csv" if "," in first else "ws"
+        return "text"
+    raise ValueError(f"cannot tell the format of {str(path)!r} from its name; pass --format "
+                     f"with one of {', '.join(FORMATS)}")
+
+
+def _open_text(path: pathlib.Path):
+    if path.name.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return cell.strip().lower() in _NA
+
+
+def read_matrix(path, *, fmt: str | None = None, transpose: bool = False,
+                header: bool | None = None, row_names: bool | None = None,
+                text_weighting: str = "tfidf", max_features: int | None = None,
+                stop_words: str | None = None, min_df: int = 1,
+                dtype=np.float64) -> Dataset:
+    """Read a data matrix from ``path`` into a :class:`Dataset`.
+
+    Parameters
+    ----------
+    path : str or Path, a file or (for text) a folder
+    fmt : one of ``FORMATS`` or None to guess from the name
+    transpose : bool, read the file's columns as samples (its transpose)
+    header, row_names : bool or None (CSV/TSV), None detects them (a first row / first column
+        with non-numeric cells)
+    text_weighting : {"tfidf", "counts"} for text input
+    max_features, stop_words, min_df : passed to the scikit-learn vectoriser for text input
+    dtype : float dtype of the result
+
+    Returns
+    -------
+    Dataset with X of shape (n_samples, n_features)
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"input {str(path)!r} does not exist; check the path")
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    fmt = fmt or _guess_format(path)
+    if fmt in ("csv", "tsv", "ws"):
+        delim = {"csv": ",", "tsv": "\t", "ws": None}[fmt]
+        ds = _read_table(path, delim, header, row_names, dtype)
+        ds.fmt = "tsv" if fmt == "ws" else fmt
+    elif fmt in ("npy", "npz", "mtx"):
+        ds = {"npy": _read_npy, "npz": _read_npz, "mtx": _read_mtx}[fmt](path, dtype)
+        ds.fmt = fmt
+    else:
+        ds = _read_text(path, text_weighting, max_features, stop_words, min_df, dtype)
+    ds.source = str(path)
+    if ds.X.ndim != 2 or min(ds.X.shape) == 0:
+        raise ValueError(f"{str(path)!r} holds an array of shape {ds.X.shape}; a non-empty "
+                         "2-D matrix (samples × features) is needed")
+    if transpose:
+        ds.X = ds.X.T.tocsr() if sp.issparse(ds.X) else np.ascontiguousarray(ds.X.T)
+        ds.row_names, ds.feature_names = ds.feature_names, ds.row_names
+        ds.image_shape = None
+    return ds
+
+
+def _read_table(path, delim, header, row_names, dtype) -> Dataset:
+    with _open_text(path) as fh:
+        if delim is None:
+            rows = [line.split() for line in fh if line.strip()]
+        else:
+            rows = [r for r in csv.reader(fh, delimiter=delim) if any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError(f"{str(path)!r} is empty; it needs at least one row of numbers")
+    if header is None:
+        header = not all(_is_number(c) for c in rows[0][1:]) or (
+            len(rows[0]) == 1 and not _is_number(rows[0][0]))
+    names = [c.strip() for c in rows[0]] if header else None
+    body = rows[1:] if header else rows
+    if not body:
+        raise ValueError(f"{str(path)!r} has a header but no data rows")
+    if row_names is None:
+        row_names = any(not _is_number(r[0]) for r in body) or (
+            names is not None and len(names) == len(body[0]) - 1)
+    start = 1 if row_names else 0
+    width = len(body[0])
+    first_line = 2 if header else 1
+    for i, r in enumerate(body):
+        if len(r) != width:
+            raise ValueError(f"line {first_line + i} of {str(path)!r} has {len(r)} cells but "
+                             f"line {first_line} has {width}; every row needs the same number "
+                             "of cells")
+    cells = [r[start:] for r in body]
+    try:
+        X = np.array(cells, dtype=dtype)
+    except ValueError:
+        X = np.empty((len(cells), width - start), dtype=dtype)
+        for i, r in enumerate(cells):
+            for j, c in enumerate(r):
+                try:
+                    X[i, j] = float(c)
+                except ValueError:
+                    if c.strip().lower() in _NA:
+                        X[i, j] = np.nan
+                        continue
+                    raise ValueError(
+                        f"cannot read cell {c!r} at line {first_line + i}, column "
+                        f"{j + start + 1} of {str(path)!r} as a number; fix the cell, or mark "
+                        "a missing value as NA (and pass --missing)") from None
+    labels = [r[0].strip() for r in body] if row_names else None
+    if names is not None:
+        names = names[start:] if len(names) == width else names[-(width - start):]
+    return Dataset(X=X, row_names=labels, feature_names=names)
+
+
+def _read_npy(path, dtype) -> Dataset:
+    try:
+        A = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"cannot read {str(path)!r} as a .npy array ({exc}); object arrays "
+                         "are refused for safety: save plain numbers with np.save") from None
+    return _from_array(A, path, dtype)
+
+
+def _from_array(A, path, dtype) -> Dataset:
+    if A.dtype.kind not in "biuf":
+        raise ValueError(f"{str(path)!r} holds {A.dtype} values; NMF needs numbers")
+    image_shape = None
+    if A.ndim == 3:
+        image_shape = tuple(int(s) for s in A.shape[1:])
+        A = A.reshape(A.shape[0], -1)
+    return Dataset(X=np.asarray(A, dtype=dtype), image_shape=image_shape)
+
+
+def _read_npz(path, dtype) -> Dataset:
+    try:
+        return Dataset(X=sp.load_npz(path).astype(dtype).tocsr())
+    except (ValueError, KeyError, OSError):
+        pass
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            key = "X" if "X" in keys else keys[0] if len(keys) == 1 else None
+            if key is None:
+                raise ValueError(f"{str(path)!r} holds the arrays {keys}; name the data "
+                                 "matrix 'X' (np.savez(path, X=X)) or save one array only")
+            A = z[key]
+            labels = {k: [str(s) for s in z[k]] for k in ("row_names", "feature_names")
+                      if k in keys and z[k].dtype.kind == "U"}
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"cannot read {str(path)!r} as .npz: {exc}") from None
+    ds = _from_array(A, path, dtype)
+    ds.row_names, ds.feature_names = labels.get("row_names"), labels.get("feature_names")
+    return ds
+
+
+def _read_mtx(path, dtype) -> Dataset:
+    from scipy.io import mmread
+
+    try:
+        A = mmread(str(path))
+    except Exception as exc:  # scipy raises many kinds for a malformed file
+        raise ValueError(f"cannot read {str(path)!r} as Matrix Market: {exc}") from None
+    A = sp.csr_matrix(A) if not sp.issparse(A) else A.tocsr()
+    return Dataset(X=A.astype(dtype))
+
+
+def _read_text(path, weighting, max_features, stop_words, min_df, dtype) -> Dataset:
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+    if weighting not in ("tfidf", "counts"):
+        raise ValueError(f"unknown text weighting {weighting!r}; use tfidf or counts")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        docs = [p.read_text(encoding="utf-8", errors="replace") for p in files]
+        names = [p.name for p in files]
+    else:
+        with _open_text(path) as fh:
+            docs = [line.strip() for line in fh if line.strip()]
+        names = [f"doc{i}" for i in range(len(docs))]
+    if not docs:
+        raise ValueError(f"no documents found in {str(path)!r}; give a folder of text files "
+                         "or a file with one document per line")
+    Vec = TfidfVectorizer if weighting == "tfidf" else CountVectorizer
+    vec = Vec(max_features=max_features, stop_words=stop_words, min_df=min_df, dtype=dtype)
+    try:
+        X = vec.fit_transform(docs)
+    except ValueError as exc:  # empty vocabulary
+        raise ValueError(f"cannot build a vocabulary from {str(path)!r}: {exc}") from None
+    return Dataset(X=X.tocsr(), row_names=names, feature_names=list(vec.get_feature_names_out()),
+                   fmt="text")
+
+
+# ------------------------------------------------------------------------------ writing
+def write_matrix(path, A, *, row_names=None, col_names=None, fmt: str = "csv") -> pathlib.Path:
+    """Write a dense matrix as CSV/TSV (with labels), .npy or .npz; returns the path written."""
+    path = pathlib.Path(path)
+    A = A.toarray() if sp.issparse(A) else np.asarray(A)
+    if fmt in ("csv", "tsv", "text"):
+        delim = "\t" if fmt == "tsv" else ","
+        path = path.with_suffix(".tsv" if fmt == "tsv" else ".csv")
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, delimiter=delim)
+            if col_names is not None:
+                w.writerow(([""] if row_names is not None else []) + list(col_names))
+            for i, row in enumerate(A):
+                cells = [repr(float(v)) for v in row]
+                w.writerow(([row_names[i]] if row_names is not None else []) + cells)
+    elif fmt == "npy":
+        path = path.with_suffix(".npy")
+        np.save(path, A)
+    else:
+        path = path.with_suffix(".npz")
+        labels = {}
+        if row_names is not None:
+            labels["row_names"] = np.array(row_names, dtype=str)
+        if col_names is not None:
+            labels["feature_names"] = np.array(col_names, dtype=str)
+        np.savez(path, X=A, **labels)
+    return path
+
+
+def write_factors(out_dir, W, H, *, fmt: str, row_names=None, feature_names=None) -> list:
+    """Write W (n_samples, k) and H (k, n_features) into ``out_dir`` in the style ``fmt``.
+
+    CSV/TSV (and text input) get labelled tables: W's rows are the sample names and its columns
+    ``component_0..``; H's rows are the components and its columns the feature names. .mtx and
+    .npz input give .npz files, .npy input .npy files. Returns the paths written.
+    """
+    out_dir = pathlib.Path(out_dir)
+    k = H.shape[0]
+    comps = [f"component_{i}" for i in range(k)]
+    style = {"mtx": "npz", "text": "csv"}.get(fmt, fmt)
+    labelled = style in ("csv", "tsv")
+    return [
+        write_matrix(out_dir / "W", W, fmt=style, row_names=row_names,
+                     col_names=comps if labelled else None),
+        write_matrix(out_dir / "H", H, fmt=style, row_names=comps if labelled else None,
+                     col_names=feature_names if feature_names is not None
+                     else ([f"feature_{j}" for j in range(H.shape[1])] if labelled else None)),
+    ]
+
+
+def json_safe(obj):
+    """Replace non-finite floats and numpy scalars so ``json.dumps`` writes valid JSON."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def write_json(path, obj) -> pathlib.Path:
+    path = pathlib.Path(path)
+    path.write_text(json.dumps(json_safe(obj), indent=2))
+    return path
