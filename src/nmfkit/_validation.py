@@ -68,3 +68,18 @@ def check_zeros_for_beta(X, beta: float) -> None:
             "When beta_loss <= 0 and X contains zeros, the solver may diverge. "
             "Please add small values to X, or use a positive beta_loss."
         )
+
+
+#: largest |X| accepted: beyond it the objective (of order ‖X‖²) overflows float64
+MAX_ABS_VALUE = 1e100
+
+
+def check_magnitude(X) -> None:
+    """Reject data so large that the objective cannot be represented in float64."""
+    top = float(abs(X).max()) if (X.nnz if sp.issparse(X) else X.size) else 0.0
+    if top > MAX_ABS_VALUE:
+        raise ValueError(
+            f"X's largest value {top:.3g} is too large: the NMF objective (of order ‖X‖²) "
+            f"overflows float64 beyond {MAX_ABS_VALUE:g}. Divide X by a constant (e.g. X / "
+            "X.max()) and scale the factors back: W·√c, H·√c."
+        )

@@ -24,11 +24,12 @@ def resolve_init(init, n_components: int, n_samples: int, n_features: int) -> st
     return init
 
 
-def _mean(X) -> float:
+def _mean(X):
+    """mean(X) as a scalar of X's dtype (as numpy computes it for a dense X)."""
     if sp.issparse(X):
         n = X.shape[0] * X.shape[1]
-        return float(X.sum() / n) if n else 0.0
-    return float(X.mean())
+        return X.dtype.type(X.sum() / n if n else 0.0)
+    return X.mean()
 
 
 def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=None):

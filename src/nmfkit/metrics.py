@@ -78,7 +78,7 @@ def hoyer_sparseness(F, axis=None):
         l1 = np.abs(F).sum(axis=axis_)
         l2 = np.sqrt((F * F).sum(axis=axis_))
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(l2 > 0, l1 / np.where(l2 > 0, l2, 1.0), math.sqrt(N))
+            ratio = np.where(l2 > 0, l1 / np.where(l2 > 0, l2, 1.0), 1.0)
         out = (math.sqrt(N) - ratio) / (math.sqrt(N) - 1)
         out = np.clip(out, 0.0, 1.0)
     return float(out[0]) if axis is None else out
