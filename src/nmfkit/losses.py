@@ -90,6 +90,10 @@ def beta_divergence(X, W, H, beta, square_root: bool = False, nx=None) -> float:
     """
     beta = beta_loss_to_float(beta)
     nx = nx or get_backend(X, W, H)
+    if hasattr(nx, "beta_divergence"):
+        # a device backend (torch) computes on the device: no host copy of X
+        res = nx.beta_divergence(X, W, H, beta)
+        return math.sqrt(2.0 * max(res, 0.0)) if square_root else res
     W = nx.to_numpy(W) if nx.name != "numpy" else W
     H = nx.to_numpy(H) if nx.name != "numpy" else H
     X = nx.to_numpy(X) if nx.name != "numpy" else X

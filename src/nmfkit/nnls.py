@@ -16,7 +16,9 @@ import numpy as np
 __all__ = ["hals_sweep"]
 
 
-def hals_sweep(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None, penalties=()) -> None:
+def hals_sweep(
+    F, G, R, l1: float = 0.0, l2: float = 0.0, order=None, penalties=(), nx=None
+) -> None:
     """One cyclic pass of HALS (exact block coordinate descent) over the rows of F, in place.
 
     For each component t (in ``order``, default 0..k−1)::
@@ -37,7 +39,11 @@ def hals_sweep(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None, penalties=
     penalties : further penalty objects (``Penalty.hals_terms`` protocol, e.g. a graph
         penalty) whose gradient joins the numerator and whose curvature majorant joins the
         denominator, elementwise; the update is then a majorise-minimise step, still monotone.
+    nx : backend or None. A backend that provides its own ``hals_sweep`` (torch: no host
+        synchronisation per component) runs the sweep instead of this numpy loop.
     """
+    if nx is not None and getattr(nx, "hals_sweep", None) is not None and nx.name != "numpy":
+        return nx.hals_sweep(F, G, R, l1, l2, order, penalties)
     k = F.shape[0]
     if order is None:
         order = range(k)

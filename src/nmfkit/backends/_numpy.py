@@ -37,6 +37,19 @@ class NumpyBackend:
         return a.copy()
 
     @staticmethod
+    def empty_like(a):
+        return np.empty_like(a)
+
+    @staticmethod
+    def ascontiguous(a):
+        return np.ascontiguousarray(a)
+
+    @staticmethod
+    def broadcast_to(a, shape):
+        """A writable copy of ``a`` broadcast to ``shape``."""
+        return np.broadcast_to(a, shape).copy()
+
+    @staticmethod
     def to_numpy(a):
         if sp.issparse(a):
             return a
@@ -169,6 +182,16 @@ class NumpyBackend:
     @staticmethod
     def clip_min(a, lo, out=None):
         return np.maximum(a, lo, out=out)
+
+    @staticmethod
+    def fill_where(a, mask, value):
+        """a[mask] = value, in place."""
+        a[mask] = value
+        return a
+
+    @staticmethod
+    def divide(a, b, out=None):
+        return np.divide(a, b, out=out)
 
     @staticmethod
     def diag_add(M, value):

@@ -41,6 +41,9 @@ class Problem:
     shuffle: bool = False
     options: dict = field(default_factory=dict)
     _sq_norm_X: float | None = None
+    #: observed entries and their weights (a nmfkit.masked.Observed), or None when every
+    #: entry of X is observed; only solvers with ``masks = True`` accept it
+    M: Any = None
 
     @property
     def sparse(self) -> bool:
@@ -79,6 +82,12 @@ class Solver:
     backends: frozenset = frozenset({"numpy"})
     #: True when each outer iteration cannot increase the objective
     monotone: bool = True
+    #: True when the solver fits a mask / weights (Problem.M); see nmfkit.masked
+    masks: bool = False
+    #: unmasked solver names this masked solver stands in for when a mask is given
+    masked_for: tuple = ()
+    #: True for multiplicative updates (cannot move an entry away from zero)
+    multiplicative: bool = False
     #: solver-specific options with their defaults (passed as ``solver_options``)
     default_options: dict = {}
 
@@ -127,6 +136,11 @@ class Solver:
         return frobenius_from_grams(self.p.sq_norm_X, cross, gram) + self.p.penalty_value(W, H)
 
     @classmethod
+    def supports_penalty(cls, pen) -> bool:
+        """Whether this solver honours the penalty object ``pen``."""
+        return cls.name in pen.solvers
+
+    @classmethod
     def supports_beta(cls, beta: float) -> bool:
         return cls.betas is None or float(beta) in cls.betas
 
@@ -145,8 +159,11 @@ def _beta_repr(beta) -> str:
 
 
 def get_solver(name: str, *, beta: float, beta_param=None, penalties=(), sparse=False,
-               backend: str = "numpy") -> type[Solver]:
-    """The solver class for ``name``, after checking it supports the requested problem."""
+               backend: str = "numpy", masked: bool = False) -> type[Solver]:
+    """The solver class for ``name``, after checking it supports the requested problem.
+
+    ``masked=True``: the problem has a mask / weights or missing values (Problem.M).
+    """
     if name not in SOLVERS:
         raise ValueError(
             f"Invalid solver parameter {name!r}. Known solvers: {sorted(SOLVERS)}."
@@ -164,11 +181,18 @@ def get_solver(name: str, *, beta: float, beta_param=None, penalties=(), sparse=
         raise ValueError(
             f"solver {name!r} does not accept sparse X; use one of {ok} or densify X."
         )
+    if masked and not cls.masks:
+        ok = sorted(n for n, c in SOLVERS.items() if c.masks and c.supports_beta(beta))
+        raise ValueError(
+            f"solver {name!r} cannot honour a mask or missing values; solvers that can: {ok}"
+            " ('cd' and 'mu' switch to their masked variants automatically)."
+        )
     for pen in penalties:
-        if name not in pen.solvers:
+        if not cls.supports_penalty(pen):
+            ok = sorted(n for n, c in SOLVERS.items() if c.supports_penalty(pen))
             raise ValueError(
                 f"solver {name!r} cannot honour the penalty {type(pen).__name__} on "
-                f"{pen.factor}; solvers that can: {sorted(pen.solvers)}."
+                f"{pen.factor}; solvers that can: {ok}."
             )
     if backend not in cls.backends:
         raise ValueError(
@@ -188,6 +212,7 @@ def solver_table() -> list[dict]:
                 "sparse": cls.sparse,
                 "backends": sorted(cls.backends),
                 "monotone": cls.monotone,
+                "masks": cls.masks,
             }
         )
     return rows

@@ -1,0 +1,344 @@
+"""The PyTorch backend: the numpy backend's array namespace on torch tensors (CPU or CUDA).
+
+Solvers call the same ``nx`` methods on either backend; plain elementwise arithmetic on W and
+H uses operators and in-place operators, which numpy and torch share. A sparse X is a torch
+sparse CSR tensor; its transpose is converted once to CSR so that both ``X @ B`` and
+``Xᵀ @ B`` are row-parallel sparse products. Values that the fit loop needs on the host
+(objective values, norms) are reduced in float64 on the device and read back once each.
+
+Nothing here synchronises with the device inside a coordinate-descent sweep: the HALS
+kernel guards dead components with ``torch.where`` instead of a Python ``if`` on a device
+value. Only this module (and ``_torch_io``) imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import torch
+
+__all__ = ["TorchBackend", "to_torch_dtype"]
+
+_NP_TO_TORCH = {
+    np.dtype(np.float32): torch.float32,
+    np.dtype(np.float64): torch.float64,
+    np.dtype(np.float16): torch.float16,
+    np.dtype(np.int32): torch.int32,
+    np.dtype(np.int64): torch.int64,
+}
+
+# elements per temporary block in sampled products and blocked reductions
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def to_torch_dtype(dtype):
+    """A torch dtype for a numpy dtype, a torch dtype or None."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    return _NP_TO_TORCH[np.dtype(dtype)]
+
+
+@contextlib.contextmanager
+def _quiet_sparse():
+    """Silence torch's 'sparse CSR support is in beta state' warning for our own calls."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        yield
+
+
+def _csr(crow, col, values, size):
+    with _quiet_sparse():
+        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
+
+
+class TorchBackend:
+    """Array operations for torch tensors (dense strided or sparse CSR) on one device.
+
+    Parameters
+    ----------
+    device : str or torch.device or None
+        Where arrays created or moved by the backend live. None: the device of the input
+        (``"cpu"`` for numpy input).
+    allow_tf32 : bool, default=False
+        Let float32 matrix products use TF32 tensor cores (CUDA, Ampere or newer): about
+        10 bits of mantissa in the products instead of 23. Off unless asked for.
+    """
+
+    name = "torch"
+
+    def __init__(self, device=None, allow_tf32: bool = False):
+        self.device = torch.device(device) if device is not None else None
+        self.allow_tf32 = bool(allow_tf32)
+
+    def __repr__(self) -> str:
+        return f"TorchBackend(device={self.device!r}, allow_tf32={self.allow_tf32})"
+
+    # ----------------------------------------------------------------- creation
+    def _dev(self, like=None):
+        if self.device is not None:
+            return self.device
+        if like is not None and isinstance(like, torch.Tensor):
+            return like.device
+        return torch.device("cpu")
+
+    def asarray(self, a, dtype=None):
+        """A tensor on this backend's device (numpy, scipy.sparse or tensor in)."""
+        dtype = to_torch_dtype(dtype)
+        if isinstance(a, torch.Tensor):
+            return a.to(device=self._dev(a), dtype=dtype or a.dtype)
+        import scipy.sparse as sp
+
+        if sp.issparse(a):
+            a = sp.csr_matrix(a)
+            a.sum_duplicates()
+            dt = dtype or to_torch_dtype(a.dtype)
+            dev = self._dev()
+            return _csr(
+                torch.as_tensor(a.indptr.astype(np.int64), device=dev),
+                torch.as_tensor(a.indices.astype(np.int64), device=dev),
+                torch.as_tensor(a.data, dtype=dt, device=dev),
+                tuple(a.shape),
+            )
+        a = np.asarray(a)
+        return torch.as_tensor(a, dtype=dtype or to_torch_dtype(a.dtype), device=self._dev())
+
+    def zeros(self, shape, dtype):
+        return torch.zeros(shape, dtype=to_torch_dtype(dtype), device=self._dev())
+
+    def full(self, shape, value, dtype):
+        return torch.full(shape, value, dtype=to_torch_dtype(dtype), device=self._dev())
+
+    @staticmethod
+    def empty_like(a):
+        return torch.empty_like(a)
+
+    @staticmethod
+    def copy(a):
+        return a.clone()
+
+    @staticmethod
+    def ascontiguous(a):
+        return a.contiguous()
+
+    @staticmethod
+    def broadcast_to(a, shape):
+        """A writable copy of ``a`` broadcast to ``shape``."""
+        return a.expand(shape).clone()
+
+    @staticmethod
+    def to_numpy(a):
+        """numpy array (or scipy CSR for a sparse tensor) on the host."""
+        if not isinstance(a, torch.Tensor):
+            return a
+        if a.layout != torch.strided:
+            import scipy.sparse as sp
+
+            a = a.detach().cpu()
+            if a.layout != torch.sparse_csr:
+                with _quiet_sparse():
+                    a = a.to_sparse_csr()
+            return sp.csr_matrix(
+                (a.values().numpy(), a.col_indices().numpy(), a.crow_indices().numpy()),
+                shape=tuple(a.shape),
+            )
+        return a.detach().cpu().numpy()
+
+    @staticmethod
+    def dtype_of(a):
+        return a.dtype
+
+    @staticmethod
+    def eps(dtype) -> float:
+        return float(torch.finfo(to_torch_dtype(dtype)).eps)
+
+    @staticmethod
+    def tiny(dtype) -> float:
+        return float(torch.finfo(to_torch_dtype(dtype)).tiny)
+
+    # ------------------------------------------------------------------ sparse
+    @staticmethod
+    def issparse(X) -> bool:
+        return isinstance(X, torch.Tensor) and X.layout != torch.strided
+
+    def prepare_X(self, X):
+        """X in the solvers' layout (contiguous, or CSR when sparse) and its transpose."""
+        if self.issparse(X):
+            with _quiet_sparse():
+                if X.layout != torch.sparse_csr:
+                    X = X.to_sparse_coo().coalesce().to_sparse_csr()
+                Xt = X.t().to_sparse_csr()
+            return X, Xt
+        X = X.contiguous()
+        return X, X.T
+
+    @staticmethod
+    def sparse_data(X):
+        return X.values()
+
+    @staticmethod
+    def sparse_coords(X):
+        """Row and column index of each stored value of a CSR X, in storage order."""
+        crow = X.crow_indices()
+        counts = crow[1:] - crow[:-1]
+        rows = torch.repeat_interleave(
+            torch.arange(X.shape[0], device=crow.device), counts, output_size=X.values().numel()
+        )
+        return rows, X.col_indices()
+
+    @staticmethod
+    def with_data(X, data):
+        return _csr(X.crow_indices(), X.col_indices(), data, tuple(X.shape))
+
+    # ------------------------------------------------------------------ algebra
+    @staticmethod
+    def matmul(A, B):
+        """A @ B where either operand may be sparse CSR; returns a dense tensor."""
+        with _quiet_sparse():
+            out = A @ B
+        if out.layout != torch.strided:
+            out = out.to_dense()
+        return out
+
+    def sampled_dot(self, W, H, X, block: int | None = None):
+        """Values of (W @ H) at the stored entries of a sparse CSR X, in storage order.
+
+        O(nnz·k) time and O(block·k) extra memory; never forms W @ H.
+        """
+        rows, cols = self.sparse_coords(X)
+        nnz = rows.shape[0]
+        k = W.shape[1]
+        block = block or max(1, _BLOCK_ELEMENTS // max(k, 1))
+        out = torch.empty(nnz, dtype=torch.result_type(W, H), device=W.device)
+        Ht = H.T.contiguous()
+        for start in range(0, nnz, block):
+            r, c = rows[start : start + block], cols[start : start + block]
+            torch.sum(W[r] * Ht[c], dim=1, out=out[start : start + block])
+        return out
+
+    @staticmethod
+    def sum(a, axis=None):
+        if isinstance(a, torch.Tensor) and a.layout != torch.strided:
+            if axis is None:
+                return float(a.values().sum(dtype=torch.float64))
+            with _quiet_sparse():
+                return torch.sum(a.to_sparse_coo(), dim=axis).to_dense()
+        if axis is None:
+            return a.sum()
+        return a.sum(dim=axis)
+
+    @staticmethod
+    def _values(a):
+        return a.values() if a.layout != torch.strided else a.reshape(-1)
+
+    def sq_norm(self, a) -> float:
+        """Squared Frobenius norm, accumulated in float64 block by block."""
+        v = self._values(a)
+        total = torch.zeros((), dtype=torch.float64, device=v.device)
+        for s in range(0, v.numel(), _BLOCK_ELEMENTS):
+            b = v[s : s + _BLOCK_ELEMENTS].double()
+            total += torch.dot(b, b)
+        return float(total)
+
+    @staticmethod
+    def vdot(a, b) -> float:
+        """Σ a ⊙ b of two dense (small: k×N) tensors, accumulated in float64."""
+        return float(torch.dot(a.reshape(-1).double(), b.reshape(-1).double()))
+
+    def max(self, a) -> float:
+        v = self._values(a)
+        return float(v.max()) if v.numel() else 0.0
+
+    def min(self, a) -> float:
+        v = self._values(a)
+        if a.layout != torch.strided and v.numel() < a.shape[0] * a.shape[1]:
+            return min(float(v.min()), 0.0) if v.numel() else 0.0
+        return float(v.min()) if v.numel() else 0.0
+
+    def isfinite_all(self, a) -> bool:
+        return bool(torch.isfinite(self._values(a)).all())
+
+    maximum = staticmethod(torch.maximum)
+    log = staticmethod(torch.log)
+    sqrt = staticmethod(torch.sqrt)
+    where = staticmethod(torch.where)
+
+    def arange(self, n):
+        return torch.arange(n, device=self._dev())
+
+    @staticmethod
+    def clip_min(a, lo, out=None):
+        if out is None:
+            return torch.clamp(a, min=lo)
+        return torch.clamp(a, min=lo, out=out)
+
+    @staticmethod
+    def fill_where(a, mask, value):
+        """a[mask] = value, in place, without a host synchronisation."""
+        return a.masked_fill_(mask, value)
+
+    @staticmethod
+    def divide(a, b, out=None):
+        return torch.div(a, b, out=out) if out is not None else a / b
+
+    @staticmethod
+    def diag_add(M, value):
+        M.diagonal().add_(value)
+        return M
+
+    @staticmethod
+    def permutation(rng, n):
+        return np.asarray(rng.permutation(n), dtype=np.intp)
+
+    # -------------------------------------------------------------- kernels
+    @staticmethod
+    def hals_sweep(F, G, R, l1=0.0, l2=0.0, order=None, penalties=()) -> None:
+        """One HALS pass over the rows of F (k, N), in place; see :func:`nmfkit.nnls.hals_sweep`.
+
+        No host synchronisation: a dead component (G[t, t] + l2 = 0) is kept with
+        ``torch.where`` rather than skipped with a Python ``if``.
+        """
+        k = F.shape[0]
+        order = range(k) if order is None else [int(t) for t in order]
+        diag = torch.diagonal(G) + l2
+        alive = diag > 0
+        safe = torch.where(alive, diag, torch.ones_like(diag))
+        for t in order:
+            buf = R[t] - G[t] @ F
+            if l1:
+                buf -= l1
+            if l2:
+                buf -= l2 * F[t]
+            if penalties:
+                curv = safe[t]
+                for pen in penalties:
+                    curv = curv + pen.hals_terms(t, F, buf)
+                buf /= curv
+            else:
+                buf /= safe[t]
+            buf += F[t]
+            F[t] = torch.where(alive[t], buf.clamp_(min=0), F[t])
+
+    def beta_divergence(self, X, W, H, beta: float) -> float:
+        """D_β(X | WH) on the device, float64 sums; see :func:`nmfkit.losses.beta_divergence`."""
+        from ._torch_loss import beta_divergence_torch
+
+        return beta_divergence_torch(self, X, W, H, beta)
+
+    # -------------------------------------------------------------- precision
+    @contextlib.contextmanager
+    def compute_context(self):
+        """Run a fit with TF32 matrix products only when ``allow_tf32`` (restored after)."""
+        old_matmul = torch.backends.cuda.matmul.allow_tf32
+        old_cudnn = torch.backends.cudnn.allow_tf32
+        old_prec = torch.get_float32_matmul_precision()
+        try:
+            torch.backends.cuda.matmul.allow_tf32 = self.allow_tf32
+            torch.backends.cudnn.allow_tf32 = self.allow_tf32
+            torch.set_float32_matmul_precision("high" if self.allow_tf32 else "highest")
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = old_matmul
+            torch.backends.cudnn.allow_tf32 = old_cudnn
+            torch.set_float32_matmul_precision(old_prec)
