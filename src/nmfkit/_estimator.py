@@ -89,6 +89,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         joblib workers (threads) for the ``n_init`` runs; None runs them one after another.
         Solver-specific options (nmfkit extension).
 
+    missing_values : None, float (e.g. np.nan) or "unobserved", default=None
+        What marks a missing entry (nmfkit extension; see :mod:`nmfkit.masked`): NaN (or the
+        given number) in a dense X, or "unobserved" for a sparse X whose absent entries are
+        unknown. Missing entries are left out of the objective. None: NaN is an error, as in
+        scikit-learn. ``fit(X, mask=M)`` gives explicit observation weights instead.
+
     Attributes
     ----------
     components_ : ndarray (n_components, n_features), the factor H.
@@ -123,6 +129,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "solver_options": [dict, None],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
+        "missing_values": [None, StrOptions({"unobserved"}), Real],
     }
 
     def __init__(
@@ -145,6 +152,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         solver_options=None,
         n_init=1,
         n_jobs=None,
+        missing_values=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -163,6 +171,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.solver_options = solver_options
         self.n_init = n_init
         self.n_jobs = n_jobs
+        self.missing_values = missing_values
 
     # ------------------------------------------------------------------ public API
     def fit(self, X, y=None, **params):
@@ -170,11 +179,17 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.fit_transform(X, **params)
         return self
 
-    def fit_transform(self, X, y=None, W=None, H=None):
+    def fit_transform(self, X, y=None, W=None, H=None, mask=None):
         """Learn the factorisation of X and return W, shape (n_samples, n_components).
 
         W, H : initial guesses, used when ``init="custom"``.
+        mask : None, or a boolean / non-negative weight matrix of X's shape (dense or
+            sparse): fit only the entries with weight > 0, weighted (see nmfkit.masked).
         """
+        if mask is not None or self.missing_values is not None:
+            from .masked import fit_transform_masked
+
+            return fit_transform_masked(self, X, mask=mask, W=W, H=H)
         self._validate_params()
         X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32])
         W, H, n_iter = self._fit_transform(X, W=W, H=H)
@@ -187,6 +202,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         """The coefficients W of X for the learned components (H fixed)."""
         check_is_fitted(self)
+        if self.missing_values is not None:
+            from .masked import transform_masked
+
+            return transform_masked(self, X)
         X = validate_data(
             self,
             X,
