@@ -37,9 +37,21 @@ else:
     _replacement += "from sklearn.decomposition import MiniBatchNMF\n"
 
 # deliberate deviations: test id -> reason (kept in sync with docs/compatibility.md)
-DEVIATIONS: dict[str, str] = {}
+DEVIATIONS: dict[str, str] = {
+    "test_minibatch_nmf_partial_fit": (
+        "passes in scikit-learn only because its fit(init='custom') updates the caller's H in "
+        "place and partial_fit then aliases that same array, so components_ of both models are "
+        "one object; nmfkit never mutates the caller's W/H, so the two genuinely different "
+        "fits differ (partial_fit semantics are tested in tests/test_minibatch.py)"
+    ),
+}
 
 exec(compile(_source.replace(_ORIGINAL, _replacement), str(_path), "exec"), globals())
+
+# pytest does not call collection hooks defined in a test module: mark the deviations here
+for _name, _reason in DEVIATIONS.items():
+    if _name in globals():
+        globals()[_name] = pytest.mark.xfail(reason=_reason, strict=True)(globals()[_name])
 
 
 def pytest_collection_modifyitems(items):  # pragma: no cover - hook used by conftest

@@ -1,0 +1,484 @@
+"""Online NMF: ``MiniBatchNMF``, a drop-in for scikit-learn's, with ``partial_fit``.
+
+The algorithm is scikit-learn's (Lefèvre, Bach & Févotte 2011, "Online algorithms for NMF
+with the Itakura-Saito divergence"; Févotte & Idier 2011 for the β exponents): the data are
+visited in mini-batches of ``batch_size`` rows; for each batch
+
+1. the batch's coefficients W_b are updated by one multiplicative step (or solved from scratch
+   with ``fresh_restarts``), H fixed;
+2. H is updated from running sums of the MU numerator and denominator,
+   A ← ρA + (∇⁻_H ⊙ H^(1/γ)), B ← ρB + ∇⁺_H, H = (A / B)^γ, with ρ = forget_factor^(batch/n).
+
+The per-batch arithmetic is nmfkit's multiplicative-update solver (``solvers.mu``) applied to
+the batch: the same quotients, penalties and dtype-aware safeguards as ``NMF(solver="mu")``.
+
+``partial_fit(X_b)`` semantics (scikit-learn's): the first call initialises H (from ``init``,
+or the given H with ``init="custom"``) and the accumulators A = H, B = 1, and fixes
+ρ = forget_factor^(min(batch_size, n₁)/n₁), n₁ the number of rows of that first call (so
+ρ = forget_factor unless ``batch_size`` < n₁). Every call then performs exactly one mini-batch
+step on all the rows it is given: W_b solved from scratch (at most ``fresh_restarts_max_iter``
+MU iterations from a constant, H fixed), then the A, B, H update above. ``n_steps_`` counts the
+calls. Hence calling ``partial_fit`` on a sequence of batches, in any order, equals one pass
+of ``fit(fresh_restarts=True, forget_factor=forget_factor^(n/b))`` over the rows of X
+concatenated in that order with ``batch_size=b``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import linalg
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import gen_batches
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._estimator import NMF
+from ._validation import check_non_negative, check_zeros_for_beta
+from .backends import get_backend
+from .losses import beta_divergence, beta_loss_to_float
+from .nnls import hals_sweep
+from .penalties import sklearn_penalties, split_hals
+from .solvers import Problem
+from .solvers.mu import MultiplicativeUpdate, _gamma
+
+__all__ = ["MiniBatchNMF"]
+
+logger = logging.getLogger("nmfkit")
+
+
+class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    r"""Mini-batch (online) NMF: X ≈ WH with W, H ≥ 0, learned from batches of rows.
+
+    A drop-in replacement for :class:`sklearn.decomposition.MiniBatchNMF`: the same
+    parameters, defaults, attributes and methods (``fit``, ``fit_transform``,
+    ``partial_fit``, ``transform``, ``inverse_transform``). The objective is the one of
+    :class:`nmfkit.NMF`:
+
+    .. math::
+
+        D_\beta(X \| WH) + \alpha_W \rho m \|W\|_1 + \tfrac12\alpha_W(1-\rho) m\|W\|_F^2
+        + \alpha_H \rho n \|H\|_1 + \tfrac12 \alpha_H (1-\rho) n \|H\|_F^2
+
+    where, as in scikit-learn, n is the number of rows of the current batch.
+
+    Parameters
+    ----------
+    n_components : int, "auto" or None, default="auto"
+    init : {"random", "nndsvd", "nndsvda", "nndsvdar", "custom"} or None
+    batch_size : int ≥ 1, default=1024
+        Rows per mini-batch.
+    beta_loss : float or {"frobenius", "kullback-leibler", "itakura-saito"}
+    tol : float ≥ 0, default=1e-4
+        Stop when ‖H − H_prev‖_F / ‖H‖_F ≤ tol between two steps. 0 disables it.
+    max_no_improvement : int or None, default=10
+        Stop after this many steps without improvement of the exponentially weighted
+        average of the batch objective. None disables it.
+    max_iter : int ≥ 1, default=200
+        Passes over the data.
+    alpha_W, alpha_H, l1_ratio : regularisation, scaled as in scikit-learn.
+    forget_factor : float in [0, 1], default=0.7
+        Weight of past information after one pass over the data (1: equal weights).
+    fresh_restarts : bool, default=False
+        Solve W_b completely at each step instead of one MU step from the previous W_b.
+    fresh_restarts_max_iter : int ≥ 1, default=30
+    transform_max_iter : int or None, default=None (= max_iter)
+        MU iterations of ``transform`` (and of the final W with ``fresh_restarts``).
+    random_state : int, RandomState or None
+    verbose : int, default=0
+        Log each step's batch cost (logger "nmfkit", INFO level; never printed).
+    solver : {"mu", "cd"}, default="mu"
+        nmfkit extension. "mu": scikit-learn's online multiplicative updates (any β).
+        "cd": online HALS for the Frobenius loss — W_b by exact coordinate descent, H by one
+        HALS sweep on the forgetful sums Σρ W_bᵀW_b and Σρ W_bᵀX_b (Mairal et al. 2010's
+        surrogate); it converges much faster than MU on data with exact zeros.
+
+    Attributes
+    ----------
+    components_ : ndarray (n_components, n_features), H.
+    n_components_ : int
+    reconstruction_err_ : float, ‖X − WH‖_F (Frobenius) or √(2·D_β) on the data of ``fit``.
+    n_iter_ : int, passes over the data started.
+    n_steps_ : int, mini-batches processed.
+    n_features_in_, feature_names_in_
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None, StrOptions({"auto"})],
+        "init": [StrOptions({"random", "nndsvd", "nndsvda", "nndsvdar", "custom"}), None],
+        "beta_loss": [StrOptions({"frobenius", "kullback-leibler", "itakura-saito"}), Real],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "alpha_W": [Interval(Real, 0, None, closed="left")],
+        "alpha_H": [Interval(Real, 0, None, closed="left"), StrOptions({"same"})],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "verbose": ["verbose"],
+        "max_no_improvement": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "forget_factor": [Interval(Real, 0, 1, closed="both")],
+        "fresh_restarts": ["boolean"],
+        "fresh_restarts_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "transform_max_iter": [Interval(Integral, 1, None, closed="left"), None],
+        "solver": [StrOptions({"mu", "cd"})],
+    }
+
+    def __init__(
+        self,
+        n_components="auto",
+        *,
+        init=None,
+        batch_size=1024,
+        beta_loss="frobenius",
+        tol=1e-4,
+        max_no_improvement=10,
+        max_iter=200,
+        alpha_W=0.0,
+        alpha_H="same",
+        l1_ratio=0.0,
+        forget_factor=0.7,
+        fresh_restarts=False,
+        fresh_restarts_max_iter=30,
+        transform_max_iter=None,
+        random_state=None,
+        verbose=0,
+        solver="mu",
+    ):
+        self.n_components = n_components
+        self.init = init
+        self.batch_size = batch_size
+        self.beta_loss = beta_loss
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.max_iter = max_iter
+        self.alpha_W = alpha_W
+        self.alpha_H = alpha_H
+        self.l1_ratio = l1_ratio
+        self.forget_factor = forget_factor
+        self.fresh_restarts = fresh_restarts
+        self.fresh_restarts_max_iter = fresh_restarts_max_iter
+        self.transform_max_iter = transform_max_iter
+        self.random_state = random_state
+        self.verbose = verbose
+        self.solver = solver
+
+    # shared with NMF: initialisation / validation of custom factors, tags, inverse
+    _check_w_h = NMF._check_w_h
+    inverse_transform = NMF.inverse_transform
+    _n_features_out = NMF._n_features_out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, X, y=None, **params):
+        """Learn the factorisation of X by mini-batches. ``params`` (W, H) as fit_transform."""
+        self.fit_transform(X, **params)
+        return self
+
+    def fit_transform(self, X, y=None, W=None, H=None):
+        """Learn the factorisation of X and return W, shape (n_samples, n_components)."""
+        self._validate_params()
+        X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32])
+        if hasattr(X, "format") and X.format == "csc":
+            X = X.tocsr()  # row batches
+        W, H, n_iter, n_steps = self._fit_transform(X, W=W, H=H)
+        self.reconstruction_err_ = beta_divergence(X, W, H, self._beta_loss, square_root=True)
+        self.n_components_ = H.shape[0]
+        self.components_ = H
+        self.n_iter_ = n_iter
+        self.n_steps_ = n_steps
+        return W
+
+    def partial_fit(self, X, y=None, W=None, H=None):
+        """One mini-batch step on the rows of X (see the module docstring for semantics).
+
+        W, H : initial guesses used with ``init="custom"`` on the first call only.
+        """
+        has_components = hasattr(self, "components_")
+        if not has_components:
+            self._validate_params()
+        X = validate_data(
+            self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
+            reset=not has_components,
+        )
+        if hasattr(X, "format") and X.format == "csc":
+            X = X.tocsr()
+        check_non_negative(X, "MiniBatchNMF (input X)")
+        if not has_components:
+            self._check_params(X)
+            check_zeros_for_beta(X, self._beta_loss)
+            _, H = self._check_w_h(X, W, H, True)
+            self._init_accumulators(H)
+            self.n_steps_ = 0
+        else:
+            H = self.components_
+            check_zeros_for_beta(X, self._beta_loss)
+        self._minibatch_step(X, None, H, update_H=True)
+        self.n_components_ = H.shape[0]
+        self.components_ = H
+        self.n_steps_ += 1
+        return self
+
+    def transform(self, X):
+        """The coefficients W of X for the learned components (``transform_max_iter`` MU
+        iterations, H fixed), shape (n_samples, n_components)."""
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32], reset=False
+        )
+        check_non_negative(X, "MiniBatchNMF (input X)")
+        return self._solve_W(X, self.components_, self._transform_max_iter)
+
+    # ------------------------------------------------------------------ internals
+    def _check_params(self, X):
+        self._n_components = self.n_components
+        if self._n_components is None:
+            self._n_components = X.shape[1]
+        self._beta_loss = beta_loss_to_float(self.beta_loss)
+        self._batch_size = min(self.batch_size, X.shape[0])
+        self._rho = self.forget_factor ** (self._batch_size / X.shape[0])
+        self._gamma = _gamma(self._beta_loss)
+        if self.solver == "cd" and self._beta_loss != 2.0:
+            raise ValueError(
+                f"MiniBatchNMF(solver='cd') handles only beta_loss='frobenius', got "
+                f"beta_loss={self.beta_loss!r}; use solver='mu' for other losses."
+            )
+        self._transform_max_iter = (
+            self.max_iter if self.transform_max_iter is None else self.transform_max_iter
+        )
+
+    def _batch_solver(self, X, W, H):
+        """nmfkit's MU solver on one batch, H fixed (W updated in place)."""
+        nx = get_backend(X)
+        Xp, Xt = nx.prepare_X(X)
+        pens = sklearn_penalties(self.alpha_W, self.alpha_H, self.l1_ratio, *X.shape)
+        problem = Problem(
+            X=Xp, Xt=Xt, W=W, H=H, beta=self._beta_loss, nx=nx,
+            penalties_W=[p for p in pens if p.factor == "W"],
+            penalties_H=[p for p in pens if p.factor == "H"],
+            update_H=False,
+        )
+        return MultiplicativeUpdate(problem)
+
+    def _init_accumulators(self, H):
+        if self.solver == "cd":  # Σρ WᵀW (k, k) and Σρ WᵀX (k, m)
+            self._components_numerator = np.zeros((H.shape[0], H.shape[0]), dtype=H.dtype)
+            self._components_denominator = np.zeros(H.shape, dtype=H.dtype)
+        else:  # MU numerator and denominator
+            self._components_numerator = H.copy()
+            self._components_denominator = np.ones(H.shape, dtype=H.dtype)
+
+    def _solve_W(self, X, H, max_iter):
+        """W for fixed H: MU iterations from the constant √(mean(X)/k) until the relative
+        change of W is ≤ tol (scikit-learn's rule), at most ``max_iter``."""
+        if self.solver == "cd":
+            return _hals_W(self, X, None, H, max_iter)
+        n = X.shape[0] * X.shape[1]
+        avg = math.sqrt((float(X.sum()) / n if n else 0.0) / self._n_components)
+        W = np.full((X.shape[0], self._n_components), avg, dtype=X.dtype)
+        W_buffer = W.copy()
+        solver = self._batch_solver(X, W, H)
+        for _ in range(max_iter):
+            solver._update_W()
+            W = solver.p.W
+            norm = linalg.norm(W)
+            W_diff = linalg.norm(W - W_buffer) / norm if norm > 0 else 0.0
+            if self.tol > 0 and W_diff <= self.tol:
+                break
+            W_buffer[:] = W
+        return W
+
+    def _minibatch_step(self, X, W, H, update_H):
+        """Update W_b (in place when given) and H (in place) on one batch; return the
+        batch objective per row (loss + penalties at the updated W_b, before H moves)."""
+        if self.solver == "cd":
+            return _online_hals_step(self, X, W, H, update_H)
+        if self.fresh_restarts or W is None:
+            W = self._solve_W(X, H, self.fresh_restarts_max_iter)
+            solver = self._batch_solver(X, W, H)
+        else:
+            solver = self._batch_solver(X, W, H)
+            solver._update_W()
+        if self._beta_loss < 1:
+            W[W < np.finfo(np.float64).eps] = 0.0
+        p = solver.p
+        batch_cost = (
+            beta_divergence(X, W, H, self._beta_loss) + p.penalty_value(W, H)
+        ) / X.shape[0]
+        if update_H:
+            num, den = _h_terms(solver, W, H)
+            A, B = self._components_numerator, self._components_denominator
+            if self._gamma != 1:
+                H **= 1.0 / self._gamma
+            num *= H
+            A *= self._rho
+            B *= self._rho
+            A += num
+            B += den
+            np.divide(A, B, out=H)
+            if self._gamma != 1:
+                H **= self._gamma
+            if self._beta_loss <= 1:
+                H[H < np.finfo(np.float64).eps] = 0.0
+        return batch_cost
+
+    def _converged(self, batch_rows, batch_cost, H, H_buffer, n_samples, step, n_steps):
+        """scikit-learn's early stopping: small change of H, or no improvement of the
+        exponentially weighted average of the batch cost for ``max_no_improvement`` steps."""
+        step += 1
+        if step == 1:  # H has not moved yet
+            logger.info("Minibatch step %d/%d: mean batch cost: %g", step, n_steps, batch_cost)
+            return False
+        if self._ewa_cost is None:
+            self._ewa_cost = batch_cost
+        else:
+            alpha = min(batch_rows / (n_samples + 1), 1)
+            self._ewa_cost = self._ewa_cost * (1 - alpha) + batch_cost * alpha
+        logger.info(
+            "Minibatch step %d/%d: mean batch cost: %g, ewa cost: %g",
+            step, n_steps, batch_cost, self._ewa_cost,
+        )
+        norm = linalg.norm(H)
+        H_diff = linalg.norm(H - H_buffer) / norm if norm > 0 else 0.0
+        if self.tol > 0 and H_diff <= self.tol:
+            logger.info("Converged (small H change) at step %d/%d", step, n_steps)
+            return True
+        if self._ewa_cost_min is None or self._ewa_cost < self._ewa_cost_min:
+            self._no_improvement = 0
+            self._ewa_cost_min = self._ewa_cost
+        else:
+            self._no_improvement += 1
+        if self.max_no_improvement is not None and self._no_improvement >= self.max_no_improvement:
+            logger.info("Converged (no improvement of the objective) at step %d/%d", step, n_steps)
+            return True
+        return False
+
+    def _fit_transform(self, X, W=None, H=None, update_H=True):
+        check_non_negative(X, "MiniBatchNMF (input X)")
+        self._check_params(X)
+        check_zeros_for_beta(X, self._beta_loss)
+        n_samples = X.shape[0]
+        W, H = self._check_w_h(X, W, H, update_H)
+        H_buffer = H.copy()
+        self._init_accumulators(H)
+        self._ewa_cost = self._ewa_cost_min = None
+        self._no_improvement = 0
+
+        batches = itertools.cycle(gen_batches(n_samples, self._batch_size))
+        n_steps_per_iter = int(np.ceil(n_samples / self._batch_size))
+        n_steps = self.max_iter * n_steps_per_iter
+        handler = _verbose_handler(self.verbose)
+        try:
+            i = 0
+            for i, batch in zip(range(n_steps), batches):
+                Xb = X[batch]
+                Wb = W[batch]  # a view: updated in place
+                cost = self._minibatch_step(Xb, Wb, H, update_H)
+                if update_H and self._converged(
+                    Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps
+                ):
+                    break
+                H_buffer[:] = H
+        finally:
+            if handler is not None:
+                logger.removeHandler(handler)
+        if self.fresh_restarts:
+            W = self._solve_W(X, H, self._transform_max_iter)
+        n_steps = i + 1
+        n_iter = int(np.ceil(n_steps / n_steps_per_iter))
+        if n_iter == self.max_iter and self.tol > 0:
+            warnings.warn(
+                f"Maximum number of iterations {self.max_iter} reached. Increase it to"
+                " improve convergence.",
+                ConvergenceWarning,
+            )
+        return W, H, n_iter, n_steps
+
+
+def _hals_W(est, X, W, H, max_iter):
+    """W ≥ 0 for fixed H by HALS sweeps (from W, or from zero), until the relative change
+    is ≤ tol or ``max_iter`` sweeps; returns W (n, k)."""
+    pens = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *X.shape)
+    l1, l2, extra = split_hals([p for p in pens if p.factor == "W"])
+    G = H @ H.T
+    R = np.ascontiguousarray(np.asarray(X @ H.T).T)  # H Xᵀ, (k, n)
+    Wt = np.zeros_like(R) if W is None else np.ascontiguousarray(W.T)
+    prev = Wt.copy()
+    for _ in range(max_iter):
+        hals_sweep(Wt, G, R, l1, l2, None, extra)
+        norm = linalg.norm(Wt)
+        if est.tol > 0 and (norm == 0 or linalg.norm(Wt - prev) <= est.tol * norm):
+            break
+        prev[:] = Wt
+    return Wt.T
+
+
+def _online_hals_step(est, X, W, H, update_H):
+    """Online HALS (Mairal et al. 2010's surrogate, solved by exact block coordinate
+    descent): W_b by HALS sweeps with H fixed, then A ← ρA + W_bᵀW_b, B ← ρB + W_bᵀX_b and
+    one HALS sweep of H on (A, B). Frobenius only."""
+    if est.fresh_restarts or W is None:
+        Wb = _hals_W(est, X, None, H, est.fresh_restarts_max_iter)
+    else:
+        Wb = _hals_W(est, X, W, H, 1)
+        W[...] = Wb
+    Wb = np.ascontiguousarray(Wb)
+    pens = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *X.shape)
+    cost = (beta_divergence(X, Wb, H, 2.0) + sum(
+        p.value(Wb.T if p.factor == "W" else H) for p in pens
+    )) / X.shape[0]
+    if update_H:
+        A, B = est._components_numerator, est._components_denominator
+        A *= est._rho
+        B *= est._rho
+        A += Wb.T @ Wb
+        B += np.asarray((X.T @ Wb).T)
+        l1, l2, extra = split_hals([p for p in pens if p.factor == "H"])
+        hals_sweep(H, A, B, l1, l2, None, extra)
+    return cost
+
+
+def _h_terms(solver, W, H):
+    """MU numerator ∇⁻_H and denominator ∇⁺_H (penalties included) on the solver's batch."""
+    p, nx, beta = solver.p, solver.p.nx, solver.p.beta
+    if beta == 2.0:
+        num = nx.matmul(p.Xt, W).T if p.sparse else W.T @ p.X
+        den = (W.T @ W) @ H
+    else:
+        ratio, WH = solver._ratio(W, H)
+        num = nx.matmul(W.T, ratio)
+        if beta == 1.0:
+            W_sum = W.sum(axis=0)
+            W_sum[W_sum == 0] = 1.0
+            den = np.broadcast_to(W_sum[:, np.newaxis], H.shape).copy()
+        elif p.sparse:
+            den = solver._blocked_WH_pow_dot(W, H, "H")
+        else:
+            WH **= beta - 1
+            den = W.T @ WH
+    num = np.asarray(num)
+    num, den = MultiplicativeUpdate._add_penalties(num, den, H, p.penalties_H, False)
+    den[den == 0] = p.eps
+    return num, den
+
+
+def _verbose_handler(verbose):
+    if not verbose:
+        return None
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler

@@ -1,0 +1,147 @@
+"""MiniBatchNMF: agreement with scikit-learn, objective, partial_fit semantics."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.decomposition import MiniBatchNMF as SkMiniBatchNMF
+
+from nmfkit import NMF, MiniBatchNMF
+from nmfkit.losses import beta_divergence
+
+
+def planted(n=300, m=40, k=4, seed=0, noise=0.01):
+    rng = np.random.RandomState(seed)
+    W = rng.gamma(1.0, size=(n, k))
+    H = rng.gamma(1.0, size=(k, m)) * (rng.rand(k, m) < 0.6)
+    return W @ H + noise * rng.rand(n, m)
+
+
+def _init(X, k, seed=0):
+    rng = np.random.RandomState(seed)
+    avg = np.sqrt(X.mean() / k)
+    return (avg * np.abs(rng.randn(X.shape[0], k))).astype(X.dtype), (
+        avg * np.abs(rng.randn(k, X.shape[1]))
+    ).astype(X.dtype)
+
+
+@pytest.mark.parametrize("beta_loss", ["frobenius", "kullback-leibler", 0.5])
+@pytest.mark.parametrize("fresh", [False, True])
+def test_matches_sklearn_from_same_init(beta_loss, fresh):
+    X = planted(n=120, m=15) + 0.05
+    W0, H0 = _init(X, 4)
+    kw = dict(n_components=4, init="custom", batch_size=32, beta_loss=beta_loss, max_iter=3,
+              tol=0, max_no_improvement=None, fresh_restarts=fresh, fresh_restarts_max_iter=5,
+              alpha_W=0.01, l1_ratio=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Wa = MiniBatchNMF(**kw).fit_transform(X, W=W0.copy(), H=H0.copy())
+        a = MiniBatchNMF(**kw).fit(X, W=W0.copy(), H=H0.copy())
+        b = SkMiniBatchNMF(**kw).fit(X, W=W0.copy(), H=H0.copy())
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-5, atol=1e-10)
+    assert a.n_steps_ == b.n_steps_ == 12 and a.n_iter_ == b.n_iter_ == 3
+    assert np.isclose(a.reconstruction_err_, b.reconstruction_err_, rtol=1e-5)
+    assert Wa.shape == (120, 4)
+
+
+def test_objective_decreases_on_average_and_reaches_batch():
+    X = planted()
+    k = 4
+    batch = NMF(k, solver="mu", init="nndsvda", max_iter=1000, tol=1e-8).fit(X)
+    f_batch = beta_divergence(X, batch.transform(X), batch.components_, 2)
+    objs = []
+    W0, H0 = _init(X, k)
+    mb = MiniBatchNMF(k, init="custom", batch_size=50, forget_factor=1.0, tol=0,
+                      max_no_improvement=None, max_iter=1)
+    mb.fit(X, W=W0, H=H0)
+    for _ in range(150):
+        mb.partial_fit(X[np.random.RandomState(len(objs)).permutation(len(X))[:50]])
+        objs.append(beta_divergence(X, mb.transform(X), mb.components_, 2))
+    objs = np.asarray(objs)
+    # on average it decreases: each block of 30 steps ends lower than the previous block
+    means = objs.reshape(5, 30).mean(axis=1)
+    assert np.all(np.diff(means) < 0)
+
+
+def test_online_hals_reaches_batch_objective_within_1pct():
+    rng = np.random.RandomState(0)
+    k = 4
+    X = rng.rand(300, k) @ rng.rand(k, 40) + 0.1 * rng.rand(300, 40)
+
+    def f(H):  # objective at the best W for this H
+        from nmfkit import non_negative_factorization
+        W, _, _ = non_negative_factorization(X, H=H, n_components=k, update_H=False,
+                                             solver="cd", max_iter=1000, tol=1e-10)
+        return beta_divergence(X, W, H, 2)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f_mu = f(NMF(k, solver="mu", init="nndsvda", max_iter=1000, tol=1e-8).fit(X).components_)
+        f_cd = f(NMF(k, solver="cd", max_iter=1000, tol=1e-8).fit(X).components_)
+        mb = MiniBatchNMF(k, solver="cd", init="nndsvda", batch_size=50, forget_factor=0.1,
+                          max_iter=60, tol=0, max_no_improvement=None, fresh_restarts=True,
+                          random_state=0).fit(X)
+    f_mb = f(mb.components_)
+    assert f_mb <= 1.01 * f_mu  # within 1% of batch MU (it is below it)
+    assert f_mb <= 1.02 * f_cd  # and within 2% of batch HALS
+    with pytest.raises(ValueError, match="solver='cd'.*frobenius"):
+        MiniBatchNMF(2, solver="cd", beta_loss="kullback-leibler").fit(X)
+
+
+def test_partial_fit_semantics_shuffled_batches():
+    """partial_fit over shuffled batches == one pass of fit with fresh restarts over the rows
+    in that order, with forget_factor raised to n/b (documented in nmfkit.minibatch)."""
+    X = planted(n=120, m=12)
+    rng = np.random.RandomState(3)
+    order = rng.permutation(120)
+    b, f = 20, 0.6
+    W0, H0 = _init(X, 3)
+    pf = MiniBatchNMF(3, init="custom", batch_size=b, forget_factor=f, fresh_restarts_max_iter=7)
+    for s in range(0, 120, b):
+        pf.partial_fit(X[order[s:s + b]], W=W0[:b], H=H0)
+    ref = MiniBatchNMF(3, init="custom", batch_size=b, forget_factor=f ** (120 / b), max_iter=1,
+                       tol=0, max_no_improvement=None, fresh_restarts=True,
+                       fresh_restarts_max_iter=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X[order], W=W0[order], H=H0)
+    assert pf.n_steps_ == ref.n_steps_ == 6
+    np.testing.assert_allclose(pf.components_, ref.components_, rtol=1e-10)
+    # the caller's H is never updated in place
+    assert np.array_equal(H0, _init(X, 3)[1])
+
+
+def test_partial_fit_then_transform_shapes_and_first_call_params():
+    X = planted(n=60, m=10)
+    m = MiniBatchNMF(3, init="random", random_state=0)
+    for s in range(0, 60, 15):
+        m.partial_fit(X[s:s + 15])
+    assert m.components_.shape == (3, 10) and m.n_steps_ == 4
+    assert m.transform(X).shape == (60, 3)
+    with pytest.raises(ValueError, match="features"):
+        m.partial_fit(X[:, :5])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_and_sparse(dtype):
+    X = planted(n=80, m=12).astype(dtype)
+    X[X < 0.5] = 0
+    Xs = sp.csr_matrix(X)
+    kw = dict(n_components=3, init="nndsvda", batch_size=16, max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Wd = MiniBatchNMF(**kw).fit_transform(X)
+        ms = MiniBatchNMF(**kw)
+        Ws = ms.fit_transform(Xs)
+    assert Wd.dtype == dtype and ms.components_.dtype == dtype
+    np.testing.assert_allclose(Wd, Ws, rtol=1e-4, atol=1e-6)
+    assert np.all(np.isfinite(ms.components_))
+
+
+def test_verbose_logs_not_prints(capsys, caplog):
+    X = planted(n=40, m=8)
+    with caplog.at_level("INFO", logger="nmfkit"):
+        MiniBatchNMF(2, batch_size=10, max_iter=2, verbose=1, random_state=0).fit(X)
+    assert capsys.readouterr().out == ""
+    assert any("Minibatch step" in r.message for r in caplog.records)
