@@ -24,7 +24,7 @@ from ._validation import (
     check_non_negative,
     check_zeros_for_beta,
 )
-from .backends import get_backend
+from .backends import _is_torch_tensor, get_backend
 from .init import initialize
 from .losses import beta_divergence, beta_loss_to_float
 from .penalties import sklearn_penalties
@@ -94,6 +94,37 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         given number) in a dense X, or "unobserved" for a sparse X whose absent entries are
         unknown. Missing entries are left out of the objective. None: NaN is an error, as in
         scikit-learn. ``fit(X, mask=M)`` gives explicit observation weights instead.
+    backend : None, "numpy" or "torch", default=None
+        Array framework of the fit (nmfkit extension). None: read from X (a torch tensor
+        selects torch; W and H then come back as tensors on X's device, in X's dtype).
+        "torch" with numpy input moves X to ``device`` once and returns numpy. Needs
+        ``pip install "nmfkit[torch]"``. Solvers on torch: "mu" (every β) and "cd" (Frobenius).
+        ``solver_options={"allow_tf32": True}`` lets float32 products use TF32 (CUDA).
+    device : None, str or torch.device, default=None
+        Torch device for ``backend="torch"`` ("cuda", "cuda:1", "cpu"); None: X's device.
+    penalties : list of :class:`nmfkit.penalties.Penalty` or None, default=None
+        Extra penalties composed with ``alpha_W``/``alpha_H`` (nmfkit extension; see
+        docs/extensions.md): ``L1(λ, "W")``, ``L2(λ, "H")``, ``Graph(λ, "H", affinity=B)``...
+        A solver that cannot honour one says so and names those that can.
+    graph : None, {"binary", "heat", "cosine"} or array/sparse (n_samples, n_samples)
+        Graph-regularised NMF (GNMF, Cai et al. 2011): adds ½·graph_weight·tr(WᵀLW), L the
+        Laplacian of this sample affinity; a string builds a symmetric k-NN graph of X with
+        that weighting (:func:`nmfkit.graph.knn_affinity`). Not used by ``transform``.
+    graph_weight : float ≥ 0, default=0.0
+        λ of the graph penalty (Cai et al.'s λ); 0 is plain NMF.
+    graph_neighbors : int ≥ 1, default=5
+        k of the k-NN graph when ``graph`` is a string.
+    smoothness : float in [0, 1], default=0.0
+        nsNMF's θ (Pascual-Montano et al. 2006): X ≈ W S H, S = (1−θ)I + (θ/k)11ᵀ. Then
+        ``components_`` is S H (so ``inverse_transform(transform(X))`` uses the smoothed
+        model) and the raw H is ``components_unsmoothed_``. 0 is plain NMF.
+    frozen_components : array (n_frozen, n_features) or None, default=None
+        Known components kept fixed: they are the first n_frozen rows of ``components_``,
+        bit-identical after the fit; the other n_components − n_frozen rows are learned.
+        Solvers "mu" and "cd".
+    sparseness_W, sparseness_H : float in [0, 1] or None, default=None
+        Hoyer's sparseness constraint (Hoyer 2004) on each column of W / each row of H;
+        needs ``solver="nmfsc"``.
 
     Attributes
     ----------
@@ -130,6 +161,16 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
         "missing_values": [None, StrOptions({"unobserved"}), Real],
+        "backend": [StrOptions({"numpy", "torch"}), None],
+        "device": "no_validation",
+        "penalties": [list, None],
+        "graph": [StrOptions({"binary", "heat", "cosine"}), "array-like", "sparse matrix", None],
+        "graph_weight": [Interval(Real, 0, None, closed="left")],
+        "graph_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "smoothness": [Interval(Real, 0, 1, closed="both")],
+        "frozen_components": ["array-like", None],
+        "sparseness_W": [Interval(Real, 0, 1, closed="both"), None],
+        "sparseness_H": [Interval(Real, 0, 1, closed="both"), None],
     }
 
     def __init__(
@@ -153,6 +194,16 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_init=1,
         n_jobs=None,
         missing_values=None,
+        backend=None,
+        device=None,
+        penalties=None,
+        graph=None,
+        graph_weight=0.0,
+        graph_neighbors=5,
+        smoothness=0.0,
+        frozen_components=None,
+        sparseness_W=None,
+        sparseness_H=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -172,6 +223,16 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_init = n_init
         self.n_jobs = n_jobs
         self.missing_values = missing_values
+        self.backend = backend
+        self.device = device
+        self.penalties = penalties
+        self.graph = graph
+        self.graph_weight = graph_weight
+        self.graph_neighbors = graph_neighbors
+        self.smoothness = smoothness
+        self.frozen_components = frozen_components
+        self.sparseness_W = sparseness_W
+        self.sparseness_H = sparseness_H
 
     # ------------------------------------------------------------------ public API
     def fit(self, X, y=None, **params):
@@ -191,7 +252,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
             return fit_transform_masked(self, X, mask=mask, W=W, H=H)
         self._validate_params()
-        X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32])
+        if _is_torch_tensor(X):  # torch input is validated on its device (issue 7)
+            from .backends._torch_io import validate_tensor
+
+            X = validate_tensor(self, X, reset=True)
+        else:
+            X = validate_data(
+                self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32]
+            )
         W, H, n_iter = self._fit_transform(X, W=W, H=H)
         self.reconstruction_err_ = beta_divergence(X, W, H, self._beta_loss, square_root=True)
         self.n_components_ = H.shape[0]
@@ -206,14 +274,19 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             from .masked import transform_masked
 
             return transform_masked(self, X)
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=("csr", "csc"),
-            dtype=[np.float64, np.float32],
-            reset=False,
-        )
-        check_non_negative(X, f"{type(self).__name__} (input X)")
+        if _is_torch_tensor(X):  # torch input is validated on its device (issue 7)
+            from .backends._torch_io import validate_tensor
+
+            X = validate_tensor(self, X, reset=False)
+        else:
+            X = validate_data(
+                self,
+                X,
+                accept_sparse=("csr", "csc"),
+                dtype=[np.float64, np.float32],
+                reset=False,
+            )
+            check_non_negative(X, f"{type(self).__name__} (input X)")
         fitted = {k: getattr(self, k) for k in self._fitted_attributes() if hasattr(self, k)}
         try:
             W, *_ = self._fit_transform(X, H=self.components_, update_H=False)
@@ -311,6 +384,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _fit_transform(self, X, y=None, W=None, H=None, update_H=True):
         """Fit from validated X; returns (W, H, n_iter). Shared with the public function."""
         self._check_params(X)
+        nx = get_backend(X, backend=self.backend, device=self.device)
+        if nx.name == "torch":  # validation, init and the fit on the device (issue 7)
+            from .backends._torch_io import fit_torch
+
+            return fit_torch(self, nx, X, W, H, update_H)
         check_non_negative(X, f"{type(self).__name__} (input X)")
         check_zeros_for_beta(X, self._beta_loss)
         check_magnitude(X)
@@ -337,7 +415,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             verbose=self.verbose,
         )
         if update_H and self.n_init > 1:
-            from ._consensus import fit_n_init
+            from ._restarts import fit_n_init
 
             result, self.init_objectives_ = fit_n_init(self, X, W, H, fit_kwargs)
         else:
@@ -403,6 +481,11 @@ def non_negative_factorization(
         **nmfkit_params,
     )
     est._validate_params()
-    X = check_array(X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32])
+    if _is_torch_tensor(X):  # torch input is validated on its device (issue 7)
+        from .backends._torch_io import validate_tensor
+
+        X = validate_tensor(est, X, reset=True)
+    else:
+        X = check_array(X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32])
     W, H, n_iter = est._fit_transform(X, W=W, H=H, update_H=update_H)
     return W, H, n_iter
