@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["Dataset", "read_matrix", "write_factors", "write_matrix", "write_json",
-           "json_safe", "parse_image_shape", "FORMATS"]
+           "json_safe", "parse_image_shape", "read_pgm", "read_ldac", "FORMATS"]
 
 FORMATS = ("csv", "tsv", "npy", "npz", "mtx", "text")
 _NA = {"", "na", "nan", "n/a", "null", "none", "?"}
@@ -114,7 +114,7 @@ def _is_number(cell: str) -> bool:
 def read_matrix(path, *, fmt: str | None = None, transpose: bool = False,
                 header: bool | None = None, row_names: bool | None = None,
                 text_weighting: str = "tfidf", max_features: int | None = None,
-                stop_words: str | None = None, min_df: int = 1,
+                stop_words: str | None = None, min_df: int = 1, vocabulary=None, idf=None,
                 dtype=np.float64) -> Dataset:
     """Read a data matrix from ``path`` into a :class:`Dataset`.
 
@@ -127,6 +127,8 @@ def read_matrix(path, *, fmt: str | None = None, transpose: bool = False,
         with non-numeric cells)
     text_weighting : {"tfidf", "counts"} for text input
     max_features, stop_words, min_df : passed to the scikit-learn vectoriser for text input
+    vocabulary, idf : for text input, reuse a fitted vocabulary (and TF-IDF weights, as kept in
+        ``Dataset.extra["idf"]``) so new documents map onto a model's features
     dtype : float dtype of the result
 
     Returns
@@ -147,7 +149,8 @@ def read_matrix(path, *, fmt: str | None = None, transpose: bool = False,
         ds = {"npy": _read_npy, "npz": _read_npz, "mtx": _read_mtx}[fmt](path, dtype)
         ds.fmt = fmt
     else:
-        ds = _read_text(path, text_weighting, max_features, stop_words, min_df, dtype)
+        ds = _read_text(path, text_weighting, max_features, stop_words, min_df, dtype,
+                        vocabulary, idf)
     ds.source = str(path)
     if ds.X.ndim != 2 or min(ds.X.shape) == 0:
         raise ValueError(f"{str(path)!r} holds an array of shape {ds.X.shape}; a non-empty "
@@ -260,8 +263,9 @@ def _read_mtx(path, dtype) -> Dataset:
     return Dataset(X=A.astype(dtype))
 
 
-def _read_text(path, weighting, max_features, stop_words, min_df, dtype) -> Dataset:
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+def _read_text(path, weighting, max_features, stop_words, min_df, dtype, vocabulary=None,
+               idf=None) -> Dataset:
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
     if weighting not in ("tfidf", "counts"):
         raise ValueError(f"unknown text weighting {weighting!r}; use tfidf or counts")
@@ -276,14 +280,27 @@ def _read_text(path, weighting, max_features, stop_words, min_df, dtype) -> Data
     if not docs:
         raise ValueError(f"no documents found in {str(path)!r}; give a folder of text files "
                          "or a file with one document per line")
-    Vec = TfidfVectorizer if weighting == "tfidf" else CountVectorizer
-    vec = Vec(max_features=max_features, stop_words=stop_words, min_df=min_df, dtype=dtype)
+    if vocabulary is not None:
+        vec = CountVectorizer(vocabulary=list(vocabulary), dtype=dtype)
+    else:
+        vec = CountVectorizer(max_features=max_features, stop_words=stop_words, min_df=min_df,
+                              dtype=dtype)
     try:
         X = vec.fit_transform(docs)
     except ValueError as exc:  # empty vocabulary
         raise ValueError(f"cannot build a vocabulary from {str(path)!r}: {exc}") from None
+    extra = {}
+    if weighting == "tfidf":
+        tf = TfidfTransformer()
+        if idf is not None:
+            tf.fit(X[:1])
+            tf.idf_ = np.asarray(idf, dtype=np.float64)
+        else:
+            tf.fit(X)
+        X = tf.transform(X).astype(dtype)
+        extra["idf"] = tf.idf_.tolist()
     return Dataset(X=X.tocsr(), row_names=names, feature_names=list(vec.get_feature_names_out()),
-                   fmt="text")
+                   fmt="text", extra=extra)
 
 
 # ------------------------------------------------------------------------------ writing
@@ -355,3 +372,43 @@ def write_json(path, obj) -> pathlib.Path:
     path = pathlib.Path(path)
     path.write_text(json.dumps(json_safe(obj), indent=2))
     return path
+
+
+def read_pgm(path) -> np.ndarray:
+    """One binary (P5) or plain (P2) PGM image as a 2-D uint8/uint16 array (e.g. ORL faces)."""
+    data = pathlib.Path(path).read_bytes()
+    tokens, pos = [], 0
+    while len(tokens) < 4:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        if data[pos:pos + 1] == b"#":
+            pos = data.index(b"\n", pos) + 1
+            continue
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        tokens.append(data[pos:end])
+        pos = end
+    magic, width, height, maxval = tokens[0], int(tokens[1]), int(tokens[2]), int(tokens[3])
+    if magic == b"P2":
+        return np.array(data[pos:].split(), dtype=np.uint16).reshape(height, width)
+    if magic != b"P5":
+        raise ValueError(f"{str(path)!r} is not a PGM image (magic {magic!r})")
+    dtype = np.uint8 if maxval < 256 else np.dtype(">u2")
+    pixels = np.frombuffer(data, dtype=dtype, count=width * height, offset=pos + 1)
+    return pixels.reshape(height, width)
+
+
+def read_ldac(path, n_features: int | None = None, dtype=np.float64):
+    """A document-term count matrix (CSR) from Blei's LDA-C format: ``N id:count ...`` per line."""
+    rows, cols, vals = [], [], []
+    with _open_text(pathlib.Path(path)) as fh:
+        for i, line in enumerate(fh):
+            for item in line.split()[1:]:
+                j, c = item.split(":")
+                rows.append(i)
+                cols.append(int(j))
+                vals.append(float(c))
+    n_rows = i + 1 if rows else 0
+    m = n_features if n_features is not None else (max(cols) + 1 if cols else 0)
+    return sp.csr_matrix((np.asarray(vals, dtype=dtype), (rows, cols)), shape=(n_rows, m))

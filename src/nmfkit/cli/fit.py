@@ -1,0 +1,209 @@
+"""``nmfkit fit INPUT -k K``: factorise a data file; write W, H, the model, a JSON summary and
+an HTML report into ``--out``."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import click
+
+from ._app import EXIT_INTERRUPTED, Console, cli, common_options
+from ._data import (check_rank, check_values, image_shape_for, input_options, load_input,
+                    prepare_out_dir)
+
+_LOSS_ALIASES = {"fro": "frobenius", "frobenius": "frobenius", "kl": "kullback-leibler",
+                 "kullback-leibler": "kullback-leibler", "is": "itakura-saito",
+                 "itakura-saito": "itakura-saito"}
+
+
+class LossType(click.ParamType):
+    """frobenius | kl | is, their long names, or a number β."""
+
+    name = "loss"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        v = str(value).strip().lower()
+        if v in _LOSS_ALIASES:
+            return _LOSS_ALIASES[v]
+        try:
+            return float(v)
+        except ValueError:
+            self.fail(f"{value!r} is not a loss; use frobenius, kl, is or a number β", param, ctx)
+
+
+def _solver_names():
+    from ..solvers import SOLVERS
+
+    return sorted(SOLVERS)
+
+
+def model_options(f):
+    """The estimator's parameters, one option each (names follow NMF's parameters)."""
+    opts = [
+        click.option("-k", "--n-components", "n_components", type=click.IntRange(1),
+                     required=True, help="Rank k: the number of parts."),
+        click.option("--loss", "beta_loss", type=LossType(), default="frobenius",
+                     show_default=True, help="frobenius, kl, is, or a number β (β-divergence)."),
+        click.option("--solver", type=click.Choice(_solver_names()), default=None,
+                     help="Solver (default: cd for frobenius, mu otherwise)."),
+        click.option("--init", type=click.Choice(["random", "nndsvd", "nndsvda", "nndsvdar"]),
+                     default=None, help="Initialisation (default: nndsvda, or random when k is "
+                                        "large)."),
+        click.option("--max-iter", type=click.IntRange(1), default=200, show_default=True),
+        click.option("--tol", type=click.FloatRange(0), default=1e-4, show_default=True,
+                     help="Stopping tolerance; 0 runs all --max-iter iterations."),
+        click.option("--max-time", type=click.FloatRange(0, min_open=True), default=None,
+                     help="Wall-clock limit of the fit in seconds."),
+        click.option("--seed", "random_state", type=int, default=0, show_default=True,
+                     help="Random seed."),
+        click.option("--alpha-w", "alpha_W", type=click.FloatRange(0), default=0.0,
+                     show_default=True, help="Regularisation of W (scikit-learn's alpha_W)."),
+        click.option("--alpha-h", "alpha_H", default="same", show_default=True,
+                     help="Regularisation of H, or 'same' as --alpha-w."),
+        click.option("--l1-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                     help="Share of L1 in the regularisation (0: L2, 1: L1)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def estimator_params(opts: dict) -> dict:
+    """Map the options onto NMF's parameters (defaults filled, aliases resolved)."""
+    params = {k: opts[k] for k in ("n_components", "beta_loss", "init", "max_iter", "tol",
+                                   "max_time", "random_state", "alpha_W", "l1_ratio")}
+    alpha_h = opts["alpha_H"]
+    if alpha_h != "same":
+        try:
+            alpha_h = float(alpha_h)
+        except ValueError:
+            raise click.BadParameter(f"{alpha_h!r} is neither a number nor 'same'",
+                                     param_hint="--alpha-h") from None
+        if alpha_h < 0:
+            raise click.BadParameter(f"{alpha_h} is negative; use a number ≥ 0",
+                                     param_hint="--alpha-h")
+    params["alpha_H"] = alpha_h
+    solver = opts["solver"]
+    if solver is None:
+        solver = "cd" if params["beta_loss"] in ("frobenius", 2.0) else "mu"
+    params["solver"] = solver
+    return params
+
+
+def run_fit(params: dict, X, console: Console, desc: str = "fit"):
+    """Fit NMF(**params) on X with a progress bar; returns (model, W, seconds, warnings)."""
+    from .. import NMF
+
+    bar = console.bar(params.get("max_iter", 200), desc)
+
+    def on_iteration(info):
+        bar.update(info.n_iter - bar.n)
+        if info.objective is not None:
+            bar.set_postfix_str(f"objective {info.objective:.5g}", refresh=False)
+
+    model = NMF(callback=on_iteration, **params)
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            W = model.fit_transform(X)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    model.set_params(callback=None)
+    caught = [w for w in caught if "interrupted by the user" not in str(w.message)]
+    return model, W, seconds, caught
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@model_options
+@input_options
+@click.option("--image-shape", default=None, help="HEIGHTxWIDTH: show the parts as images.")
+@click.option("--out", "out_dir", default="nmfkit-out", show_default=True,
+              help="Output folder (created).")
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Write report.html (needs matplotlib).")
+@click.option("--top", "n_top", type=click.IntRange(1), default=10, show_default=True,
+              help="Features per component in the report.")
+@common_options
+def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbose, **opts):
+    """Factorise INPUT ≈ W H and write W, H, model.npz, summary.json and report.html.
+
+    INPUT is a CSV/TSV table (header and row names kept), .npy, .npz (dense or sparse),
+    .mtx, or text (a folder of .txt files, or one document per line). Rows are samples; use
+    --transpose when samples are columns.
+    """
+    console = Console(quiet, progress, verbose)
+    read = {k: opts.pop(k) for k in ("fmt", "transpose", "header", "row_names",
+                                     "text_weighting", "max_features", "stop_words", "float32")}
+    params = estimator_params(opts)
+    ds = load_input(input_path, **read)
+    check_values(ds)
+    check_rank(params["n_components"], ds)
+    shape = image_shape_for(ds, image_shape, ds.shape[1])
+    out = prepare_out_dir(out_dir)
+    model, W, seconds, caught = run_fit(params, ds.X, console)
+    console.replay(caught)
+    write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console)
+    if model.stop_reason_ == "interrupted":
+        click.echo(f"interrupted after {model.n_iter_} iterations: wrote the factors of the "
+                   f"last complete iteration to {out}", err=True)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console):
+    """W, H (input's style), model.npz, summary.json and report.html; prints what it wrote."""
+    from ..io import write_factors, write_json
+    from ..metrics import summary
+    from .info import versions
+
+    H = model.components_
+    files = write_factors(out, W, H, fmt=ds.fmt, row_names=ds.row_names,
+                          feature_names=ds.feature_names)
+    meta = {"image_shape": list(shape) if shape else None, "input_format": ds.fmt,
+            "transpose": bool(read.get("transpose")),
+            "text_weighting": read.get("text_weighting") if ds.fmt == "text" else None,
+            "idf": ds.extra.get("idf")}
+    files.append(model.save(out / "model.npz", feature_names=ds.feature_names, metadata=meta))
+    metrics = summary(ds.X, W, H, model.beta_loss)
+    info = {
+        "input": {"path": ds.source, "format": ds.fmt, "shape": list(ds.shape),
+                  "sparse": bool(hasattr(ds.X, "nnz")), "dtype": str(ds.X.dtype),
+                  "transpose": bool(read.get("transpose"))},
+        "parameters": {k: v for k, v in model.get_params().items() if k != "callback"},
+        "objective": float(model.loss_curve_[-1]) if model.loss_curve_ else None,
+        "reconstruction_err": float(model.reconstruction_err_),
+        "n_iter": int(model.n_iter_),
+        "stop_reason": model.stop_reason_,
+        "seconds": seconds,
+        "metrics": metrics,
+        "versions": versions(),
+    }
+    if report:
+        try:
+            files.append(_report(out, model, W, ds, shape, n_top, seconds))
+        except ImportError as exc:
+            console.warn(f"no report.html: {exc}")
+    files.append(out / "summary.json")
+    info["files"] = [str(p) for p in files]
+    write_json(out / "summary.json", info)
+    console.say(f"{ds.source}: {ds.shape[0]}×{ds.shape[1]}, k={H.shape[0]}, "
+                f"{model.n_iter_} iterations ({model.stop_reason_}) in {seconds:.2f}s; "
+                f"relative error {metrics['relative_error']:.4f}, explained variance "
+                f"{metrics['explained_variance']:.4f}")
+    console.say("wrote " + ", ".join(str(p) for p in files))
+
+
+def _report(out, model, W, ds, shape, n_top, seconds):
+    from ..report import model_section, write_report
+
+    sec = model_section(model, title=f"{ds.source}", X=ds.X, W=W,
+                        feature_names=ds.feature_names, row_names=ds.row_names,
+                        image_shape=shape, n_top=n_top, extra_metrics={"seconds": seconds})
+    return write_report(out / "report.html", [sec], title="nmfkit fit",
+                        subtitle=f"{ds.source} ({ds.shape[0]}×{ds.shape[1]})")
