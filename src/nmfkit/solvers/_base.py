@@ -114,7 +114,7 @@ class Solver:
 
     def get_factors(self):
         """Copies of the current (W, H), safe to keep while the solver goes on."""
-        return self.W.copy(), self.H.copy()
+        return self.p.nx.copy(self.W), self.p.nx.copy(self.H)
 
     def set_factors(self, W, H) -> None:
         self.p.W, self.p.H = W, H

@@ -13,7 +13,7 @@ quotients are formed only at X's stored entries (O(nnz·k)), and (WH)^(β−1) p
 
 from __future__ import annotations
 
-import numpy as np
+from numbers import Number
 
 from ._base import Solver, register_solver
 
@@ -36,6 +36,7 @@ class MultiplicativeUpdate(Solver):
     betas = None  # every β
     sparse = True
     monotone = True
+    backends = frozenset({"numpy", "torch"})
 
     def setup(self):
         p = self.p
@@ -45,7 +46,7 @@ class MultiplicativeUpdate(Solver):
         self._HHt = None
         self._H_sum = None
         # the floor below which a factor entry is set to zero for β ≤ 1 (stability)
-        self._zero_floor = float(np.finfo(np.float64).eps)
+        self._zero_floor = 2.220446049250313e-16  # float64 machine epsilon, as scikit-learn
 
     # ------------------------------------------------------------- quotients
     def _ratio(self, W, H):
@@ -58,13 +59,13 @@ class MultiplicativeUpdate(Solver):
         else:
             WH_data = W @ H
             X_data = p.X
-            WH = WH_data.copy()
+            WH = nx.copy(WH_data)
             if beta < 1.0:
-                WH[WH < eps] = eps
+                nx.clip_min(WH, eps, out=WH)
         if beta < 2.0:
-            WH_data[WH_data < eps] = eps
+            nx.clip_min(WH_data, eps, out=WH_data)
         if beta == 1.0:
-            np.divide(X_data, WH_data, out=WH_data)
+            nx.divide(X_data, WH_data, out=WH_data)
         elif beta == 0.0:
             WH_data **= -1
             WH_data **= 2
@@ -77,24 +78,24 @@ class MultiplicativeUpdate(Solver):
 
     def _blocked_WH_pow_dot(self, W, H, side: str):
         """(WH)^(β−1) Hᵀ (side 'W') or Wᵀ (WH)^(β−1) (side 'H') without holding WH."""
-        beta, eps = self.p.beta, self.p.eps
+        nx, beta, eps = self.p.nx, self.p.beta, self.p.eps
         n, m = W.shape[0], H.shape[1]
         if side == "W":
-            out = np.empty(W.shape, dtype=W.dtype)
+            out = nx.empty_like(W)
             step = max(1, _BLOCK_ELEMENTS // max(m, 1))
             for s in range(0, n, step):
                 WHb = W[s : s + step] @ H
                 if beta < 1:
-                    WHb[WHb < eps] = eps
+                    nx.clip_min(WHb, eps, out=WHb)
                 WHb **= beta - 1
                 out[s : s + step] = WHb @ H.T
             return out
-        out = np.empty(H.shape, dtype=H.dtype)
+        out = nx.empty_like(H)
         step = max(1, _BLOCK_ELEMENTS // max(n, 1))
         for s in range(0, m, step):
             WHb = W @ H[:, s : s + step]
             if beta < 1:
-                WHb[WHb < eps] = eps
+                nx.clip_min(WHb, eps, out=WHb)
             WHb **= beta - 1
             out[:, s : s + step] = W.T @ WHb
         return out
@@ -106,7 +107,7 @@ class MultiplicativeUpdate(Solver):
         if beta == 2.0:
             if self._XHt is None:
                 self._XHt = nx.matmul(p.X, H.T)
-            numerator = self._XHt.copy() if not p.update_H else self._XHt
+            numerator = nx.copy(self._XHt) if not p.update_H else self._XHt
             if self._HHt is None:
                 self._HHt = H @ H.T
             denominator = W @ self._HHt
@@ -115,21 +116,21 @@ class MultiplicativeUpdate(Solver):
             numerator = nx.matmul(ratio, H.T)
             if beta == 1.0:
                 if self._H_sum is None:
-                    self._H_sum = H.sum(axis=1)
-                denominator = np.broadcast_to(self._H_sum[np.newaxis, :], W.shape).copy()
+                    self._H_sum = nx.sum(H, axis=1)
+                denominator = nx.broadcast_to(self._H_sum[None, :], W.shape)
             elif p.sparse:
                 denominator = self._blocked_WH_pow_dot(W, H, "W")
             else:
                 WH **= beta - 1
                 denominator = WH @ H.T
         numerator, denominator = self._add_penalties(numerator, denominator, W.T, p.penalties_W, True)
-        denominator[denominator == 0] = p.eps
+        nx.fill_where(denominator, denominator == 0, p.eps)
         numerator /= denominator
         if self.gamma != 1:
             numerator **= self.gamma
         W *= numerator
         if beta < 1:
-            W[W < self._zero_floor] = 0.0
+            nx.fill_where(W, W < self._zero_floor, 0.0)
         if p.update_H:
             self._XHt = self._HHt = self._H_sum = None
 
@@ -140,28 +141,28 @@ class MultiplicativeUpdate(Solver):
         if beta == 2.0:
             WtX = nx.matmul(p.Xt, W).T if p.sparse else W.T @ p.X
             WtW = W.T @ W
-            numerator = WtX.copy()
+            numerator = nx.copy(WtX)
             denominator = WtW @ H
         else:
             ratio, WH = self._ratio(W, H)
             numerator = nx.matmul(W.T, ratio)
             if beta == 1.0:
-                W_sum = W.sum(axis=0)
-                W_sum[W_sum == 0] = 1.0
-                denominator = np.broadcast_to(W_sum[:, np.newaxis], H.shape).copy()
+                W_sum = nx.sum(W, axis=0)
+                nx.fill_where(W_sum, W_sum == 0, 1.0)
+                denominator = nx.broadcast_to(W_sum[:, None], H.shape)
             elif p.sparse:
                 denominator = self._blocked_WH_pow_dot(W, H, "H")
             else:
                 WH **= beta - 1
                 denominator = W.T @ WH
         numerator, denominator = self._add_penalties(numerator, denominator, H, p.penalties_H, False)
-        denominator[denominator == 0] = p.eps
+        nx.fill_where(denominator, denominator == 0, p.eps)
         numerator /= denominator
         if self.gamma != 1:
             numerator **= self.gamma
         H *= numerator
         if beta <= 1:
-            H[H < self._zero_floor] = 0.0
+            nx.fill_where(H, H < self._zero_floor, 0.0)
         return WtX, WtW
 
     @staticmethod
@@ -170,7 +171,7 @@ class MultiplicativeUpdate(Solver):
         when ``transposed`` (the W-update works on (n, k))."""
         for pen in penalties:
             term = pen.mu_denominator(F)
-            if np.isscalar(term):
+            if isinstance(term, Number):
                 denominator += term
             else:
                 denominator = denominator + (term.T if transposed else term)

@@ -1,0 +1,298 @@
+"""The estimator's torch path: validate tensors on their device, initialise, move, fit, return.
+
+Two ways in (issue 7):
+
+* a torch tensor X (dense, or sparse COO/CSR/CSC): validated with torch operations on its own
+  device (never ``numpy`` on a CUDA tensor), fitted there; W and H come back as tensors on
+  that device, in X's dtype (float32 stays float32; integer or half input becomes float32).
+* ``backend="torch"`` with numpy / scipy input: validated on the host as usual, moved to
+  ``device`` once, fitted there; W and H come back as numpy arrays (for scikit-learn users).
+
+Before X is moved, the bytes the fit needs on the device are estimated and compared with the
+free memory (``torch.cuda.mem_get_info``); a fit that cannot fit raises ``MemoryError`` with
+the size, instead of an out-of-memory crash half way. Only this module and ``_torch`` import
+torch.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from ._torch import TorchBackend, _quiet_sparse
+
+__all__ = ["validate_tensor", "fit_torch", "init_factors", "bytes_needed", "check_memory"]
+
+
+def validate_tensor(est, X, *, reset: bool):
+    """The torch counterpart of ``validate_data`` for a tensor X; sets ``n_features_in_``."""
+    whom = type(est).__name__
+    if X.dim() != 2:
+        raise ValueError(
+            f"Expected a 2D tensor, got a {X.dim()}D tensor of shape {tuple(X.shape)} passed "
+            f"to {whom}. Reshape it to (n_samples, n_features)."
+        )
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(
+            f"Found array with shape {tuple(X.shape)} while a minimum of 1 sample and 1 "
+            f"feature is required by {whom}."
+        )
+    if X.layout != torch.strided:
+        with _quiet_sparse():
+            if X.layout != torch.sparse_csr:
+                X = X.to_sparse_coo().coalesce().to_sparse_csr()
+    if X.dtype not in (torch.float32, torch.float64):
+        X = X.to(torch.float32)  # float32 is the default on torch
+    values = X.values() if X.layout != torch.strided else X
+    if values.numel() and not bool(torch.isfinite(values).all()):
+        raise ValueError(
+            f"Input X passed to {whom} contains NaN or infinity. Remove or impute them, or use"
+            " missing_values=np.nan with a numpy X."
+        )
+    if values.numel():
+        low = float(values.min())
+        if low < 0:
+            raise ValueError(
+                f"Negative values in data passed to {whom} (input X): the smallest is {low!r}."
+                " NMF needs non-negative data: clip (X.clamp(min=0)) or shift it."
+            )
+    if reset:
+        est.n_features_in_ = X.shape[1]
+    elif X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {whom} is expecting {est.n_features_in_} "
+            "features as input."
+        )
+    return X
+
+
+# ------------------------------------------------------------------------------- memory
+def bytes_needed(shape, nnz, k: int, itemsize: int, *, dense_WH: bool, on_device: bool) -> int:
+    """Device bytes a fit needs: X (and its CSR transpose) unless already there, plus the
+    O((n_samples + n_features)·k) working set, plus WH temporaries for dense β ≠ 2 MU."""
+    n, m = shape
+    if nnz is None:
+        x = n * m * itemsize
+    else:
+        x = 2 * (nnz * (itemsize + 8) + (max(n, m) + 1) * 8)  # X and Xᵀ in CSR
+    total = 0 if on_device else x
+    total += 8 * (n + m) * k * itemsize + 4 * k * k * itemsize
+    if nnz is not None:
+        total += 3 * nnz * itemsize + min(nnz, 1 << 22) * itemsize  # sampled products
+    elif dense_WH:
+        total += 2 * n * m * itemsize
+    return int(total)
+
+
+def check_memory(device, needed: int) -> None:
+    """Raise MemoryError naming the bytes needed when a CUDA device has fewer free."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return
+    free, total = torch.cuda.mem_get_info(device)
+    if needed > free:
+        raise MemoryError(
+            f"This NMF fit needs about {needed / 2**30:.2f} GiB on {device} but only "
+            f"{free / 2**30:.2f} GiB of {total / 2**30:.2f} GiB are free. Use float32, a "
+            "sparse X, a smaller n_components, solver='cd' (no WH temporaries), or the CPU."
+        )
+
+
+# ------------------------------------------------------------------------------- init
+def init_factors(nx: TorchBackend, X, k: int, init, random_state):
+    """Initial (W, H) on X's device, in X's dtype. On the CPU they are exactly numpy's."""
+    from ..init import initialize, resolve_init
+
+    if X.device.type == "cpu":
+        W, H = initialize(nx.to_numpy(X), k, init=init, random_state=random_state)
+        return nx.asarray(W), nx.asarray(H)
+    from sklearn.utils import check_random_state
+
+    n, m = X.shape
+    if init is not None and init != "random" and k > min(n, m):
+        raise ValueError(
+            f"init = '{init}' can only be used when n_components <= min(n_samples, n_features)"
+            f" (here n_components={k}, X has shape {tuple(X.shape)}); use init='random'"
+            " or a smaller n_components."
+        )
+    init = resolve_init(init, k, n, m)
+    total = X.values().sum(dtype=torch.float64) if nx.issparse(X) else X.sum(dtype=torch.float64)
+    avg_X = float(total) / (n * m)
+    rng = check_random_state(random_state)
+    dt = X.dtype
+    if init == "random":
+        avg = math.sqrt(avg_X / k)
+        H = np.abs(avg * rng.standard_normal(size=(k, m)))
+        W = np.abs(avg * rng.standard_normal(size=(n, k)))
+        return (torch.as_tensor(W, dtype=dt, device=X.device),
+                torch.as_tensor(H, dtype=dt, device=X.device))
+    # NNDSVD from a randomized SVD on the device; the sign fix-up runs on the small factors
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(int(rng.randint(2**31 - 1)))
+    try:
+        A = X.to_sparse_coo() if nx.issparse(X) else X
+        U, S, V = torch.svd_lowrank(A, q=min(k + 10, n, m), niter=4)
+    finally:
+        torch.random.set_rng_state(gen_state)
+    U = U[:, :k].double().cpu().numpy()
+    S = S[:k].double().cpu().numpy()
+    V = V[:, :k].double().cpu().numpy().T
+    W, H = _nndsvd_from_svd(U, S, V, k, init, avg_X, rng)
+    return (torch.as_tensor(W, dtype=dt, device=X.device),
+            torch.as_tensor(H, dtype=dt, device=X.device))
+
+
+def _nndsvd_from_svd(U, S, V, k, init, avg_X, rng, eps=1e-6):
+    """Boutsidis & Gallopoulos' NNDSVD sign fix-up of a rank-k SVD (as nmfkit.init does)."""
+    W, H = np.zeros_like(U), np.zeros_like(V)
+    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
+    H[0, :] = np.sqrt(S[0]) * np.abs(V[0, :])
+    for j in range(1, k):
+        x, y = U[:, j], V[j, :]
+        xp, yp, xn, yn = np.maximum(x, 0), np.maximum(y, 0), -np.minimum(x, 0), -np.minimum(y, 0)
+        xpn, ypn, xnn, ynn = (np.linalg.norm(v) for v in (xp, yp, xn, yn))
+        mp, mn = xpn * ypn, xnn * ynn
+        u, v, sigma = (xp / xpn, yp / ypn, mp) if mp > mn else (xn / xnn, yn / ynn, mn)
+        lbd = np.sqrt(S[j] * sigma)
+        W[:, j], H[j, :] = lbd * u, lbd * v
+    W[W < eps] = 0
+    H[H < eps] = 0
+    np.nan_to_num(W, copy=False, nan=0.0)
+    np.nan_to_num(H, copy=False, nan=0.0)
+    if init == "nndsvda":
+        W[W == 0] = avg_X
+        H[H == 0] = avg_X
+    elif init == "nndsvdar":
+        W[W == 0] = abs(avg_X * rng.standard_normal(size=int((W == 0).sum())) / 100)
+        H[H == 0] = abs(avg_X * rng.standard_normal(size=int((H == 0).sum())) / 100)
+    return W, H
+
+
+def _factor_on(nx, A, shape, dtype, device, whom):
+    """A user-given W or H, checked on the host (it is small) and moved to the device."""
+    from .._validation import check_init_factor
+
+    A_host = nx.to_numpy(A) if isinstance(A, torch.Tensor) else A
+    A_host = check_init_factor(A_host, shape, whom)
+    if isinstance(A, torch.Tensor) and A.dtype != dtype:
+        raise TypeError(
+            f"{whom} should have the same dtype as X. Got {A.dtype}; X.dtype = {dtype}. "
+            "Cast it with .to(X.dtype)."
+        )
+    return torch.as_tensor(np.array(A_host, copy=True), dtype=dtype, device=device)
+
+
+# ------------------------------------------------------------------------------- fit
+def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
+    """The torch branch of ``NMF._fit_transform``: returns (W, H, n_iter) in the caller's
+    framework (tensors for tensor input, numpy for numpy input)."""
+    from .. import _fit
+    from ..penalties import sklearn_penalties
+
+    whom = type(est).__name__
+    if update_H and getattr(est, "n_init", 1) > 1:
+        raise ValueError(
+            f"n_init={est.n_init} is not supported with the torch backend yet; run the "
+            "restarts in one batched fit with nmfkit.batched.batched_factorize(X, k, "
+            "n_restarts=...) and pick the best, or use n_init=1."
+        )
+    host_input = not isinstance(X, torch.Tensor)
+    opts = dict(est.solver_options or {})
+    nx = TorchBackend(device=nx.device, allow_tf32=bool(opts.pop("allow_tf32", False)))
+    if host_input:
+        from .._validation import check_non_negative, check_zeros_for_beta
+
+        check_non_negative(X, f"{whom} (input X)")
+        check_zeros_for_beta(X, est._beta_loss)
+        device = nx.device or torch.device("cpu")
+        nnz = X.nnz if hasattr(X, "nnz") else None
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+    else:
+        device = nx.device or X.device
+        nnz = X.values().numel() if nx.issparse(X) else None
+        dtype = X.dtype
+        if est._beta_loss <= 0:
+            has_zero = (nnz < X.shape[0] * X.shape[1]) if nnz is not None else bool((X == 0).any())
+            if has_zero or (nnz is not None and bool((X.values() == 0).any())):
+                raise ValueError(
+                    "When beta_loss <= 0 and X contains zeros, the solver may diverge. "
+                    "Please add small values to X, or use a positive beta_loss."
+                )
+    nx = TorchBackend(device=device, allow_tf32=nx.allow_tf32)
+    k = est._n_components if est._n_components not in (None, "auto") else None
+    if k is None:
+        k = H.shape[0] if H is not None else X.shape[1]
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    needed = bytes_needed(
+        tuple(X.shape), nnz, int(k), itemsize,
+        dense_WH=est._beta_loss != 2.0 and est.solver == "mu",
+        on_device=not host_input and X.device == torch.device(device),
+    )
+    check_memory(device, needed)
+    Xd = nx.asarray(X, dtype=dtype) if (host_input or X.device != torch.device(device)) else X
+    n, m = Xd.shape
+
+    if est.init == "custom" and update_H:
+        Hd = _factor_on(nx, H, (est._n_components, m), dtype, device, f"{whom} (input H)")
+        Wd = _factor_on(nx, W, (n, est._n_components), dtype, device, f"{whom} (input W)")
+        if est._n_components == "auto":
+            est._n_components = Hd.shape[0]
+    elif not update_H:
+        if W is not None:
+            warnings.warn("When update_H=False, the provided initial W is not used.",
+                          RuntimeWarning)
+        if isinstance(H, torch.Tensor):
+            H = H.to(dtype)
+        elif H is not None:
+            H = np.asarray(H, dtype=np.float64 if dtype == torch.float64 else np.float32)
+        Hd = _factor_on(nx, H, (est._n_components, m), dtype, device, f"{whom} (input H)")
+        if est._n_components == "auto":
+            est._n_components = Hd.shape[0]
+        kk = Hd.shape[0]
+        if est.solver == "mu":
+            total = nx.sum(Xd) if nx.issparse(Xd) else float(Xd.sum(dtype=torch.float64))
+            Wd = nx.full((n, kk), math.sqrt(total / (n * m) / kk), dtype)
+        else:
+            Wd = nx.zeros((n, kk), dtype)
+    else:
+        if W is not None or H is not None:
+            warnings.warn(
+                "When init!='custom', provided W or H are ignored. Set  init='custom' to use"
+                " them as initialization.",
+                RuntimeWarning,
+            )
+        if est._n_components == "auto":
+            est._n_components = m
+        Wd, Hd = init_factors(nx, Xd, est._n_components, est.init, est.random_state)
+
+    penalties = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, n, m)
+    with nx.compute_context():
+        result = _fit.factorize(
+            Xd, Wd, Hd,
+            solver=est.solver, beta=est._beta_loss, beta_param=est.beta_loss, nx=nx,
+            penalties_W=[p for p in penalties if p.factor == "W"],
+            penalties_H=[p for p in penalties if p.factor == "H"],
+            update_H=update_H, tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
+            callback=est.callback, random_state=est.random_state, shuffle=est.shuffle,
+            solver_options=opts, verbose=est.verbose,
+        )
+    if update_H:
+        est.init_objectives_ = np.array([result.objective])
+    est.loss_curve_ = list(result.history["objective"])
+    est.history_ = result.history
+    est.stop_reason_ = result.stop_reason
+    if result.stop_reason == "max_iter" and est.tol > 0:
+        from sklearn.exceptions import ConvergenceWarning
+
+        warnings.warn(
+            f"Maximum number of iterations {est.max_iter} reached. Increase it to"
+            " improve convergence.",
+            ConvergenceWarning,
+        )
+    Wr, Hr = result.W, result.H
+    if host_input:
+        Wr, Hr = nx.to_numpy(Wr), nx.to_numpy(Hr)
+    return Wr, Hr, result.n_iter
