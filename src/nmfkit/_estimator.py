@@ -17,7 +17,7 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _fit
+from . import _extensions, _fit
 from ._validation import (
     check_init_factor,
     check_magnitude,
@@ -396,6 +396,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         penalties = sklearn_penalties(
             self.alpha_W, self.alpha_H, self.l1_ratio, X.shape[0], X.shape[1]
         )
+        # penalties, graph, nsNMF, frozen components, Hoyer targets (issue 4)
+        ext = _extensions.prepare(self, X, W, H, update_H)
+        penalties = [*penalties, *ext.pop("penalties")]
         nx = get_backend(X)
         fit_kwargs = dict(
             solver=self.solver,
@@ -411,8 +414,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             callback=self.callback,
             random_state=self.random_state,
             shuffle=self.shuffle,
-            solver_options=self.solver_options,
             verbose=self.verbose,
+            **ext,
         )
         if update_H and self.n_init > 1:
             from ._restarts import fit_n_init
@@ -431,7 +434,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 " improve convergence.",
                 ConvergenceWarning,
             )
-        return result.W, result.H, result.n_iter
+        return result.W, _extensions.finish(self, result.H, update_H), result.n_iter
 
 
 def _mean(X) -> float:

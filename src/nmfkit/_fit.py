@@ -182,6 +182,9 @@ def factorize(
     random_state=None,
     shuffle: bool = False,
     solver_options: dict | None = None,
+    frozen_W=(),
+    frozen_H=(),
+    smoothing: float = 0.0,
     verbose: int = 0,
 ) -> FitResult:
     """Fit W, H ≥ 0 from validated inputs and initial factors with the named solver.
@@ -229,7 +232,13 @@ def factorize(
         rng=check_random_state(random_state),
         shuffle=shuffle,
         options=dict(solver_options or {}),
+        frozen_W=tuple(frozen_W),
+        frozen_H=tuple(frozen_H),
     )
+    if smoothing:  # nsNMF, X ≈ W S H (issue 4): the solver's updates on the smoothed factors
+        from .nsnmf import smoothed_solver
+
+        cls = smoothed_solver(cls, smoothing)
     result = run(
         cls(problem),
         tol=tol,

@@ -41,6 +41,10 @@ class Problem:
     shuffle: bool = False
     options: dict = field(default_factory=dict)
     _sq_norm_X: float | None = None
+    #: frozen components: indices t whose column W[:, t] / row H[t] a solver must leave
+    #: bit-identical (solvers with ``supports_frozen``; see nmfkit.penalties docs)
+    frozen_W: tuple = ()
+    frozen_H: tuple = ()
     #: observed entries and their weights (a nmfkit.masked.Observed), or None when every
     #: entry of X is observed; only solvers with ``masks = True`` accept it
     M: Any = None
@@ -82,6 +86,8 @@ class Solver:
     backends: frozenset = frozenset({"numpy"})
     #: True when each outer iteration cannot increase the objective
     monotone: bool = True
+    #: True when the solver honours Problem.frozen_W / frozen_H (frozen components)
+    supports_frozen: bool = False
     #: True when the solver fits a mask / weights (Problem.M); see nmfkit.masked
     masks: bool = False
     #: unmasked solver names this masked solver stands in for when a mask is given

@@ -24,6 +24,7 @@ class CoordinateDescent(Solver):
     betas = (2.0,)
     sparse = True
     monotone = True
+    supports_frozen = True
 
     def setup(self):
         p = self.p
@@ -52,11 +53,12 @@ class CoordinateDescent(Solver):
     def finalize(self):
         return np.ascontiguousarray(self.Wt.T), self.Hc
 
-    def _order(self, k):
+    def _order(self, k, frozen=()):
         p = self.p
-        if p.shuffle:
-            return p.nx.permutation(p.rng, k)
-        return None
+        order = p.nx.permutation(p.rng, k) if p.shuffle else None
+        if frozen:  # frozen components (issue 4) are skipped by the sweep, never written
+            order = [int(t) for t in (range(k) if order is None else order) if t not in frozen]
+        return order
 
     def _cross_W(self):
         """H Xᵀ, shape (k, n_samples)."""
@@ -80,13 +82,14 @@ class CoordinateDescent(Solver):
                 self._GH = self.Hc @ self.Hc.T
             hals_sweep(
                 self.Wt, self._GH, self._RW, self.l1W, self.l2W,
-                self._order(self.Wt.shape[0]), self.extraW,
+                self._order(self.Wt.shape[0], p.frozen_W), self.extraW,
             )
         if p.update_H:
             R = self._cross_H()
             G = self.Wt @ self.Wt.T
             hals_sweep(
-                self.Hc, G, R, self.l1H, self.l2H, self._order(self.Hc.shape[0]), self.extraH
+                self.Hc, G, R, self.l1H, self.l2H, self._order(self.Hc.shape[0], p.frozen_H),
+                self.extraH,
             )
             H = self.Hc
             return self._frobenius_objective(nx.vdot(R, H), nx.vdot(G, H @ H.T), self.W, H)

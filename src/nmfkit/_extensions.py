@@ -1,0 +1,153 @@
+"""The estimator's side of the extensions of issue 4: validate and translate the NMF
+parameters ``penalties``, ``graph``/``graph_weight``/``graph_neighbors``, ``smoothness``,
+``frozen_components`` and ``sparseness_W``/``sparseness_H`` into what ``_fit.factorize``
+takes (penalty objects, frozen indices, the nsNMF θ, solver options), and turn the fitted raw
+factors back into the public ones (nsNMF: ``components_ = S H``).
+
+Kept out of ``_estimator.py`` so that the shared estimator only wires these two calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .graph import GRAPH_WEIGHTS, knn_affinity
+from .nsnmf import smoothing_matrix
+from .penalties import Graph, Penalty
+
+__all__ = ["prepare", "finish"]
+
+
+def _user_penalties(est, X) -> list:
+    pens = list(est.penalties or [])
+    n, m = X.shape
+    for pen in pens:
+        if not isinstance(pen, Penalty):
+            raise TypeError(
+                f"penalties must be nmfkit.penalties.Penalty objects (L1, L2, Graph, ...), "
+                f"got {type(pen).__name__}: {pen!r}."
+            )
+        if isinstance(pen, Graph):
+            N = n if pen.factor == "W" else m
+            if pen.size != N:
+                what = "n_samples" if pen.factor == "W" else "n_features"
+                raise ValueError(
+                    f"Graph penalty on {pen.factor} has an affinity of shape "
+                    f"{pen.affinity.shape}, but X has {what} = {N}; give an ({N}, {N}) "
+                    "affinity."
+                )
+    return pens
+
+
+def _graph_penalty(est, X):
+    graph, lam = est.graph, float(est.graph_weight)
+    if graph is None:
+        if lam > 0:
+            raise ValueError(
+                f"graph_weight={lam!r} needs a graph: set graph to 'binary', 'heat' or "
+                "'cosine' (a k-NN graph of X) or to an (n_samples, n_samples) affinity."
+            )
+        return []
+    if lam == 0:
+        return []
+    if isinstance(graph, str):
+        if graph not in GRAPH_WEIGHTS:
+            raise ValueError(f"graph must be one of {GRAPH_WEIGHTS} or an affinity matrix, "
+                             f"got {graph!r}.")
+        A = knn_affinity(X, n_neighbors=min(est.graph_neighbors, X.shape[0] - 1), weight=graph)
+    else:
+        A = graph
+        if not sp.issparse(A):
+            A = np.asarray(A)
+        if A.shape != (X.shape[0], X.shape[0]):
+            raise ValueError(
+                f"graph affinity has shape {A.shape}, but X has {X.shape[0]} samples; give an "
+                f"({X.shape[0]}, {X.shape[0]}) affinity or a string ('binary', 'heat', "
+                "'cosine') to build a k-NN graph from X."
+            )
+    return [Graph(lam, "W", affinity=A)]
+
+
+def _frozen(est, X, H, update_H):
+    F = est.frozen_components
+    if F is None or not update_H:
+        return ()
+    F = np.asarray(F)
+    if F.ndim == 1:
+        F = F[np.newaxis, :]
+    k, m = H.shape
+    if F.ndim != 2 or F.shape[1] != m or not 1 <= F.shape[0] <= k:
+        raise ValueError(
+            f"frozen_components must have shape (n_frozen, n_features) = (<= {k}, {m}), got "
+            f"{F.shape}; n_components counts the frozen components too."
+        )
+    if not np.all(np.isfinite(F)) or F.min() < 0:
+        raise ValueError("frozen_components must be finite and non-negative.")
+    if est.smoothness:
+        raise ValueError(
+            "frozen_components cannot be combined with smoothness > 0 (nsNMF smooths every "
+            "component, so none would stay fixed); use one or the other."
+        )
+    from .solvers import SOLVERS
+
+    if not SOLVERS[est.solver].supports_frozen:
+        ok = sorted(n for n, c in SOLVERS.items() if c.supports_frozen)
+        raise ValueError(
+            f"solver {est.solver!r} cannot keep frozen_components fixed; solvers that can: {ok}."
+        )
+    if getattr(est, "n_init", 1) > 1:
+        raise ValueError(
+            "frozen_components is not supported with n_init > 1 yet; use n_init=1."
+        )
+    H[: F.shape[0]] = F.astype(H.dtype, copy=False)
+    return tuple(range(F.shape[0]))
+
+
+def prepare(est, X, W, H, update_H: bool) -> dict:
+    """Keyword arguments for ``_fit.factorize`` from the estimator's extension parameters.
+
+    Writes the frozen components into H's first rows (H is the estimator's own copy).
+    Returns a dict with ``penalties`` (extra Penalty objects), ``frozen_H``, ``smoothing``,
+    ``solver_options``. When H is fixed (``transform``), sample graphs, smoothing and frozen
+    rows do not apply: the fixed H already is the (smoothed) model.
+    """
+    pens = _user_penalties(est, X)
+    if update_H:
+        pens += _graph_penalty(est, X)
+    else:  # new samples: the training sample graph does not apply to them
+        pens = [p for p in pens if not (isinstance(p, Graph) and p.factor == "W")]
+    options = dict(est.solver_options or {})
+    targets = {"sparseness_W": est.sparseness_W, "sparseness_H": est.sparseness_H}
+    if any(v is not None for v in targets.values()):
+        if est.solver != "nmfsc":
+            raise ValueError(
+                f"sparseness_W / sparseness_H are constraints that only solver='nmfsc' "
+                f"(Hoyer 2004) enforces; got solver={est.solver!r}. Set solver='nmfsc', or "
+                "use penalties (alpha_W/alpha_H with l1_ratio=1) for a soft sparseness."
+            )
+        if update_H:
+            options.update({k: v for k, v in targets.items() if v is not None})
+        elif targets["sparseness_W"] is not None:
+            options["sparseness_W"] = targets["sparseness_W"]
+    elif est.solver == "nmfsc" and update_H:
+        raise ValueError(
+            "solver='nmfsc' needs a target sparseness: set sparseness_W and/or sparseness_H "
+            "(floats in [0, 1])."
+        )
+    return {
+        "penalties": [p for p in pens if p.active],
+        "frozen_H": _frozen(est, X, H, update_H),
+        "smoothing": float(est.smoothness) if update_H else 0.0,
+        "solver_options": options or None,
+    }
+
+
+def finish(est, H, update_H: bool):
+    """The public components from the fitted raw H (nsNMF: S H), storing the raw H."""
+    if not update_H or not est.smoothness:
+        return H
+    S = smoothing_matrix(H.shape[0], float(est.smoothness), dtype=H.dtype)
+    est.components_unsmoothed_ = H
+    est.smoothing_matrix_ = S
+    return S @ H
