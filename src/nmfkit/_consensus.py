@@ -267,6 +267,11 @@ def consensus_components(
             "density_threshold (2 keeps every component) or fit more runs."
         )
     km = KMeans(n_clusters=n_components, n_init=10, random_state=random_state).fit(U)
+    if np.unique(km.labels_).size < n_components:
+        raise ValueError(
+            f"the kept components form fewer than n_components={n_components} distinct "
+            "clusters; lower n_components or fit more runs."
+        )
     H = np.vstack([np.median(U[km.labels_ == c], axis=0) for c in range(n_components)])
     H = np.maximum(H, 0.0)
     s = H.sum(axis=1, keepdims=True)
