@@ -1,0 +1,281 @@
+"""Batched restarts: B independent NMF fits of the same X in one set of batched products.
+
+Model selection (``n_init``, consensus clustering, cNMF-style replicates) fits the same X many
+times from different starts. Run one after another, each fit reads X twice per iteration.
+Here the B factors are stacked, W of shape (B, n_samples, k) and H of shape (B, k,
+n_features), and the two products with X are single wide products over all restarts::
+
+    X Hᵀ  for every b  =  X @ [H₁; …; H_B]ᵀ            (n_samples, B·k), X read once
+    Wᵀ X  for every b  =  [W₁ … W_B]ᵀ @ X              (B·k, n_features), X read once
+
+The small products (Gram matrices, W·(HHᵀ)) are batched matrix products (``torch.bmm`` /
+``numpy.matmul`` on stacks). On a GPU the wide products are what keeps X's bandwidth cost
+shared by the B restarts. The same code runs on numpy and on torch (CPU or CUDA).
+
+Solvers: ``"mu"`` (Lee & Seung multiplicative updates) and ``"cd"`` (HALS, one sweep per
+half-iteration, batched across restarts), both for the Frobenius loss, dense or sparse X.
+Each restart b started from ``init="random"`` with seed ``seeds[b]`` follows the same
+trajectory as a single fit from that start (to rounding), so the best restart is a valid
+``n_init`` result. The restarts share one stopping rule: stop when every restart's relative
+decrease of √(2·objective) over ``check_every`` iterations is below ``tol``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from .backends import _is_torch_tensor, get_backend
+
+__all__ = ["BatchedResult", "batched_factorize", "restart_seeds"]
+
+
+@dataclass
+class BatchedResult:
+    """The B fits. Arrays are in the input's framework (tensors for tensor input).
+
+    Attributes
+    ----------
+    W : array (B, n_samples, k)
+    H : array (B, k, n_features)
+    objectives : ndarray (B,), final ½‖X − W_b H_b‖² of each restart (float64, host).
+    seeds : ndarray (B,), the seed of each restart's random initialisation.
+    n_iter : int, iterations run (the same for every restart).
+    history : dict, "n_iter" list and "objective" list of (B,) arrays.
+    """
+
+    W: object
+    H: object
+    objectives: np.ndarray
+    seeds: np.ndarray
+    n_iter: int
+    history: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> int:
+        """Index of the restart with the lowest final objective."""
+        return int(np.argmin(self.objectives))
+
+    def best_factors(self):
+        """(W, H) of the best restart: W (n_samples, k), H (k, n_features)."""
+        b = self.best
+        return self.W[b], self.H[b]
+
+
+def restart_seeds(random_state, n: int) -> np.ndarray:
+    """n independent integer seeds drawn from ``random_state`` (int, RandomState or None)."""
+    return check_random_state(random_state).randint(np.iinfo(np.int32).max, size=n)
+
+
+# ------------------------------------------------------------------ framework helpers
+def _t(nx, A):
+    """Swap the last two axes (a view)."""
+    return A.transpose(-1, -2) if nx.name == "torch" else np.swapaxes(A, -1, -2)
+
+
+def _perm(nx, A, axes):
+    return A.permute(*axes) if nx.name == "torch" else np.transpose(A, axes)
+
+
+def _bsum(nx, A):
+    """Σ over the last two axes, per restart, as a float64 host array (B,)."""
+    if nx.name == "torch":
+        return A.double().sum(dim=(-1, -2)).cpu().numpy()
+    return A.astype(np.float64).sum(axis=(-1, -2))
+
+
+def _cross_XHt(nx, X, H):
+    """X H_bᵀ for every b as one product: (B, n_samples, k)."""
+    B, k, m = H.shape
+    P = nx.matmul(X, H.reshape(B * k, m).T)  # (n, B·k)
+    return _perm(nx, P.reshape(X.shape[0], B, k), (1, 0, 2))
+
+
+def _cross_WtX(nx, X, Xt, W, sparse):
+    """W_bᵀ X for every b as one product: (B, k, n_features)."""
+    B, n, k = W.shape
+    Wc = _perm(nx, W, (1, 0, 2)).reshape(n, B * k)  # [W₁ … W_B], (n, B·k)
+    P = nx.matmul(Xt, Wc).T if sparse else Wc.T @ X  # (B·k, m)
+    return P.reshape(B, k, X.shape[1])
+
+
+def _objectives(sq_X, WtX, H, WtW, HHt, nx):
+    """½(‖X‖² − 2⟨WᵀX, H⟩ + ⟨WᵀW, HHᵀ⟩) per restart, clamped at 0."""
+    return np.maximum(0.5 * (sq_X - 2.0 * _bsum(nx, WtX * H) + _bsum(nx, WtW * HHt)), 0.0)
+
+
+# ------------------------------------------------------------------ updates
+def _mu_step(nx, X, Xt, W, H, sparse, eps):
+    XHt = _cross_XHt(nx, X, H)
+    HHt = H @ _t(nx, H)
+    den = W @ HHt
+    nx.fill_where(den, den == 0, eps)
+    W *= XHt / den
+    WtX = _cross_WtX(nx, X, Xt, W, sparse)
+    WtW = _t(nx, W) @ W
+    den = WtW @ H
+    nx.fill_where(den, den == 0, eps)
+    H *= WtX / den
+    return WtX, WtW
+
+
+def _hals_sweep_batched(nx, F, G, R):
+    """One HALS pass over the k rows of each F_b (B, k, N), in place, no host sync."""
+    k = F.shape[1]
+    diag = (G.diagonal(dim1=-2, dim2=-1) if nx.name == "torch"
+            else np.diagonal(G, axis1=-2, axis2=-1).copy())  # (B, k)
+    alive = diag > 0
+    safe = nx.where(alive, diag, 1.0)
+    for t in range(k):
+        GF = (G[:, t : t + 1, :] @ F)[:, 0, :]  # (B, N)
+        new = F[:, t, :] + (R[:, t, :] - GF) / safe[:, t : t + 1]
+        new = nx.clip_min(new, 0)
+        F[:, t, :] = nx.where(alive[:, t : t + 1], new, F[:, t, :])
+
+
+def _cd_step(nx, X, Xt, W, H, sparse, eps=None):
+    Wt = _t(nx, W)  # (B, k, n), a view: HALS rows of Wᵀ
+    RW = _t(nx, _cross_XHt(nx, X, H))  # H Xᵀ, (B, k, n)
+    GH = H @ _t(nx, H)
+    Wt_c = nx.ascontiguous(Wt)
+    _hals_sweep_batched(nx, Wt_c, GH, nx.ascontiguous(RW))
+    W[...] = _t(nx, Wt_c)
+    WtX = _cross_WtX(nx, X, Xt, W, sparse)
+    WtW = _t(nx, W) @ W
+    _hals_sweep_batched(nx, H, WtW, WtX)
+    return WtX, WtW
+
+
+# ------------------------------------------------------------------ public
+def batched_factorize(
+    X,
+    n_components: int,
+    *,
+    n_restarts: int = 8,
+    solver: str = "mu",
+    beta_loss="frobenius",
+    max_iter: int = 200,
+    tol: float = 1e-4,
+    check_every: int = 10,
+    random_state=None,
+    seeds=None,
+    backend: str | None = None,
+    device=None,
+) -> BatchedResult:
+    """Fit ``n_restarts`` NMFs of X (Frobenius loss) from random starts, in batched products.
+
+    Parameters
+    ----------
+    X : array, scipy.sparse matrix or torch tensor (dense or sparse CSR), (n_samples,
+        n_features), non-negative.
+    n_components : int, the rank k.
+    n_restarts : int, the number of restarts B (ignored when ``seeds`` is given).
+    solver : {"mu", "cd"}; "cd" is HALS, one sweep per half-iteration.
+    beta_loss : "frobenius" or 2 (the batched path handles the Frobenius loss only).
+    max_iter, tol, check_every : iterations and the shared stopping rule.
+    random_state : int, RandomState or None; draws the restart seeds.
+    seeds : sequence of int or None; restart b starts from
+        ``nmfkit.init.initialize(X, k, init="random", random_state=seeds[b])``.
+    backend, device : as for :class:`nmfkit.NMF` ("torch", "cuda").
+
+    Returns
+    -------
+    BatchedResult with W (B, n_samples, k), H (B, k, n_features) and the objectives.
+    """
+    from .losses import beta_loss_to_float
+
+    if beta_loss_to_float(beta_loss) != 2.0:
+        raise ValueError(
+            f"batched_factorize handles beta_loss='frobenius' only, got {beta_loss!r}; fit "
+            "other losses one restart at a time with NMF(n_init=...)."
+        )
+    if solver not in ("mu", "cd"):
+        raise ValueError(f"solver must be 'mu' or 'cd' for batched restarts, got {solver!r}.")
+    if not (isinstance(n_components, (int, np.integer)) and n_components >= 1):
+        raise ValueError(f"n_components must be an int >= 1, got {n_components!r}.")
+    seeds = restart_seeds(random_state, n_restarts) if seeds is None else np.asarray(seeds)
+    if seeds.ndim != 1 or seeds.size < 1:
+        raise ValueError(f"seeds must be a non-empty 1-D sequence of ints, got {seeds!r}.")
+    nx = get_backend(X, backend=backend, device=device)
+    tensor_in = _is_torch_tensor(X)
+    if nx.name == "torch" and not tensor_in:
+        from sklearn.utils import check_array
+
+        X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
+        X = nx.asarray(X)
+    elif nx.name == "numpy":
+        from sklearn.utils import check_array
+
+        X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
+    if nx.min(X) < 0:
+        raise ValueError(
+            "Negative values in data passed to batched_factorize: NMF needs non-negative "
+            "data; clip or shift X."
+        )
+    X, Xt = nx.prepare_X(X)
+    sparse = nx.issparse(X)
+    n, m = X.shape
+    k, B = int(n_components), int(seeds.size)
+    dtype = nx.dtype_of(nx.sparse_data(X) if sparse else X)
+    if nx.name == "torch":
+        from .backends._torch_io import bytes_needed, check_memory
+
+        item = nx.sparse_data(X).element_size() if sparse else X.element_size()
+        check_memory(X.device, bytes_needed((n, m), 0 if sparse else None, B * k, item,
+                                            dense_WH=False, on_device=True))
+    eps = nx.eps(dtype)
+    # random starts, exactly those of nmfkit.init.initialize(init="random", seed)
+    total = nx.sum(X) if sparse else float(X.sum())
+    avg = math.sqrt(float(total) / (n * m) / k)
+    W0 = np.empty((B, n, k))
+    H0 = np.empty((B, k, m))
+    np_dtype = np.float64 if str(dtype).endswith("float64") else np.float32
+    for b, s in enumerate(seeds):
+        rng = check_random_state(int(s))
+        H0[b] = np.abs(avg * rng.standard_normal(size=(k, m)).astype(np_dtype, copy=False))
+        W0[b] = np.abs(avg * rng.standard_normal(size=(n, k)).astype(np_dtype, copy=False))
+    W = nx.asarray(W0.astype(np_dtype))
+    H = nx.asarray(H0.astype(np_dtype))
+    if nx.name == "torch":
+        dev = nx.sparse_data(X).device if sparse else X.device
+        W, H = W.to(dev), H.to(dev)
+
+    sq_X = nx.sq_norm(X)
+    WtX0 = _cross_WtX(nx, X, Xt, W, sparse)
+    f = _objectives(sq_X, WtX0, H, _t(nx, W) @ W, H @ _t(nx, H), nx)
+    e_init = np.sqrt(2 * f)
+    e_prev = e_init
+    hist_it, hist_f = [0], [f]
+    n_iter = 0
+    step = _mu_step if solver == "mu" else _cd_step
+    ctx = nx.compute_context() if hasattr(nx, "compute_context") else None
+    if ctx is not None:
+        ctx.__enter__()
+    try:
+        for n_iter in range(1, max_iter + 1):
+            WtX, WtW = step(nx, X, Xt, W, H, sparse, eps)
+            if n_iter % check_every == 0 or n_iter == max_iter:
+                f = _objectives(sq_X, WtX, H, WtW, H @ _t(nx, H), nx)
+                hist_it.append(n_iter)
+                hist_f.append(f)
+                if tol > 0 and n_iter % check_every == 0:
+                    e = np.sqrt(2 * f)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        rel = np.where(e_init > 0, (e_prev - e) / e_init, 0.0)
+                    if np.all(rel < tol):
+                        break
+                    e_prev = e
+    finally:
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+    if hist_it[-1] != n_iter:
+        f = _objectives(sq_X, WtX, H, WtW, H @ _t(nx, H), nx)
+        hist_it.append(n_iter)
+        hist_f.append(f)
+    if nx.name == "torch" and not tensor_in:
+        W, H = nx.to_numpy(W), nx.to_numpy(H)
+    return BatchedResult(W=W, H=H, objectives=np.asarray(f, dtype=np.float64), seeds=seeds,
+                         n_iter=n_iter, history={"n_iter": hist_it, "objective": hist_f})
