@@ -1,0 +1,276 @@
+"""The nmfkit command line: every command on small files of every format, every error case
+(exit 2, one line ``error: ...``), the progress bar, Ctrl-C, and a real subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+click = pytest.importorskip("click")
+pytest.importorskip("matplotlib")
+from click.testing import CliRunner  # noqa: E402
+from scipy.io import mmwrite  # noqa: E402
+
+import nmfkit  # noqa: E402
+from nmfkit.cli._app import cli  # noqa: E402
+from nmfkit.io import read_matrix  # noqa: E402
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _data(n=12, m=6, seed=0):
+    rng = np.random.RandomState(seed)
+    return rng.rand(n, 3) @ rng.rand(3, m)
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    X = _data()
+    lines = ["," + ",".join(f"f{j}" for j in range(X.shape[1]))]
+    lines += [f"r{i}," + ",".join(repr(float(v)) for v in row) for i, row in enumerate(X)]
+    p = tmp_path / "data.csv"
+    p.write_text("\n".join(lines) + "\n")
+    return p, X
+
+
+def test_fit_csv_writes_everything(tmp_path, csv_file):
+    path, X = csv_file
+    out = tmp_path / "out"
+    r = invoke("fit", path, "-k", 3, "--out", out, "--max-iter", 50)
+    assert r.exit_code == 0, r.output
+    for name in ("W.csv", "H.csv", "model.npz", "summary.json", "report.html"):
+        assert (out / name).exists(), name
+    W = read_matrix(out / "W.csv")
+    assert W.row_names == [f"r{i}" for i in range(12)] and W.X.shape == (12, 3)
+    H = read_matrix(out / "H.csv")
+    assert H.feature_names == [f"f{j}" for j in range(6)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parameters"]["n_components"] == 3 and summary["n_iter"] >= 1
+    assert summary["metrics"]["relative_error"] < 0.1
+    assert summary["versions"]["nmfkit"] == nmfkit.__version__
+    model = nmfkit.load(out / "model.npz")
+    np.testing.assert_allclose(model.components_, H.X, rtol=1e-12)
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "http" not in html.split("<body>")[1]
+    assert "relative error" in r.output
+
+
+@pytest.mark.parametrize("kind", ["tsv", "npy", "npz-dense", "npz-sparse", "mtx", "npy-images"])
+def test_fit_each_format(tmp_path, kind):
+    X = _data()
+    if kind == "tsv":
+        p = tmp_path / "d.tsv"
+        p.write_text("\n".join("\t".join(repr(float(v)) for v in row) for row in X))
+    elif kind == "npy":
+        np.save(p := tmp_path / "d.npy", X)
+    elif kind == "npz-dense":
+        np.savez(p := tmp_path / "d.npz", X=X)
+    elif kind == "npz-sparse":
+        sp.save_npz(p := tmp_path / "d.npz", sp.csr_matrix(X))
+    elif kind == "mtx":
+        mmwrite(str(p := tmp_path / "d.mtx"), sp.csr_matrix(X))
+    else:
+        np.save(p := tmp_path / "d.npy", X.reshape(12, 2, 3))
+    out = tmp_path / "out"
+    r = invoke("fit", p, "-k", 2, "--out", out, "--max-iter", 30, "--no-report")
+    assert r.exit_code == 0, r.output
+    ext = {"tsv": "tsv", "npy": "npy", "npy-images": "npy"}.get(kind, "npz")
+    W = read_matrix(out / f"W.{ext}")
+    assert W.X.shape == (12, 2)
+    meta = nmfkit.model_io.read_metadata(out / "model.npz")
+    if kind == "npy-images":
+        assert meta["metadata"]["image_shape"] == [2, 3]
+
+
+def test_fit_text_and_transform_reuses_vocabulary(tmp_path):
+    docs = tmp_path / "docs.txt"
+    docs.write_text("apples pears apples\nplums pears\ncars trucks\ntrucks buses cars\n"
+                    "apples plums\nbuses cars\n")
+    out = tmp_path / "out"
+    r = invoke("fit", docs, "-k", 2, "--loss", "kl", "--out", out, "--max-iter", 50,
+               "--text", "counts", "--top", 3)
+    assert r.exit_code == 0, r.output
+    H = read_matrix(out / "H.csv")
+    assert set(H.feature_names) == {"apples", "pears", "plums", "cars", "trucks", "buses"}
+    assert json.loads((out / "summary.json").read_text())["parameters"]["solver"] == "mu"
+    new = tmp_path / "new.txt"
+    new.write_text("apples pears unknownword\ntrucks\n")
+    r = invoke("transform", out / "model.npz", new, "--out", tmp_path / "t")
+    assert r.exit_code == 0, r.output
+    W = read_matrix(tmp_path / "t" / "W.csv").X
+    assert W.shape == (2, 2) and np.argmax(W[0]) != np.argmax(W[1])
+
+
+def test_transpose(tmp_path, csv_file):
+    path, X = csv_file
+    r = invoke("fit", path, "-k", 2, "--transpose", "--out", tmp_path / "o", "--no-report")
+    assert r.exit_code == 0, r.output
+    W = read_matrix(tmp_path / "o" / "W.csv")
+    assert W.X.shape == (6, 2) and W.row_names == [f"f{j}" for j in range(6)]
+
+
+def test_transform_matches_model_and_reorders_columns(tmp_path, csv_file):
+    path, X = csv_file
+    invoke("fit", path, "-k", 3, "--out", tmp_path / "o", "--no-report")
+    model = nmfkit.load(tmp_path / "o" / "model.npz")
+    r = invoke("transform", tmp_path / "o" / "model.npz", path, "--out", tmp_path / "t")
+    assert r.exit_code == 0, r.output
+    W = read_matrix(tmp_path / "t" / "W.csv").X
+    np.testing.assert_allclose(W, model.transform(X), rtol=1e-10, atol=1e-12)
+    # the same table with its columns in another order gives the same W
+    order = [5, 0, 3, 1, 4, 2]
+    lines = ["," + ",".join(f"f{j}" for j in order)]
+    lines += [f"r{i}," + ",".join(repr(float(row[j])) for j in order) for i, row in enumerate(X)]
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join(lines))
+    r = invoke("transform", tmp_path / "o" / "model.npz", shuffled, "--out", tmp_path / "t2")
+    assert r.exit_code == 0, r.output
+    np.testing.assert_allclose(read_matrix(tmp_path / "t2" / "W.csv").X, W, rtol=1e-10)
+
+
+def test_report_command(tmp_path, csv_file):
+    path, _ = csv_file
+    invoke("fit", path, "-k", 2, "--out", tmp_path / "o", "--no-report")
+    r = invoke("report", tmp_path / "o" / "model.npz", "--out", tmp_path / "a.html")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a.html").read_text().count("data:image/png") == 2
+    r = invoke("report", tmp_path / "o" / "model.npz", path)
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert html.count("data:image/png") == 3 and "explained_variance" in html
+
+
+def test_info():
+    r = invoke("info")
+    assert r.exit_code == 0 and "numpy" in r.output and "solvers" in r.output
+    data = json.loads(invoke("info", "--json").output)
+    assert data["versions"]["nmfkit"] == nmfkit.__version__ and "numpy" in data["backends"]
+
+
+def test_demo_digits_only(tmp_path):
+    r = invoke("demo", "--only-digits", "-k", 4, "--out", tmp_path / "d")
+    assert r.exit_code == 0, r.output
+    assert "explained variance" in r.output
+    for name in ("W.npy", "H.npy", "summary.json", "parts.png", "report.html"):
+        assert (tmp_path / "d" / name).exists()
+
+
+def test_progress_bar_and_quiet(tmp_path, csv_file):
+    path, _ = csv_file
+    args = ["fit", path, "-k", 2, "--out", tmp_path / "o", "--no-report", "--tol", 0,
+            "--max-iter", 20]
+    r = invoke(*args, "--progress")
+    assert "fit:" in r.stderr and "/20 [" in r.stderr
+    r = invoke(*args, "--progress", "--quiet")
+    assert r.exit_code == 0 and r.stderr == "" and r.stdout == ""
+    r = invoke(*args)  # not a terminal: no bar by default
+    assert "/20 [" not in r.stderr
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _blocked_dir(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    return f / "sub"
+
+
+ERROR_CASES = {
+    "missing file": (lambda t: ["fit", t / "nope.csv", "-k", 2], "does not exist"),
+    "unparsable cell": (lambda t: ["fit", _write(t, "b.csv", "a,b\n1,2\n3,oops\n"), "-k", 1],
+                        "cannot read cell 'oops' at line 3, column 2"),
+    "negative value": (lambda t: ["fit", _write(t, "n.csv", ",a,b\nx,1,2\ny,3,-4\n"), "-k", 1],
+                       "negative value (-4) at row 2 ('y'), column 2 ('b')"),
+    "NaN": (lambda t: ["fit", _write(t, "m.csv", "a,b\n1,NA\n3,4\n"), "-k", 1],
+            "missing value (NaN) at row 1, column 2"),
+    "k too large": (lambda t: ["fit", _write(t, "k.csv", "1,2\n3,4\n5,6\n"), "-k", 5],
+                    "-k 5 is larger than the data allow: X is 3×2"),
+    "unknown loss": (lambda t: ["fit", _write(t, "l.csv", "1,2\n3,4\n"), "-k", 1, "--loss",
+                                "fancy"], "'fancy' is not a loss"),
+    "unknown solver": (lambda t: ["fit", _write(t, "s.csv", "1,2\n3,4\n"), "-k", 1,
+                                  "--solver", "magic"], "Invalid value for '--solver'"),
+    "unknown option": (lambda t: ["fit", "x.csv", "-k", 1, "--frobnicate"],
+                       "No such option '--frobnicate'"),
+    "missing -k": (lambda t: ["fit", "x.csv"], "Missing option '-k'"),
+    "unwritable output": (lambda t: ["fit", _write(t, "w.csv", "1,2\n3,4\n"), "-k", 1,
+                                     "--out", _blocked_dir(t)],
+                          "cannot write to the output folder"),
+    "bad image shape": (lambda t: ["fit", _write(t, "i.csv", "1,2\n3,4\n"), "-k", 1,
+                                   "--image-shape", "3x3"], "--image-shape 3x3 has 9 pixels"),
+    "solver cannot do loss": (lambda t: ["fit", _write(t, "c.csv", "1,2\n3,4\n"), "-k", 1,
+                                         "--loss", "0.5", "--solver", "cd"], "beta_loss"),
+    "model not a model": (lambda t: ["transform", _write(t, "m.npz", "zz"),
+                                     _write(t, "d.csv", "1,2\n")], "not an .npz archive"),
+    "unknown format": (lambda t: ["fit", _write(t, "d.xyz", "1,2\n"), "-k", 1],
+                       "cannot tell the format"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_error_cases_exit_2_one_line(tmp_path, case):
+    make_args, message = ERROR_CASES[case]
+    r = invoke(*make_args(tmp_path))
+    assert r.exit_code == 2, (r.exit_code, r.output)
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_transform_feature_mismatch(tmp_path, csv_file):
+    path, _ = csv_file
+    invoke("fit", path, "-k", 2, "--out", tmp_path / "o", "--no-report")
+    bad = _write(tmp_path, "bad.csv", ",f0,zz,f2,f3,f4,f5\nr,1,2,3,4,5,6\n")
+    r = invoke("transform", tmp_path / "o" / "model.npz", bad)
+    assert r.exit_code == 2 and "lacks 1 of the model's features, e.g. ['f1']" in r.stderr
+    np.save(tmp_path / "narrow.npy", np.ones((3, 4)))
+    r = invoke("transform", tmp_path / "o" / "model.npz", tmp_path / "narrow.npy")
+    assert r.exit_code == 2 and "has 4 features (columns) but the model was fitted on 6" in r.stderr
+
+
+def test_ctrl_c_writes_last_iterate(tmp_path, csv_file, monkeypatch):
+    from nmfkit.solvers import SOLVERS
+
+    path, _ = csv_file
+    cls = SOLVERS["cd"] if isinstance(SOLVERS["cd"], type) else type(SOLVERS["cd"])
+    step = cls.step
+    calls = {"n": 0}
+
+    def interrupting_step(self):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(cls, "step", interrupting_step)
+    out = tmp_path / "o"
+    r = invoke("fit", path, "-k", 2, "--solver", "cd", "--out", out, "--no-report",
+               "--tol", 0, "--max-iter", 50)
+    assert r.exit_code == 130
+    assert "interrupted after 3 iterations: wrote the factors of the last complete" in r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted" and summary["n_iter"] == 3
+    assert np.all(np.isfinite(read_matrix(out / "W.csv").X))
+
+
+def test_real_subprocess(tmp_path, csv_file):
+    path, _ = csv_file
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    ok = subprocess.run([sys.executable, "-m", "nmfkit", "fit", str(path), "-k", "2", "--out",
+                         str(tmp_path / "o"), "--no-report"], capture_output=True, text=True,
+                        env=env, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "o" / "model.npz").exists()
+    bad = subprocess.run([sys.executable, "-m", "nmfkit", "fit", str(tmp_path / "none.csv"),
+                          "-k", "2"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: input") and "Traceback" not in bad.stderr
