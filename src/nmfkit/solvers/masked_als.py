@@ -44,7 +44,8 @@ def cd_rows(F, G, R, l1=0.0, l2=0.0, n_sweeps: int = 10, tol: float = 1e-3, free
     F : ndarray (B, k), updated in place.
     G : ndarray (B, k, k), symmetric positive semi-definite.
     R : ndarray (B, k).
-    l1, l2 : float or ndarray (B,), per-row penalty weights.
+    l1, l2 : float or ndarray (B,), per-row penalty weights; l2 may also be (B, k), per
+        row and coordinate.
     n_sweeps : int, the most cyclic passes over the k coordinates.
     tol : stop when the largest change of a sweep is ≤ tol × the largest |F| entry.
     free : None or boolean ndarray (k,).
@@ -59,8 +60,9 @@ def cd_rows(F, G, R, l1=0.0, l2=0.0, n_sweeps: int = 10, tol: float = 1e-3, free
     for _ in range(n_sweeps):
         biggest = 0.0
         for t in range(k):
-            hess = diag[:, t] + l2
-            grad = R[:, t] - np.einsum("bj,bj->b", G[:, t, :], F) - l2 * F[:, t]
+            l2t = l2[:, t] if l2.ndim == 2 else l2
+            hess = diag[:, t] + l2t
+            grad = R[:, t] - np.einsum("bj,bj->b", G[:, t, :], F) - l2t * F[:, t]
             bounded = free is None or not free[t]
             if bounded and l1.any():
                 grad = grad - l1
@@ -84,6 +86,34 @@ def _active(indptr):
     return active, np.concatenate([indptr[active], indptr[-1:]])
 
 
+def _grams(cptr, indices, targets, weights, other):
+    """Per-row Gram matrices G (B, k, k) and right-hand sides R (B, k) for the rows whose
+    observations span ``cptr`` (B + 1 offsets, every row non-empty).
+
+    Rows go through one BLAS product each; when they hold fewer than 4 observations on
+    average (e.g. a huge, very sparse matrix) they are batched with a segmented sum instead,
+    which avoids a Python-level loop over millions of rows.
+    """
+    B, k = cptr.shape[0] - 1, other.shape[1]
+    s, e = int(cptr[0]), int(cptr[-1])
+    if e - s < 4 * B:
+        Oj = other[indices[s:e]]
+        Ow = Oj * weights[s:e, None]
+        starts = cptr[:-1] - s
+        G = np.add.reduceat(Ow[:, :, None] * Oj[:, None, :], starts, axis=0)
+        R = np.add.reduceat(Ow * targets[s:e, None], starts, axis=0)
+        return G, R
+    G = np.empty((B, k, k), dtype=other.dtype)
+    R = np.empty((B, k), dtype=other.dtype)
+    for b in range(B):
+        lo, hi = int(cptr[b]), int(cptr[b + 1])
+        Oj = other[indices[lo:hi]]
+        Ow = Oj * weights[lo:hi, None]
+        np.dot(Ow.T, Oj, out=G[b])
+        np.dot(Ow.T, targets[lo:hi], out=R[b])
+    return G, R
+
+
 def solve_rows(F, indptr, indices, targets, weights, other, l1=0.0, l2=0.0,
                n_sweeps: int = 10, tol: float = 1e-3, free=None, active=None):
     """Update every row of F (in place) by coordinate descent on its weighted normal equations.
@@ -97,7 +127,7 @@ def solve_rows(F, indptr, indices, targets, weights, other, l1=0.0, l2=0.0,
     indptr, indices : CSR structure of the observations (N + 1,), (nnz,).
     targets, weights : ndarray (nnz,).
     other : ndarray (N_other, k), the fixed factor, row-major.
-    l1, l2 : float or ndarray (N,), penalty weights per row.
+    l1, l2 : float or ndarray (N,), penalty weights per row (l2 also (N, k)).
     n_sweeps, tol, free : see :func:`cd_rows`.
     active : optional precomputed ``(rows with observations, their compressed indptr)``.
     """
@@ -116,11 +146,7 @@ def solve_rows(F, indptr, indices, targets, weights, other, l1=0.0, l2=0.0,
         a1 = min(max(a1, a0 + 1), n_act, a0 + max_nnz)
         s, e = int(cptr[a0]), int(cptr[a1])
         rows = rows_act[a0:a1]
-        Oj = other[indices[s:e]]
-        Ow = Oj * weights[s:e, None]
-        starts = cptr[a0:a1] - s
-        G = np.add.reduceat(Ow[:, :, None] * Oj[:, None, :], starts, axis=0)
-        R = np.add.reduceat(Ow * targets[s:e, None], starts, axis=0)
+        G, R = _grams(cptr[a0 : a1 + 1], indices, targets, weights, other)
         Fb = F[rows]
         cd_rows(
             Fb, G, R,

@@ -1,0 +1,155 @@
+"""Ratings data sets: MovieLens loaders for the standard formats, and ml-100k offline.
+
+* :func:`read_movielens` reads a MovieLens file (or a folder holding one) that the user
+  downloaded: ``u.data`` (ml-100k, tab-separated), ``ratings.dat`` (ml-1m / ml-10m, ``::``),
+  ``ratings.csv`` (ml-latest, ml-20m, ml-25m, with a header), or a RecBole ``.inter`` file.
+* :func:`load_movielens_100k` reads ml-100k (943 users × 1682 films, 100,000 ratings 1–5)
+  from the RecBole wheel (``pip install --no-deps recbole==1.2.1``), by path: RecBole is
+  never imported, and the file is never copied (MovieLens' licence forbids redistribution).
+
+Both return :class:`Ratings`: a sparse users × items matrix whose stored entries are the
+ratings (fit it with ``NMF(missing_values="unobserved")`` or :class:`nmfkit.recommend.RatingsNMF`),
+plus the original ids.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Ratings", "read_movielens", "load_movielens_100k", "movielens_100k_path"]
+
+_FILES = ("u.data", "ratings.dat", "ratings.csv", "ml-100k.inter")
+
+
+@dataclass
+class Ratings:
+    """A ratings data set.
+
+    Attributes
+    ----------
+    X : scipy.sparse.csr_matrix (n_users, n_items), float64; stored entries are the ratings.
+    user_ids, item_ids : ndarray, the original id of each row / column.
+    rows, cols : ndarray (n_ratings,), the row and column of each rating, in file order.
+    ratings, timestamps : ndarray (n_ratings,).
+    """
+
+    X: sp.csr_matrix
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray
+
+    @property
+    def shape(self):
+        return self.X.shape
+
+
+def _find_file(path: Path) -> Path:
+    if path.is_dir():
+        for name in _FILES:
+            hits = sorted(path.rglob(name))
+            if hits:
+                return hits[0]
+        inter = sorted(path.rglob("*.inter"))
+        if inter:
+            return inter[0]
+        raise FileNotFoundError(
+            f"No MovieLens ratings file under {str(path)!r}; expected one of {list(_FILES)} "
+            "or a RecBole '*.inter' file."
+        )
+    if not path.exists():
+        raise FileNotFoundError(f"MovieLens file {str(path)!r} does not exist.")
+    return path
+
+
+def read_movielens(path) -> Ratings:
+    """Read a MovieLens ratings file in any of the standard formats.
+
+    Parameters
+    ----------
+    path : str or Path, a ratings file (``u.data``, ``ratings.dat``, ``ratings.csv``,
+        ``*.inter``) or a folder containing one (searched recursively).
+
+    Returns
+    -------
+    Ratings
+    """
+    f = _find_file(Path(os.fspath(path)))
+    name = f.name
+    if name.endswith(".dat"):
+        raw = np.char.split(np.loadtxt(f, dtype=str, delimiter="\n", comments=None), "::")
+        table = np.array(raw.tolist(), dtype=object)
+        users, items = table[:, 0].astype(str), table[:, 1].astype(str)
+        ratings, stamps = table[:, 2].astype(float), table[:, 3].astype(float)
+    else:
+        csv = name.endswith(".csv")
+        with open(f, encoding="utf-8") as fh:
+            first = fh.readline()
+        header = csv or ":" in first or not first.split()[0].replace(".", "").isdigit()
+        table = np.loadtxt(
+            f, dtype=str, delimiter="," if csv else "\t", skiprows=1 if header else 0,
+            comments=None, ndmin=2,
+        )
+        if table.shape[1] < 3:
+            raise ValueError(
+                f"{str(f)!r} has {table.shape[1]} columns; a ratings file needs user, item, "
+                "rating (and optionally timestamp)."
+            )
+        users, items = table[:, 0], table[:, 1]
+        ratings = table[:, 2].astype(float)
+        stamps = table[:, 3].astype(float) if table.shape[1] > 3 else np.zeros(len(ratings))
+    return _build(users, items, ratings, stamps)
+
+
+def _build(users, items, ratings, stamps) -> Ratings:
+    def codes(ids):
+        uniq, inv = np.unique(ids, return_inverse=True)
+        try:  # numeric ids sort numerically (1, 2, ..., 10), not as strings
+            num = uniq.astype(np.int64)
+            order = np.argsort(num, kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            return num[order], rank[inv]
+        except ValueError:
+            return uniq, inv
+
+    user_ids, rows = codes(users)
+    item_ids, cols = codes(items)
+    X = sp.coo_matrix(
+        (np.asarray(ratings, dtype=np.float64), (rows, cols)),
+        shape=(len(user_ids), len(item_ids)),
+    ).tocsr()
+    if X.nnz != len(ratings):
+        raise ValueError(
+            f"{len(ratings) - X.nnz} (user, item) pairs are rated more than once; "
+            "deduplicate the file (e.g. keep the latest rating) first."
+        )
+    return Ratings(X, user_ids, item_ids, rows, cols, np.asarray(ratings, float),
+                   np.asarray(stamps, float))
+
+
+def movielens_100k_path() -> Path:
+    """Path of ml-100k inside the installed RecBole wheel (RecBole is not imported)."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "MovieLens-100k ships in the RecBole wheel: pip install --no-deps recbole==1.2.1 "
+            "(or download ml-100k yourself and use nmfkit.datasets.read_movielens(path))."
+        )
+    path = Path(spec.submodule_search_locations[0]) / "dataset_example" / "ml-100k" / "ml-100k.inter"
+    if not path.exists():
+        raise FileNotFoundError(f"RecBole is installed but {str(path)!r} is missing.")
+    return path
+
+
+def load_movielens_100k() -> Ratings:
+    """MovieLens-100k: 943 users × 1682 films, 100,000 ratings in 1..5, from RecBole's wheel."""
+    return read_movielens(movielens_100k_path())

@@ -1,0 +1,370 @@
+"""Recommendation with NMF: biased rating models, prediction, held-out errors, k-fold splits.
+
+A ratings matrix X (n_users × n_items) is mostly unobserved. :class:`RatingsNMF` fits
+
+    r̂_ij = μ + b_i + c_j + w_i · h_j,      w_i, h_j ≥ 0,
+
+(``biased=False``: r̂_ij = w_i · h_j) to the observed entries only, with L2 regularisation,
+by alternating exact block updates: every user row [w_i, b_i] and every item column
+[h_j, c_j] solves its own small weighted least-squares problem (per-row Gram matrices, the
+kernel of the ``masked_als`` solver, the bias coordinate unbounded), and μ is the mean
+residual. Each block update is an exact minimisation, so the objective never increases.
+
+Regularisation (``reg_weighting="count"``, the default) is ALS-WR's weighted-λ (Zhou et al.
+2008): row i pays ½λ·n_i‖w_i‖², n_i its number of ratings — what an SGD solver such as
+Surprise's applies implicitly, once per rating. ``"none"``: ½λ‖w_i‖².
+
+Evaluation helpers work on *observed entries*, not rows: :func:`split_observed` gives k-fold
+(train, test) masks over the observed entries of X, :func:`heldout_error` scores any model on a
+test mask, :func:`cross_validate_observed` runs both for ``RatingsNMF`` or ``nmfkit.NMF``
+(fitted with ``fit(X, mask=train)``); the model-selection module chooses the rank with them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+
+from .masked import Observed, observed_entries
+from .solvers.masked_als import _active, solve_rows
+
+__all__ = [
+    "RatingsNMF",
+    "split_observed",
+    "heldout_error",
+    "cross_validate_observed",
+    "predict_entries",
+    "rmse",
+    "mae",
+]
+
+
+def rmse(y_true, y_pred) -> float:
+    """Root mean squared error."""
+    d = np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64)
+    return float(np.sqrt(np.mean(d * d))) if d.size else float("nan")
+
+
+def mae(y_true, y_pred) -> float:
+    """Mean absolute error."""
+    d = np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64)
+    return float(np.mean(np.abs(d))) if d.size else float("nan")
+
+
+def predict_entries(W, H, rows, cols, *, global_mean=0.0, row_bias=None, col_bias=None,
+                    clip=None, block: int = 65536):
+    """Predictions μ + b_i + c_j + (WH)_ij at the given (row, column) pairs.
+
+    Parameters
+    ----------
+    W : ndarray (n_samples, k); H : ndarray (k, n_features).
+    rows, cols : int arrays of the same length (the entries to predict).
+    global_mean, row_bias (n_samples,), col_bias (n_features,) : optional offsets.
+    clip : None or (low, high), the rating range.
+
+    Returns
+    -------
+    ndarray of the predictions, float64, O(len(rows)·k) time, never the whole matrix.
+    """
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    Ht = np.ascontiguousarray(np.asarray(H).T)
+    out = np.empty(rows.shape[0], dtype=np.float64)
+    for s in range(0, rows.shape[0], block):
+        e = min(s + block, rows.shape[0])
+        out[s:e] = np.einsum("ij,ij->i", W[rows[s:e]], Ht[cols[s:e]])
+    out += global_mean
+    if row_bias is not None:
+        out += row_bias[rows]
+    if col_bias is not None:
+        out += col_bias[cols]
+    if clip is not None:
+        np.clip(out, clip[0], clip[1], out=out)
+    return out
+
+
+def _as_observed(X, mask=None, missing_values=None) -> Observed:
+    if isinstance(X, Observed):
+        return X
+    if missing_values is None and mask is None:
+        missing_values = "unobserved" if sp.issparse(X) else np.nan
+    if not sp.issparse(X):
+        X = np.asarray(X, dtype=np.float64)
+    return observed_entries(X, mask=mask, missing_values=missing_values)
+
+
+def split_observed(X, *, n_splits: int = 5, mask=None, missing_values=None,
+                   random_state=None):
+    """k-fold splits over the observed entries of X (not over rows).
+
+    Each observed entry lands in exactly one test fold; rows and columns are not held out
+    whole. Yields ``(train, test)`` boolean CSR matrices of X's shape, ready for
+    ``NMF(...).fit(X, mask=train)`` and :func:`heldout_error` (..., test).
+
+    Parameters
+    ----------
+    X : sparse matrix (stored entries observed, unless ``missing_values``/``mask`` say
+        otherwise), dense ndarray (NaN = missing; every entry observed when there is no NaN),
+        or an :class:`nmfkit.masked.Observed`.
+    n_splits : int ≥ 2.
+    mask, missing_values : as in :func:`nmfkit.masked.observed_entries`.
+    random_state : int, RandomState or None, for the shuffle.
+    """
+    if not (isinstance(n_splits, int) and n_splits >= 2):
+        raise ValueError(f"n_splits must be an int >= 2, got {n_splits!r}.")
+    obs = _as_observed(X, mask, missing_values)
+    if obs.nnz < n_splits:
+        raise ValueError(
+            f"Cannot split {obs.nnz} observed entries into n_splits={n_splits} folds; "
+            "use fewer folds."
+        )
+    rng = check_random_state(random_state)
+    fold = np.arange(obs.nnz) % n_splits
+    rng.shuffle(fold)
+    for f in range(n_splits):
+        test = fold == f
+        yield (_bool_csr(obs, ~test), _bool_csr(obs, test))
+
+
+def _bool_csr(obs: Observed, keep) -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=bool), (obs.rows[keep], obs.indices[keep])),
+        shape=obs.shape,
+    )
+
+
+def _entries(X, test) -> tuple:
+    """(rows, cols, true values) of the entries ``test`` selects in X."""
+    T = sp.coo_matrix(test)
+    r, c = T.row, T.col
+    vals = np.asarray(X[r, c], dtype=np.float64).ravel() if sp.issparse(X) else X[r, c]
+    return r, c, np.asarray(vals, dtype=np.float64)
+
+
+def heldout_error(model, X, test, *, metric: str = "rmse", clip=None) -> float:
+    """RMSE or MAE of a fitted model at the entries ``test`` (a boolean mask) of X.
+
+    ``model`` is a :class:`RatingsNMF`, a fitted ``nmfkit.NMF`` (predictions
+    ``transform``-free: the W it was fitted with must be passed as ``model=(W, H)``), or a
+    pair ``(W, H)``.
+    """
+    r, c, y = _entries(X, test)
+    if isinstance(model, RatingsNMF):
+        pred = model.predict(r, c)
+    else:
+        W, H = model
+        pred = predict_entries(W, H, r, c, clip=clip)
+    if metric == "rmse":
+        return rmse(y, pred)
+    if metric == "mae":
+        return mae(y, pred)
+    raise ValueError(f"metric must be 'rmse' or 'mae', got {metric!r}.")
+
+
+def cross_validate_observed(estimator, X, *, n_splits: int = 5, mask=None,
+                            missing_values=None, random_state=None, clip=None) -> dict:
+    """k-fold cross-validation over observed entries; returns per-fold RMSE, MAE, fit time.
+
+    ``estimator`` is a :class:`RatingsNMF` (fitted on the training mask) or an
+    ``nmfkit.NMF`` (fitted with ``fit_transform(X, mask=train)``; its predictions are WH,
+    clipped to ``clip``). A clone is fitted for every fold.
+    """
+    from sklearn.base import clone
+
+    Xv = X
+    if not sp.issparse(X):
+        Xv = np.asarray(X, dtype=np.float64)
+    out = {"rmse": [], "mae": [], "fit_time": []}
+    for train, test in split_observed(Xv, n_splits=n_splits, mask=mask,
+                                      missing_values=missing_values, random_state=random_state):
+        est = clone(estimator)
+        t0 = time.perf_counter()
+        if isinstance(est, RatingsNMF):
+            est.fit(Xv, mask=train)
+            model = est
+        else:
+            Xf = Xv
+            if not sp.issparse(Xv):
+                Xf = np.where(np.isnan(Xv), 0.0, Xv)  # masked out anyway
+            W = est.fit_transform(Xf, mask=train)
+            model = (W, est.components_)
+        out["fit_time"].append(time.perf_counter() - t0)
+        out["rmse"].append(heldout_error(model, Xv, test, metric="rmse", clip=clip))
+        out["mae"].append(heldout_error(model, Xv, test, metric="mae", clip=clip))
+    return out
+
+
+class RatingsNMF(BaseEstimator):
+    """Non-negative matrix factorisation of a partly observed ratings matrix, with biases.
+
+    Parameters
+    ----------
+    n_components : int, default=15
+        Rank k of the non-negative interaction term W H.
+    biased : bool, default=True
+        Fit r̂_ij = μ + b_i + c_j + w_i·h_j (global mean, user and item offsets, jointly with
+        W and H); False: r̂_ij = w_i·h_j.
+    alpha : float ≥ 0, default=0.05
+        L2 weight λ on the factors W and H.
+    alpha_bias : float ≥ 0 or None, default=None
+        L2 weight on the biases; None: ``alpha``.
+    reg_weighting : {"count", "none"}, default="count"
+        "count": each row / column pays λ times its number of observed ratings (weighted-λ).
+    max_iter : int, default=30
+        Alternating sweeps (each updates every row, every column and μ).
+    tol : float, default=1e-5
+        Stop when the objective's relative decrease over one sweep is below tol.
+    inner_max_iter : int, default=5
+        Coordinate-descent passes per row problem in each sweep.
+    rating_range : None or (low, high), default=None
+        Clip predictions to this range.
+    init_scale : float, default=0.1
+        W and H start uniform in [0, init_scale] (biased) or at √(mean/k)·U(0.5, 1.5) (plain).
+    random_state : int, RandomState or None.
+
+    Attributes
+    ----------
+    components_ : ndarray (k, n_items), H.
+    embedding_ : ndarray (n_users, k), W.
+    global_mean_ : float, μ (0 when not biased).
+    row_bias_ : ndarray (n_users,); col_bias_ : ndarray (n_items,) (zeros when not biased).
+    n_iter_ : int; loss_curve_ : list of the objective after each sweep.
+    """
+
+    def __init__(self, n_components=15, *, biased=True, alpha=0.05, alpha_bias=None,
+                 reg_weighting="count", max_iter=30, tol=1e-5, inner_max_iter=5,
+                 rating_range=None, init_scale=0.1, random_state=None):
+        self.n_components = n_components
+        self.biased = biased
+        self.alpha = alpha
+        self.alpha_bias = alpha_bias
+        self.reg_weighting = reg_weighting
+        self.max_iter = max_iter
+        self.tol = tol
+        self.inner_max_iter = inner_max_iter
+        self.rating_range = rating_range
+        self.init_scale = init_scale
+        self.random_state = random_state
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, X, y=None, mask=None, missing_values=None):
+        """Fit to the observed entries of X.
+
+        X : sparse (stored entries are the ratings), dense with NaN for missing, or with
+        ``mask`` (boolean / weights) saying which entries are observed.
+        """
+        self._check()
+        obs = _as_observed(X, mask, missing_values)
+        if obs.nnz == 0:
+            raise ValueError("No observed entries to fit.")
+        n, m = obs.shape
+        k = self.n_components
+        rng = check_random_state(self.random_state)
+        x, w = obs.values.astype(np.float64), obs.weights.astype(np.float64)
+        mu = float(np.average(x, weights=w)) if self.biased else 0.0
+        if self.biased:
+            W = rng.uniform(0, self.init_scale, (n, k))
+            H = rng.uniform(0, self.init_scale, (m, k))
+        else:
+            s = math.sqrt(max(float(np.mean(x)), 1e-12) / k)
+            W, H = s * rng.uniform(0.5, 1.5, (n, k)), s * rng.uniform(0.5, 1.5, (m, k))
+        b, c = np.zeros(n), np.zeros(m)
+        lam = self.alpha
+        lam_b = self.alpha if self.alpha_bias is None else self.alpha_bias
+        cnt_r = np.diff(obs.indptr).astype(np.float64)
+        cnt_c = np.diff(obs.t_indptr).astype(np.float64)
+        if self.reg_weighting == "none":
+            cnt_r, cnt_c = np.ones(n), np.ones(m)
+        tx, tw, tcols = x[obs.t_perm], w[obs.t_perm], obs.t_indices
+        act_r, act_c = _active(obs.indptr), _active(obs.t_indptr)
+        kb = k + 1 if self.biased else k
+        free = np.zeros(kb, dtype=bool)
+        free[k:] = True
+        l2r = np.empty((n, kb))
+        l2r[:, :k] = lam * cnt_r[:, None]
+        l2c = np.empty((m, kb))
+        l2c[:, :k] = lam * cnt_c[:, None]
+        if self.biased:
+            l2r[:, k] = lam_b * cnt_r
+            l2c[:, k] = lam_b * cnt_c
+        self.loss_curve_ = []
+        prev = None
+        for it in range(1, self.max_iter + 1):
+            # users: [w_i, b_i] against [h_j, 1], target x − μ − c_j
+            Fr = np.column_stack([W, b]) if self.biased else W
+            Oc = np.column_stack([H, np.ones(m)]) if self.biased else H
+            solve_rows(Fr, obs.indptr, obs.indices, x - mu - c[obs.indices], w, Oc, 0.0, l2r,
+                       self.inner_max_iter, 0.0, free if self.biased else None, act_r)
+            W, b = (Fr[:, :k], Fr[:, k].copy()) if self.biased else (Fr, b)
+            # items: [h_j, c_j] against [w_i, 1], target x − μ − b_i
+            Fc = np.column_stack([H, c]) if self.biased else H
+            Or = np.column_stack([W, np.ones(n)]) if self.biased else W
+            solve_rows(Fc, obs.t_indptr, tcols, tx - mu - b[tcols], tw, Or, 0.0, l2c,
+                       self.inner_max_iter, 0.0, free if self.biased else None, act_c)
+            H, c = (Fc[:, :k], Fc[:, k].copy()) if self.biased else (Fc, c)
+            W, H = np.ascontiguousarray(W), np.ascontiguousarray(H)
+            pred = predict_entries(W, H.T, obs.rows, obs.indices, row_bias=b, col_bias=c)
+            if self.biased:
+                mu = float(np.average(x - pred, weights=w))
+            res = x - pred - mu
+            f = 0.5 * float(np.dot(w, res * res)) + 0.5 * (
+                lam * (float(np.dot(cnt_r, (W * W).sum(1))) + float(np.dot(cnt_c, (H * H).sum(1))))
+                + lam_b * (float(np.dot(cnt_r, b * b)) + float(np.dot(cnt_c, c * c)))
+            )
+            self.loss_curve_.append(f)
+            if prev is not None and prev - f <= self.tol * abs(prev):
+                break
+            prev = f
+        self.n_iter_ = it
+        self.embedding_, self.components_ = W, np.ascontiguousarray(H.T)
+        self.global_mean_, self.row_bias_, self.col_bias_ = mu, b, c
+        self.n_features_in_ = m
+        return self
+
+    def _check(self):
+        if not (isinstance(self.n_components, (int, np.integer)) and self.n_components >= 1):
+            raise ValueError(f"n_components must be an int >= 1, got {self.n_components!r}.")
+        for name in ("alpha", "init_scale"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v >= 0):
+                raise ValueError(f"{name} must be a float >= 0, got {v!r}.")
+        if self.reg_weighting not in ("count", "none"):
+            raise ValueError(
+                f"reg_weighting must be 'count' or 'none', got {self.reg_weighting!r}."
+            )
+        if self.rating_range is not None and not (
+            len(self.rating_range) == 2 and self.rating_range[0] < self.rating_range[1]
+        ):
+            raise ValueError(
+                f"rating_range must be (low, high) with low < high, got {self.rating_range!r}."
+            )
+
+    # ---------------------------------------------------------------- prediction
+    def predict(self, rows, cols):
+        """Predicted ratings at the (row, column) pairs, clipped to ``rating_range``."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "components_")
+        return predict_entries(
+            self.embedding_, self.components_, rows, cols, global_mean=self.global_mean_,
+            row_bias=self.row_bias_, col_bias=self.col_bias_, clip=self.rating_range,
+        )
+
+    def predict_matrix(self, rows=None):
+        """The full predicted matrix (n_users or len(rows), n_items), dense — use
+        :meth:`predict` for a large catalogue."""
+        rows = np.arange(self.embedding_.shape[0]) if rows is None else np.asarray(rows)
+        P = self.embedding_[rows] @ self.components_
+        P += self.global_mean_ + self.row_bias_[rows, None] + self.col_bias_[None, :]
+        if self.rating_range is not None:
+            np.clip(P, *self.rating_range, out=P)
+        return P
+
+    def score(self, X, y=None, mask=None):
+        """−RMSE at the observed entries of X (greater is better, scikit-learn's convention)."""
+        obs = _as_observed(X, mask)
+        return -rmse(obs.values, self.predict(obs.rows, obs.indices))
