@@ -37,6 +37,7 @@ class MultiplicativeUpdate(Solver):
     sparse = True
     monotone = True
     backends = frozenset({"numpy", "torch"})
+    supports_frozen = True
 
     def setup(self):
         p = self.p
@@ -128,9 +129,15 @@ class MultiplicativeUpdate(Solver):
         numerator /= denominator
         if self.gamma != 1:
             numerator **= self.gamma
+        # frozen components keep their W columns bit-identical (the MU majoriser is separable,
+        # so updating only the free entries is still monotone)
+        frozen = list(p.frozen_W)
+        kept = nx.copy(W[:, frozen]) if frozen else None
         W *= numerator
         if beta < 1:
             nx.fill_where(W, W < self._zero_floor, 0.0)
+        if frozen:
+            W[:, frozen] = kept
         if p.update_H:
             self._XHt = self._HHt = self._H_sum = None
 
@@ -160,9 +167,13 @@ class MultiplicativeUpdate(Solver):
         numerator /= denominator
         if self.gamma != 1:
             numerator **= self.gamma
+        frozen = list(p.frozen_H)  # frozen components: their H rows stay bit-identical
+        kept = nx.copy(H[frozen]) if frozen else None
         H *= numerator
         if beta <= 1:
             nx.fill_where(H, H < self._zero_floor, 0.0)
+        if frozen:
+            H[frozen] = kept
         return WtX, WtW
 
     @staticmethod
