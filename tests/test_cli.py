@@ -274,3 +274,68 @@ def test_real_subprocess(tmp_path, csv_file):
                           "-k", "2"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: input") and "Traceback" not in bad.stderr
+
+
+def _has_param(name):
+    return name in nmfkit.NMF().get_params()
+
+
+@pytest.mark.parametrize("args, param, expected", [
+    (["--n-init", "2"], "n_init", 2),
+    (["--l1", "H=0.5"], "penalties", "L1"),
+    (["--graph", "knn", "--graph-neighbors", "3"], "graph", "binary"),
+    (["--smoothness", "0.3"], "smoothness", 0.3),
+])
+def test_extension_options_reach_the_estimator(tmp_path, csv_file, args, param, expected):
+    if not _has_param(param):
+        pytest.skip(f"NMF has no {param!r} in this tree")
+    path, _ = csv_file
+    r = invoke("fit", path, "-k", 2, "--out", tmp_path / "o", "--no-report", "--max-iter", 30,
+               *args)
+    assert r.exit_code == 0, r.output
+    got = json.loads((tmp_path / "o" / "summary.json").read_text())["parameters"][param]
+    assert (expected in str(got)) if isinstance(expected, str) else got == expected
+
+
+def test_missing_nan_option(tmp_path):
+    if not _has_param("missing_values"):
+        pytest.skip("NMF has no missing_values in this tree")
+    X = _data()
+    X[2, 3] = np.nan
+    p = tmp_path / "m.csv"
+    p.write_text("\n".join(",".join("NA" if np.isnan(v) else repr(float(v)) for v in row)
+                           for row in X))
+    r = invoke("fit", p, "-k", 3, "--missing", "nan", "--out", tmp_path / "o", "--max-iter", 100)
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["metrics"]["n_observed"] == X.size - 1 and s["metrics"]["relative_error"] < 0.2
+    W = read_matrix(tmp_path / "o" / "W.csv").X
+    assert np.all(np.isfinite(W))
+    r = invoke("fit", p, "-k", 3, "--out", tmp_path / "o2")
+    assert r.exit_code == 2 and "pass --missing nan" in r.stderr
+
+
+def test_gpu_asked_but_absent(tmp_path, csv_file):
+    if not _has_param("device"):
+        pytest.skip("NMF has no device parameter in this tree")
+    torch = sys.modules.get("torch")
+    try:
+        import torch  # noqa: F811
+    except ImportError:
+        torch = None
+    if torch is not None and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    path, _ = csv_file
+    r = invoke("fit", path, "-k", 2, "--backend", "torch", "--device", "cuda",
+               "--out", tmp_path / "o")
+    assert r.exit_code == 2 and r.stderr.startswith("error: ")
+    assert ("asked for a GPU but PyTorch sees none" in r.stderr
+            or "needs PyTorch" in r.stderr)
+
+
+def test_bad_penalty_value(tmp_path, csv_file):
+    if not _has_param("penalties"):
+        pytest.skip("NMF has no penalties in this tree")
+    path, _ = csv_file
+    r = invoke("fit", path, "-k", 2, "--l1", "Q=1", "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "'Q=1' is not λ, W=λ or H=λ" in r.stderr

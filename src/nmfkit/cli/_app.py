@@ -126,6 +126,12 @@ class _NoBar:
     def set_postfix_str(self, *a, **k):
         pass
 
+    def set_description(self, *a, **k):
+        pass
+
+    def reset(self, total=None):
+        self.n = 0
+
     def close(self):
         pass
 

@@ -11,6 +11,7 @@ import click
 from ._app import EXIT_INTERRUPTED, Console, cli, common_options
 from ._data import (check_rank, check_values, image_shape_for, input_options, load_input,
                     prepare_out_dir)
+from ._extensions import NAN_HINT, extension_options, extension_params
 
 _LOSS_ALIASES = {"fro": "frobenius", "frobenius": "frobenius", "kl": "kullback-leibler",
                  "kullback-leibler": "kullback-leibler", "is": "itakura-saito",
@@ -65,7 +66,7 @@ def model_options(f):
                      help="Regularisation of H, or 'same' as --alpha-w."),
         click.option("--l1-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True,
                      help="Share of L1 in the regularisation (0: L2, 1: L1)."),
-    ]
+    ] + extension_options()
     for opt in reversed(opts):
         f = opt(f)
     return f
@@ -75,6 +76,7 @@ def estimator_params(opts: dict) -> dict:
     """Map the options onto NMF's parameters (defaults filled, aliases resolved)."""
     params = {k: opts[k] for k in ("n_components", "beta_loss", "init", "max_iter", "tol",
                                    "max_time", "random_state", "alpha_W", "l1_ratio")}
+    params.update(extension_params(opts))
     alpha_h = opts["alpha_H"]
     if alpha_h != "same":
         try:
@@ -99,7 +101,14 @@ def run_fit(params: dict, X, console: Console, desc: str = "fit"):
 
     bar = console.bar(params.get("max_iter", 200), desc)
 
+    state = {"last": 0, "run": 1}
+
     def on_iteration(info):
+        if info.n_iter <= state["last"]:  # a new restart (n_init > 1)
+            state["run"] += 1
+            bar.reset()
+            bar.set_description(f"{desc} (start {state['run']})")
+        state["last"] = info.n_iter
         bar.update(info.n_iter - bar.n)
         if info.objective is not None:
             bar.set_postfix_str(f"objective {info.objective:.5g}", refresh=False)
@@ -142,7 +151,8 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
                                      "text_weighting", "max_features", "stop_words", "float32")}
     params = estimator_params(opts)
     ds = load_input(input_path, **read)
-    check_values(ds)
+    check_values(ds, allow_nan=params.get("missing_values") is not None,
+                 nan_hint=NAN_HINT)
     check_rank(params["n_components"], ds)
     shape = image_shape_for(ds, image_shape, ds.shape[1])
     out = prepare_out_dir(out_dir)
@@ -159,7 +169,7 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
 def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console):
     """W, H (input's style), model.npz, summary.json and report.html; prints what it wrote."""
     from ..io import write_factors, write_json
-    from ..metrics import summary
+    from ._extensions import observed_summary
     from .info import versions
 
     H = model.components_
@@ -170,7 +180,8 @@ def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top
             "text_weighting": read.get("text_weighting") if ds.fmt == "text" else None,
             "idf": ds.extra.get("idf")}
     files.append(model.save(out / "model.npz", feature_names=ds.feature_names, metadata=meta))
-    metrics = summary(ds.X, W, H, model.beta_loss)
+    metrics = observed_summary(ds.X, W, H, model.beta_loss,
+                               model.get_params().get("missing_values"))
     info = {
         "input": {"path": ds.source, "format": ds.fmt, "shape": list(ds.shape),
                   "sparse": bool(hasattr(ds.X, "nnz")), "dtype": str(ds.X.dtype),
@@ -186,7 +197,7 @@ def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top
     }
     if report:
         try:
-            files.append(_report(out, model, W, ds, shape, n_top, seconds))
+            files.append(_report(out, model, W, ds, shape, n_top, seconds, metrics))
         except ImportError as exc:
             console.warn(f"no report.html: {exc}")
     files.append(out / "summary.json")
@@ -199,11 +210,12 @@ def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top
     console.say("wrote " + ", ".join(str(p) for p in files))
 
 
-def _report(out, model, W, ds, shape, n_top, seconds):
+def _report(out, model, W, ds, shape, n_top, seconds, metrics):
     from ..report import model_section, write_report
 
-    sec = model_section(model, title=f"{ds.source}", X=ds.X, W=W,
+    sec = model_section(model, title=f"{ds.source}", W=W,
                         feature_names=ds.feature_names, row_names=ds.row_names,
-                        image_shape=shape, n_top=n_top, extra_metrics={"seconds": seconds})
+                        image_shape=shape, n_top=n_top,
+                        extra_metrics={**metrics, "seconds": seconds})
     return write_report(out / "report.html", [sec], title="nmfkit fit",
                         subtitle=f"{ds.source} ({ds.shape[0]}×{ds.shape[1]})")
