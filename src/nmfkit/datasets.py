@@ -85,10 +85,11 @@ def read_movielens(path) -> Ratings:
     f = _find_file(Path(os.fspath(path)))
     name = f.name
     if name.endswith(".dat"):
-        raw = np.char.split(np.loadtxt(f, dtype=str, delimiter="\n", comments=None), "::")
-        table = np.array(raw.tolist(), dtype=object)
-        users, items = table[:, 0].astype(str), table[:, 1].astype(str)
-        ratings, stamps = table[:, 2].astype(float), table[:, 3].astype(float)
+        with open(f, encoding="latin-1") as fh:
+            table = np.array([ln.strip().split("::") for ln in fh if ln.strip()], dtype=str)
+        users, items = table[:, 0], table[:, 1]
+        ratings = table[:, 2].astype(float)
+        stamps = table[:, 3].astype(float) if table.shape[1] > 3 else np.zeros(len(ratings))
     else:
         csv = name.endswith(".csv")
         with open(f, encoding="utf-8") as fh:
