@@ -339,3 +339,31 @@ def test_bad_penalty_value(tmp_path, csv_file):
     path, _ = csv_file
     r = invoke("fit", path, "-k", 2, "--l1", "Q=1", "--out", tmp_path / "o")
     assert r.exit_code == 2 and "'Q=1' is not λ, W=λ or H=λ" in r.stderr
+
+
+def test_rank_command(tmp_path):
+    pytest.importorskip("nmfkit.selection")
+    X = _data(n=24, m=10)
+    np.save(tmp_path / "x.npy", X)
+    out = tmp_path / "r"
+    r = invoke("rank", tmp_path / "x.npy", "--ks", "2..4", "--method", "cv,cophenetic",
+               "--n-runs", 3, "--max-iter", 60, "--out", out)
+    assert r.exit_code == 0, r.output
+    result = json.loads((out / "rank.json").read_text())
+    assert result["curves"]["k"] == [2, 3, 4] and result["suggested_k"] in (2, 3, 4)
+    assert "cophenetic" in result["curves"] and "cv_error" in result["curves"]
+    assert read_matrix(out / "rank.csv").row_names == ["k=2", "k=3", "k=4"]
+    assert (out / "report.html").read_text().count("data:image/png") == 2
+    assert "suggested k" in r.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ks", "5..x"], "is not a list of ranks"),
+    (["--method", "vibes"], "'vibes' is not a method"),
+    (["--ks", "2..40"], "-k 40 is larger than the data allow"),
+])
+def test_rank_errors(tmp_path, args, message):
+    pytest.importorskip("nmfkit.selection")
+    np.save(tmp_path / "x.npy", _data())
+    r = invoke("rank", tmp_path / "x.npy", *args, "--out", tmp_path / "r")
+    assert r.exit_code == 2 and message in r.stderr and r.stderr.startswith("error: ")

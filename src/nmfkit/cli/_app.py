@@ -119,6 +119,7 @@ class Console:
 
 class _NoBar:
     n = 0
+    total = 0
 
     def update(self, n=1):
         self.n += n
