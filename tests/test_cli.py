@@ -191,6 +191,8 @@ ERROR_CASES = {
                         "cannot read cell 'oops' at line 3, column 2"),
     "negative value": (lambda t: ["fit", _write(t, "n.csv", ",a,b\nx,1,2\ny,3,-4\n"), "-k", 1],
                        "negative value (-4) at row 2 ('y'), column 2 ('b')"),
+    "infinite value": (lambda t: ["fit", _write(t, "f.csv", "1,2\n3,inf\n"), "-k", 1],
+                       "has an infinite value (inf) at row 2, column 2"),
     "NaN": (lambda t: ["fit", _write(t, "m.csv", "a,b\n1,NA\n3,4\n"), "-k", 1],
             "missing value (NaN) at row 1, column 2"),
     "k too large": (lambda t: ["fit", _write(t, "k.csv", "1,2\n3,4\n5,6\n"), "-k", 5],
