@@ -75,6 +75,8 @@ def test_random_init_and_stopping_rule_and_lazy_W(client):
     assert np.all(np.diff(hist) <= 1e-9 * hist[0])
     with pytest.raises(ValueError, match="Negative values"):
         fit_dask(da.from_array(-X, chunks=(80, 24)), 3, client=client)
+    with pytest.raises(TypeError, match="must be a 2-D dask.array"):
+        fit_dask(X, 3, client=client)
 
 
 def test_worker_killed_mid_fit_gives_the_same_result():
