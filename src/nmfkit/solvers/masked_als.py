@@ -23,6 +23,7 @@ unconstrained bias coordinates).
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..masked import weighted_divergence
 from ..penalties import split_hals
@@ -86,16 +87,28 @@ def _active(indptr):
     return active, np.concatenate([indptr[active], indptr[-1:]])
 
 
-def _grams(cptr, indices, targets, weights, other):
+def _grams(cptr, indices, targets, weights, other, P=None):
     """Per-row Gram matrices G (B, k, k) and right-hand sides R (B, k) for the rows whose
     observations span ``cptr`` (B + 1 offsets, every row non-empty).
 
-    Rows go through one BLAS product each; when they hold fewer than 4 observations on
+    With ``P`` (the upper triangles of h_j h_jᵀ for every j, (N_other, k(k+1)/2)) it is one
+    sparse × dense product, O(nnz·k²/2) with no temporary per observation. Otherwise rows
+    go through one BLAS product each; when they hold fewer than 4 observations on
     average (e.g. a huge, very sparse matrix) they are batched with a segmented sum instead,
     which avoids a Python-level loop over millions of rows.
     """
     B, k = cptr.shape[0] - 1, other.shape[1]
     s, e = int(cptr[0]), int(cptr[-1])
+    if P is not None:
+        # G_i = Σ_j M_ij (h_j ⊗ h_j): one sparse × dense product on the upper triangles
+        iu = np.triu_indices(k)
+        S = sp.csr_matrix((weights[s:e], indices[s:e], cptr - s), shape=(B, other.shape[0]))
+        G_up = np.asarray(S @ P)
+        G = np.empty((B, k, k), dtype=other.dtype)
+        G[:, iu[0], iu[1]] = G_up
+        G[:, iu[1], iu[0]] = G_up
+        S.data = weights[s:e] * targets[s:e]
+        return G, np.asarray(S @ other)
     if e - s < 4 * B:
         Oj = other[indices[s:e]]
         Ow = Oj * weights[s:e, None]
@@ -140,13 +153,19 @@ def solve_rows(F, indptr, indices, targets, weights, other, l1=0.0, l2=0.0,
         F[idle] = 0  # the penalty alone is minimised at 0
     max_nnz = max(1, _BLOCK_ELEMENTS // (k * k))
     n_act = rows_act.shape[0]
+    P = None
+    if other.shape[0] * k * (k + 1) // 2 <= 4 * _BLOCK_ELEMENTS:
+        iu = np.triu_indices(k)
+        P = other[:, iu[0]] * other[:, iu[1]]
     a0 = 0
     while a0 < n_act:
-        a1 = int(np.searchsorted(cptr, cptr[a0] + max_nnz, side="right")) - 1
-        a1 = min(max(a1, a0 + 1), n_act, a0 + max_nnz)
-        s, e = int(cptr[a0]), int(cptr[a1])
+        if P is None:
+            a1 = int(np.searchsorted(cptr, cptr[a0] + max_nnz, side="right")) - 1
+            a1 = min(max(a1, a0 + 1), n_act, a0 + max_nnz)
+        else:
+            a1 = min(a0 + max_nnz, n_act)
         rows = rows_act[a0:a1]
-        G, R = _grams(cptr[a0 : a1 + 1], indices, targets, weights, other)
+        G, R = _grams(cptr[a0 : a1 + 1], indices, targets, weights, other, P)
         Fb = F[rows]
         cd_rows(
             Fb, G, R,
