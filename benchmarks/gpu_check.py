@@ -74,7 +74,7 @@ def fit_device(X, W0, H0, solver, iters, dev, **kw):
     nx = get_backend(backend="torch", device=dev)
     Xd = nx.asarray(X)
     Wd, Hd = nx.asarray(W0), nx.asarray(H0)
-    opts = {"inner": False} if solver == "cd" else None
+    opts = {"inner": False, "extrapolate": False} if solver == "cd" else None
     _fit.factorize(Xd, Wd.clone(), Hd.clone(), solver=solver, beta=2.0, nx=nx, tol=0,
                    max_iter=3, solver_options=opts)  # warm-up (kernels, allocator)
     _sync(dev)
@@ -122,7 +122,7 @@ def sklearn_fit(X, W0, H0, solver, iters):
 
 def cpu_reference(X, W0, H0, solver, iters):
     """nmfkit numpy objective history from (W0, H0), for the correctness check."""
-    opts = {"inner": False} if solver == "cd" else None
+    opts = {"inner": False, "extrapolate": False} if solver == "cd" else None
     r = _fit.factorize(X, W0.copy(), H0.copy(), solver=solver, beta=2.0, nx=get_backend(X),
                        tol=0, max_iter=iters, solver_options=opts)
     return np.asarray(r.history["objective"])
