@@ -9,8 +9,6 @@ O(nnz·k) for the products plus the sweep — X is never densified.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..nnls import hals_sweep
 from ..penalties import split_hals
 from ._base import Solver, register_solver
@@ -25,11 +23,14 @@ class CoordinateDescent(Solver):
     sparse = True
     monotone = True
     supports_frozen = True
+    # issue 7 (torch): the Frobenius path runs on torch tensors too — keep its array calls on
+    # ``p.nx`` (ascontiguous/copy/empty_like/clip_min/vdot) and pass nx to hals_sweep
+    backends = frozenset({"numpy", "torch"})
 
     def setup(self):
         p = self.p
-        self.Wt = np.ascontiguousarray(p.W.T)
-        self.Hc = np.ascontiguousarray(p.H)
+        self.Wt = p.nx.ascontiguous(p.W.T)
+        self.Hc = p.nx.ascontiguous(p.H)
         self.l1W, self.l2W, self.extraW = split_hals(p.penalties_W)
         self.l1H, self.l2H, self.extraH = split_hals(p.penalties_H)
         self._RW = self._GH = None
@@ -44,14 +45,14 @@ class CoordinateDescent(Solver):
         return self.Hc
 
     def get_factors(self):
-        return self.Wt.T.copy(), self.Hc.copy()
+        return self.p.nx.copy(self.Wt.T), self.p.nx.copy(self.Hc)
 
     def set_factors(self, W, H):
-        self.Wt = np.ascontiguousarray(W.T)
-        self.Hc = np.ascontiguousarray(H)
+        self.Wt = self.p.nx.ascontiguous(W.T)
+        self.Hc = self.p.nx.ascontiguous(H)
 
     def finalize(self):
-        return np.ascontiguousarray(self.Wt.T), self.Hc
+        return self.p.nx.ascontiguous(self.Wt.T), self.Hc
 
     def _order(self, k, frozen=()):
         p = self.p
@@ -64,14 +65,14 @@ class CoordinateDescent(Solver):
         """H Xᵀ, shape (k, n_samples)."""
         p = self.p
         if p.sparse:
-            return np.ascontiguousarray(p.nx.matmul(p.X, self.Hc.T).T)
+            return p.nx.ascontiguous(p.nx.matmul(p.X, self.Hc.T).T)
         return self.Hc @ p.Xt
 
     def _cross_H(self):
         """Wᵀ X, shape (k, n_features)."""
         p = self.p
         if p.sparse:
-            return np.ascontiguousarray(p.nx.matmul(p.Xt, self.Wt.T).T)
+            return p.nx.ascontiguous(p.nx.matmul(p.Xt, self.Wt.T).T)
         return self.Wt @ p.X
 
     def step(self):
@@ -82,14 +83,14 @@ class CoordinateDescent(Solver):
                 self._GH = self.Hc @ self.Hc.T
             hals_sweep(
                 self.Wt, self._GH, self._RW, self.l1W, self.l2W,
-                self._order(self.Wt.shape[0], p.frozen_W), self.extraW,
+                self._order(self.Wt.shape[0], p.frozen_W), self.extraW, nx=nx,
             )
         if p.update_H:
             R = self._cross_H()
             G = self.Wt @ self.Wt.T
             hals_sweep(
                 self.Hc, G, R, self.l1H, self.l2H, self._order(self.Hc.shape[0], p.frozen_H),
-                self.extraH,
+                self.extraH, nx=nx,
             )
             H = self.Hc
             return self._frobenius_objective(nx.vdot(R, H), nx.vdot(G, H @ H.T), self.W, H)
