@@ -327,5 +327,5 @@ def test_gpu_check_script_smoke(tmp_path):
     text = out.read_text()
     assert "bandwidth floor" in text and "scikit-learn cd on host" in text
     assert "time to sklearn CD 200-it objective" in text
-    assert text.count("| yes |") == 4
+    assert text.count("| yes |") == 6 and "| NO |" not in text
     assert (ROOT / "benchmarks" / "gpu_check.sh").exists()
