@@ -155,3 +155,10 @@ def test_user_penalties_compose_with_alpha(data):
     b = NMF(4, penalties=[L1(0.01 * X.shape[1], "W")], random_state=0, max_iter=50,
             tol=0).fit(X)
     np.testing.assert_allclose(a.components_, b.components_, rtol=1e-10, atol=1e-12)
+
+
+def test_extensions_refuse_the_torch_backend_rather_than_ignore(data):
+    torch = pytest.importorskip("torch")
+    X, A, _ = data
+    with pytest.raises(ValueError, match="graph run on the numpy backend only"):
+        NMF(3, graph=A, graph_weight=1.0).fit(torch.tensor(X))

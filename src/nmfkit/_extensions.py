@@ -19,6 +19,11 @@ from .penalties import Graph, Penalty
 __all__ = ["prepare", "finish"]
 
 
+def _solver_name(est) -> str:
+    """The solver the fit will use ("auto" already resolved by the estimator when it can)."""
+    return getattr(est, "_solver", None) or est.solver
+
+
 def _user_penalties(est, X) -> list:
     pens = list(est.penalties or [])
     n, m = X.shape
@@ -91,10 +96,11 @@ def _frozen(est, X, H, update_H):
         )
     from .solvers import SOLVERS
 
-    if not SOLVERS[est.solver].supports_frozen:
+    solver = _solver_name(est)
+    if not SOLVERS[solver].supports_frozen:
         ok = sorted(n for n, c in SOLVERS.items() if c.supports_frozen)
         raise ValueError(
-            f"solver {est.solver!r} cannot keep frozen_components fixed; solvers that can: {ok}."
+            f"solver {solver!r} cannot keep frozen_components fixed; solvers that can: {ok}."
         )
     if getattr(est, "n_init", 1) > 1:
         raise ValueError(
@@ -102,6 +108,23 @@ def _frozen(est, X, H, update_H):
         )
     H[: F.shape[0]] = F.astype(H.dtype, copy=False)
     return tuple(range(F.shape[0]))
+
+
+def check_backend(est, backend: str) -> None:
+    """These extensions run on the numpy backend only: say so rather than ignore them."""
+    names = ("penalties", "graph", "frozen_components", "sparseness_W", "sparseness_H")
+    used = [
+        name for name in names
+        if getattr(est, name, None) is not None
+        and not (isinstance(getattr(est, name), (list, tuple)) and not getattr(est, name))
+    ]
+    if getattr(est, "smoothness", 0.0):
+        used.append("smoothness")
+    if backend != "numpy" and used:
+        raise ValueError(
+            f"{', '.join(used)} run on the numpy backend only; got backend {backend!r}. Pass "
+            "numpy arrays (or backend='numpy'), or drop these parameters."
+        )
 
 
 def prepare(est, X, W, H, update_H: bool) -> dict:
@@ -120,7 +143,7 @@ def prepare(est, X, W, H, update_H: bool) -> dict:
     options = dict(est.solver_options or {})
     targets = {"sparseness_W": est.sparseness_W, "sparseness_H": est.sparseness_H}
     if any(v is not None for v in targets.values()):
-        if est.solver != "nmfsc":
+        if _solver_name(est) != "nmfsc":
             raise ValueError(
                 f"sparseness_W / sparseness_H are constraints that only solver='nmfsc' "
                 f"(Hoyer 2004) enforces; got solver={est.solver!r}. Set solver='nmfsc', or "
@@ -130,7 +153,7 @@ def prepare(est, X, W, H, update_H: bool) -> dict:
             options.update({k: v for k, v in targets.items() if v is not None})
         elif targets["sparseness_W"] is not None:
             options["sparseness_W"] = targets["sparseness_W"]
-    elif est.solver == "nmfsc" and update_H:
+    elif _solver_name(est) == "nmfsc" and update_H:
         raise ValueError(
             "solver='nmfsc' needs a target sparseness: set sparseness_W and/or sparseness_H "
             "(floats in [0, 1])."
