@@ -234,3 +234,9 @@ def test_sentinel_missing_value():
     a = NMF(missing_values=-1.0, **kw).fit(Xz, W=W0, H=H0)
     b = NMF(missing_values=np.nan, **kw).fit(np.where(observed, X, np.nan), W=W0, H=H0)
     np.testing.assert_allclose(a.components_, b.components_)
+
+
+def test_n_init_with_mask_is_refused_with_a_workaround():
+    X, observed = planted()
+    with pytest.raises(ValueError, match="n_init=3 is not supported with a mask"):
+        NMF(3, n_init=3).fit(X, mask=observed)

@@ -57,7 +57,8 @@ def test_split_observed_dense_with_nan_and_errors():
 def test_biased_model_beats_plain_and_mean_on_biased_data():
     X, full = ratings(seed=1)
     train, test = next(split_observed(X, n_splits=5, random_state=0))
-    biased = RatingsNMF(3, alpha=0.001, max_iter=60, random_state=0).fit(X, mask=train)
+    biased = RatingsNMF(3, biased=True, alpha=0.001, max_iter=60, random_state=0)
+    biased.fit(X, mask=train)
     plain = RatingsNMF(3, biased=False, alpha=0.001, max_iter=60, random_state=0).fit(X, mask=train)
     e_b, e_p = heldout_error(biased, X, test), heldout_error(plain, X, test)
     mean = X.data.mean()
@@ -70,7 +71,7 @@ def test_biased_model_beats_plain_and_mean_on_biased_data():
 def test_objective_never_increases_and_biases_are_unconstrained():
     X, _ = ratings(seed=2)
     X.data -= 4.0  # negative targets: biases must go negative, WH stays >= 0
-    m = RatingsNMF(3, alpha=0.01, max_iter=25, tol=0, random_state=0).fit(X)
+    m = RatingsNMF(3, biased=True, alpha=0.01, max_iter=25, tol=0, random_state=0).fit(X)
     assert np.all(np.diff(m.loss_curve_) <= 1e-9 * m.loss_curve_[0])
     assert (m.embedding_ >= 0).all() and (m.components_ >= 0).all()
     assert m.global_mean_ + m.row_bias_.min() < 0
@@ -78,7 +79,7 @@ def test_objective_never_increases_and_biases_are_unconstrained():
 
 def test_predict_clip_matrix_and_score():
     X, _ = ratings(seed=3)
-    m = RatingsNMF(3, rating_range=(3.5, 4.5), max_iter=10, random_state=0).fit(X)
+    m = RatingsNMF(3, biased=True, rating_range=(3.5, 4.5), max_iter=10, random_state=0).fit(X)
     p = m.predict([0, 1, 2], [0, 1, 2])
     assert p.shape == (3,) and p.min() >= 3.5 and p.max() <= 4.5
     P = m.predict_matrix()

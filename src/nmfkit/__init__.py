@@ -9,9 +9,11 @@ X (n_samples × n_features, non-negative) ≈ W H with W, H ≥ 0 and rank k.
 from ._estimator import NMF, non_negative_factorization
 from ._fit import FitResult, IterationInfo
 from .init import initialize
+from .impute import NMFImputer
 from .losses import beta_divergence
 from .minibatch import MiniBatchNMF
 from .model_io import load
+from .recommend import RatingsNMF
 from .solvers import solver_table
 
 __version__ = "0.1.0"
@@ -20,6 +22,8 @@ __all__ = [
     "NMF",
     "MiniBatchNMF",
     "non_negative_factorization",
+    "NMFImputer",
+    "RatingsNMF",
     "initialize",
     "beta_divergence",
     "solver_table",

@@ -4,7 +4,7 @@ A ratings matrix X (n_users × n_items) is mostly unobserved. :class:`RatingsNMF
 
     r̂_ij = μ + b_i + c_j + w_i · h_j,      w_i, h_j ≥ 0,
 
-(``biased=False``: r̂_ij = w_i · h_j) to the observed entries only, with L2 regularisation,
+(or, the default ``biased=False``, r̂_ij = w_i · h_j) to the observed entries only, with L2 regularisation,
 by alternating exact block updates: every user row [w_i, b_i] and every item column
 [h_j, c_j] solves its own small weighted least-squares problem (per-row Gram matrices, the
 kernel of the ``masked_als`` solver, the bias coordinate unbounded), and μ is the mean
@@ -205,10 +205,11 @@ class RatingsNMF(BaseEstimator):
     ----------
     n_components : int, default=15
         Rank k of the non-negative interaction term W H.
-    biased : bool, default=True
-        Fit r̂_ij = μ + b_i + c_j + w_i·h_j (global mean, user and item offsets, jointly with
-        W and H); False: r̂_ij = w_i·h_j.
-    alpha : float ≥ 0, default=0.05
+    biased : bool, default=False
+        True: fit r̂_ij = μ + b_i + c_j + w_i·h_j (global mean, user and item offsets, jointly
+        with W and H); False: r̂_ij = w_i·h_j (more accurate on MovieLens-100k, see
+        docs/benchmarks.md).
+    alpha : float ≥ 0, default=0.1
         L2 weight λ on the factors W and H.
     alpha_bias : float ≥ 0 or None, default=None
         L2 weight on the biases; None: ``alpha``.
@@ -235,7 +236,7 @@ class RatingsNMF(BaseEstimator):
     n_iter_ : int; loss_curve_ : list of the objective after each sweep.
     """
 
-    def __init__(self, n_components=15, *, biased=True, alpha=0.05, alpha_bias=None,
+    def __init__(self, n_components=15, *, biased=False, alpha=0.1, alpha_bias=None,
                  reg_weighting="count", max_iter=30, tol=1e-5, inner_max_iter=5,
                  rating_range=None, init_scale=0.1, random_state=None):
         self.n_components = n_components
