@@ -11,6 +11,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
@@ -28,7 +29,9 @@ from .backends import _is_torch_tensor, get_backend
 from .init import initialize
 from .losses import beta_divergence, beta_loss_to_float
 from .penalties import sklearn_penalties
+from ._threads import thread_limits
 from .solvers import SOLVERS
+from .solvers._auto import auto_options, resolve_solver
 
 __all__ = ["NMF", "non_negative_factorization"]
 
@@ -62,8 +65,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Initialisation (see :func:`nmfkit.init.initialize`). None: "nndsvda" when
         k ≤ min(n_samples, n_features), else "random".
     solver : str, default="cd"
-        A registered solver: "cd" (HALS coordinate descent, Frobenius) or "mu"
-        (multiplicative updates, any β). ``nmfkit.solvers.solver_table()`` lists them all.
+        A registered solver or "auto": "cd" (accelerated HALS for Frobenius, Newton
+        coordinate descent for KL), "anls" (exact alternating NNLS, block principal pivoting),
+        "pgd" (accelerated projected gradient), "mu" (multiplicative updates, any β), and
+        those of the extensions. "auto" picks per loss, input and penalties from the
+        measurements in docs/benchmarks.md (``nmfkit.solvers._auto``). docs/solvers.md
+        describes each; ``nmfkit.solvers.solver_table()`` lists what each supports.
     beta_loss : float or {"frobenius", "kullback-leibler", "itakura-saito"}
     tol : float ≥ 0, default=1e-4
         Stop when the relative decrease of √(2·objective) over 10 iterations, divided by its
@@ -87,6 +94,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``init="random"`` with seeds drawn from ``random_state``. 1 is scikit-learn's behaviour.
     n_jobs : int or None, default=None
         joblib workers (threads) for the ``n_init`` runs; None runs them one after another.
+        With a single run (``n_init=1``, and in ``transform``) it caps the threads of the
+        BLAS/OpenMP pools (threadpoolctl) and of numba kernels instead; None leaves them
+        as they are, −1 uses all cores (see :func:`nmfkit._threads.thread_limits`).
         Solver-specific options (nmfkit extension).
 
     missing_values : None, float (e.g. np.nan) or "unobserved", default=None
@@ -145,7 +155,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None, StrOptions({"auto"})],
         "init": [StrOptions({"random", "nndsvd", "nndsvda", "nndsvdar", "custom"}), None],
-        "solver": [StrOptions(set(SOLVERS))],
+        "solver": [StrOptions(set(SOLVERS) | {"auto"})],
         "beta_loss": [StrOptions({"frobenius", "kullback-leibler", "itakura-saito"}), Real],
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -331,8 +341,22 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self._n_components is None:
             self._n_components = X.shape[1]
         self._beta_loss = beta_loss_to_float(self.beta_loss)
-        if self.solver == "mu" and self.init == "nndsvd":
+        self._solver = self._resolve_solver(X)
+        if self._solver == "mu" and self.init == "nndsvd":
             warnings.warn(_MU_NNDSVD_WARNING, UserWarning)
+
+    def _resolve_solver(self, X, penalties=None):
+        """The solver name, with "auto" resolved (nmfkit.solvers._auto, issue 3)."""
+        if self.solver != "auto":
+            return self.solver
+        if penalties is None:
+            penalties = sklearn_penalties(
+                self.alpha_W, self.alpha_H, self.l1_ratio, X.shape[0], X.shape[1]
+            )
+        return resolve_solver(
+            self._beta_loss, sparse=sp.issparse(X), n_components=self._n_components,
+            penalties=penalties,
+        )
 
     def _check_w_h(self, X, W, H, update_H):
         """Validate a custom W/H, or initialise them."""
@@ -364,7 +388,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     f"H should have the same dtype as X. Got H.dtype = {H.dtype}; "
                     f"X.dtype = {X.dtype}. Cast it with .astype(X.dtype)."
                 )
-            if self.solver == "mu":
+            if self._solver == "mu":
                 # multiplicative updates cannot move away from zero
                 avg = np.sqrt(_mean(X) / self._n_components)
                 W = np.full((n_samples, self._n_components), avg, dtype=X.dtype)
@@ -400,9 +424,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         # penalties, graph, nsNMF, frozen components, Hoyer targets (issue 4)
         ext = _extensions.prepare(self, X, W, H, update_H)
         penalties = [*penalties, *ext.pop("penalties")]
+        if self.solver == "auto":  # again, now that every penalty is known
+            self._solver = self._resolve_solver(X, penalties)
+            ext["solver_options"] = {
+                **auto_options(self._solver, self._beta_loss), **(ext.get("solver_options") or {})
+            }
         nx = get_backend(X)
         fit_kwargs = dict(
-            solver=self.solver,
+            solver=self._solver,
             beta=self._beta_loss,
             beta_param=self.beta_loss,
             nx=nx,
@@ -423,7 +452,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
             result, self.init_objectives_ = fit_n_init(self, X, W, H, fit_kwargs)
         else:
-            result = _fit.factorize(X, W, H, **fit_kwargs)
+            with thread_limits(self.n_jobs):  # BLAS / numba threads of this one fit
+                result = _fit.factorize(X, W, H, **fit_kwargs)
             if update_H:
                 self.init_objectives_ = np.array([result.objective])
         self.loss_curve_ = list(result.history["objective"])

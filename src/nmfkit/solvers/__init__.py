@@ -10,6 +10,8 @@ from . import mu as _mu  # noqa: F401  (registers "mu")
 from . import cd as _cd  # noqa: F401  (registers "cd")
 from . import masked_mu as _masked_mu  # noqa: F401  (registers "masked_mu")
 from . import masked_als as _masked_als  # noqa: F401  (registers "masked_als")
+from . import anls as _anls  # noqa: F401  (registers "anls")
+from . import pgd as _pgd  # noqa: F401  (registers "pgd")
 from . import nmfsc as _nmfsc  # noqa: F401  (registers "nmfsc", Hoyer's constraint)
 
 __all__ = ["SOLVERS", "Problem", "Solver", "get_solver", "register_solver", "solver_table"]

@@ -1,31 +1,69 @@
-"""Coordinate descent (HALS) for the Frobenius loss, with L1/L2 penalties.
+"""Coordinate descent: accelerated HALS for the Frobenius loss, Newton CD for KL.
 
-Each outer iteration updates W, then H, each by one exact pass of block coordinate descent
-over the k components (Cichocki & Phan 2009; scikit-learn's ``solver="cd"`` performs the same
-updates element by element). The Gram products are computed once per half-iteration through
-BLAS and the sweep itself is O((n_samples + n_features)·k²), so on a sparse X the cost is
-O(nnz·k) for the products plus the sweep — X is never densified.
+**Frobenius** (β = 2). Each outer iteration updates W, then H, each by exact block
+coordinate descent over the k components (HALS; Cichocki & Phan 2009; scikit-learn's
+``solver="cd"`` performs the same updates element by element). The Gram products cost
+O(nnz·k) (sparse X, never densified) or O(n·m·k) through BLAS; one sweep costs only
+O(N·k²). Two accelerations, off by default so that ``solver="cd"`` follows scikit-learn's
+trajectory closely enough for its own test-suite (float32 ≈ float64 and dense == sparse to
+1e-4 after 200 iterations: the restart decisions and the cost model below would break those
+ties); ``solver="auto"`` turns both on, as does ``solver_options``:
+
+* ``inner`` — repeated sweeps (Gillis & Glineur 2012): after the products are formed, repeat
+  the sweep up to ⌊1 + α·ρ⌋ times (ρ = cost of the products / cost of a sweep, ``alpha``),
+  stopping once a sweep moves the factor by less than ``delta`` times the first sweep's move.
+  Every sweep is exact block minimisation, so this stays monotone.
+* ``extrapolate`` — extrapolation with restart (Ang & Gillis 2019, ``_extrapolation``): the
+  next iteration starts from W + β(W − W_prev), H + β(H − H_prev), projected on ≥ 0, with β
+  adapted; an iteration that would increase the objective is redone from the current point
+  without extrapolation (restart), so the reported objective never increases.
+
+**Kullback–Leibler** (β = 1): cyclic coordinate descent with safeguarded Newton steps on each
+variable (Hsieh & Dhillon 2011), O(nnz·k) per sweep, monotone; see ``_kl_kernels``. A dense
+X is converted once to CSR for this loss (its zeros only enter through Σ WH). The first
+``mu_warmup`` iterations (default 5) are multiplicative updates, also monotone and O(nnz·k):
+from a start far from any solution, the first Newton sweep sets many entries to exactly zero
+and the descent then settles in a poorer stationary point (measured on the W3 benchmark
+corpus: 473133 after 60 CD iterations, 469667 with 5 MU iterations first).
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
 from ..nnls import hals_sweep
 from ..penalties import split_hals
 from ._base import Solver, register_solver
+from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
+from ._kl_kernels import HAVE_NUMBA, kl_cd_update
 
 __all__ = ["CoordinateDescent"]
 
 
 @register_solver
-class CoordinateDescent(Solver):
+class CoordinateDescent(Extrapolation, Solver):
     name = "cd"
-    betas = (2.0,)
+    betas = (2.0, 1.0)
     sparse = True
     monotone = True
     supports_frozen = True
     # issue 7 (torch): the Frobenius path runs on torch tensors too — keep its array calls on
     # ``p.nx`` (ascontiguous/copy/empty_like/clip_min/vdot) and pass nx to hals_sweep
     backends = frozenset({"numpy", "torch"})
+    default_options = {
+        "inner": False,  # Gillis & Glineur repeated sweeps (Frobenius)
+        "alpha": 0.5,
+        "delta": 0.1,
+        "max_inner": 50,
+        **EXTRAPOLATION_OPTIONS,  # Ang & Gillis extrapolation with restart (Frobenius)
+        "extrapolate": False,
+        "newton_steps": 1,  # KL: Newton steps per variable per sweep
+        "mu_warmup": 5,  # KL: multiplicative updates before the Newton sweeps
+        "kernel": "auto",  # KL: "auto" (numba when installed), "numba" or "numpy"
+    }
 
     def setup(self):
         p = self.p
@@ -34,6 +72,16 @@ class CoordinateDescent(Solver):
         self.l1W, self.l2W, self.extraW = split_hals(p.penalties_W)
         self.l1H, self.l2H, self.extraH = split_hals(p.penalties_H)
         self._RW = self._GH = None
+        n, m = p.X.shape
+        self._prod_cost = float(p.nx.sparse_data(p.X).shape[0] if p.sparse else n * m)
+        self._init_extrapolation()
+        if p.beta == 1.0:
+            if p.nx.name != "numpy":
+                raise ValueError(
+                    f"solver 'cd' with beta_loss=1 runs on numpy only, not on the "
+                    f"{p.nx.name!r} backend; use solver='mu' (every beta on torch)."
+                )
+            self._setup_kl()
 
     # the solver works on Wᵀ; the public orientation is a view
     @property
@@ -50,6 +98,7 @@ class CoordinateDescent(Solver):
     def set_factors(self, W, H):
         self.Wt = self.p.nx.ascontiguous(W.T)
         self.Hc = self.p.nx.ascontiguous(H)
+        self._reset_extrapolation()
 
     def finalize(self):
         return self.p.nx.ascontiguous(self.Wt.T), self.Hc
@@ -57,44 +106,144 @@ class CoordinateDescent(Solver):
     def _order(self, k, frozen=()):
         p = self.p
         order = p.nx.permutation(p.rng, k) if p.shuffle else None
-        if frozen:  # frozen components (issue 4) are skipped by the sweep, never written
+        if frozen:  # frozen components (issue 4) are skipped by the sweeps, never written
             order = [int(t) for t in (range(k) if order is None else order) if t not in frozen]
         return order
 
-    def _cross_W(self):
+    # ------------------------------------------------------------ Frobenius
+    def _cross_W(self, Hc):
         """H Xᵀ, shape (k, n_samples)."""
         p = self.p
         if p.sparse:
-            return p.nx.ascontiguous(p.nx.matmul(p.X, self.Hc.T).T)
-        return self.Hc @ p.Xt
+            return p.nx.ascontiguous(p.nx.matmul(p.X, Hc.T).T)
+        return Hc @ p.Xt
 
-    def _cross_H(self):
+    def _cross_H(self, Wt):
         """Wᵀ X, shape (k, n_features)."""
         p = self.p
         if p.sparse:
-            return p.nx.ascontiguous(p.nx.matmul(p.Xt, self.Wt.T).T)
-        return self.Wt @ p.X
+            return p.nx.ascontiguous(p.nx.matmul(p.Xt, Wt.T).T)
+        return Wt @ p.X
 
-    def step(self):
+    def _sweeps(self, F, G, R, l1, l2, extra, frozen=()):
+        """One HALS sweep, repeated while it pays (Gillis & Glineur) when ``inner`` is on."""
+        o = self.options
+        k, N = F.shape
+        n_sweeps = 1
+        if o["inner"] and not extra:
+            rho = (self._prod_cost * k + N * k * k) / max(N * k * (k + 1), 1)
+            n_sweeps = int(max(1, min(o["max_inner"], math.floor(1 + o["alpha"] * rho))))
+        if n_sweeps == 1:
+            hals_sweep(F, G, R, l1, l2, self._order(k, frozen), extra, nx=self.p.nx)
+            return
+        first = None
+        nx = self.p.nx
+        old = nx.empty_like(F)
+        for _ in range(n_sweeps):
+            old[...] = F
+            hals_sweep(F, G, R, l1, l2, self._order(k, frozen), extra, nx=nx)
+            old -= F
+            move = nx.vdot(old, old)
+            if first is None:
+                first = move
+            elif move <= o["delta"] ** 2 * first:
+                break
+
+    def _iterate(self, Wt, Hc):
+        """One outer iteration from (Wᵀ, H), in place; returns (Wᵀ, H, objective)."""
         p, nx = self.p, self.p.nx
         if p.update_W:
             if self._RW is None or p.update_H:
-                self._RW = self._cross_W()
-                self._GH = self.Hc @ self.Hc.T
-            hals_sweep(
-                self.Wt, self._GH, self._RW, self.l1W, self.l2W,
-                self._order(self.Wt.shape[0], p.frozen_W), self.extraW, nx=nx,
-            )
+                self._RW = self._cross_W(Hc)
+                self._GH = Hc @ Hc.T
+            self._sweeps(Wt, self._GH, self._RW, self.l1W, self.l2W, self.extraW, p.frozen_W)
         if p.update_H:
-            R = self._cross_H()
-            G = self.Wt @ self.Wt.T
-            hals_sweep(
-                self.Hc, G, R, self.l1H, self.l2H, self._order(self.Hc.shape[0], p.frozen_H),
-                self.extraH, nx=nx,
+            R = self._cross_H(Wt)
+            G = Wt @ Wt.T
+            self._sweeps(Hc, G, R, self.l1H, self.l2H, self.extraH, p.frozen_H)
+            return Wt, Hc, self._frobenius_objective(
+                nx.vdot(R, Hc), nx.vdot(G, Hc @ Hc.T), Wt.T, Hc
             )
-            H = self.Hc
-            return self._frobenius_objective(nx.vdot(R, H), nx.vdot(G, H @ H.T), self.W, H)
-        Wt = self.Wt
-        return self._frobenius_objective(
-            nx.vdot(self._RW, Wt), nx.vdot(self._GH, Wt @ Wt.T), self.W, self.Hc
+        return Wt, Hc, self._frobenius_objective(
+            nx.vdot(self._RW, Wt), nx.vdot(self._GH, Wt @ Wt.T), Wt.T, Hc
         )
+
+    # ------------------------------------------------------------ Kullback-Leibler
+    def _setup_kl(self):
+        p = self.p
+        if self.extraW or self.extraH:
+            names = sorted({type(q).__name__ for q in [*self.extraW, *self.extraH]})
+            raise ValueError(
+                f"solver 'cd' with beta_loss=1 supports only L1/L2 penalties, got {names}; "
+                "use solver='mu'."
+            )
+        X = p.X if p.sparse else sp.csr_matrix(p.X)
+        if X.nnz and (X.data <= 0).any():
+            X = X.copy()
+            X.eliminate_zeros()
+        self._kX = X
+        self._kXt = p.Xt if (p.sparse and X is p.X) else X.T.tocsr()
+        kern = self.options["kernel"]
+        if kern not in ("auto", "numba", "numpy"):
+            raise ValueError(
+                f"solver_options['kernel'] must be 'auto', 'numba' or 'numpy', got {kern!r}."
+            )
+        if kern == "numba" and not HAVE_NUMBA:
+            raise ImportError(
+                "solver_options['kernel']='numba' needs numba: pip install \"nmfkit[fast]\"."
+            )
+        self._numba = HAVE_NUMBA and kern != "numpy"
+        self._kl_iter = 0
+        self._rows = self._rows_t = None
+        if not self._numba:
+            self._rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+            self._rows_t = np.repeat(np.arange(X.shape[1]), np.diff(self._kXt.indptr))
+        scale = float(X.data.mean()) if X.nnz else 1.0
+        eps = float(np.finfo(self.Wt.dtype).eps)
+        self._floor = eps * max(scale, float(np.finfo(self.Wt.dtype).tiny))
+
+    def _mu_kl(self, F, B, X, l1, l2, frozen):
+        """One multiplicative update of F (k, N) for KL, O(nnz·k): F ⊙ (Q Bᵀ)ᵀ / (B1 + l1 + l2 F)
+        with Q = X / (FᵀB) at X's non-zeros."""
+        wh = self.p.nx.sampled_dot(np.ascontiguousarray(F.T), B, X)
+        np.maximum(wh, self._floor, out=wh)
+        Q = sp.csr_matrix((X.data / wh, X.indices, X.indptr), shape=X.shape)
+        num = np.asarray(Q @ B.T).T
+        den = B.sum(axis=1)[:, None] + l1
+        if l2:
+            den = den + l2 * F
+        np.divide(num, den, out=num, where=den > 0)
+        num[np.broadcast_to(den <= 0, num.shape)] = 1.0
+        for t in frozen:  # frozen components keep their values exactly
+            num[t] = 1.0
+        F *= num.astype(F.dtype, copy=False)
+
+    def _step_kl(self):
+        p, o = self.p, self.options
+        k = self.Wt.shape[0]
+        self._kl_iter += 1
+        if self._kl_iter <= o["mu_warmup"]:
+            if p.update_W:
+                self._mu_kl(self.Wt, self.Hc, self._kX, self.l1W, self.l2W, p.frozen_W)
+            if p.update_H:
+                self._mu_kl(self.Hc, self.Wt, self._kXt, self.l1H, self.l2H, p.frozen_H)
+            return None
+
+        def order(frozen):
+            o_ = self._order(k, frozen)
+            return np.arange(k) if o_ is None else np.asarray(o_, dtype=np.intp)
+
+        if p.update_W:
+            hsum = self.Hc.sum(axis=1, dtype=np.float64)
+            kl_cd_update(self.Wt, self.Hc, self._kX, hsum, self.l1W, self.l2W, order(p.frozen_W),
+                         o["newton_steps"], self._floor, self._numba, self._rows)
+        if p.update_H:
+            wsum = self.Wt.sum(axis=1, dtype=np.float64)
+            kl_cd_update(self.Hc, self.Wt, self._kXt, wsum, self.l1H, self.l2H, order(p.frozen_H),
+                         o["newton_steps"], self._floor, self._numba, self._rows_t)
+        return None
+
+    def step(self):
+        if self.p.beta == 1.0:
+            return self._step_kl()
+        return self._extrapolated_step()

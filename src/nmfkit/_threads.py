@@ -1,0 +1,54 @@
+"""Thread control for the compute kernels: BLAS/OpenMP pools (threadpoolctl) and numba.
+
+``thread_limits(n_jobs)`` is the context manager behind the estimators' ``n_jobs``
+parameter; it can also be used directly around any nmfkit call::
+
+    with nmfkit.thread_limits(1):
+        NMF(10).fit(X)
+
+None leaves every pool as it is; −1 means all cores; a positive int caps every pool at that
+many threads (scikit-learn's convention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+__all__ = ["thread_limits", "resolve_n_jobs"]
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int | None:
+    """The thread count for ``n_jobs`` (None: no limit; −1: all cores; −2: all but one...)."""
+    if n_jobs is None:
+        return None
+    n_cpu = os.cpu_count() or 1
+    if n_jobs == 0:
+        raise ValueError("n_jobs == 0 is not allowed; use None (no limit), -1 (all cores) or "
+                         "a positive number of threads.")
+    if n_jobs < 0:
+        return max(1, n_cpu + 1 + n_jobs)
+    return int(n_jobs)
+
+
+@contextlib.contextmanager
+def thread_limits(n_jobs: int | None):
+    """Limit BLAS / OpenMP threads (threadpoolctl) and numba's threads within the block."""
+    n = resolve_n_jobs(n_jobs)
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    numba = sys.modules.get("numba")
+    old_numba = None
+    if numba is not None:
+        old_numba = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        if numba is not None:
+            numba.set_num_threads(old_numba)
