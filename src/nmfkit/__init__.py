@@ -14,6 +14,7 @@ from .losses import beta_divergence
 from .minibatch import MiniBatchNMF
 from .model_io import load
 from .recommend import RatingsNMF
+from .selection import select_rank
 from .solvers import solver_table
 
 __version__ = "0.1.0"
@@ -28,6 +29,7 @@ __all__ = [
     "beta_divergence",
     "solver_table",
     "load",
+    "select_rank",
     "FitResult",
     "IterationInfo",
     "__version__",

@@ -116,11 +116,13 @@ def cross_validation_error(X, n_components: int, *, method: str = "auto", n_fold
             )
         perm = rng.permutation(n * m)
         Xr = sp.csr_matrix(X) if sp.issparse(X) else np.asarray(X)
+        # masked fits take one start each (masked NMF has no n_init)
+        params = {k: v for k, v in nmf_params.items() if k not in ("n_init", "n_jobs")}
         for f in range(n_folds):
             rows, cols = np.unravel_index(perm[f * n_test:(f + 1) * n_test], (n, m))
             mask = np.ones((n, m), dtype=bool)
             mask[rows, cols] = False
-            model = NMF(n_components, random_state=rng.randint(2**31 - 1), **nmf_params)
+            model = NMF(n_components, random_state=rng.randint(2**31 - 1), **params)
             W = model.fit_transform(X, mask=mask)
             H = model.components_
             x = np.asarray(Xr[rows, cols], dtype=np.float64).ravel()
