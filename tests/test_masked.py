@@ -11,7 +11,7 @@ from nmfkit.masked import observed_entries, weighted_divergence
 from nmfkit.penalties import sklearn_penalties
 from nmfkit.solvers import get_solver
 
-MASKED = [("cd", 2.0), ("mu", 2.0), ("mu", 1.0)]
+MASKED = [("cd", 2.0), ("masked_cd", 2.0), ("mu", 2.0), ("mu", 1.0)]
 
 
 def planted(n=40, m=30, k=3, frac_missing=0.3, seed=0):
@@ -27,7 +27,8 @@ def init_factors(n, m, k, seed=1, dtype=np.float64):
 
 
 @pytest.mark.parametrize("solver,unmasked,beta", [
-    ("masked_als", "cd", 2.0), ("masked_mu", "mu", 2.0), ("masked_mu", "mu", 1.0),
+    ("masked_als", "cd", 2.0), ("masked_cd", "cd", 2.0), ("masked_mu", "mu", 2.0),
+    ("masked_mu", "mu", 1.0),
 ])
 @pytest.mark.parametrize("alpha", [0.0, 0.01])
 def test_all_ones_mask_equals_unmasked(solver, unmasked, beta, alpha):
@@ -70,10 +71,12 @@ def test_weighted_objective_never_increases(solver, beta, alpha):
     assert objective[-1] < objective[0]
 
 
-def test_planted_low_rank_recovered_with_30_percent_missing():
+@pytest.mark.parametrize("solver", ["cd", "masked_cd"])
+def test_planted_low_rank_recovered_with_30_percent_missing(solver):
     X, observed = planted(n=50, m=40, k=3, frac_missing=0.3)
     Xn = np.where(observed, X, np.nan)
-    est = NMF(3, missing_values=np.nan, init="random", random_state=0, tol=1e-10, max_iter=600)
+    est = NMF(3, solver=solver, missing_values=np.nan, init="random", random_state=0,
+              tol=1e-10, max_iter=600)
     W = est.fit_transform(Xn)
     held_out = ~observed
     err = np.linalg.norm((W @ est.components_ - X)[held_out]) / np.linalg.norm(X[held_out])
@@ -90,7 +93,7 @@ def test_planted_low_rank_kl_recovered():
     assert err < 2e-2
 
 
-@pytest.mark.parametrize("solver", ["cd", "mu"])
+@pytest.mark.parametrize("solver", ["cd", "masked_cd", "mu"])
 def test_sparse_observed_equals_dense_with_nan(solver):
     X, observed = planted(frac_missing=0.5, seed=5)
     X[observed & (np.random.default_rng(0).random(X.shape) < 0.1)] = 0.0  # observed zeros
@@ -111,7 +114,7 @@ def test_sparse_observed_equals_dense_with_nan(solver):
         np.testing.assert_allclose(est.components_, dense.components_, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("solver", ["cd", "mu"])
+@pytest.mark.parametrize("solver", ["cd", "masked_cd", "mu"])
 def test_memory_scales_with_observations_not_shape(solver):
     # a 10^6 x 10^6 matrix (8 TB dense) with 10^5 observed entries
     n = m = 10**6
@@ -197,7 +200,7 @@ def test_nan_at_observed_entry_of_mask_is_an_error():
 
 
 def test_solver_without_masks_is_rejected_naming_those_that_can():
-    with pytest.raises(ValueError, match=r"cannot honour a mask.*masked_als.*masked_mu"):
+    with pytest.raises(ValueError, match=r"cannot honour a mask.*masked_als.*masked_cd.*masked_mu"):
         get_solver("cd", beta=2.0, masked=True)
     with pytest.raises(ValueError, match="masked_mu"):
         get_solver("masked_als", beta=1.0, masked=True)
@@ -240,3 +243,11 @@ def test_n_init_with_mask_is_refused_with_a_workaround():
     X, observed = planted()
     with pytest.raises(ValueError, match="n_init=3 is not supported with a mask"):
         NMF(3, n_init=3).fit(X, mask=observed)
+
+
+def test_auto_solver_with_mask_picks_a_masked_solver():
+    X, observed = planted()
+    est = NMF(3, solver="auto", max_iter=5, tol=0).fit(X, mask=observed)
+    assert np.isfinite(est.reconstruction_err_)
+    est = NMF(3, solver="auto", beta_loss=1.0, max_iter=5, tol=0).fit(X, mask=observed)
+    assert np.isfinite(est.reconstruction_err_)

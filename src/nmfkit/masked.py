@@ -257,6 +257,8 @@ def resolve_masked_solver(name: str, beta: float, penalties=()):
     variant registered for it (``masked_for``), else get_solver's error naming those that do."""
     from .solvers import SOLVERS, get_solver
 
+    if name == "auto":
+        name = "masked_als" if beta == 2.0 else "masked_mu"
     cls = SOLVERS.get(name)
     if cls is not None and not getattr(cls, "masks", False):
         for other_name, other in sorted(SOLVERS.items()):
