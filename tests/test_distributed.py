@@ -62,6 +62,10 @@ def test_sparse_chunks_equal_dense(client):
     sparse = fit_dask(Xd.map_blocks(sp.csr_matrix), 4, client=client, init="custom", W=W0,
                       H=H0, tol=0, max_iter=10)
     np.testing.assert_allclose(sparse.H, dense.H, rtol=1e-9, atol=1e-12)
+    # a user-given scheduler address works the same way
+    by_address = fit_dask(Xd, 4, address=client.scheduler.address, init="custom", W=W0, H=H0,
+                          tol=0, max_iter=10)
+    np.testing.assert_allclose(by_address.H, dense.H, rtol=1e-12)
 
 
 def test_random_init_and_stopping_rule_and_lazy_W(client):
