@@ -251,3 +251,23 @@ def test_auto_solver_with_mask_picks_a_masked_solver():
     assert np.isfinite(est.reconstruction_err_)
     est = NMF(3, solver="auto", beta_loss=1.0, max_iter=5, tol=0).fit(X, mask=observed)
     assert np.isfinite(est.reconstruction_err_)
+
+
+def test_non_negative_factorization_with_missing_values_equals_estimator():
+    from nmfkit import non_negative_factorization
+
+    X, observed = planted(seed=10)
+    r, c = np.nonzero(observed)
+    Xs = sp.csr_matrix((X[r, c], (r, c)), shape=X.shape)
+    kw = dict(init="random", random_state=0, max_iter=30, tol=0)
+    W, H, n_iter = non_negative_factorization(Xs, n_components=3, missing_values="unobserved",
+                                              **kw)
+    est = NMF(3, missing_values="unobserved", **kw)
+    np.testing.assert_allclose(W, est.fit_transform(Xs))
+    np.testing.assert_allclose(H, est.components_)
+    assert n_iter == est.n_iter_ == 30
+    W2, H2, _ = non_negative_factorization(Xs, H=H, n_components=3, update_H=False,
+                                           missing_values="unobserved", max_iter=50, tol=0)
+    assert W2.shape == W.shape and H2 is not None
+    obs = observed_entries(Xs, missing_values="unobserved")
+    assert weighted_divergence(obs, W2, H) <= weighted_divergence(obs, W, H) + 1e-12

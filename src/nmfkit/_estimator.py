@@ -515,6 +515,10 @@ def non_negative_factorization(
         **nmfkit_params,
     )
     est._validate_params()
+    if est.missing_values is not None:  # fit the observed entries only (nmfkit.masked)
+        from .masked import factorization_masked
+
+        return factorization_masked(est, X, W=W, H=H, update_H=update_H)
     if _is_torch_tensor(X):  # torch input is validated on its device (issue 7)
         from .backends._torch_io import validate_tensor
 

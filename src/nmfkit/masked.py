@@ -425,3 +425,17 @@ def transform_masked(est, X, mask=None):
         for k, v in fitted.items():
             setattr(est, k, v)
     return W
+
+
+def factorization_masked(est, X, W=None, H=None, update_H: bool = True):
+    """``non_negative_factorization(..., missing_values=...)``: (W, H, n_iter) on the
+    observed entries (``update_H=False``: W for the given H)."""
+    if update_H:
+        W = fit_transform_masked(est, X, W=W, H=H)
+        return W, est.components_, est.n_iter_
+    est._validate_params()
+    X = _validate_masked(est, X, reset=True)
+    obs = observed_entries(X, missing_values=est.missing_values)
+    _check_observed_non_negative(est, obs)
+    est._check_params(X)
+    return fit_masked(est, X, obs, W=W, H=H, update_H=False)
