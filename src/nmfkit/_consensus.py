@@ -52,7 +52,7 @@ def connectivity_matrix(labels) -> np.ndarray:
 
 
 def consensus_matrix(runs, *, of: str = "samples") -> np.ndarray:
-    """The mean connectivity matrix over runs (Brunet et al. 2004); shape (n, n), entries in [0, 1].
+    """The mean connectivity matrix over runs (Brunet et al. 2004), shape (n, n), in [0, 1].
 
     Parameters
     ----------
@@ -207,8 +207,10 @@ def stability(components, *, metric: str = "correlation", max_pairs: int = 200, 
         rng = check_random_state(random_state)
         pairs = [pairs[i] for i in rng.choice(len(pairs), max_pairs, replace=False)]
     amari = [amari_distance(components[i], components[j], metric=metric) for i, j in pairs]
-    sim = [match_components(components[i], components[j], metric=metric)[1].mean() for i, j in pairs]
-    return {"amari": float(np.mean(amari)), "similarity": float(np.mean(sim)), "n_pairs": len(pairs)}
+    sim = [match_components(components[i], components[j], metric=metric)[1].mean()
+           for i, j in pairs]
+    return {"amari": float(np.mean(amari)), "similarity": float(np.mean(sim)),
+            "n_pairs": len(pairs)}
 
 
 def consensus_components(

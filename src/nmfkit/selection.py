@@ -266,7 +266,8 @@ def select_rank(X, ks=range(2, 9), *, methods=("cv", "consensus", "stability",
             "relative_error", "objective", "perm_explained_variance", "perm_cophenetic",
             "n_not_converged"]
     t = {c: np.full(ks.size, np.nan) for c in cols}
-    want_runs = bool({"consensus", "stability", "explained_variance", "permutation"} & set(methods))
+    run_methods = {"consensus", "stability", "explained_variance", "permutation"}
+    want_runs = bool(run_methods & set(methods))
     stages = ("cv" in methods) + want_runs + ("permutation" in methods)
     step = _progress(progress, stages * ks.size)
     Xp = permute_columns(X, rng) if "permutation" in methods else None
