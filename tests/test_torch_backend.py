@@ -329,3 +329,14 @@ def test_gpu_check_script_smoke(tmp_path):
     assert "time to sklearn CD 200-it objective" in text
     assert text.count("| yes |") == 6 and "| NO |" not in text
     assert (ROOT / "benchmarks" / "gpu_check.sh").exists()
+
+
+def test_dense_times_sparse_uses_a_cached_csr_transpose():
+    nx = get_backend(backend="torch")
+    X = torch.as_tensor(_data(50, 30, seed=2))
+    S = X.to_sparse_csr()
+    A = torch.rand(4, 50, dtype=torch.float64)
+    torch.testing.assert_close(nx.matmul(A, S), A @ X, rtol=1e-12, atol=1e-12)
+    S2 = nx.with_data(S, S.values() * 2.0)  # same structure: the plan is reused
+    torch.testing.assert_close(nx.matmul(A, S2), 2.0 * (A @ X), rtol=1e-12, atol=1e-12)
+    assert len(nx._tplans) == 1

@@ -192,14 +192,38 @@ class TorchBackend:
         return _csr(X.crow_indices(), X.col_indices(), data, tuple(X.shape))
 
     # ------------------------------------------------------------------ algebra
-    @staticmethod
-    def matmul(A, B):
-        """A @ B where either operand may be sparse CSR; returns a dense tensor."""
+    def matmul(self, A, B):
+        """A @ B where either operand may be sparse CSR; returns a dense tensor.
+
+        dense @ CSR is computed as (Bᵀ @ Aᵀ)ᵀ with Bᵀ in CSR, a row-parallel product that every
+        device supports; Bᵀ's structure and the permutation of B's values into it are computed
+        once per sparsity structure (MU's quotients share X's) and cached on the backend.
+        """
+        if self.issparse(B) and not self.issparse(A):
+            crow_t, col_t, perm = self._transpose_plan(B)
+            Bt = _csr(crow_t, col_t, B.values()[perm], (B.shape[1], B.shape[0]))
+            with _quiet_sparse():
+                return (Bt @ A.T).T
         with _quiet_sparse():
             out = A @ B
         if out.layout != torch.strided:
             out = out.to_dense()
         return out
+
+    def _transpose_plan(self, B):
+        """(crow, col, perm) of Bᵀ in CSR for a CSR B; cached by B's index storage."""
+        cache = self.__dict__.setdefault("_tplans", {})
+        key = (B.col_indices().data_ptr(), B.crow_indices().data_ptr(), tuple(B.shape))
+        if key not in cache:
+            rows, cols = self.sparse_coords(B)
+            n_rows = B.shape[0]
+            perm = torch.argsort(cols * n_rows + rows)
+            counts = torch.bincount(cols, minlength=B.shape[1])
+            crow_t = torch.zeros(B.shape[1] + 1, dtype=torch.int64, device=cols.device)
+            crow_t[1:] = torch.cumsum(counts, 0)
+            cache.clear()  # one structure per fit: keep memory at O(nnz)
+            cache[key] = (crow_t, rows[perm].to(torch.int64), perm)
+        return cache[key]
 
     def sampled_dot(self, W, H, X, block: int | None = None):
         """Values of (W @ H) at the stored entries of a sparse CSR X, in storage order.
