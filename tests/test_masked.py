@@ -204,6 +204,9 @@ def test_solver_without_masks_is_rejected_naming_those_that_can():
         get_solver("cd", beta=2.0, masked=True)
     with pytest.raises(ValueError, match="masked_mu"):
         get_solver("masked_als", beta=1.0, masked=True)
+    X, observed = planted()
+    with pytest.raises(ValueError, match=r"solver 'anls' with a mask .* solver='mu'"):
+        NMF(3, solver="anls", beta_loss=1.0).fit(X, mask=observed)
 
 
 @pytest.mark.parametrize("mask,match", [

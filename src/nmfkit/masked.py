@@ -261,10 +261,18 @@ def resolve_masked_solver(name: str, beta: float, penalties=()):
         name = "masked_als" if beta == 2.0 else "masked_mu"
     cls = SOLVERS.get(name)
     if cls is not None and not getattr(cls, "masks", False):
-        for other_name, other in sorted(SOLVERS.items()):
-            if getattr(other, "masks", False) and name in getattr(other, "masked_for", ()):
-                name = other_name
-                break
+        variants = [n for n, c in sorted(SOLVERS.items())
+                    if getattr(c, "masks", False) and name in getattr(c, "masked_for", ())]
+        fitting = [n for n in variants if SOLVERS[n].supports_beta(beta)]
+        if variants and not fitting:
+            ok = sorted(n for n, c in SOLVERS.items()
+                        if getattr(c, "masks", False) and c.supports_beta(beta))
+            raise ValueError(
+                f"solver {name!r} with a mask or missing values runs {variants}, which do not "
+                f"handle beta_loss={beta!r}; masked solvers that do: {ok} (e.g. solver='mu')."
+            )
+        if fitting:
+            name = fitting[0]
     return get_solver(name, beta=beta, penalties=penalties, sparse=True, masked=True)
 
 

@@ -148,9 +148,14 @@ def _entries(X, test) -> tuple:
 def heldout_error(model, X, test, *, metric: str = "rmse", clip=None) -> float:
     """RMSE or MAE of a fitted model at the entries ``test`` (a boolean mask) of X.
 
-    ``model`` is a :class:`RatingsNMF`, a fitted ``nmfkit.NMF`` (predictions
-    ``transform``-free: the W it was fitted with must be passed as ``model=(W, H)``), or a
-    pair ``(W, H)``.
+    Parameters
+    ----------
+    model : a fitted :class:`RatingsNMF`, or a pair ``(W, H)`` — for ``nmfkit.NMF`` pass
+        ``(est.fit_transform(X, mask=train), est.components_)``.
+    X : the data (sparse or dense), holding the true values at the test entries.
+    test : boolean matrix of X's shape (e.g. from :func:`split_observed`).
+    metric : "rmse" or "mae".
+    clip : None or (low, high), applied to (W, H) predictions.
     """
     r, c, y = _entries(X, test)
     if isinstance(model, RatingsNMF):
