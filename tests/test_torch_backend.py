@@ -340,3 +340,11 @@ def test_dense_times_sparse_uses_a_cached_csr_transpose():
     S2 = nx.with_data(S, S.values() * 2.0)  # same structure: the plan is reused
     torch.testing.assert_close(nx.matmul(A, S2), 2.0 * (A @ X), rtol=1e-12, atol=1e-12)
     assert len(nx._tplans) == 1
+
+
+def test_extreme_scale_sparse_tensor():
+    X = _data(30, 20, seed=4) * 1e8  # fitted at unit scale inside factorize
+    kw = dict(solver="mu", beta_loss=1, max_iter=20, random_state=0)
+    ref = NMF(3, **kw).fit(X).reconstruction_err_
+    for Xt in (torch.as_tensor(X), torch.as_tensor(X).to_sparse_csr()):
+        assert NMF(3, **kw).fit(Xt).reconstruction_err_ == pytest.approx(ref, rel=1e-9)
