@@ -242,10 +242,15 @@ def test_sentinel_missing_value():
     np.testing.assert_allclose(a.components_, b.components_)
 
 
-def test_n_init_with_mask_is_refused_with_a_workaround():
-    X, observed = planted()
-    with pytest.raises(ValueError, match="n_init=3 is not supported with a mask"):
-        NMF(3, n_init=3).fit(X, mask=observed)
+def test_n_init_with_mask_keeps_the_best_restart():
+    X, observed = planted(seed=11)
+    kw = dict(init="random", random_state=0, max_iter=20, tol=0)
+    one = NMF(3, **kw).fit(X, mask=observed)
+    many = NMF(3, n_init=4, **kw).fit(X, mask=observed)
+    assert many.init_objectives_.shape == (4,)
+    assert many.init_objectives_[0] == pytest.approx(one.loss_curve_[-1])
+    assert many.loss_curve_[-1] == pytest.approx(many.init_objectives_.min())
+    assert many.reconstruction_err_ <= one.reconstruction_err_ + 1e-12
 
 
 def test_auto_solver_with_mask_picks_a_masked_solver():

@@ -402,21 +402,32 @@ def fit_transform_masked(est, X, mask=None, W=None, H=None):
     """
     est._validate_params()
     X = _validate_masked(est, X, reset=True)
-    if est.n_init != 1:
-        raise ValueError(
-            f"n_init={est.n_init!r} is not supported with a mask or missing values yet; "
-            "use n_init=1 (restarts: fit several random_state values and keep the lowest "
-            "reconstruction_err_)."
-        )
     obs = observed_entries(X, mask=mask, missing_values=est.missing_values)
     _check_observed_non_negative(est, obs)
     est._check_params(X)
     W, H, n_iter = fit_masked(est, X, obs, W=W, H=H)
+    finals = [est.loss_curve_[-1]]
+    if getattr(est, "n_init", 1) > 1:
+        # restarts as in the unmasked path: run 0 is the n_init=1 fit, runs 1.. start from
+        # init="random" with seeds drawn from random_state; the lowest final objective wins
+        from sklearn.base import clone
+
+        from ._restarts import restart_seeds
+
+        for seed in restart_seeds(est.random_state, est.n_init - 1):
+            run = clone(est).set_params(init="random", random_state=int(seed), n_init=1)
+            run._check_params(X)
+            Wr, Hr, nr = fit_masked(run, X, obs)
+            finals.append(run.loss_curve_[-1])
+            if finals[-1] < min(finals[:-1]):
+                W, H, n_iter = Wr, Hr, nr
+                for name in est._fitted_attributes():
+                    setattr(est, name, getattr(run, name))
     est.reconstruction_err_ = math.sqrt(2.0 * max(weighted_divergence(obs, W, H, est._beta_loss), 0))
     est.n_components_ = H.shape[0]
     est.components_ = H
     est.n_iter_ = n_iter
-    est.init_objectives_ = np.array([est.loss_curve_[-1]])
+    est.init_objectives_ = np.array(finals)
     return W
 
 
