@@ -348,3 +348,10 @@ def test_extreme_scale_sparse_tensor():
     ref = NMF(3, **kw).fit(X).reconstruction_err_
     for Xt in (torch.as_tensor(X), torch.as_tensor(X).to_sparse_csr()):
         assert NMF(3, **kw).fit(Xt).reconstruction_err_ == pytest.approx(ref, rel=1e-9)
+
+
+def test_requires_grad_input_is_fitted_without_autograd():
+    X = torch.as_tensor(_data(), dtype=torch.float32).requires_grad_(True)
+    for solver in ("mu", "cd"):
+        W = NMF(2, solver=solver, max_iter=5, random_state=0).fit_transform(X)
+        assert not W.requires_grad and W.grad_fn is None

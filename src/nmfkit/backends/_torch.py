@@ -364,7 +364,8 @@ class TorchBackend:
     # -------------------------------------------------------------- precision
     @contextlib.contextmanager
     def compute_context(self):
-        """Run a fit with TF32 matrix products only when ``allow_tf32`` (restored after)."""
+        """Run a fit without autograd, with TF32 matrix products only when ``allow_tf32``
+        (the global settings are restored after)."""
         old_matmul = torch.backends.cuda.matmul.allow_tf32
         old_cudnn = torch.backends.cudnn.allow_tf32
         old_prec = torch.get_float32_matmul_precision()
@@ -372,7 +373,8 @@ class TorchBackend:
             torch.backends.cuda.matmul.allow_tf32 = self.allow_tf32
             torch.backends.cudnn.allow_tf32 = self.allow_tf32
             torch.set_float32_matmul_precision("high" if self.allow_tf32 else "highest")
-            yield
+            with torch.no_grad():  # NMF needs no autograd graph (it would grow every step)
+                yield
         finally:
             torch.backends.cuda.matmul.allow_tf32 = old_matmul
             torch.backends.cudnn.allow_tf32 = old_cudnn

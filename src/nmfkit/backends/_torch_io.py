@@ -30,6 +30,7 @@ __all__ = ["validate_tensor", "fit_torch", "init_factors", "bytes_needed", "chec
 def validate_tensor(est, X, *, reset: bool):
     """The torch counterpart of ``validate_data`` for a tensor X; sets ``n_features_in_``."""
     whom = type(est).__name__
+    X = X.detach()  # a tensor that requires grad is fitted as data, never differentiated
     if X.dim() != 2:
         raise ValueError(
             f"Expected a 2D tensor, got a {X.dim()}D tensor of shape {tuple(X.shape)} passed "
