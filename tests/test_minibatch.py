@@ -145,3 +145,16 @@ def test_verbose_logs_not_prints(capsys, caplog):
         MiniBatchNMF(2, batch_size=10, max_iter=2, verbose=1, random_state=0).fit(X)
     assert capsys.readouterr().out == ""
     assert any("Minibatch step" in r.message for r in caplog.records)
+
+
+def test_check_estimator_with_fresh_restarts():
+    """scikit-learn's estimator checks, in the configuration where scikit-learn's own
+    MiniBatchNMF passes them all (fresh restarts make fit_transform equal transform)."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = check_estimator(MiniBatchNMF(2, max_iter=20, batch_size=8, fresh_restarts=True),
+                              on_fail=None)
+    failed = [r["check_name"] for r in res if r["status"] == "failed"]
+    assert len(res) > 40 and failed == []

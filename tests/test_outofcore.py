@@ -105,6 +105,10 @@ def test_zarr_hdf5_and_npz_folder(tmp_path, memmap):
     ref_s = _in_memory(sp.csr_matrix(Xs), W0, H0, "cd", 2.0, 8)
     res = fit_out_of_core(folder, 4, **kw)
     np.testing.assert_allclose(res.H, ref_s.H, rtol=1e-9, atol=1e-12)
+    ref_kl = _in_memory(sp.csr_matrix(Xs), W0, H0, "mu", 1.0, 8)
+    res_kl = fit_out_of_core(folder, 4, solver="mu", beta_loss="kullback-leibler", **kw)
+    np.testing.assert_allclose(res_kl.H, ref_kl.H, rtol=1e-9, atol=1e-12)
+    assert abs(res_kl.objective - ref_kl.objective) <= 1e-9 * ref_kl.objective
 
 
 def test_input_errors(tmp_path):
