@@ -216,3 +216,28 @@ def test_select_rank_sparse_kl_and_errors():
         cross_validation_error(X, 2, method="kfold")
     with pytest.raises(ValueError, match="cannot be disjoint"):
         cross_validation_error(X, 2, method="mask", n_folds=30, holdout=0.05)
+
+
+def test_suggestion_rules_on_a_given_table():
+    from nmfkit.selection import _suggest
+
+    ks = np.array([2, 3, 4, 5])
+    nan = np.full(4, np.nan)
+    t = {
+        "cv_error": np.array([5.0, 3.0, 2.9, 3.5]),
+        "cv_se": np.array([0.1, 0.1, 0.2, 0.1]),
+        # Brunet's Medulloblastoma pattern: flat at 2-3, falling from 4
+        "cophenetic": np.array([0.9882, 0.9883, 0.9685, 0.913]),
+        "explained_variance": np.array([0.3, 0.5, 0.6, 0.65]),
+        "perm_explained_variance": np.array([0.1, 0.15, 0.25, 0.4]),
+        "amari": np.array([0.01, 0.02, 0.0, 0.1]),
+    }
+    s = _suggest(ks, t)
+    assert s["cv"] == 3  # 3.0 is within one SE (0.2) of the lowest, 2.9 at k = 4
+    assert s["cophenetic"] == 3  # the first k at which it starts decreasing
+    assert s["permutation"] == 3  # gain 3 → 4 (0.1) no longer beats the permuted gain (0.1)
+    assert s["explained_variance"] == 3 and s["stability"] == 4
+    t["cophenetic"] = np.array([0.9, 0.95, 0.97, 0.99])  # never decreasing: its maximum
+    assert _suggest(ks, t)["cophenetic"] == 5
+    assert _suggest(ks, {**t, "cv_error": nan, "cv_se": nan}).keys() == {
+        "cophenetic", "permutation", "explained_variance", "stability"}

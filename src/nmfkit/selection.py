@@ -199,9 +199,10 @@ def _suggest(ks, t) -> dict:
         out["cv"] = int(ks[int(np.flatnonzero(cv <= cv[best] + t["cv_se"][best])[0])])
     coph = t["cophenetic"]
     if not np.all(np.isnan(coph)) and len(ks) > 1:
-        drops = coph[:-1] - coph[1:]
-        i = int(np.nanargmax(drops)) if np.nanmax(drops) > 1e-12 else int(np.nanargmax(coph))
-        out["cophenetic"] = int(ks[i])
+        # the first k at which the cophenetic correlation starts decreasing (Brunet et al.
+        # 2004 as stated by Hutchins et al. 2008 and the R NMF package); else its maximum
+        falls = np.flatnonzero(coph[1:] < coph[:-1] - 1e-12)
+        out["cophenetic"] = int(ks[falls[0]] if falls.size else ks[int(np.nanargmax(coph))])
     ev, pev = t["explained_variance"], t["perm_explained_variance"]
     if not np.all(np.isnan(pev)) and len(ks) > 1:
         gain, pgain = np.diff(ev), np.diff(pev)
@@ -217,7 +218,7 @@ def _suggest(ks, t) -> dict:
 _WHY = {
     "cv": "the smallest k whose held-out error ({cv_method}) is within one standard error "
           "of the lowest",
-    "cophenetic": "the last k before the largest drop of the cophenetic correlation",
+    "cophenetic": "the first k at which the cophenetic correlation starts decreasing",
     "permutation": "the last k whose gain in explained variance beats the gain on "
                    "column-permuted data",
     "explained_variance": "the elbow of the explained-variance curve",
