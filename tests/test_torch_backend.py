@@ -355,3 +355,27 @@ def test_requires_grad_input_is_fitted_without_autograd():
     for solver in ("mu", "cd"):
         W = NMF(2, solver=solver, max_iter=5, random_state=0).fit_transform(X)
         assert not W.requires_grad and W.grad_fn is None
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_device_init_path(sparse):
+    """The initialisation used on CUDA (X stays on the device), exercised on CPU tensors."""
+    from nmfkit.backends._torch_io import init_factors
+
+    X = _data(40, 25, seed=5) + (0.0 if sparse else 0.01)
+    Xt = torch.as_tensor(X).to_sparse_csr() if sparse else torch.as_tensor(X)
+    nx = get_backend(Xt)
+    W, H = init_factors(nx, Xt, 4, "random", 0, on_host=False)
+    Wr, Hr = initialize(X, 4, init="random", random_state=0)
+    np.testing.assert_allclose(W.numpy(), Wr, rtol=1e-12)
+    np.testing.assert_allclose(H.numpy(), Hr, rtol=1e-12)
+    for init in ("nndsvd", "nndsvda", "nndsvdar"):
+        W, H = init_factors(nx, Xt, 4, init, 0, on_host=False)
+        assert W.shape == (40, 4) and H.shape == (4, 25) and W.dtype == torch.float64
+        assert bool((W >= 0).all()) and bool((H >= 0).all()) and bool(torch.isfinite(W).all())
+        Wr, Hr = initialize(X, 4, init=init, random_state=0)
+        # a different randomized SVD: the start is as good as numpy's, not identical
+        e = beta_divergence(X, W.numpy(), H.numpy(), 2)
+        assert e <= 1.05 * beta_divergence(X, Wr, Hr, 2)
+    with pytest.raises(ValueError, match="init = 'nndsvd' can only be used"):
+        init_factors(nx, Xt, 30, "nndsvd", 0, on_host=False)

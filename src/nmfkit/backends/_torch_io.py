@@ -103,11 +103,18 @@ def check_memory(device, needed: int) -> None:
 
 
 # ------------------------------------------------------------------------------- init
-def init_factors(nx: TorchBackend, X, k: int, init, random_state):
-    """Initial (W, H) on X's device, in X's dtype. On the CPU they are exactly numpy's."""
+def init_factors(nx: TorchBackend, X, k: int, init, random_state, on_host=None):
+    """Initial (W, H) on X's device, in X's dtype. On the CPU they are exactly numpy's.
+
+    ``on_host`` (default: X is on the CPU) runs :func:`nmfkit.init.initialize` on a numpy view;
+    otherwise "random" draws numpy's numbers on the host (O((n+m)·k) copied) and NNDSVD takes
+    a randomized SVD on the device (``torch.svd_lowrank``) — X never leaves the device.
+    """
     from ..init import initialize, resolve_init
 
-    if X.device.type == "cpu":
+    if on_host is None:
+        on_host = X.device.type == "cpu"
+    if on_host:
         W, H = initialize(nx.to_numpy(X), k, init=init, random_state=random_state)
         return nx.asarray(W), nx.asarray(H)
     from sklearn.utils import check_random_state
