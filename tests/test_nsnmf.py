@@ -93,3 +93,10 @@ def test_theta_concentrates_sparseness(X):
         H = m.components_unsmoothed_ if theta else m.components_
         sp.append(hoyer_sparseness(H, axis=1).mean() + hoyer_sparseness(W, axis=0).mean())
     assert sp[0] < sp[1] < sp[2], sp
+
+
+def test_refit_without_smoothing_drops_the_raw_factor(X):
+    m = NMF(4, smoothness=0.5, max_iter=10, tol=0, random_state=0).fit(X)
+    assert hasattr(m, "components_unsmoothed_")
+    m.set_params(smoothness=0.0).fit(X)
+    assert not hasattr(m, "components_unsmoothed_") and not hasattr(m, "smoothing_matrix_")

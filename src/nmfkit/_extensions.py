@@ -168,7 +168,12 @@ def prepare(est, X, W, H, update_H: bool) -> dict:
 
 def finish(est, H, update_H: bool):
     """The public components from the fitted raw H (nsNMF: S H), storing the raw H."""
-    if not update_H or not est.smoothness:
+    if not update_H:
+        return H
+    if not est.smoothness:  # a refit without smoothing must not keep a stale raw H
+        for name in ("components_unsmoothed_", "smoothing_matrix_"):
+            if hasattr(est, name):
+                delattr(est, name)
         return H
     S = smoothing_matrix(H.shape[0], float(est.smoothness), dtype=H.dtype)
     est.components_unsmoothed_ = H
