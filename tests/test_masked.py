@@ -279,3 +279,21 @@ def test_non_negative_factorization_with_missing_values_equals_estimator():
     assert W2.shape == W.shape and H2 is not None
     obs = observed_entries(Xs, missing_values="unobserved")
     assert weighted_divergence(obs, W2, H) <= weighted_divergence(obs, W, H) + 1e-12
+
+
+@pytest.mark.parametrize("solver", ["cd", "masked_cd", "mu"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_extreme_scales_give_the_same_model(solver, dtype, scale):
+    X, observed = planted(seed=12)
+    Xn = np.where(observed, X, np.nan)
+    kw = dict(n_components=3, solver=solver, missing_values=np.nan, init="random",
+              random_state=0, tol=0, max_iter=15)
+    ref = NMF(**kw).fit(Xn.astype(dtype))
+    est = NMF(**kw).fit((Xn * scale).astype(dtype))
+    assert np.isfinite(est.components_).all() and np.isfinite(est.reconstruction_err_)
+    assert est.components_.dtype == dtype
+    R = ref.transform(Xn.astype(dtype)) @ ref.components_
+    E = est.transform((Xn * scale).astype(dtype)) @ est.components_ / scale
+    np.testing.assert_allclose(E, R, rtol=1e-3 if dtype == np.float32 else 1e-6, atol=1e-4)
+    assert est.reconstruction_err_ / scale == pytest.approx(ref.reconstruction_err_, rel=1e-3)

@@ -293,7 +293,7 @@ def initialize_masked(obs: Observed, k: int, init, random_state):
     mean = float(np.mean(obs.values)) if obs.nnz else 1.0
     if init == "random" or obs.nnz == 0:
         rng = check_random_state(random_state)
-        avg = math.sqrt(max(mean, np.finfo(dtype).eps) / k)
+        avg = math.sqrt((mean if mean > 0 else 1.0) / k)
         H = np.abs(avg * rng.standard_normal(size=(k, m))).astype(dtype)
         W = np.abs(avg * rng.standard_normal(size=(n, k))).astype(dtype)
         return W, H
@@ -330,7 +330,7 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True):
         if not update_H:
             # a multiplicative update cannot leave zero: start from a flat positive W
             mean = float(np.mean(obs.values)) if obs.nnz else 1.0
-            fill = math.sqrt(max(mean, 1e-12) / H.shape[0]) if cls.multiplicative else 0.0
+            fill = math.sqrt((mean if mean > 0 else 1.0) / H.shape[0]) if cls.multiplicative else 0.0
             W = np.full_like(W, fill)
     else:
         if W is not None or H is not None:
@@ -342,12 +342,27 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True):
         k = obs.shape[1] if est._n_components in (None, "auto") else est._n_components
         est._n_components = k
         W, H = initialize_masked(obs, k, est.init, est.random_state)
+    pen_W = [p for p in penalties if p.factor == "W"]
+    pen_H = [p for p in penalties if p.factor == "H"]
+    # extreme data is fitted at unit scale, as in the unmasked path (nmfkit._fit.factorize):
+    # d_β is homogeneous of degree β, so X/s from (W/√s, H/√s) is the same problem
+    s = float(np.max(obs.values)) if obs.nnz else 0.0
+    scaled = s > 0 and not (_fit._SCALE_RANGE[0] <= s <= _fit._SCALE_RANGE[1])
+    if scaled:
+        import dataclasses
+
+        root_s, s_beta = math.sqrt(s), s**beta
+        obs = dataclasses.replace(obs, values=obs.values * obs.values.dtype.type(1.0 / s))
+        W = W * W.dtype.type(1.0 / root_s)
+        H = H * H.dtype.type(1.0 / root_s)
+        pen_W = _fit._rescaled_penalties(pen_W, root_s, s_beta)
+        pen_H = _fit._rescaled_penalties(pen_H, root_s, s_beta)
     nx = get_backend(W)
     Xo = obs.csr()
     problem = Problem(
         X=Xo, Xt=None, W=W, H=H, beta=beta, nx=nx,
-        penalties_W=[p for p in penalties if p.factor == "W"],
-        penalties_H=[p for p in penalties if p.factor == "H"],
+        penalties_W=pen_W,
+        penalties_H=pen_H,
         update_W=True, update_H=update_H, rng=check_random_state(est.random_state),
         shuffle=est.shuffle, options=dict(est.solver_options or {}), M=obs,
     )
@@ -355,6 +370,11 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True):
         cls(problem), tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
         callback=est.callback, verbose=est.verbose,
     )
+    W, H = result.W, result.H
+    if scaled:
+        W = W * W.dtype.type(root_s)
+        H = H * H.dtype.type(root_s)
+        result.history["objective"] = [f * s_beta for f in result.history["objective"]]
     est.loss_curve_ = list(result.history["objective"])
     est.history_ = result.history
     est.stop_reason_ = result.stop_reason
@@ -364,7 +384,7 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True):
             " improve convergence.",
             ConvergenceWarning,
         )
-    return result.W, result.H, result.n_iter
+    return W, H, result.n_iter
 
 
 # ------------------------------------------------------------------ estimator entry points
