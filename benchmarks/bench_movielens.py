@@ -94,8 +94,9 @@ def main(argv=None):
         rows.setdefault(name, []).append((rmse_, mae_, t))
 
     try:
-        from surprise import NMF as SNMF, SVD
         import surprise
+        from surprise import NMF as SNMF
+        from surprise import SVD
 
         have_surprise = surprise.__version__
     except ImportError:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Ratings", "read_movielens", "load_movielens_100k", "movielens_100k_path"]
+__all__ = ["Ratings", "load_movielens_100k", "movielens_100k_path", "read_movielens"]
 
 _FILES = ("u.data", "ratings.dat", "ratings.csv", "ml-100k.inter")
 

@@ -35,12 +35,12 @@ from .solvers.masked_als import _active, solve_rows
 
 __all__ = [
     "RatingsNMF",
-    "split_observed",
-    "heldout_error",
     "cross_validate_observed",
+    "heldout_error",
+    "mae",
     "predict_entries",
     "rmse",
-    "mae",
+    "split_observed",
 ]
 
 

@@ -29,7 +29,7 @@ from ..masked import weighted_divergence
 from ..penalties import split_hals
 from ._base import Solver, register_solver
 
-__all__ = ["MaskedALS", "solve_rows", "cd_rows"]
+__all__ = ["MaskedALS", "cd_rows", "solve_rows"]
 
 _BLOCK_ELEMENTS = 1 << 22
 
@@ -244,7 +244,6 @@ class MaskedALS(Solver):
                 self.Ht, obs.t_indptr, obs.t_indices, self.t_values, self.t_weights, self.Wr,
                 self.l1H, self.l2H, sweeps, tol, active=self.act_cols,
             )
-        return None
 
     def objective(self) -> float:
         W, H = self.W, self.H

@@ -86,7 +86,6 @@ class MaskedMU(Solver):
             num = np.asarray(obs.csr(q).T @ p.W).T
             den = np.asarray(obs.csr(r).T @ p.W).T
             self._finish(p.H, num, den, p.H, p.penalties_H, False)
-        return None
 
     def objective(self) -> float:
         p = self.p
