@@ -165,8 +165,6 @@ def test_tensor_input_errors():
         NMF(2, solver="mu", beta_loss=0).fit(torch.as_tensor(_data()))
     with pytest.raises(ValueError, match="runs on numpy only"):
         NMF(2, solver="cd", beta_loss=1).fit(torch.as_tensor(_data()))
-    with pytest.raises(ValueError, match="batched_factorize"):
-        NMF(2, n_init=3).fit(torch.as_tensor(_data()))
 
 
 def test_missing_torch_names_the_extra(monkeypatch):
@@ -379,3 +377,13 @@ def test_device_init_path(sparse):
         assert e <= 1.05 * beta_divergence(X, Wr, Hr, 2)
     with pytest.raises(ValueError, match="init = 'nndsvd' can only be used"):
         init_factors(nx, Xt, 30, "nndsvd", 0, on_host=False)
+
+
+@pytest.mark.parametrize("solver", ["mu", "cd"])
+def test_n_init_on_torch_equals_numpy(solver):
+    X = _data(40, 25, seed=6)
+    a = NMF(4, solver=solver, n_init=3, random_state=0, max_iter=30)
+    b = NMF(4, solver=solver, n_init=3, random_state=0, max_iter=30)
+    Wa, Wb = a.fit_transform(X), b.fit_transform(torch.as_tensor(X))
+    np.testing.assert_allclose(b.init_objectives_, a.init_objectives_, rtol=1e-10)
+    np.testing.assert_allclose(Wb.numpy(), Wa, rtol=1e-8, atol=1e-12)

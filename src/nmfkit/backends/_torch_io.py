@@ -201,12 +201,6 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     from ..penalties import sklearn_penalties
 
     whom = type(est).__name__
-    if update_H and getattr(est, "n_init", 1) > 1:
-        raise ValueError(
-            f"n_init={est.n_init} is not supported with the torch backend yet; run the "
-            "restarts in one batched fit with nmfkit.batched.batched_factorize(X, k, "
-            "n_restarts=...) and pick the best, or use n_init=1."
-        )
     host_input = not isinstance(X, torch.Tensor)
     opts = dict(est.solver_options or {})
     nx = TorchBackend(device=nx.device, allow_tf32=bool(opts.pop("allow_tf32", False)))
@@ -277,18 +271,32 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
         Wd, Hd = init_factors(nx, Xd, est._n_components, est.init, est.random_state)
 
     penalties = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, n, m)
+    # n_init > 1: run 0 from (Wd, Hd), runs 1.. from init="random" with seeds drawn from
+    # random_state, one after another on the device (as nmfkit._restarts.fit_n_init on numpy)
+    starts = [(Wd, Hd, est.random_state)]
+    if update_H and getattr(est, "n_init", 1) > 1:
+        from ..batched import restart_seeds
+
+        for seed in restart_seeds(est.random_state, est.n_init - 1):
+            Wr, Hr = init_factors(nx, Xd, Hd.shape[0], "random", int(seed), on_host=False)
+            starts.append((Wr, Hr, int(seed)))
+    result, objectives = None, []
     with nx.compute_context():
-        result = _fit.factorize(
-            Xd, Wd, Hd,
-            solver=est.solver, beta=est._beta_loss, beta_param=est.beta_loss, nx=nx,
-            penalties_W=[p for p in penalties if p.factor == "W"],
-            penalties_H=[p for p in penalties if p.factor == "H"],
-            update_H=update_H, tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
-            callback=est.callback, random_state=est.random_state, shuffle=est.shuffle,
-            solver_options=opts, verbose=est.verbose,
-        )
+        for W0, H0, seed in starts:
+            r = _fit.factorize(
+                Xd, W0, H0,
+                solver=est.solver, beta=est._beta_loss, beta_param=est.beta_loss, nx=nx,
+                penalties_W=[p for p in penalties if p.factor == "W"],
+                penalties_H=[p for p in penalties if p.factor == "H"],
+                update_H=update_H, tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
+                callback=est.callback, random_state=seed, shuffle=est.shuffle,
+                solver_options=opts, verbose=est.verbose,
+            )
+            objectives.append(r.objective)
+            if result is None or r.objective < result.objective:
+                result = r
     if update_H:
-        est.init_objectives_ = np.array([result.objective])
+        est.init_objectives_ = np.array(objectives)
     est.loss_curve_ = list(result.history["objective"])
     est.history_ = result.history
     est.stop_reason_ = result.stop_reason
