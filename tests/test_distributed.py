@@ -10,10 +10,10 @@ import scipy.sparse as sp
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
-from nmfkit._fit import factorize  # noqa: E402
-from nmfkit.backends import get_backend  # noqa: E402
-from nmfkit.distributed import fit_dask  # noqa: E402
-from nmfkit.penalties import sklearn_penalties  # noqa: E402
+from nmfkit._fit import factorize
+from nmfkit.backends import get_backend
+from nmfkit.distributed import fit_dask
+from nmfkit.penalties import sklearn_penalties
 
 
 def _data(n=240, m=24, k=4, seed=0):

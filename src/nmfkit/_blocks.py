@@ -26,7 +26,7 @@ from .penalties import split_hals
 from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate, _gamma
 
-__all__ = ["BlockConfig", "block_step", "combine", "update_H", "block_objective"]
+__all__ = ["BlockConfig", "block_objective", "block_step", "combine", "update_H"]
 
 _ZERO_FLOOR = float(np.finfo(np.float64).eps)
 

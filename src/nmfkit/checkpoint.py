@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Checkpointer", "Checkpoint", "save_checkpoint", "load_checkpoint", "resume_nmf"]
+__all__ = ["Checkpoint", "Checkpointer", "load_checkpoint", "resume_nmf", "save_checkpoint"]
 
 _FORMAT = 1
 

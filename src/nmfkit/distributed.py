@@ -26,8 +26,14 @@ import operator
 import numpy as np
 
 from . import _fit
-from ._blocks import BlockConfig, block_objective, block_step, block_summary, combine
-from ._blocks import merge_summaries
+from ._blocks import (
+    BlockConfig,
+    block_objective,
+    block_step,
+    block_summary,
+    combine,
+    merge_summaries,
+)
 from .losses import beta_loss_to_float
 from .outofcore import StreamedSolver, check_summary, random_init
 from .penalties import sklearn_penalties

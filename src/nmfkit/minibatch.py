@@ -33,18 +33,22 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy import linalg
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._estimator import NMF
+from ._minibatch_steps import _h_terms, _hals_W, _online_hals_step, _verbose_handler
 from ._validation import check_non_negative, check_zeros_for_beta
 from .backends import get_backend
 from .losses import beta_divergence, beta_loss_to_float
-from .nnls import hals_sweep
-from .penalties import sklearn_penalties, split_hals
+from .penalties import sklearn_penalties
 from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate, _gamma
 
@@ -98,6 +102,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "cd": online HALS for the Frobenius loss — W_b by exact coordinate descent, H by one
         HALS sweep on the forgetful sums Σρ W_bᵀW_b and Σρ W_bᵀX_b (Mairal et al. 2010's
         surrogate); it converges much faster than MU on data with exact zeros.
+        "anls": the same online scheme with both NNLS problems (W_b, and H on the sums)
+        solved exactly by block principal pivoting (``nmfkit.nnls.nnls_bpp``), Frobenius.
 
     Attributes
     ----------
@@ -126,7 +132,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "fresh_restarts": ["boolean"],
         "fresh_restarts_max_iter": [Interval(Integral, 1, None, closed="left")],
         "transform_max_iter": [Interval(Integral, 1, None, closed="left"), None],
-        "solver": [StrOptions({"mu", "cd"})],
+        "solver": [StrOptions({"mu", "cd", "anls"})],
     }
 
     def __init__(
@@ -249,9 +255,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._batch_size = min(self.batch_size, X.shape[0])
         self._rho = self.forget_factor ** (self._batch_size / X.shape[0])
         self._gamma = _gamma(self._beta_loss)
-        if self.solver == "cd" and self._beta_loss != 2.0:
+        if self.solver in ("cd", "anls") and self._beta_loss != 2.0:
             raise ValueError(
-                f"MiniBatchNMF(solver='cd') handles only beta_loss='frobenius', got "
+                f"MiniBatchNMF(solver={self.solver!r}) handles only beta_loss='frobenius', got "
                 f"beta_loss={self.beta_loss!r}; use solver='mu' for other losses."
             )
         self._transform_max_iter = (
@@ -272,7 +278,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return MultiplicativeUpdate(problem)
 
     def _init_accumulators(self, H):
-        if self.solver == "cd":  # Σρ WᵀW (k, k) and Σρ WᵀX (k, m)
+        if self.solver in ("cd", "anls"):  # Σρ WᵀW (k, k) and Σρ WᵀX (k, m)
             self._components_numerator = np.zeros((H.shape[0], H.shape[0]), dtype=H.dtype)
             self._components_denominator = np.zeros(H.shape, dtype=H.dtype)
         else:  # MU numerator and denominator
@@ -282,7 +288,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _solve_W(self, X, H, max_iter):
         """W for fixed H: MU iterations from the constant √(mean(X)/k) until the relative
         change of W is ≤ tol (scikit-learn's rule), at most ``max_iter``."""
-        if self.solver == "cd":
+        if self.solver in ("cd", "anls"):
             return _hals_W(self, X, None, H, max_iter)
         n = X.shape[0] * X.shape[1]
         avg = math.sqrt((float(X.sum()) / n if n else 0.0) / self._n_components)
@@ -302,7 +308,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _minibatch_step(self, X, W, H, update_H):
         """Update W_b (in place when given) and H (in place) on one batch; return the
         batch objective per row (loss + penalties at the updated W_b, before H moves)."""
-        if self.solver == "cd":
+        if self.solver in ("cd", "anls"):
             return _online_hals_step(self, X, W, H, update_H)
         if self.fresh_restarts or W is None:
             W = self._solve_W(X, H, self.fresh_restarts_max_iter)
@@ -404,81 +410,3 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 ConvergenceWarning,
             )
         return W, H, n_iter, n_steps
-
-
-def _hals_W(est, X, W, H, max_iter):
-    """W ≥ 0 for fixed H by HALS sweeps (from W, or from zero), until the relative change
-    is ≤ tol or ``max_iter`` sweeps; returns W (n, k)."""
-    pens = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *X.shape)
-    l1, l2, extra = split_hals([p for p in pens if p.factor == "W"])
-    G = H @ H.T
-    R = np.ascontiguousarray(np.asarray(X @ H.T).T)  # H Xᵀ, (k, n)
-    Wt = np.zeros_like(R) if W is None else np.ascontiguousarray(W.T)
-    prev = Wt.copy()
-    for _ in range(max_iter):
-        hals_sweep(Wt, G, R, l1, l2, None, extra)
-        norm = linalg.norm(Wt)
-        if est.tol > 0 and (norm == 0 or linalg.norm(Wt - prev) <= est.tol * norm):
-            break
-        prev[:] = Wt
-    return Wt.T
-
-
-def _online_hals_step(est, X, W, H, update_H):
-    """Online HALS (Mairal et al. 2010's surrogate, solved by exact block coordinate
-    descent): W_b by HALS sweeps with H fixed, then A ← ρA + W_bᵀW_b, B ← ρB + W_bᵀX_b and
-    one HALS sweep of H on (A, B). Frobenius only."""
-    if est.fresh_restarts or W is None:
-        Wb = _hals_W(est, X, None, H, est.fresh_restarts_max_iter)
-    else:
-        Wb = _hals_W(est, X, W, H, 1)
-        W[...] = Wb
-    Wb = np.ascontiguousarray(Wb)
-    pens = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *X.shape)
-    cost = (beta_divergence(X, Wb, H, 2.0) + sum(
-        p.value(Wb.T if p.factor == "W" else H) for p in pens
-    )) / X.shape[0]
-    if update_H:
-        A, B = est._components_numerator, est._components_denominator
-        A *= est._rho
-        B *= est._rho
-        A += Wb.T @ Wb
-        B += np.asarray((X.T @ Wb).T)
-        l1, l2, extra = split_hals([p for p in pens if p.factor == "H"])
-        hals_sweep(H, A, B, l1, l2, None, extra)
-    return cost
-
-
-def _h_terms(solver, W, H):
-    """MU numerator ∇⁻_H and denominator ∇⁺_H (penalties included) on the solver's batch."""
-    p, nx, beta = solver.p, solver.p.nx, solver.p.beta
-    if beta == 2.0:
-        num = nx.matmul(p.Xt, W).T if p.sparse else W.T @ p.X
-        den = (W.T @ W) @ H
-    else:
-        ratio, WH = solver._ratio(W, H)
-        num = nx.matmul(W.T, ratio)
-        if beta == 1.0:
-            W_sum = W.sum(axis=0)
-            W_sum[W_sum == 0] = 1.0
-            den = np.broadcast_to(W_sum[:, np.newaxis], H.shape).copy()
-        elif p.sparse:
-            den = solver._blocked_WH_pow_dot(W, H, "H")
-        else:
-            WH **= beta - 1
-            den = W.T @ WH
-    num = np.asarray(num)
-    num, den = MultiplicativeUpdate._add_penalties(num, den, H, p.penalties_H, False)
-    den[den == 0] = p.eps
-    return num, den
-
-
-def _verbose_handler(verbose):
-    if not verbose:
-        return None
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    if logger.level == logging.NOTSET or logger.level > logging.INFO:
-        logger.setLevel(logging.INFO)
-    return handler

@@ -25,12 +25,19 @@ import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
 from . import _fit
-from ._blocks import BlockConfig, block_objective, block_step, block_summary, combine
-from ._blocks import merge_summaries, update_H
+from ._blocks import (
+    BlockConfig,
+    block_objective,
+    block_step,
+    block_summary,
+    combine,
+    merge_summaries,
+    update_H,
+)
 from .losses import beta_loss_to_float
 from .penalties import sklearn_penalties
 
-__all__ = ["fit_out_of_core", "open_blocks", "parse_memory", "StreamedSolver"]
+__all__ = ["StreamedSolver", "fit_out_of_core", "open_blocks", "parse_memory"]
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20,
           "GIB": 2**30}

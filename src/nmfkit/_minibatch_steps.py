@@ -1,0 +1,104 @@
+"""The per-batch steps of ``MiniBatchNMF``: online HALS / ANLS for the Frobenius loss, the MU
+numerator and denominator of H on one batch, and the verbose log handler.
+
+Kept apart from the estimator (``nmfkit.minibatch``) so each file stays short; the functions
+take the estimator for its parameters (penalties, tol, forgetting factor, accumulators).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import linalg
+
+from .losses import beta_divergence
+from .nnls import hals_sweep, nnls_bpp
+from .penalties import sklearn_penalties, split_hals
+from .solvers.mu import MultiplicativeUpdate
+
+logger = logging.getLogger("nmfkit")
+
+
+def _hals_W(est, X, W, H, max_iter):
+    """W ≥ 0 for fixed H by HALS sweeps (from W, or from zero), until the relative change
+    is ≤ tol or ``max_iter`` sweeps; returns W (n, k)."""
+    pens = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *X.shape)
+    l1, l2, extra = split_hals([p for p in pens if p.factor == "W"])
+    G = H @ H.T
+    R = np.ascontiguousarray(np.asarray(X @ H.T).T)  # H Xᵀ, (k, n)
+    if est.solver == "anls":  # exact NNLS by block principal pivoting, warm-started
+        return nnls_bpp(G, R, l1, l2, init=None if W is None else W.T).T
+    Wt = np.zeros_like(R) if W is None else np.ascontiguousarray(W.T)
+    prev = Wt.copy()
+    for _ in range(max_iter):
+        hals_sweep(Wt, G, R, l1, l2, None, extra)
+        norm = linalg.norm(Wt)
+        if est.tol > 0 and (norm == 0 or linalg.norm(Wt - prev) <= est.tol * norm):
+            break
+        prev[:] = Wt
+    return Wt.T
+
+
+def _online_hals_step(est, X, W, H, update_H):
+    """Online HALS (Mairal et al. 2010's surrogate, solved by exact block coordinate
+    descent): W_b by HALS sweeps with H fixed, then A ← ρA + W_bᵀW_b, B ← ρB + W_bᵀX_b and
+    one HALS sweep of H on (A, B) — or, with solver="anls", both NNLS problems solved exactly
+    by block principal pivoting. Frobenius only."""
+    if est.fresh_restarts or W is None:
+        Wb = _hals_W(est, X, None, H, est.fresh_restarts_max_iter)
+    else:
+        Wb = _hals_W(est, X, W, H, 1)
+        W[...] = Wb
+    Wb = np.ascontiguousarray(Wb)
+    pens = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *X.shape)
+    cost = (beta_divergence(X, Wb, H, 2.0) + sum(
+        p.value(Wb.T if p.factor == "W" else H) for p in pens
+    )) / X.shape[0]
+    if update_H:
+        A, B = est._components_numerator, est._components_denominator
+        A *= est._rho
+        B *= est._rho
+        A += Wb.T @ Wb
+        B += np.asarray((X.T @ Wb).T)
+        l1, l2, extra = split_hals([p for p in pens if p.factor == "H"])
+        if est.solver == "anls":
+            H[...] = nnls_bpp(A, B, l1, l2, init=H)
+        else:
+            hals_sweep(H, A, B, l1, l2, None, extra)
+    return cost
+
+
+def _h_terms(solver, W, H):
+    """MU numerator ∇⁻_H and denominator ∇⁺_H (penalties included) on the solver's batch."""
+    p, nx, beta = solver.p, solver.p.nx, solver.p.beta
+    if beta == 2.0:
+        num = nx.matmul(p.Xt, W).T if p.sparse else W.T @ p.X
+        den = (W.T @ W) @ H
+    else:
+        ratio, WH = solver._ratio(W, H)
+        num = nx.matmul(W.T, ratio)
+        if beta == 1.0:
+            W_sum = W.sum(axis=0)
+            W_sum[W_sum == 0] = 1.0
+            den = np.broadcast_to(W_sum[:, np.newaxis], H.shape).copy()
+        elif p.sparse:
+            den = solver._blocked_WH_pow_dot(W, H, "H")
+        else:
+            WH **= beta - 1
+            den = W.T @ WH
+    num = np.asarray(num)
+    num, den = MultiplicativeUpdate._add_penalties(num, den, H, p.penalties_H, False)
+    den[den == 0] = p.eps
+    return num, den
+
+
+def _verbose_handler(verbose):
+    if not verbose:
+        return None
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler
