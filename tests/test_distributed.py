@@ -103,3 +103,20 @@ def test_worker_killed_mid_fit_gives_the_same_result():
             assert killed and killed[0] not in c.run(os.getpid).values()
     np.testing.assert_allclose(res.H, ref.H, rtol=1e-8, atol=1e-10)
     assert abs(res.objective - ref.objective) <= 1e-6 * ref.objective
+
+
+def test_checkpoint_and_resume_on_dask(client, tmp_path):
+    from nmfkit.checkpoint import Checkpointer, load_checkpoint
+
+    X, W0, H0 = _data(seed=2)
+    Xd = da.from_array(X, chunks=(60, 24))
+    kw = dict(client=client, solver="mu", beta_loss=1.0, tol=0)
+    full = fit_dask(Xd, 4, init="custom", W=W0, H=H0, max_iter=8, **kw)
+    fit_dask(Xd, 4, init="custom", W=W0, H=H0, max_iter=8, sync_every=3,
+             callback=Checkpointer(tmp_path / "c.npz", every=3, then=lambda i: i.n_iter == 4),
+             **kw)
+    ck = load_checkpoint(tmp_path / "c.npz")
+    assert ck.n_iter == 3
+    rest = fit_dask(Xd, 4, **ck.resume_kwargs(8), **kw)
+    np.testing.assert_array_equal(rest.H, full.H)
+    np.testing.assert_array_equal(rest.W, full.W)
