@@ -74,6 +74,13 @@ def test_fit_restarts_best_and_convergence_count():
     assert len(runs.W) == len(runs.H) == 3 and runs.W[0].shape == (60, 4)
     assert runs.best_index == int(np.argmin(runs.objectives))
     assert runs.n_not_converged == 3  # max_iter=5 cannot converge; counted, not warned
+    import warnings
+
+    filters = list(warnings.filters)
+    threaded = fit_restarts(X, 4, n_runs=3, random_state=0, max_iter=5, n_jobs=2)
+    np.testing.assert_array_equal(threaded.objectives, runs.objectives)
+    assert threaded.n_not_converged == 3
+    assert warnings.filters == filters  # the global warning filters are left as they were
     with pytest.raises(ValueError, match="n_runs"):
         fit_restarts(X, 2, n_runs=0)
 

@@ -111,10 +111,9 @@ def fit_restarts(
 
     def one(seed):
         model = NMF(n_components=n_components, random_state=int(seed), **params)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            W = model.fit_transform(X)
-        late = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        W = model.fit_transform(X)
+        # stop_reason_, not a caught warning: catch_warnings is not thread-safe
+        late = model.stop_reason_ == "max_iter" and model.tol > 0
         return W, model.components_, float(model.loss_curve_[-1]), model.reconstruction_err_, late
 
     with warnings.catch_warnings():

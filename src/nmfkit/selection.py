@@ -75,7 +75,7 @@ class RankSelection:
 
     Attributes
     ----------
-    ks : ndarray of int, the candidate ranks in the order given.
+    ks : ndarray of int, the candidate ranks, sorted, without repeats.
     table : dict of str → ndarray (len(ks),), one column per measure (NaN where not measured):
         "cv_error", "cv_se", "cophenetic", "dispersion", "amari", "explained_variance",
         "relative_error", "objective", "perm_explained_variance", "perm_cophenetic",
