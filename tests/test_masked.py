@@ -297,3 +297,14 @@ def test_extreme_scales_give_the_same_model(solver, dtype, scale):
     E = est.transform((Xn * scale).astype(dtype)) @ est.components_ / scale
     np.testing.assert_allclose(E, R, rtol=1e-3 if dtype == np.float32 else 1e-6, atol=1e-4)
     assert est.reconstruction_err_ / scale == pytest.approx(ref.reconstruction_err_, rel=1e-3)
+
+
+def test_save_load_roundtrip_with_missing_values(tmp_path):
+    import nmfkit
+
+    X, observed = planted(seed=13)
+    Xn = np.where(observed, X, np.nan)
+    est = NMF(3, missing_values=np.nan, init="random", random_state=0, max_iter=20).fit(Xn)
+    loaded = nmfkit.load(est.save(tmp_path / "model.npz"))
+    assert np.isnan(float(loaded.missing_values)) or loaded.missing_values == "nan"
+    np.testing.assert_allclose(loaded.transform(Xn), est.transform(Xn))

@@ -99,7 +99,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         as they are, −1 uses all cores (see :func:`nmfkit._threads.thread_limits`).
         Solver-specific options (nmfkit extension).
 
-    missing_values : None, float (e.g. np.nan) or "unobserved", default=None
+    missing_values : None, float (e.g. np.nan; "nan" is read as NaN) or "unobserved"
         What marks a missing entry (nmfkit extension; see :mod:`nmfkit.masked`): NaN (or the
         given number) in a dense X, or "unobserved" for a sparse X whose absent entries are
         unknown. Missing entries are left out of the objective. None: NaN is an error, as in
@@ -170,7 +170,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "solver_options": [dict, None],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
-        "missing_values": [None, StrOptions({"unobserved"}), Real],
+        "missing_values": [None, StrOptions({"unobserved", "nan"}), Real],
         "backend": [StrOptions({"numpy", "torch"}), None],
         "device": "no_validation",
         "penalties": [list, None],

@@ -137,7 +137,8 @@ def observed_entries(X, mask=None, missing_values=None) -> Observed:
     mask : None, or array-like / sparse matrix of X's shape, boolean or non-negative weights.
         Entries with weight 0 are unobserved. Combined with ``missing_values``: an entry is
         observed when its weight is > 0 and it is not missing.
-    missing_values : None, a number (np.nan included) or "unobserved".
+    missing_values : None, a number (np.nan included; the string "nan" means NaN) or
+        "unobserved".
         A number v marks the dense entries equal to v (NaN: the NaN entries) as missing.
         "unobserved": X must be sparse; its stored entries are the observations.
 
@@ -147,6 +148,8 @@ def observed_entries(X, mask=None, missing_values=None) -> Observed:
     """
     dtype = X.dtype
     shape = X.shape
+    if isinstance(missing_values, str) and missing_values == "nan":
+        missing_values = np.nan  # e.g. from a JSON model file or a command line
     if missing_values == "unobserved" and not sp.issparse(X):
         raise ValueError(
             "missing_values='unobserved' means the stored entries of a sparse X are the "
