@@ -387,3 +387,8 @@ def test_n_init_on_torch_equals_numpy(solver):
     Wa, Wb = a.fit_transform(X), b.fit_transform(torch.as_tensor(X))
     np.testing.assert_allclose(b.init_objectives_, a.init_objectives_, rtol=1e-10)
     np.testing.assert_allclose(Wb.numpy(), Wa, rtol=1e-8, atol=1e-12)
+
+
+def test_numpy_backend_refuses_tensors():
+    with pytest.raises(ValueError, match="backend='numpy' was given torch tensors"):
+        NMF(2, backend="numpy").fit(torch.as_tensor(_data()))

@@ -64,9 +64,15 @@ def get_backend(*arrays, backend: str | None = None, device=None):
     backend : None, "numpy" or "torch"; None reads it from the inputs.
     device : torch device string, used with backend="torch".
     """
+    has_tensor = any(_is_torch_tensor(a) for a in arrays if a is not None)
     if backend is None:
-        backend = "torch" if any(_is_torch_tensor(a) for a in arrays if a is not None) else "numpy"
+        backend = "torch" if has_tensor else "numpy"
     if backend == "numpy":
+        if has_tensor:
+            raise ValueError(
+                "backend='numpy' was given torch tensors; pass numpy arrays (X.cpu().numpy()) "
+                "or use backend='torch' (or None, which follows the input)."
+            )
         return _NUMPY
     if backend == "torch":
         if "torch" in _REGISTRY:
