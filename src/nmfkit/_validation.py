@@ -76,7 +76,10 @@ MAX_ABS_VALUE = 1e100
 
 def check_magnitude(X) -> None:
     """Reject data so large that the objective cannot be represented in float64."""
-    top = float(abs(X).max()) if (X.nnz if sp.issparse(X) else X.size) else 0.0
+    if not (X.nnz if sp.issparse(X) else X.size):
+        return
+    # max and −min instead of abs(X).max(): no temporary the size of X
+    top = max(float(X.max()), -float(X.min()))
     if top > MAX_ABS_VALUE:
         raise ValueError(
             f"X's largest value {top:.3g} is too large: the NMF objective (of order ‖X‖²) "

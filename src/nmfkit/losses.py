@@ -113,9 +113,9 @@ def _beta_divergence_numpy(X, W, H, beta: float) -> float:
     if sp.issparse(X):
         X = sp.csr_matrix(X)
         data = X.data
-        X_scale = float(np.abs(data).mean()) if data.size else 1.0
+        X_scale = float(data.mean()) if data.size else 1.0  # X ≥ 0: no |·| copy
     else:
-        X_scale = float(np.abs(X).mean()) if X.size else 1.0
+        X_scale = float(X.mean()) if X.size else 1.0  # X ≥ 0: no |·| copy of X
     floor = _floor(dtype if np.issubdtype(dtype, np.floating) else np.float64, X_scale)
 
     if beta == 2.0:
