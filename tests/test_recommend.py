@@ -153,3 +153,13 @@ def test_movielens_100k_from_recbole_wheel():
     assert d.shape == (943, 1682) and d.X.nnz == 100_000
     assert d.X.data.min() == 1 and d.X.data.max() == 5
     assert "recbole" not in sys.modules  # read by path, never imported
+
+
+def test_ratingsnmf_dense_nan_equals_sparse():
+    X, _ = ratings(n=30, m=20, seed=5)
+    dense = np.full(X.shape, np.nan)
+    r, c = X.nonzero()
+    dense[r, c] = X.data
+    a = RatingsNMF(3, biased=True, max_iter=5, random_state=0).fit(X)
+    b = RatingsNMF(3, biased=True, max_iter=5, random_state=0).fit(dense)
+    np.testing.assert_allclose(a.predict(r, c), b.predict(r, c))
