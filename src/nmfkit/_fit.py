@@ -212,9 +212,9 @@ def factorize(
     scaled = s > 0 and not (_SCALE_RANGE[0] <= s <= _SCALE_RANGE[1])
     if scaled:
         root_s, s_beta = math.sqrt(s), s**beta
-        X = X * (1.0 / s)
-        W = W * (1.0 / root_s)
-        H = H * (1.0 / root_s)
+        X = nx.divide_scalar(X, s)
+        W = W / root_s
+        H = H / root_s
         penalties_W = _rescaled_penalties(penalties_W, root_s, s_beta)
         penalties_H = _rescaled_penalties(penalties_H, root_s, s_beta)
     Xp, Xt = nx.prepare_X(X)

@@ -99,6 +99,11 @@ class NumpyBackend:
         return rows, X.indices
 
     @staticmethod
+    def divide_scalar(a, s: float):
+        """a / s (dense or sparse); dividing avoids 1/s, which overflows for subnormal s."""
+        return a / s
+
+    @staticmethod
     def with_data(X, data):
         """A sparse matrix with X's structure and the given values."""
         out = X.copy()

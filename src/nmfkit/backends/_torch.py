@@ -191,6 +191,15 @@ class TorchBackend:
     def with_data(X, data):
         return _csr(X.crow_indices(), X.col_indices(), data, tuple(X.shape))
 
+    @staticmethod
+    def divide_scalar(a, s: float):
+        """a / s; torch sparse CSR tensors have no scalar division, so divide their values."""
+        if a.layout == torch.sparse_csr:
+            return _csr(a.crow_indices(), a.col_indices(), a.values() / s, tuple(a.shape))
+        if a.is_sparse:
+            return torch.sparse_coo_tensor(a.indices(), a.values() / s, a.shape).coalesce()
+        return a / s
+
     # ------------------------------------------------------------------ algebra
     def matmul(self, A, B):
         """A @ B where either operand may be sparse CSR; returns a dense tensor.
