@@ -60,7 +60,8 @@ def main():
     ax.legend(fontsize=6, ncol=2)
     for i in range(args.k):
         a = fig.add_subplot(grid[i // cols, 2 + i % cols])
-        a.imshow(A[:, i].reshape(h, w), cmap="viridis", vmin=0, vmax=1)
+        a.imshow(A[:, i].reshape(h, w), cmap="viridis", vmin=0,
+                 vmax=max(float(np.percentile(A[:, i], 99)), 1e-12))
         a.set_title(f"abundance {i}", fontsize=8)
         a.axis("off")
     fig.tight_layout()

@@ -369,3 +369,31 @@ def test_rank_errors(tmp_path, args, message):
     np.save(tmp_path / "x.npy", _data())
     r = invoke("rank", tmp_path / "x.npy", *args, "--out", tmp_path / "r")
     assert r.exit_code == 2 and message in r.stderr and r.stderr.startswith("error: ")
+
+
+def test_real_sigint_writes_last_iterate(tmp_path):
+    """A real SIGINT to a running `nmfkit fit` (not a mocked exception)."""
+    import signal
+
+    np.save(tmp_path / "x.npy", np.random.RandomState(0).rand(300, 40))
+    # a shell may start children with SIGINT ignored; restore Python's default handler
+    code = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from nmfkit.cli import main; main()")
+    out = tmp_path / "o"
+    p = subprocess.Popen([sys.executable, "-c", code, "fit", str(tmp_path / "x.npy"), "-k", "4",
+                          "--tol", "1e-300", "--max-iter", "10000000", "--out", str(out),
+                          "--no-report", "-v"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        first = p.stderr.readline()  # "-v" logs every 10 iterations: the fit is running
+        assert "iteration 10" in first, first
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "wrote the factors of the last complete iteration" in err and "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted" and summary["n_iter"] >= 10
+    assert np.all(np.isfinite(np.load(out / "H.npy")))
