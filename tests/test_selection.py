@@ -212,6 +212,9 @@ def test_select_rank_sparse_kl_and_errors():
     res = select_rank(S, [2, 4], methods=("cv", "explained_variance"), cv="bicv", n_runs=2,
                       solver="mu", beta_loss="kullback-leibler", max_iter=100, random_state=0)
     assert np.all(np.isfinite(res.table["cv_error"]))
+    auto = cross_validation_error(S, 2, n_folds=1, solver="mu", beta_loss="kullback-leibler",
+                                  max_iter=20, random_state=0)
+    assert auto["method"] == "bicv"  # sparse X: no dense mask of X's size
     out = cross_validation_error(S, 3, method="bicv", n_folds=2, solver="mu",
                                  beta_loss="kullback-leibler", max_iter=50, random_state=0)
     assert out["folds"].shape == (2,) and out["error"] >= 0

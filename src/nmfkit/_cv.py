@@ -20,6 +20,9 @@ from .losses import beta_divergence, beta_loss_to_float
 
 __all__ = ["cross_validation_error", "permute_columns"]
 
+# cv="auto" forms a boolean mask of X's size only below this many entries (50 MB)
+_AUTO_MASK_MAX_ENTRIES = 50_000_000
+
 
 def permute_columns(X, random_state=None):
     """X with the entries of each column (feature) permuted independently across samples.
@@ -74,7 +77,8 @@ def cross_validation_error(X, n_components: int, *, method: str = "auto", n_fold
         "mask": ``n_folds`` disjoint random sets, each a fraction ``holdout`` of the entries, are
         held out in turn (needs masked fitting; forms an n_samples × n_features boolean mask).
         "bicv": ``n_folds`` blocks from successive random 2 × 2 splits of rows and columns.
-        "auto": "mask" when ``NMF.fit_transform`` accepts ``mask``, else "bicv".
+        "auto": "mask" for a dense X of at most 5·10⁷ entries (when masked fitting exists),
+        else "bicv" (no mask of X's size, and the plain solvers, fast on sparse X).
     n_folds : int ≥ 1, default=4
     holdout : float in (0, 1), default=0.05, the fraction of entries per fold ("mask" only).
     random_state : int, RandomState or None.
@@ -89,7 +93,8 @@ def cross_validation_error(X, n_components: int, *, method: str = "auto", n_fold
     from ._estimator import NMF, non_negative_factorization
 
     if method == "auto":
-        method = "mask" if _mask_supported() else "bicv"
+        small = X.shape[0] * X.shape[1] <= _AUTO_MASK_MAX_ENTRIES
+        method = "mask" if _mask_supported() and not sp.issparse(X) and small else "bicv"
     if method not in ("mask", "bicv"):
         raise ValueError(f"method must be 'auto', 'mask' or 'bicv'; got {method!r}.")
     if int(n_folds) < 1:
