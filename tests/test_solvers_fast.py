@@ -24,7 +24,8 @@ FROB = [
     ("pgd", None),
     ("pgd", {"extrapolate": False}),
     ("cd", None),  # plain HALS, scikit-learn's trajectory
-    ("cd", {"inner": True}),
+    ("cd", {"inner": True}),  # compiled column-wise sweeps when numba is installed
+    ("cd", {"inner": True, "kernel": "numpy"}),
     ("cd", {"extrapolate": True}),
     ("cd", {"inner": True, "extrapolate": True}),  # what solver="auto" uses
 ]
@@ -232,6 +233,27 @@ def test_kl_numba_equals_numpy():
             solver_options={"kernel": kernel, "newton_steps": 2})[:2])
     np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed (pip install 'nmfkit[fast]')")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_hals_sweep_equals_numpy_sweep(dtype):
+    from nmfkit.nnls import hals_sweep
+    from nmfkit.solvers._hals_kernel import hals_inner_sweeps
+
+    rng = np.random.default_rng(9)
+    U = rng.random((6, 30)).astype(dtype)
+    G, R = U @ U.T, (U @ rng.random((30, 40))).astype(dtype)
+    F1 = rng.random((6, 40)).astype(dtype)
+    F2 = F1.copy()
+    order = [4, 0, 2, 1, 5]  # component 3 frozen
+    hals_sweep(F1, G, R, 0.1, 0.2, order)
+    hals_inner_sweeps(F2, G, R, 0.1, 0.2, order, 1, 0.1)
+    assert F2.dtype == dtype
+    np.testing.assert_allclose(F1, F2, rtol=1e-4 if dtype == np.float32 else 1e-10)
+    F3 = F1.copy()
+    hals_inner_sweeps(F3, G, R, 0.1, 0.2, order, 30, 0.0)
+    assert np.array_equal(F3[3], F1[3])
 
 
 def test_kl_bad_kernel_option():

@@ -34,29 +34,34 @@ _COMPILED = None
 prange = range
 
 
-def _kl_rows_py(F, B, indptr, indices, data, hsum, l1, l2, order, newton_steps, floor):
+def _kl_rows_py(F, Bt, indptr, indices, data, hsum, l1, l2, order, newton_steps, floor):
+    """The kernel body (compiled by numba). Bt is the basis transposed, (M, k), so that the
+    k values B[:, j] of one non-zero are contiguous; they are gathered once per row."""
     k, N = F.shape
     for i in prange(N):
         a = indptr[i]
         nz = indptr[i + 1] - a
         wh = np.empty(nz)
+        loc = np.empty((k, nz))  # B[:, j] for the row's non-zeros, component-major
         for e in range(nz):
             j = indices[a + e]
             acc = 0.0
             for t in range(k):
-                acc += F[t, i] * B[t, j]
+                b = Bt[j, t]
+                loc[t, e] = b
+                acc += F[t, i] * b
             wh[e] = max(acc, floor)
         for tt in range(order.shape[0]):
             t = order[tt]
+            bt = loc[t]
             w = float(F[t, i])
             for _ in range(newton_steps):
                 g = hsum[t] + l1 + l2 * w
                 h = l2
                 for e in range(nz):
-                    bt = B[t, indices[a + e]]
                     q = data[a + e] / wh[e]
-                    g -= bt * q
-                    h += bt * bt * q / wh[e]
+                    g -= bt[e] * q
+                    h += bt[e] * bt[e] * q / wh[e]
                 if h > 0:
                     s = -g / h
                 else:
@@ -68,7 +73,7 @@ def _kl_rows_py(F, B, indptr, indices, data, hsum, l1, l2, order, newton_steps, 
                     for _h in range(_MAX_HALVINGS):
                         d = s * (hsum[t] + l1) + l2 * (s * w + 0.5 * s * s)
                         for e in range(nz):
-                            arg = 1.0 + s * B[t, indices[a + e]] / wh[e]
+                            arg = 1.0 + s * bt[e] / wh[e]
                             if arg <= 0:
                                 d = np.inf
                                 break
@@ -83,7 +88,7 @@ def _kl_rows_py(F, B, indptr, indices, data, hsum, l1, l2, order, newton_steps, 
                     break
                 w += s
                 for e in range(nz):
-                    wh[e] = max(wh[e] + s * B[t, indices[a + e]], floor)
+                    wh[e] = max(wh[e] + s * bt[e], floor)
             F[t, i] = w
 
 
@@ -162,7 +167,7 @@ def kl_cd_update(F, B, X, hsum, l1: float, l2: float, order, newton_steps: int, 
     """
     order = np.asarray(order, dtype=np.int64)
     if use_numba:
-        _kl_rows_numba()(F, B, X.indptr, X.indices, X.data, hsum, float(l1), float(l2), order,
+        _kl_rows_numba()(F, np.ascontiguousarray(B.T), X.indptr, X.indices, X.data, hsum, float(l1), float(l2), order,
                        int(newton_steps), float(floor))
         return
     if rows is None:

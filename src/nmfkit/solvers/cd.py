@@ -12,7 +12,8 @@ ties); ``solver="auto"`` turns both on, as does ``solver_options``:
 * ``inner`` — repeated sweeps (Gillis & Glineur 2012): after the products are formed, repeat
   the sweep up to ⌊1 + α·ρ⌋ times (ρ = cost of the products / cost of a sweep, ``alpha``),
   stopping once a sweep moves the factor by less than ``delta`` times the first sweep's move.
-  Every sweep is exact block minimisation, so this stays monotone.
+  Every sweep is exact block minimisation, so this stays monotone. With numba the sweeps run
+  column by column in a compiled kernel (``_hals_kernel``: same sweep, per-column stop).
 * ``extrapolate`` — extrapolation with restart (Ang & Gillis 2019, ``_extrapolation``): the
   next iteration starts from W + β(W − W_prev), H + β(H − H_prev), projected on ≥ 0, with β
   adapted; an iteration that would increase the objective is redone from the current point
@@ -38,6 +39,7 @@ from ..nnls import hals_sweep
 from ..penalties import split_hals
 from ._base import Solver, register_solver
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
+from ._hals_kernel import hals_inner_sweeps
 from ._kl_kernels import HAVE_NUMBA, kl_cd_update
 
 __all__ = ["CoordinateDescent"]
@@ -62,7 +64,7 @@ class CoordinateDescent(Extrapolation, Solver):
         "extrapolate": False,
         "newton_steps": 1,  # KL: Newton steps per variable per sweep
         "mu_warmup": 5,  # KL: multiplicative updates before the Newton sweeps
-        "kernel": "auto",  # KL: "auto" (numba when installed), "numba" or "numpy"
+        "kernel": "auto",  # KL and inner sweeps: "auto" (numba when installed) or "numpy"
     }
 
     def setup(self):
@@ -133,6 +135,11 @@ class CoordinateDescent(Extrapolation, Solver):
         if o["inner"] and not extra:
             rho = (self._prod_cost * k + N * k * k) / max(N * k * (k + 1), 1)
             n_sweeps = int(max(1, min(o["max_inner"], math.floor(1 + o["alpha"] * rho))))
+        if (n_sweeps > 1 and HAVE_NUMBA and o["kernel"] != "numpy"
+                and self.p.nx.name == "numpy" and not extra):
+            # compiled: all sweeps of one column while it is in cache, per-column stopping
+            hals_inner_sweeps(F, G, R, l1, l2, self._order(k, frozen), n_sweeps, o["delta"])
+            return
         if n_sweeps == 1:
             hals_sweep(F, G, R, l1, l2, self._order(k, frozen), extra, nx=self.p.nx)
             return
