@@ -209,12 +209,26 @@ def main(argv=None):
             mem.append(memory(T, k, "auto"))
             print(mem[-1], flush=True)
     if not (q or a.no_append):
-        with DOCS.open("a") as fh:
-            fh.write(f"\n### CPU run, {info}\n\n{HEADER}\n")
-            fh.write("\n".join(_fmt_row(r) for r in rows) + "\n")
-            if mem:
-                fh.write("\n| W6 | k | solver | peak RSS above baseline | budget 1.5×(X + W,H) "
-                         "| met |\n|---|---|---|---|---|---|\n" + "\n".join(mem) + "\n")
+        block = f"\n### CPU run, {info}\n\n{HEADER}\n" + "\n".join(_fmt_row(r) for r in rows)
+        if mem:
+            block += ("\n\n| W6 | k | solver | peak RSS above baseline | budget 1.5×(X + W,H) "
+                      "| met |\n|---|---|---|---|---|---|\n" + "\n".join(mem))
+        _insert_in_cpu_section(block + "\n")
+
+
+def _insert_in_cpu_section(block: str) -> None:
+    """Add a run at the end of the "CPU solvers (issue 3)" section (created if absent),
+    which sits right after the protocol paragraph, before the other sections."""
+    text = DOCS.read_text()
+    title = "## CPU solvers against scikit-learn (issue 3)"
+    if title not in text:
+        first = text.find("\n## ")
+        first = len(text) if first < 0 else first
+        text = text[:first] + f"\n\n{title}\n" + text[first:]
+    start = text.index(title)
+    nxt = text.find("\n## ", start + len(title))
+    nxt = len(text) if nxt < 0 else nxt
+    DOCS.write_text(text[:nxt].rstrip("\n") + "\n" + block + text[nxt:])
 
 
 if __name__ == "__main__":
