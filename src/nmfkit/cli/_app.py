@@ -40,7 +40,11 @@ class NmfkitGroup(click.Group):
         except (ValueError, TypeError, OSError, ImportError, KeyError, MemoryError) as exc:
             if logging.getLogger("nmfkit").isEnabledFor(logging.DEBUG):
                 logging.getLogger("nmfkit").exception("details")
-            _stderr(f"error: {_one_line(exc.args[0] if len(exc.args) == 1 else exc)}")
+            msg = _one_line(exc.args[0] if len(exc.args) == 1 else exc)
+            if isinstance(exc, MemoryError):
+                msg = f"not enough memory ({msg or 'MemoryError'}); try --float32, a smaller -k " \
+                      "or a smaller input"
+            _stderr(f"error: {msg or type(exc).__name__}")
             sys.exit(EXIT_USER_ERROR)
         if standalone_mode:
             sys.exit(rv if isinstance(rv, int) else 0)

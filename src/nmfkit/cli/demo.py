@@ -63,6 +63,8 @@ def _fit(X, console, desc, **params):
     from .fit import run_fit
 
     model, W, seconds, caught = run_fit(params, X, console, desc=desc)
+    if model.stop_reason_ == "interrupted":
+        raise click.Abort()  # Ctrl-C ends the demo (exit 130)
     return model, W, seconds
 
 

@@ -3,6 +3,8 @@ an HTML report into ``--out``."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import warnings
 
@@ -95,13 +97,36 @@ def estimator_params(opts: dict) -> dict:
     return params
 
 
+def _install_sigint(handler):
+    """Ctrl-C ends the fit after the current iteration (the callback stops it); returns the
+    previous handler, or None where no handler can be set (not the main thread, or SIGINT
+    ignored by the parent)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        return None
+    signal.signal(signal.SIGINT, handler)
+    return previous
+
+
 def run_fit(params: dict, X, console: Console, desc: str = "fit"):
-    """Fit NMF(**params) on X with a progress bar; returns (model, W, seconds, warnings)."""
+    """Fit NMF(**params) on X with a progress bar; returns (model, W, seconds, warnings).
+
+    The first Ctrl-C stops the fit cleanly after the current iteration
+    (``stop_reason_ = "interrupted"``); a second one interrupts the iteration itself, and the
+    fit loop then returns the last complete iterate.
+    """
     from .. import NMF
 
     bar = console.bar(params.get("max_iter", 200), desc)
 
-    state = {"last": 0, "run": 1}
+    state = {"last": 0, "run": 1, "stop": False}
+
+    def on_sigint(signum, frame):
+        if state["stop"]:  # a second Ctrl-C: stop now (the loop keeps the last iterate)
+            raise KeyboardInterrupt
+        state["stop"] = True
 
     def on_iteration(info):
         if info.n_iter <= state["last"]:  # a new restart (n_init > 1)
@@ -112,17 +137,23 @@ def run_fit(params: dict, X, console: Console, desc: str = "fit"):
         bar.update(info.n_iter - bar.n)
         if info.objective is not None:
             bar.set_postfix_str(f"objective {info.objective:.5g}", refresh=False)
+        return state["stop"]
 
     model = NMF(callback=on_iteration, **params)
     t0 = time.perf_counter()
+    previous = _install_sigint(on_sigint)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             W = model.fit_transform(X)
     finally:
         bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     seconds = time.perf_counter() - t0
     model.set_params(callback=None)
+    if state["stop"]:
+        model.stop_reason_ = "interrupted"
     caught = [w for w in caught if "interrupted by the user" not in str(w.message)]
     return model, W, seconds, caught
 
