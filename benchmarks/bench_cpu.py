@@ -114,6 +114,10 @@ def memory_child(path, k, solver):
                 return int(line.split()[1]) * 1024
         return 0
 
+    # the baseline includes the libraries and compiled kernels (numba's JIT), loaded by a tiny
+    # fit of the same solver: fixed costs, not memory that grows with the data
+    tiny = sp.random(30, 40, density=0.3, format="csr", random_state=0)
+    NMF(3, solver=solver, init="random", random_state=0, tol=0, max_iter=3).fit(tiny)
     base = status("VmRSS:")
     X = sp.load_npz(path).tocsr()
     m = NMF(k, solver=solver, init="random", random_state=0, tol=0, max_iter=20)
