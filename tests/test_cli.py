@@ -412,3 +412,17 @@ def test_memory_error_is_one_line(tmp_path, csv_file, monkeypatch):
     monkeypatch.setattr(fit_mod, "run_fit", boom)
     r = invoke("fit", csv_file[0], "-k", 2, "--out", tmp_path / "o")
     assert r.exit_code == 2 and r.stderr.startswith("error: not enough memory (MemoryError)")
+
+
+def test_batch_size_uses_minibatch(tmp_path, csv_file):
+    if not hasattr(nmfkit, "MiniBatchNMF"):
+        pytest.skip("no MiniBatchNMF in this tree")
+    path, X = csv_file
+    r = invoke("fit", path, "-k", 2, "--batch-size", 4, "--max-iter", 30, "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    model = nmfkit.load(tmp_path / "o" / "model.npz")
+    assert type(model).__name__ == "MiniBatchNMF" and model.batch_size == 4
+    r = invoke("transform", tmp_path / "o" / "model.npz", path, "--out", tmp_path / "t")
+    assert r.exit_code == 0, r.output
+    r = invoke("fit", path, "-k", 2, "--batch-size", 4, "--max-time", 5, "--out", tmp_path / "x")
+    assert r.exit_code == 2 and "cannot be combined with max_time" in r.stderr

@@ -146,3 +146,15 @@ def test_not_a_model_file(tmp_path):
     with pytest.raises(ValueError, match="no nmfkit metadata"):
         nmfkit.load(tmp_path / "plain.npz")
     assert zipfile.is_zipfile(tmp_path / "plain.npz")
+
+
+def test_minibatch_round_trip(tmp_path):
+    MiniBatchNMF = getattr(nmfkit, "MiniBatchNMF", None)
+    if MiniBatchNMF is None:
+        pytest.skip("no MiniBatchNMF in this tree")
+    X = np.random.RandomState(2).rand(60, 10)
+    model = MiniBatchNMF(n_components=3, batch_size=16, max_iter=20, random_state=0).fit(X)
+    path = nmfkit.model_io.save(model, tmp_path / "mb.npz")
+    loaded = nmfkit.load(path)
+    assert type(loaded) is MiniBatchNMF and loaded.batch_size == 16
+    np.testing.assert_array_equal(loaded.transform(X), model.transform(X))

@@ -158,10 +158,47 @@ def run_fit(params: dict, X, console: Console, desc: str = "fit"):
     return model, W, seconds, caught
 
 
+_MINIBATCH_KEEP = ("n_components", "beta_loss", "init", "max_iter", "tol", "random_state",
+                   "alpha_W", "alpha_H", "l1_ratio", "solver")
+_DEFAULTS = {"n_init": 1, "n_jobs": None, "smoothness": 0.0, "sparseness_W": None,
+             "sparseness_H": None, "max_time": None}
+
+
+def minibatch_params(params: dict, batch_size: int) -> dict:
+    """NMF options → MiniBatchNMF parameters; options it cannot honour are refused."""
+    from .. import MiniBatchNMF
+
+    allowed = MiniBatchNMF().get_params()
+    extra = [k for k, v in params.items() if k not in _MINIBATCH_KEEP
+             and v != _DEFAULTS.get(k, v if k not in ("penalties", "graph", "missing_values",
+                                                      "backend", "device") else object())]
+    if extra:
+        raise click.UsageError(f"--batch-size (MiniBatchNMF) cannot be combined with "
+                               f"{', '.join(sorted(extra))}; drop them or --batch-size")
+    out = {k: params[k] for k in _MINIBATCH_KEEP if k in allowed}
+    out["batch_size"] = batch_size
+    return out
+
+
+def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
+    """Fit MiniBatchNMF(**params) on X; returns (model, W, seconds, warnings)."""
+    from .. import MiniBatchNMF
+
+    model = MiniBatchNMF(**params)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        W = model.fit_transform(X)
+    return model, W, time.perf_counter() - t0, caught
+
+
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @model_options
 @input_options
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Fit with MiniBatchNMF on row batches of this size (large data; online "
+                   "updates; no per-iteration progress bar).")
 @click.option("--image-shape", default=None, help="HEIGHTxWIDTH: show the parts as images.")
 @click.option("--out", "out_dir", default="nmfkit-out", show_default=True,
               help="Output folder (created).")
@@ -180,17 +217,21 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
     console = Console(quiet, progress, verbose)
     read = {k: opts.pop(k) for k in ("fmt", "transpose", "header", "row_names",
                                      "text_weighting", "max_features", "stop_words", "float32")}
+    batch_size = opts.pop("batch_size")
     params = estimator_params(opts)
+    if batch_size is not None:
+        params = minibatch_params(params, batch_size)
     ds = load_input(input_path, **read)
     check_values(ds, allow_nan=params.get("missing_values") is not None,
                  nan_hint=NAN_HINT)
     check_rank(params["n_components"], ds)
     shape = image_shape_for(ds, image_shape, ds.shape[1])
     out = prepare_out_dir(out_dir)
-    model, W, seconds, caught = run_fit(params, ds.X, console)
+    fitter = run_minibatch if batch_size is not None else run_fit
+    model, W, seconds, caught = fitter(params, ds.X, console)
     console.replay(caught)
     write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console)
-    if model.stop_reason_ == "interrupted":
+    if getattr(model, "stop_reason_", None) == "interrupted":
         click.echo(f"interrupted after {model.n_iter_} iterations: wrote the factors of the "
                    f"last complete iteration to {out}", err=True)
         return EXIT_INTERRUPTED
@@ -200,6 +241,7 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
 def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console):
     """W, H (input's style), model.npz, summary.json and report.html; prints what it wrote."""
     from ..io import write_factors, write_json
+    from ..model_io import save as save_model
     from ._extensions import observed_summary
     from .info import versions
 
@@ -210,7 +252,8 @@ def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top
             "transpose": bool(read.get("transpose")),
             "text_weighting": read.get("text_weighting") if ds.fmt == "text" else None,
             "idf": ds.extra.get("idf")}
-    files.append(model.save(out / "model.npz", feature_names=ds.feature_names, metadata=meta))
+    files.append(save_model(model, out / "model.npz", feature_names=ds.feature_names,
+                            metadata=meta))
     metrics = observed_summary(ds.X, W, H, model.beta_loss,
                                model.get_params().get("missing_values"))
     info = {
@@ -218,10 +261,11 @@ def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top
                   "sparse": bool(hasattr(ds.X, "nnz")), "dtype": str(ds.X.dtype),
                   "transpose": bool(read.get("transpose"))},
         "parameters": {k: v for k, v in model.get_params().items() if k != "callback"},
-        "objective": float(model.loss_curve_[-1]) if model.loss_curve_ else None,
+        "objective": (float(model.loss_curve_[-1]) if getattr(model, "loss_curve_", None)
+                      else None),
         "reconstruction_err": float(model.reconstruction_err_),
         "n_iter": int(model.n_iter_),
-        "stop_reason": model.stop_reason_,
+        "stop_reason": getattr(model, "stop_reason_", None),
         "seconds": seconds,
         "metrics": metrics,
         "versions": versions(),
@@ -235,7 +279,8 @@ def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top
     info["files"] = [str(p) for p in files]
     write_json(out / "summary.json", info)
     console.say(f"{ds.source}: {ds.shape[0]}×{ds.shape[1]}, k={H.shape[0]}, "
-                f"{model.n_iter_} iterations ({model.stop_reason_}) in {seconds:.2f}s; "
+                f"{model.n_iter_} iterations ({getattr(model, 'stop_reason_', '-')}) in "
+                f"{seconds:.2f}s; "
                 f"relative error {metrics['relative_error']:.4f}, explained variance "
                 f"{metrics['explained_variance']:.4f}")
     console.say("wrote " + ", ".join(str(p) for p in files))
