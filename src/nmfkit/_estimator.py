@@ -88,6 +88,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Called after each iteration with an :class:`nmfkit._fit.IterationInfo`; returning
         True stops the fit (nmfkit extension).
     solver_options : dict or None
+        Solver-specific options (nmfkit extension).
     n_init : int ≥ 1, default=1
         Number of fits from different starts; the one with the lowest final objective is kept
         (nmfkit extension). Run 0 is the fit ``n_init=1`` would do; the others start from
@@ -97,7 +98,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         With a single run (``n_init=1``, and in ``transform``) it caps the threads of the
         BLAS/OpenMP pools (threadpoolctl) and of numba kernels instead; None leaves them
         as they are, −1 uses all cores (see :func:`nmfkit._threads.thread_limits`).
-        Solver-specific options (nmfkit extension).
+        With ``n_init > 1`` and n_jobs > 1, the runs share n_jobs threads, one BLAS thread each.
 
     missing_values : None, float (e.g. np.nan; "nan" is read as NaN) or "unobserved"
         What marks a missing entry (nmfkit extension; see :mod:`nmfkit.masked`): NaN (or the

@@ -27,7 +27,11 @@ def _parallel(fn, items, n_jobs, prefer):
         return [fn(*it) for it in items]
     from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=n_jobs, prefer=prefer)(delayed(fn)(*it) for it in items)
+    from ._threads import thread_limits
+
+    # one BLAS thread per run: n_jobs runs × a full BLAS pool each would oversubscribe the cores
+    with thread_limits(1 if prefer == "threads" else None):
+        return Parallel(n_jobs=n_jobs, prefer=prefer)(delayed(fn)(*it) for it in items)
 
 
 def best_of(fit_one, n_init: int, *, n_jobs=None, prefer: str = "threads"):
