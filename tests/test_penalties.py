@@ -71,7 +71,7 @@ def test_graph_hals_terms_subtract_gradient_and_majorise(data):
 
 @pytest.mark.parametrize(
     "solver, beta",
-    [("mu", 2.0), ("mu", 1.0), ("cd", 2.0)],
+    [("mu", 2.0), ("mu", 1.0), ("cd", 2.0), ("mu", 0.0), ("mu", 0.5), ("mu", 3.0)],
 )
 @pytest.mark.parametrize("lam", [0.1, 30.0])
 def test_objective_non_increasing_with_graph_l1_l2(data, solver, beta, lam):
