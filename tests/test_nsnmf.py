@@ -100,3 +100,15 @@ def test_refit_without_smoothing_drops_the_raw_factor(X):
     assert hasattr(m, "components_unsmoothed_")
     m.set_params(smoothness=0.0).fit(X)
     assert not hasattr(m, "components_unsmoothed_") and not hasattr(m, "smoothing_matrix_")
+
+
+@pytest.mark.parametrize("solver", ["cd", "mu"])
+def test_nsnmf_sparse_equals_dense_and_float32(X, solver):
+    import scipy.sparse as sp
+
+    kw = dict(smoothness=0.4, solver=solver, max_iter=20, tol=0, random_state=0)
+    a = NMF(5, **kw).fit(X)
+    b = NMF(5, **kw).fit(sp.csr_matrix(X))
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-7, atol=1e-9)
+    c = NMF(5, **kw).fit(X.astype(np.float32))
+    assert c.components_.dtype == np.float32 and c.components_unsmoothed_.dtype == np.float32

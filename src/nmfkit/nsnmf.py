@@ -53,7 +53,6 @@ def smoothed_solver(inner: type[Solver], theta: float) -> type[Solver]:
         def setup(self):
             p = self.p
             self.S = smoothing_matrix(p.W.shape[1], theta, dtype=p.W.dtype)
-            self._XtXt = (p.Xt, p.X)
 
         def _sub(self, X, Xt, W, Hfixed, penalties, frozen):
             p = self.p
