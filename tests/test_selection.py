@@ -11,6 +11,7 @@ from nmfkit.selection import (
     connectivity_matrix,
     consensus_components,
     consensus_matrix,
+    consensus_nmf,
     cophenetic_correlation,
     cross_validation_error,
     dispersion,
@@ -251,3 +252,17 @@ def test_suggestion_rules_on_a_given_table():
     assert _suggest(ks, t)["cophenetic"] == 5
     assert _suggest(ks, {**t, "cv_error": nan, "cv_se": nan}).keys() == {
         "cophenetic", "permutation", "explained_variance", "stability"}
+
+
+def test_consensus_nmf_refits_coefficients():
+    X, labels, _ = planted(noise=0.2, seed=9)
+    W, H, info = consensus_nmf(X, 4, n_runs=4, random_state=0)
+    assert W.shape == (60, 4) and H.shape == (4, 48) and W.min() >= 0
+    np.testing.assert_allclose(H.sum(axis=1), 1.0)
+    assert len(info["restarts"].W) == 4
+    rel = np.linalg.norm(X - W @ H) / np.linalg.norm(X)
+    best = info["restarts"].reconstruction_errors.min() / np.linalg.norm(X)
+    assert rel < best * 1.05  # consensus H with refitted W is as good as the best run
+    from nmfkit.clustering import cluster_labels, clustering_scores
+
+    assert clustering_scores(labels, cluster_labels(W))["ari"] == 1.0
