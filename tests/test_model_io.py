@@ -158,3 +158,17 @@ def test_minibatch_round_trip(tmp_path):
     loaded = nmfkit.load(path)
     assert type(loaded) is MiniBatchNMF and loaded.batch_size == 16
     np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+
+
+def test_non_finite_parameters_round_trip_as_floats(tmp_path):
+    """missing_values=np.nan is saved as a tagged float, not the string 'nan'."""
+    import numpy as np
+
+    import nmfkit
+
+    X = np.abs(np.random.RandomState(0).rand(20, 8))
+    X[0, 0] = np.nan
+    model = nmfkit.NMF(3, missing_values=np.nan, random_state=0, max_iter=50).fit(X)
+    loaded = nmfkit.load(model.save(tmp_path / "m"))
+    assert isinstance(loaded.missing_values, float) and np.isnan(loaded.missing_values)
+    np.testing.assert_array_equal(model.transform(X), loaded.transform(X))

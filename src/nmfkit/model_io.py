@@ -43,12 +43,27 @@ def _jsonable(value):
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else str(value)
+        # JSON has no NaN/inf: tag them so they load back as floats, not strings
+        return float(value) if math.isfinite(value) else {_FLOAT_TAG: str(float(value))}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     raise TypeError(type(value).__name__)
+
+
+_FLOAT_TAG = "__float__"
+
+
+def _from_json(value):
+    """Inverse of ``_jsonable`` for the tagged non-finite floats."""
+    if isinstance(value, dict):
+        if set(value) == {_FLOAT_TAG} and value[_FLOAT_TAG] in ("nan", "inf", "-inf"):
+            return float(value[_FLOAT_TAG])
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
 
 
 def save(model, path, *, feature_names=None, metadata: dict | None = None) -> pathlib.Path:
@@ -204,7 +219,7 @@ def load(path, *, _metadata_only: bool = False):
         raise _bad(path, "components_ holds negative or non-finite values")
     if _metadata_only:
         return meta
-    params = dict(meta.get("params") or {})
+    params = _from_json(dict(meta.get("params") or {}))
     known = cls().get_params(deep=False)
     unknown = sorted(set(params) - set(known))
     if unknown:
