@@ -83,6 +83,7 @@ class Solver:
     #: β values supported: a tuple of floats, or None for every β
     betas: tuple | None = (2.0,)
     sparse: bool = True
+    #: array backends the solver's code runs on ("torch": written on ``nx`` ops and operators)
     backends: frozenset = frozenset({"numpy"})
     #: True when each outer iteration cannot increase the objective
     monotone: bool = True
