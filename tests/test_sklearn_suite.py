@@ -59,8 +59,3 @@ for _name, _reason in DEVIATIONS.items():
     if _name in globals():
         globals()[_name] = pytest.mark.xfail(reason=_reason, strict=True)(globals()[_name])
 
-
-def pytest_collection_modifyitems(items):  # pragma: no cover - hook used by conftest
-    for item in items:
-        if item.name.split("[")[0] in DEVIATIONS:
-            item.add_marker(pytest.mark.xfail(reason=DEVIATIONS[item.name.split("[")[0]], strict=True))
