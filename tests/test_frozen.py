@@ -114,5 +114,16 @@ def test_frozen_errors(planted):
         NMF(4, frozen_components=H_true[:1], smoothness=0.3).fit(X)
     with pytest.raises(ValueError, match="solver 'nmfsc' cannot keep frozen_components"):
         NMF(4, solver="nmfsc", sparseness_H=0.5, frozen_components=H_true[:1]).fit(X)
-    with pytest.raises(ValueError, match="n_init > 1"):
-        NMF(4, n_init=2, frozen_components=H_true[:1]).fit(X)
+
+
+@pytest.mark.parametrize("solver", ["cd", "mu"])
+def test_frozen_rows_survive_restarts(planted, solver):
+    """n_init > 1: every restart starts from and keeps the frozen rows; best run kept."""
+    X, H_true = planted
+    m = NMF(4, n_init=3, frozen_components=H_true[:2], solver=solver, random_state=0,
+            max_iter=50, tol=0).fit(X)
+    assert np.array_equal(m.components_[:2], H_true[:2])
+    assert len(m.init_objectives_) == 3
+    single = NMF(4, frozen_components=H_true[:2], solver=solver, random_state=0,
+                 max_iter=50, tol=0).fit(X)
+    assert m.history_["objective"][-1] <= single.history_["objective"][-1] * (1 + 1e-12)

@@ -102,10 +102,6 @@ def _frozen(est, X, H, update_H):
         raise ValueError(
             f"solver {solver!r} cannot keep frozen_components fixed; solvers that can: {ok}."
         )
-    if getattr(est, "n_init", 1) > 1:
-        raise ValueError(
-            "frozen_components is not supported with n_init > 1 yet; use n_init=1."
-        )
     H[: F.shape[0]] = F.astype(H.dtype, copy=False)
     return tuple(range(F.shape[0]))
 

@@ -154,6 +154,13 @@ def fit_n_init(estimator, X, W0, H0, fit_kwargs: dict):
             return _fit.factorize(X, W0, H0, **fit_kwargs)
         seed = int(seeds[i - 1])
         W, H = initialize(X, H0.shape[0], init="random", random_state=seed)
+        # frozen components keep their given values in every restart
+        frozen_H = list(fit_kwargs.get("frozen_H", ()))
+        frozen_W = list(fit_kwargs.get("frozen_W", ()))
+        if frozen_H:
+            H[frozen_H] = H0[frozen_H]
+        if frozen_W:
+            W[:, frozen_W] = W0[:, frozen_W]
         return _fit.factorize(X, W, H, **{**fit_kwargs, "random_state": seed})
 
     best, objectives, _ = best_of(fit_one, estimator.n_init, n_jobs=estimator.n_jobs)
