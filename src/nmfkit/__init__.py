@@ -8,6 +8,7 @@ X (n_samples × n_features, non-negative) ≈ W H with W, H ≥ 0 and rank k.
 
 from ._estimator import NMF, non_negative_factorization
 from ._fit import FitResult, IterationInfo
+from .batched import batched_factorize
 from .init import initialize
 from .impute import NMFImputer
 from .losses import beta_divergence
@@ -30,6 +31,7 @@ __all__ = [
     "solver_table",
     "load",
     "select_rank",
+    "batched_factorize",
     "FitResult",
     "IterationInfo",
     "__version__",
