@@ -158,11 +158,11 @@ def machine():
     except OSError:
         pass
     la = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu}; {os.cpu_count()} cores; "
-            f"load average {la} (machine shared with other jobs); Python {platform.python_version()}, "
-            f"numpy {np.__version__}, scipy {scipy.__version__}, scikit-learn {sklearn.__version__}, "
-            f"numba {numba.__version__}, nmfkit {nmfkit.__version__ if hasattr(nmfkit, '__version__') else '0.1.0'}; "
-            f"BLAS {blas}")
+    versions = (f"Python {platform.python_version()}, numpy {np.__version__}, "
+                f"scipy {scipy.__version__}, scikit-learn {sklearn.__version__}, "
+                f"numba {numba.__version__}, nmfkit {getattr(nmfkit, '__version__', '?')}")
+    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu}; {os.cpu_count()} "
+            f"cores; load average {la} (machine shared with other jobs); {versions}; BLAS {blas}")
 
 
 HEADER = ("| workload | k | scikit-learn | sk time (s) | sk objective | nmfkit solver | "

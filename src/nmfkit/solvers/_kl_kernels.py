@@ -18,13 +18,13 @@ is installed (``pip install "nmfkit[fast]"``), and a numpy fallback vectorised o
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
 __all__ = ["kl_cd_update", "HAVE_NUMBA"]
 
 _MAX_HALVINGS = 30
-
-import importlib.util
 
 #: numba is optional (``pip install "nmfkit[fast]"``); it is imported on first use only
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -167,8 +167,8 @@ def kl_cd_update(F, B, X, hsum, l1: float, l2: float, order, newton_steps: int, 
     """
     order = np.asarray(order, dtype=np.int64)
     if use_numba:
-        _kl_rows_numba()(F, np.ascontiguousarray(B.T), X.indptr, X.indices, X.data, hsum, float(l1), float(l2), order,
-                       int(newton_steps), float(floor))
+        _kl_rows_numba()(F, np.ascontiguousarray(B.T), X.indptr, X.indices, X.data, hsum,
+                         float(l1), float(l2), order, int(newton_steps), float(floor))
         return
     if rows is None:
         rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))

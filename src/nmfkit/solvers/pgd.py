@@ -10,11 +10,11 @@ step size 1/L never increases the objective, so every outer iteration is non-inc
 
 The number of inner steps follows Gillis & Glineur's rule: 1 + α·ρ, with ρ the cost of the
 Gram products over the cost of one inner step, clipped to [``min_inner``, ``max_inner``] (a
-gradient step, unlike a HALS sweep, needs several repeats on an ill-conditioned block), stopping
-early once a step moves F by less
-than δ times the first step's move. Across outer iterations, extrapolation with restart
-(``_extrapolation``, on by default) as for "cd" and "anls". Each inner step costs one k×k by k×N product; the
-gradient at the extrapolated point is a linear combination of cached products.
+gradient step, unlike a HALS sweep, needs several repeats on an ill-conditioned block),
+stopping early once a step moves F by less than δ times the first step's move. Each inner step
+costs one k×k by k×N product; the gradient at the extrapolated point is a linear combination
+of cached products. Across outer iterations, extrapolation with restart (``_extrapolation``,
+on by default) as for "anls".
 """
 
 from __future__ import annotations
@@ -47,7 +47,12 @@ def accelerated_pg(F, G, R, l1: float, l2: float, n_inner: int, delta: float):
     inv_L = 1.0 / L
 
     def value(X, GX):
-        return 0.5 * float(np.vdot(X, GX)) - float(np.vdot(R, X)) + l1 * float(X.sum()) + 0.5 * l2 * float(np.vdot(X, X))
+        out = 0.5 * float(np.vdot(X, GX)) - float(np.vdot(R, X))
+        if l1:
+            out += l1 * float(X.sum())
+        if l2:
+            out += 0.5 * l2 * float(np.vdot(X, X))
+        return out
 
     x, Gx = F, G @ F
     fx = value(x, Gx)
