@@ -259,6 +259,8 @@ def test_compiled_hals_sweep_equals_numpy_sweep(dtype):
 def test_kl_bad_kernel_option():
     with pytest.raises(ValueError, match="solver_options\\['kernel'\\] must be"):
         NMF(3, solver="cd", beta_loss=1, solver_options={"kernel": "gpu"}).fit(_counts())
+    with pytest.raises(ValueError, match="solver_options\\['kernel'\\] must be"):
+        NMF(3, solver="cd", solver_options={"kernel": "gpu"}).fit(_counts())
 
 
 def test_cd_still_rejects_other_betas():

@@ -77,6 +77,11 @@ class CoordinateDescent(Extrapolation, Solver):
         n, m = p.X.shape
         self._prod_cost = float(p.nx.sparse_data(p.X).shape[0] if p.sparse else n * m)
         self._init_extrapolation()
+        kern = self.options["kernel"]
+        if kern not in ("auto", "numba", "numpy"):
+            raise ValueError(
+                f"solver_options['kernel'] must be 'auto', 'numba' or 'numpy', got {kern!r}."
+            )
         if p.beta == 1.0:
             if p.nx.name != "numpy":
                 raise ValueError(
@@ -191,10 +196,6 @@ class CoordinateDescent(Extrapolation, Solver):
         self._kX = X
         self._kXt = p.Xt if (p.sparse and X is p.X) else X.T.tocsr()
         kern = self.options["kernel"]
-        if kern not in ("auto", "numba", "numpy"):
-            raise ValueError(
-                f"solver_options['kernel'] must be 'auto', 'numba' or 'numpy', got {kern!r}."
-            )
         if kern == "numba" and not HAVE_NUMBA:
             raise ImportError(
                 "solver_options['kernel']='numba' needs numba: pip install \"nmfkit[fast]\"."
