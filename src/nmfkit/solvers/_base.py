@@ -16,7 +16,7 @@ import numpy as np
 
 from ..losses import beta_divergence, frobenius_from_grams
 
-__all__ = ["Problem", "Solver", "register_solver", "get_solver", "SOLVERS", "solver_table"]
+__all__ = ["Problem", "Solver", "ComponentMajorSolver", "register_solver", "get_solver", "SOLVERS", "solver_table"]
 
 
 @dataclass
@@ -151,6 +151,45 @@ class Solver:
     def supports_beta(cls, beta: float) -> bool:
         return cls.betas is None or float(beta) in cls.betas
 
+
+
+class ComponentMajorSolver(Solver):
+    """A solver that keeps both factors component-major: Wᵀ (k, n) and H (k, m), C-contiguous.
+
+    Each component is then one contiguous row, as the HALS / NNLS kernels want. ``W`` is a
+    view of Wᵀ; copies for the fit loop's snapshots and the final factors go through ``nx`` so
+    the layout works on every backend. Subclasses call ``_init_layout()`` in ``setup`` and
+    override ``_factors_replaced()`` when they cache state derived from the factors.
+    """
+
+    def _init_layout(self) -> None:
+        nx = self.p.nx
+        self.Wt = nx.ascontiguous(self.p.W.T)
+        self.Hc = nx.ascontiguous(self.p.H)
+
+    @property
+    def W(self):
+        return self.Wt.T
+
+    @property
+    def H(self):
+        return self.Hc
+
+    def get_factors(self):
+        nx = self.p.nx
+        return nx.copy(self.Wt.T), nx.copy(self.Hc)
+
+    def set_factors(self, W, H) -> None:
+        nx = self.p.nx
+        self.Wt = nx.ascontiguous(W.T)
+        self.Hc = nx.ascontiguous(H)
+        self._factors_replaced()
+
+    def _factors_replaced(self) -> None:
+        """Hook: the factors were replaced (e.g. restored after an interrupt)."""
+
+    def finalize(self):
+        return self.p.nx.ascontiguous(self.Wt.T), self.Hc
 
 SOLVERS: dict[str, type[Solver]] = {}
 

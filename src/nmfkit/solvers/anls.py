@@ -19,14 +19,14 @@ import numpy as np
 
 from ..nnls import nnls_bpp
 from ..penalties import split_hals
-from ._base import Solver, register_solver
+from ._base import ComponentMajorSolver, register_solver
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 
 __all__ = ["ANLS"]
 
 
 @register_solver
-class ANLS(Extrapolation, Solver):
+class ANLS(Extrapolation, ComponentMajorSolver):
     name = "anls"
     betas = (2.0,)
     sparse = True
@@ -36,8 +36,7 @@ class ANLS(Extrapolation, Solver):
 
     def setup(self):
         p = self.p
-        self.Wt = np.ascontiguousarray(p.W.T)
-        self.Hc = np.ascontiguousarray(p.H)
+        self._init_layout()
         self.l1W, self.l2W, extraW = split_hals(p.penalties_W)
         self.l1H, self.l2H, extraH = split_hals(p.penalties_H)
         if extraW or extraH:  # pragma: no cover - get_solver checks penalty.solvers first
@@ -46,24 +45,8 @@ class ANLS(Extrapolation, Solver):
         self._RW = self._GH = None
         self._init_extrapolation()
 
-    @property
-    def W(self):
-        return self.Wt.T
-
-    @property
-    def H(self):
-        return self.Hc
-
-    def get_factors(self):
-        return self.Wt.T.copy(), self.Hc.copy()
-
-    def set_factors(self, W, H):
-        self.Wt = np.ascontiguousarray(W.T)
-        self.Hc = np.ascontiguousarray(H)
+    def _factors_replaced(self):
         self._reset_extrapolation()
-
-    def finalize(self):
-        return np.ascontiguousarray(self.Wt.T), self.Hc
 
     def _cross_W(self, Hc):
         p = self.p

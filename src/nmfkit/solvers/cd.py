@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from ..nnls import hals_sweep
 from ..penalties import split_hals
-from ._base import Solver, register_solver
+from ._base import ComponentMajorSolver, register_solver
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 from ._hals_kernel import hals_inner_sweeps
 from ._kl_kernels import HAVE_NUMBA, kl_cd_update
@@ -46,7 +46,7 @@ __all__ = ["CoordinateDescent"]
 
 
 @register_solver
-class CoordinateDescent(Extrapolation, Solver):
+class CoordinateDescent(Extrapolation, ComponentMajorSolver):
     name = "cd"
     betas = (2.0, 1.0)
     sparse = True
@@ -69,8 +69,7 @@ class CoordinateDescent(Extrapolation, Solver):
 
     def setup(self):
         p = self.p
-        self.Wt = p.nx.ascontiguous(p.W.T)
-        self.Hc = p.nx.ascontiguous(p.H)
+        self._init_layout()
         self.l1W, self.l2W, self.extraW = split_hals(p.penalties_W)
         self.l1H, self.l2H, self.extraH = split_hals(p.penalties_H)
         self._RW = self._GH = None
@@ -90,25 +89,8 @@ class CoordinateDescent(Extrapolation, Solver):
                 )
             self._setup_kl()
 
-    # the solver works on Wᵀ; the public orientation is a view
-    @property
-    def W(self):
-        return self.Wt.T
-
-    @property
-    def H(self):
-        return self.Hc
-
-    def get_factors(self):
-        return self.p.nx.copy(self.Wt.T), self.p.nx.copy(self.Hc)
-
-    def set_factors(self, W, H):
-        self.Wt = self.p.nx.ascontiguous(W.T)
-        self.Hc = self.p.nx.ascontiguous(H)
+    def _factors_replaced(self):
         self._reset_extrapolation()
-
-    def finalize(self):
-        return self.p.nx.ascontiguous(self.Wt.T), self.Hc
 
     def _order(self, k, frozen=()):
         p = self.p

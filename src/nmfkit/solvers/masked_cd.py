@@ -24,13 +24,13 @@ import numpy as np
 
 from ..masked import sampled_product
 from ..penalties import split_hals
-from ._base import Solver, register_solver
+from ._base import ComponentMajorSolver, register_solver
 
 __all__ = ["MaskedCD"]
 
 
 @register_solver
-class MaskedCD(Solver):
+class MaskedCD(ComponentMajorSolver):
     name = "masked_cd"
     betas = (2.0,)
     sparse = True
@@ -48,8 +48,7 @@ class MaskedCD(Solver):
             X = p.X.toarray() if p.nx.issparse(p.X) else np.asarray(p.X)
             p.M = observed_entries(X, missing_values=np.nan)
         obs = self.obs = p.M
-        self.Wt = np.ascontiguousarray(p.W.T)  # component-major: one contiguous row per t
-        self.Hc = np.ascontiguousarray(p.H)
+        self._init_layout()
         self.x = obs.values
         self.w = obs.weights
         self.l1W, self.l2W, _ = split_hals(p.penalties_W)
@@ -63,23 +62,6 @@ class MaskedCD(Solver):
             return False
         return True
 
-    @property
-    def W(self):
-        return self.Wt.T
-
-    @property
-    def H(self):
-        return self.Hc
-
-    def get_factors(self):
-        return self.Wt.T.copy(), self.Hc.copy()
-
-    def set_factors(self, W, H):
-        self.Wt = np.ascontiguousarray(W.T)
-        self.Hc = np.ascontiguousarray(H)
-
-    def finalize(self):
-        return np.ascontiguousarray(self.Wt.T), self.Hc
 
     def _sweep(self, F, other, own_idx, other_idx, R, l1, l2):
         """One pass over the components of F (k, N) with the other factor (k, N_other)

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ..penalties import split_hals
-from ._base import Solver, register_solver
+from ._base import ComponentMajorSolver, register_solver
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 
 __all__ = ["ProjectedGradient"]
@@ -94,7 +94,7 @@ def accelerated_pg(F, G, R, l1: float, l2: float, n_inner: int, delta: float):
 
 
 @register_solver
-class ProjectedGradient(Extrapolation, Solver):
+class ProjectedGradient(Extrapolation, ComponentMajorSolver):
     name = "pgd"
     betas = (2.0,)
     sparse = True
@@ -105,8 +105,7 @@ class ProjectedGradient(Extrapolation, Solver):
 
     def setup(self):
         p = self.p
-        self.Wt = np.ascontiguousarray(p.W.T)
-        self.Hc = np.ascontiguousarray(p.H)
+        self._init_layout()
         self.l1W, self.l2W, extraW = split_hals(p.penalties_W)
         self.l1H, self.l2H, extraH = split_hals(p.penalties_H)
         if extraW or extraH:  # pragma: no cover - get_solver checks penalty.solvers first
@@ -117,24 +116,8 @@ class ProjectedGradient(Extrapolation, Solver):
         n, m = p.X.shape
         self._prod_cost = float(p.X.nnz if p.sparse else n * m)
 
-    @property
-    def W(self):
-        return self.Wt.T
-
-    @property
-    def H(self):
-        return self.Hc
-
-    def get_factors(self):
-        return self.Wt.T.copy(), self.Hc.copy()
-
-    def set_factors(self, W, H):
-        self.Wt = np.ascontiguousarray(W.T)
-        self.Hc = np.ascontiguousarray(H)
+    def _factors_replaced(self):
         self._reset_extrapolation()
-
-    def finalize(self):
-        return np.ascontiguousarray(self.Wt.T), self.Hc
 
     def _solve(self, F, G, R, l1, l2):
         o = self.options
