@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Penalty", "L1", "L2", "Graph", "sklearn_penalties", "split_hals"]
+__all__ = ["Penalty", "L1", "L2", "Graph", "sklearn_penalties", "split_hals", "has_hals_form"]
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,15 @@ def sklearn_penalties(alpha_W, alpha_H, l1_ratio, n_samples, n_features) -> list
         L2(n_samples * alpha_H * (1.0 - l1_ratio), "H"),
     ]
     return [p for p in out if p.active]
+
+
+def has_hals_form(pen) -> bool:
+    """Whether a penalty is L1/L2-like (has ``hals()``), the form the masked solvers take."""
+    try:
+        pen.hals()
+    except NotImplementedError:
+        return False
+    return True
 
 
 def split_hals(penalties) -> tuple[float, float, list]:

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..masked import weighted_divergence
-from ..penalties import split_hals
+from ..penalties import has_hals_form, split_hals
 from ._base import Solver, register_solver
 
 __all__ = ["MaskedALS", "cd_rows", "solve_rows"]
@@ -207,11 +207,7 @@ class MaskedALS(Solver):
 
     @classmethod
     def supports_penalty(cls, pen) -> bool:
-        try:
-            pen.hals()
-        except NotImplementedError:
-            return False
-        return True
+        return has_hals_form(pen)
 
     @property
     def W(self):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..masked import sampled_product
-from ..penalties import split_hals
+from ..penalties import has_hals_form, split_hals
 from ._base import ComponentMajorSolver, register_solver
 
 __all__ = ["MaskedCD"]
@@ -56,12 +56,7 @@ class MaskedCD(ComponentMajorSolver):
 
     @classmethod
     def supports_penalty(cls, pen) -> bool:
-        try:
-            pen.hals()
-        except NotImplementedError:
-            return False
-        return True
-
+        return has_hals_form(pen)
 
     def _sweep(self, F, other, own_idx, other_idx, R, l1, l2):
         """One pass over the components of F (k, N) with the other factor (k, N_other)
