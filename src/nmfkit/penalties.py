@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 __all__ = ["Penalty", "L1", "L2", "Graph", "sklearn_penalties", "split_hals", "has_hals_form"]
 

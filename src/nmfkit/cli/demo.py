@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import pathlib
-import time
 import warnings
 
 import click
