@@ -39,7 +39,6 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import torch  # noqa: E402
 
-import nmfkit  # noqa: E402
 from nmfkit import _fit  # noqa: E402
 from nmfkit.backends import get_backend  # noqa: E402
 from nmfkit.batched import batched_factorize  # noqa: E402
