@@ -426,3 +426,19 @@ def test_batch_size_uses_minibatch(tmp_path, csv_file):
     assert r.exit_code == 0, r.output
     r = invoke("fit", path, "-k", 2, "--batch-size", 4, "--max-time", 5, "--out", tmp_path / "x")
     assert r.exit_code == 2 and "cannot be combined with max_time" in r.stderr
+
+
+def test_frozen_components_from_a_file(tmp_path, csv_file):
+    """--frozen FILE keeps the given components bit-identical in the saved model."""
+    path, X = csv_file
+    known = np.random.RandomState(3).rand(1, X.shape[1])
+    np.save(tmp_path / "known.npy", known)
+    r = invoke("fit", path, "-k", 3, "--frozen", tmp_path / "known.npy", "--out", tmp_path / "o",
+               "--no-report", "--max-iter", 30, "--quiet")
+    assert r.exit_code == 0, r.output
+    model = nmfkit.load(tmp_path / "o" / "model.npz")
+    assert np.array_equal(model.components_[:1], known)
+    np.save(tmp_path / "bad.npy", np.ones((1, X.shape[1] + 1)))
+    r = CliRunner().invoke(cli, ["fit", str(path), "-k", "3", "--frozen", str(tmp_path / "bad.npy"),
+                                 "--out", str(tmp_path / "o2"), "--quiet"])
+    assert r.exit_code != 0

@@ -60,6 +60,12 @@ def extension_options() -> list:
                                  default=None,
                                  help="nan: NaN/NA cells are missing; unobserved: absent "
                                       "entries of a sparse input are missing."))
+    if _has("frozen_components"):
+        opts.append(click.option("--frozen", "frozen", default=None, metavar="FILE",
+                                 type=click.Path(),
+                                 help="Known components kept fixed: a .npy/.npz/CSV matrix "
+                                      "(n_frozen × n_features, e.g. the H of an earlier fit or "
+                                      "known spectra); the other components are learned."))
     if _has("backend", "device"):
         opts.append(click.option("--backend", type=click.Choice(["numpy", "torch"]),
                                  default=None, help="Array framework (torch for GPU)."))
@@ -85,6 +91,17 @@ def _penalties(kind: str, values) -> list:
                                      param_hint=f"--{kind}")
         out += [cls(lam, f) for f in factors if lam > 0]
     return out
+
+
+def _read_frozen(path) -> np.ndarray:
+    """The fixed components from a data file (any format ``read_matrix`` reads), dense."""
+    from ..io import read_matrix
+
+    X = read_matrix(path).X
+    X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[None, :]
+    return X
 
 
 def check_device(backend, device) -> None:
@@ -125,6 +142,10 @@ def extension_params(opts: dict) -> dict:
         if graph is not None:
             params.update(graph="binary" if graph == "knn" else graph, graph_weight=weight,
                           graph_neighbors=neighbors)
+    if "frozen" in opts:
+        path = opts.pop("frozen")
+        if path is not None:
+            params["frozen_components"] = _read_frozen(path)
     if "missing" in opts:
         missing = opts.pop("missing")
         if missing is not None:
