@@ -162,3 +162,30 @@ def test_check_estimator_with_fresh_restarts():
                               on_fail=None)
     failed = [r["check_name"] for r in res if r["status"] == "failed"]
     assert len(res) > 40 and failed == []
+
+
+@pytest.mark.parametrize("solver", ["mu", "cd", "anls"])
+def test_frozen_components_fit_and_partial_fit(solver):
+    """Known components stay bit-identical through fit and through partial_fit batches."""
+    rng = np.random.RandomState(0)
+    H_true = rng.rand(4, 12)
+    X = rng.rand(200, 4) @ H_true
+    F = H_true[:2]
+    m = MiniBatchNMF(4, solver=solver, frozen_components=F, batch_size=50, max_iter=20,
+                     random_state=0).fit(X)
+    assert np.array_equal(m.components_[:2], F)
+    free = MiniBatchNMF(4, solver=solver, batch_size=50, max_iter=20, random_state=0).fit(X)
+    assert not np.array_equal(free.components_[:2], F)
+    p = MiniBatchNMF(4, solver=solver, frozen_components=F, random_state=0)
+    for start in range(0, 200, 40):
+        p.partial_fit(X[start:start + 40])
+        assert np.array_equal(p.components_[:2], F)
+    # the learned part still explains the data
+    W = m.transform(X)
+    assert np.linalg.norm(X - W @ m.components_) / np.linalg.norm(X) < 0.2
+
+
+def test_frozen_components_shape_error():
+    X = np.abs(np.random.RandomState(0).rand(30, 6))
+    with pytest.raises(ValueError, match=r"frozen_components must have shape"):
+        MiniBatchNMF(3, frozen_components=np.ones((1, 5))).fit(X)

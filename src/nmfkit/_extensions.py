@@ -74,10 +74,8 @@ def _graph_penalty(est, X):
     return [Graph(lam, "W", affinity=A)]
 
 
-def _frozen(est, X, H, update_H):
-    F = est.frozen_components
-    if F is None or not update_H:
-        return ()
+def check_frozen(F, H) -> np.ndarray:
+    """Validate fixed components F against H's shape; returns F as a 2-D array."""
     F = np.asarray(F)
     if F.ndim == 1:
         F = F[np.newaxis, :]
@@ -89,6 +87,21 @@ def _frozen(est, X, H, update_H):
         )
     if not np.all(np.isfinite(F)) or F.min() < 0:
         raise ValueError("frozen_components must be finite and non-negative.")
+    return F
+
+
+def apply_frozen(F, H) -> tuple:
+    """Write the fixed components into the first rows of H; returns their row indices."""
+    F = check_frozen(F, H)
+    H[: F.shape[0]] = F.astype(H.dtype, copy=False)
+    return tuple(range(F.shape[0]))
+
+
+def _frozen(est, X, H, update_H):
+    F = est.frozen_components
+    if F is None or not update_H:
+        return ()
+    check_frozen(F, H)
     if est.smoothness:
         raise ValueError(
             "frozen_components cannot be combined with smoothness > 0 (nsNMF smooths every "
@@ -102,8 +115,7 @@ def _frozen(est, X, H, update_H):
         raise ValueError(
             f"solver {solver!r} cannot keep frozen_components fixed; solvers that can: {ok}."
         )
-    H[: F.shape[0]] = F.astype(H.dtype, copy=False)
-    return tuple(range(F.shape[0]))
+    return apply_frozen(F, H)
 
 
 def check_backend(est, backend: str) -> None:

@@ -62,10 +62,16 @@ def _online_hals_step(est, X, W, H, update_H):
         A += Wb.T @ Wb
         B += np.asarray((X.T @ Wb).T)
         l1, l2, extra = split_hals([p for p in pens if p.factor == "H"])
-        if est.solver == "anls":
+        frozen = list(getattr(est, "_frozen", ()))
+        free = [t for t in range(H.shape[0]) if t not in frozen]
+        if est.solver == "anls" and frozen:
+            # solve for the free rows only, the frozen rows' contribution moved to the right
+            Bf = B[free] - A[np.ix_(free, frozen)] @ H[frozen]
+            H[free] = nnls_bpp(A[np.ix_(free, free)], Bf, l1, l2, init=H[free])
+        elif est.solver == "anls":
             H[...] = nnls_bpp(A, B, l1, l2, init=H)
         else:
-            hals_sweep(H, A, B, l1, l2, None, extra)
+            hals_sweep(H, A, B, l1, l2, free if frozen else None, extra)
     return cost
 
 

@@ -133,6 +133,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "fresh_restarts_max_iter": [Interval(Integral, 1, None, closed="left")],
         "transform_max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "solver": [StrOptions({"mu", "cd", "anls"})],
+        "frozen_components": ["array-like", None],
     }
 
     def __init__(
@@ -155,6 +156,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         random_state=None,
         verbose=0,
         solver="mu",
+        frozen_components=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -173,6 +175,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.random_state = random_state
         self.verbose = verbose
         self.solver = solver
+        self.frozen_components = frozen_components
 
     # shared with NMF: initialisation / validation of custom factors, tags, inverse
     _check_w_h = NMF._check_w_h
@@ -225,6 +228,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self._check_params(X)
             check_zeros_for_beta(X, self._beta_loss)
             _, H = self._check_w_h(X, W, H, True)
+            self._frozen = self._apply_frozen(H)
             self._init_accumulators(H)
             self.n_steps_ = 0
         else:
@@ -305,9 +309,30 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             W_buffer[:] = W
         return W
 
+    def _apply_frozen(self, H) -> tuple:
+        """Write ``frozen_components`` into H's first rows; their indices (or ())."""
+        if self.frozen_components is None:
+            return ()
+        from ._extensions import apply_frozen
+
+        return apply_frozen(self.frozen_components, H)
+
     def _minibatch_step(self, X, W, H, update_H):
         """Update W_b (in place when given) and H (in place) on one batch; return the
-        batch objective per row (loss + penalties at the updated W_b, before H moves)."""
+        batch objective per row (loss + penalties at the updated W_b, before H moves).
+
+        Frozen components: the H-update of MU is separable over H's rows, so restoring the
+        frozen rows afterwards is exactly "not updating them"; the HALS / ANLS updates leave
+        them out of the sweep / solve (see ``_online_hals_step``)."""
+        frozen = list(getattr(self, "_frozen", ())) if update_H else []
+        if frozen:
+            kept = H[frozen].copy()
+            cost = self._minibatch_step_free(X, W, H, update_H)
+            H[frozen] = kept
+            return cost
+        return self._minibatch_step_free(X, W, H, update_H)
+
+    def _minibatch_step_free(self, X, W, H, update_H):
         if self.solver in ("cd", "anls"):
             return _online_hals_step(self, X, W, H, update_H)
         if self.fresh_restarts or W is None:
@@ -376,6 +401,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_zeros_for_beta(X, self._beta_loss)
         n_samples = X.shape[0]
         W, H = self._check_w_h(X, W, H, update_H)
+        if update_H:
+            self._frozen = self._apply_frozen(H)
         H_buffer = H.copy()
         self._init_accumulators(H)
         self._ewa_cost = self._ewa_cost_min = None
