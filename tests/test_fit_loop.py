@@ -1,5 +1,6 @@
 """The shared outer loop: stopping rules, history, callbacks, time limit, Ctrl-C."""
 
+import signal
 import warnings
 
 import numpy as np
@@ -77,15 +78,89 @@ def test_keyboard_interrupt_keeps_last_complete_iterate(X, solver, monkeypatch):
         return original(self)
 
     monkeypatch.setattr(cls, "step", flaky_step)
-    with pytest.warns(RuntimeWarning, match="interrupted by the user after 5 complete iterations"):
-        m = NMF(4, solver=solver, tol=0, max_iter=50, random_state=0, init="random")
-        W = m.fit_transform(X)
+    # a caller's own SIGINT handler (as the CLI installs) keeps the snapshot fallback
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        with pytest.warns(RuntimeWarning, match="interrupted by the user after 5 complete"):
+            m = NMF(4, solver=solver, tol=0, max_iter=50, random_state=0, init="random")
+            W = m.fit_transform(X)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.setattr(cls, "step", original)
     ref = NMF(4, solver=solver, tol=0, max_iter=5, random_state=0, init="random")
     W_ref = ref.fit_transform(X)
     assert m.stop_reason_ == "interrupted" and m.n_iter_ == 5
     np.testing.assert_allclose(W, W_ref)
     np.testing.assert_allclose(m.components_, ref.components_)
+
+
+def _with_default_sigint(fn):
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return fn()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("solver", ["cd", "mu"])
+def test_sigint_is_deferred_to_the_end_of_the_iteration(X, solver, monkeypatch):
+    """A real SIGINT during iteration 6 ends the fit after iteration 6 completes, without the
+    per-iteration snapshot (get_factors is never called), and the handler is restored."""
+    from nmfkit import solvers
+
+    cls = solvers.SOLVERS[solver]
+    original = cls.step
+    calls = {"n": 0}
+
+    def step(self):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            signal.raise_signal(signal.SIGINT)  # arrives mid-iteration
+        return original(self)
+
+    def no_snapshot(self):
+        raise AssertionError("the deferred path must not snapshot the factors")
+
+    monkeypatch.setattr(cls, "step", step)
+    monkeypatch.setattr(cls, "get_factors", no_snapshot)
+
+    def fit():
+        with pytest.warns(RuntimeWarning, match="after 6 complete iterations"):
+            m = NMF(4, solver=solver, tol=0, max_iter=50, random_state=0, init="random")
+            W = m.fit_transform(X)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        return m, W
+
+    m, W = _with_default_sigint(fit)
+    monkeypatch.undo()
+    ref = NMF(4, solver=solver, tol=0, max_iter=6, random_state=0, init="random")
+    W_ref = ref.fit_transform(X)
+    assert m.stop_reason_ == "interrupted" and m.n_iter_ == 6
+    np.testing.assert_allclose(W, W_ref)
+    np.testing.assert_allclose(m.components_, ref.components_)
+
+
+def test_second_sigint_abandons_the_fit(X, monkeypatch):
+    """Two Ctrl-C within one iteration: KeyboardInterrupt propagates; the default handler
+    is back afterwards."""
+    from nmfkit import solvers
+
+    cls = solvers.SOLVERS["cd"]
+    original = cls.step
+
+    def step(self):
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(cls, "step", step)
+
+    def fit():
+        with pytest.raises(KeyboardInterrupt):
+            NMF(4, solver="cd", tol=0, max_iter=50, random_state=0, init="random").fit(X)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    _with_default_sigint(fit)
 
 
 def test_exact_data_stops_immediately():

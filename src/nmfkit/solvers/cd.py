@@ -171,12 +171,13 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
                 f"solver 'cd' with beta_loss=1 supports only L1/L2 penalties, got {names}; "
                 "use solver='mu'."
             )
-        X = p.X if p.sparse else sp.csr_matrix(p.X)
+        X = p.X.tocsr() if p.sparse else sp.csr_matrix(p.X)
         if X.nnz and (X.data <= 0).any():
             X = X.copy()
             X.eliminate_zeros()
         self._kX = X
-        self._kXt = p.Xt if (p.sparse and X is p.X) else X.T.tocsr()
+        # the H update walks Xᵀ row by row: a CSR copy (p.Xt is usually a CSC view)
+        self._kXt = p.Xt if (p.sparse and X is p.X and p.Xt.format == "csr") else X.T.tocsr()
         kern = self.options["kernel"]
         if kern == "numba" and not HAVE_NUMBA:
             raise ImportError(
