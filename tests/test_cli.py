@@ -442,3 +442,95 @@ def test_frozen_components_from_a_file(tmp_path, csv_file):
     r = CliRunner().invoke(cli, ["fit", str(path), "-k", "3", "--frozen", str(tmp_path / "bad.npy"),
                                  "--out", str(tmp_path / "o2"), "--quiet"])
     assert r.exit_code != 0
+
+
+# --- --max-memory (streamed from disk) and --dask -------------------------------------------
+
+def _scale_data(tmp_path):
+    X = np.random.default_rng(0).random((60, 12))
+    np.save(tmp_path / "x.npy", X)
+    return X
+
+
+def test_fit_max_memory_streams_blocks_and_matches_in_memory_fit(tmp_path):
+    X = _scale_data(tmp_path)
+    out = tmp_path / "o"
+    r = invoke("fit", tmp_path / "x.npy", "-k", 3, "--max-memory", "20KB", "--max-iter", 30,
+               "--tol", 0, "--out", out, "--quiet")
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["scale"]["mode"] == "out-of-core" and s["scale"]["block_rows"] < 30  # ≥ 3 blocks
+    ref = nmfkit.NMF(3, init="random", random_state=0, max_iter=30, tol=0,
+                     solver_options={"inner": False})
+    W_ref = ref.fit_transform(X)
+    np.testing.assert_allclose(np.load(out / "H.npy"), ref.components_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.load(out / "W.npy"), W_ref, rtol=1e-9, atol=1e-12)
+    assert s["n_iter"] == 30
+    assert s["reconstruction_err"] == pytest.approx(ref.reconstruction_err_, rel=1e-9)
+    assert (out / "report.html").exists()
+    model = nmfkit.load(out / "model.npz")
+    np.testing.assert_allclose(model.components_, ref.components_, rtol=1e-9, atol=1e-12)
+    assert model.n_features_in_ == 12 and model.n_iter_ == 30
+
+
+def test_fit_max_memory_folder_of_npz_chunks(tmp_path):
+    X = _scale_data(tmp_path)
+    folder = tmp_path / "chunks"
+    folder.mkdir()
+    for i in range(3):
+        sp.save_npz(folder / f"part-{i:03d}.npz", sp.csr_matrix(X[20 * i:20 * (i + 1)]))
+    out = tmp_path / "o"
+    r = invoke("fit", folder, "-k", 3, "--max-memory", "64KB", "--max-iter", 20, "--tol", 0,
+               "--out", out, "--quiet", "--no-report")
+    assert r.exit_code == 0, r.output
+    ref = nmfkit.NMF(3, init="random", random_state=0, max_iter=20, tol=0,
+                     solver_options={"inner": False}).fit(X)
+    H = read_matrix(out / "H.npz").X
+    np.testing.assert_allclose(H, ref.components_, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--n-init", 3), "--n-init"),
+    (("--missing", "nan"), "--missing"),
+    (("--graph", "knn"), "--graph"),
+    (("--solver", "anls"), "--solver cd or mu"),
+    (("--init", "nndsvd"), "--init random"),
+    (("--dask", "local"), "two different fits"),
+    (("--batch-size", 10), "--batch-size"),
+])
+def test_fit_max_memory_refuses_what_it_cannot_honour(tmp_path, extra, message):
+    _scale_data(tmp_path)
+    r = CliRunner().invoke(cli, ["fit", str(tmp_path / "x.npy"), "-k", "3", "--max-memory",
+                                 "1MB", "--out", str(tmp_path / "o"),
+                                 *[str(e) for e in extra]])
+    assert r.exit_code == 2
+    assert "error:" in r.output and message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_fit_max_memory_refuses_unstreamable_input_and_bad_size(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("1,2\n3,4\n")
+    r = CliRunner().invoke(cli, ["fit", str(p), "-k", "1", "--max-memory", "1MB",
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "streams a .npy file" in r.output
+    _scale_data(tmp_path)
+    r = CliRunner().invoke(cli, ["fit", str(tmp_path / "x.npy"), "-k", "3", "--max-memory",
+                                 "lots", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "error:" in r.output and "lots" in r.output
+
+
+def test_fit_dask_local_matches_in_memory_fit(tmp_path):
+    pytest.importorskip("dask.array")
+    pytest.importorskip("distributed")
+    X = _scale_data(tmp_path)
+    out = tmp_path / "o"
+    r = invoke("fit", tmp_path / "x.npy", "-k", 3, "--dask", "local", "--max-iter", 20,
+               "--tol", 0, "--out", out, "--quiet", "--no-report")
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["scale"]["mode"] == "dask"
+    ref = nmfkit.NMF(3, init="random", random_state=0, max_iter=20, tol=0,
+                     solver_options={"inner": False}).fit(X)
+    np.testing.assert_allclose(np.load(out / "H.npy"), ref.components_, rtol=1e-8,
+                               atol=1e-10)

@@ -14,6 +14,7 @@ from ._app import EXIT_INTERRUPTED, Console, cli, common_options
 from ._data import (check_rank, check_values, image_shape_for, input_options, load_input,
                     prepare_out_dir)
 from ._extensions import NAN_HINT, extension_options, extension_params
+from ._scale import check_scale_params, run_scaled, scale_options
 
 _LOSS_ALIASES = {"fro": "frobenius", "frobenius": "frobenius", "kl": "kullback-leibler",
                  "kullback-leibler": "kullback-leibler", "is": "itakura-saito",
@@ -199,6 +200,7 @@ def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Fit with MiniBatchNMF on row batches of this size (large data; online "
                    "updates; no per-iteration progress bar).")
+@scale_options
 @click.option("--image-shape", default=None, help="HEIGHTxWIDTH: show the parts as images.")
 @click.option("--out", "out_dir", default="nmfkit-out", show_default=True,
               help="Output folder (created).")
@@ -212,13 +214,21 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
 
     INPUT is a CSV/TSV table (header and row names kept), .npy, .npz (dense or sparse),
     .mtx, or text (a folder of .txt files, or one document per line). Rows are samples; use
-    --transpose when samples are columns.
+    --transpose when samples are columns. With --max-memory, INPUT (a .npy file or a folder
+    of .npz row chunks) is streamed from disk; with --dask the fit runs on a Dask cluster.
     """
     console = Console(quiet, progress, verbose)
     read = {k: opts.pop(k) for k in ("fmt", "transpose", "header", "row_names",
                                      "text_weighting", "max_features", "stop_words", "float32")}
     batch_size = opts.pop("batch_size")
+    max_memory, dask_address = opts.pop("max_memory"), opts.pop("dask_address")
     params = estimator_params(opts)
+    if max_memory is not None or dask_address is not None:
+        check_scale_params(params, max_memory=max_memory, dask_address=dask_address,
+                           batch_size=batch_size, read=read,
+                           flag="--max-memory" if max_memory is not None else "--dask")
+        return _fit_scaled(input_path, params, read, max_memory, dask_address, out_dir,
+                           image_shape, report, n_top, console)
     if batch_size is not None:
         params = minibatch_params(params, batch_size)
     ds = load_input(input_path, **read)
@@ -238,8 +248,45 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
     return 0
 
 
-def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console):
-    """W, H (input's style), model.npz, summary.json and report.html; prints what it wrote."""
+def _fit_scaled(input_path, params, read, max_memory, dask_address, out_dir, image_shape,
+                report, n_top, console):
+    """The --max-memory / --dask branch of ``fit``: the same outputs as an in-memory fit."""
+    out = prepare_out_dir(out_dir)
+    if dask_address is None:  # the streamed fit reads the data's shape before fitting
+        from ._scale import open_streamed
+
+        _, probe = open_streamed(input_path)
+        n, m = probe.extra["shape"]
+        if params["n_components"] > min(n, m):
+            raise ValueError(f"-k {params['n_components']} is larger than the data allow: X "
+                             f"is {n}×{m}, so k can be at most {min(n, m)}; choose a smaller -k")
+    model, W, ds, seconds, caught, metrics, scale = run_scaled(
+        input_path, params, read, max_memory=max_memory, dask_address=dask_address,
+        console=console)
+    console.replay(caught)
+    shape = image_shape_for(None, image_shape, model.components_.shape[1])
+    write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console,
+                  metrics=metrics, scale=scale)
+    return 0
+
+
+def _input_info(ds, read) -> dict:
+    if ds.X is None:  # streamed: the Dataset describes the file, the data stay on disk
+        return {"path": ds.source, "format": ds.fmt, "shape": list(ds.extra["shape"]),
+                "sparse": bool(ds.extra["sparse"]), "dtype": ds.extra["dtype"],
+                "transpose": False}
+    return {"path": ds.source, "format": ds.fmt, "shape": list(ds.shape),
+            "sparse": bool(hasattr(ds.X, "nnz")), "dtype": str(ds.X.dtype),
+            "transpose": bool(read.get("transpose"))}
+
+
+def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console,
+                  metrics=None, scale=None):
+    """W, H (input's style), model.npz, summary.json and report.html; prints what it wrote.
+
+    ``metrics`` (precomputed, e.g. block by block for a streamed fit) replaces the in-memory
+    metrics; ``scale`` (how a --max-memory / --dask fit ran) goes into summary.json.
+    """
     from ..io import write_factors, write_json
     from ..model_io import save as save_model
     from ._extensions import observed_summary
@@ -252,14 +299,15 @@ def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top
             "transpose": bool(read.get("transpose")),
             "text_weighting": read.get("text_weighting") if ds.fmt == "text" else None,
             "idf": ds.extra.get("idf")}
+    if scale is not None:
+        meta["fitted_by"] = scale["fitted_by"]
     files.append(save_model(model, out / "model.npz", feature_names=ds.feature_names,
                             metadata=meta))
-    metrics = observed_summary(ds.X, W, H, model.beta_loss,
-                               model.get_params().get("missing_values"))
+    if metrics is None:
+        metrics = observed_summary(ds.X, W, H, model.beta_loss,
+                                   model.get_params().get("missing_values"))
     info = {
-        "input": {"path": ds.source, "format": ds.fmt, "shape": list(ds.shape),
-                  "sparse": bool(hasattr(ds.X, "nnz")), "dtype": str(ds.X.dtype),
-                  "transpose": bool(read.get("transpose"))},
+        "input": _input_info(ds, read),
         "parameters": {k: v for k, v in model.get_params().items() if k != "callback"},
         "objective": (float(model.loss_curve_[-1]) if getattr(model, "loss_curve_", None)
                       else None),
@@ -270,6 +318,8 @@ def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top
         "metrics": metrics,
         "versions": versions(),
     }
+    if scale is not None:
+        info["scale"] = scale
     if report:
         try:
             files.append(_report(out, model, W, ds, shape, n_top, seconds, metrics))
@@ -278,7 +328,8 @@ def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top
     files.append(out / "summary.json")
     info["files"] = [str(p) for p in files]
     write_json(out / "summary.json", info)
-    console.say(f"{ds.source}: {ds.shape[0]}×{ds.shape[1]}, k={H.shape[0]}, "
+    n, m = info["input"]["shape"]
+    console.say(f"{ds.source}: {n}×{m}, k={H.shape[0]}, "
                 f"{model.n_iter_} iterations ({getattr(model, 'stop_reason_', '-')}) in "
                 f"{seconds:.2f}s; "
                 f"relative error {metrics['relative_error']:.4f}, explained variance "
@@ -294,4 +345,4 @@ def _report(out, model, W, ds, shape, n_top, seconds, metrics):
                         image_shape=shape, n_top=n_top,
                         extra_metrics={**metrics, "seconds": seconds})
     return write_report(out / "report.html", [sec], title="nmfkit fit",
-                        subtitle=f"{ds.source} ({ds.shape[0]}×{ds.shape[1]})")
+                        subtitle=f"{ds.source} ({W.shape[0]}×{model.components_.shape[1]})")
