@@ -9,6 +9,11 @@ iteration is redone from the current point without extrapolation (restart) and �
 (÷η). The reported objective therefore never increases, and the accepted iterates are exactly
 those of the plain method whenever extrapolation does not pay.
 
+Memory: two copies of the factors (the current and the previous iterate), no more. The
+extrapolated point is written into the previous iterate's buffers (which the step then no
+longer needs), and a restart copies the current point into them again, so a step allocates
+nothing of the factors' size (W6 in docs/benchmarks.md).
+
 Options (``solver_options``): ``extrapolate`` (on/off), ``beta0``, ``eta``, ``gamma``.
 """
 
@@ -33,10 +38,27 @@ class Extrapolation:
 
     def _plain_step(self, keep_prev: bool):
         nx = self.p.nx
-        cur = (nx.copy(self.Wt), nx.copy(self.Hc)) if keep_prev else None
+        cur = None
+        if keep_prev:
+            if self._prev is not None and self._prev[0].shape == self.Wt.shape:
+                cur = self._prev  # reuse the stale buffers (no new allocation)
+                cur[0][...] = self.Wt
+                cur[1][...] = self.Hc
+            else:
+                cur = (nx.copy(self.Wt), nx.copy(self.Hc))
+        self._prev = None
         self.Wt, self.Hc, self._f = self._iterate(self.Wt, self.Hc)
         self._prev = cur
         return self._f
+
+    @staticmethod
+    def _extrapolate_into(prev, cur, b: float):
+        """prev ← max(cur + b(cur − prev), 0), in place (numpy arrays or torch tensors)."""
+        prev -= cur
+        prev *= -b
+        prev += cur
+        prev[prev < 0] = 0
+        return prev
 
     def _extrapolated_step(self):
         p, o = self.p, self.options
@@ -45,9 +67,10 @@ class Extrapolation:
         if self._prev is None or self._f is None:
             return self._plain_step(True)
         Wp, Hp = self._prev
+        self._prev = None  # its buffers now hold the extrapolated point
         b = self._beta
-        Wt = p.nx.clip_min(self.Wt + b * (self.Wt - Wp), 0)
-        Hc = p.nx.clip_min(self.Hc + b * (self.Hc - Hp), 0)
+        Wt = self._extrapolate_into(Wp, self.Wt, b)
+        Hc = self._extrapolate_into(Hp, self.Hc, b)
         for t in getattr(p, "frozen_W", ()):  # frozen components are never extrapolated
             Wt[t] = self.Wt[t]
         for t in getattr(p, "frozen_H", ()):
@@ -58,7 +81,8 @@ class Extrapolation:
             self.Wt, self.Hc, self._f = Wt, Hc, f
             self._beta = min(self._beta_max, b * o["gamma"])
             return f
-        # restart from the current point, without extrapolation
+        # restart from the current point, without extrapolation (into the rejected buffers)
         self._beta_max = b
         self._beta = b / o["eta"]
+        self._prev = (Wt, Hc)
         return self._plain_step(True)
