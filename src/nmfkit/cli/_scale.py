@@ -92,9 +92,8 @@ def streamed_metrics(source, W, H, beta_loss, rows: int) -> dict:
     explained variance, one row block at a time."""
     import scipy.sparse as sp
 
-    from ..losses import beta_divergence
+    from ..losses import beta_divergence, beta_loss_to_float
     from ..metrics import hoyer_sparseness
-    from ..losses import beta_loss_to_float
 
     beta = beta_loss_to_float(beta_loss)
     resid = sq = div = 0.0

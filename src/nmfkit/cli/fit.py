@@ -11,8 +11,14 @@ import warnings
 import click
 
 from ._app import EXIT_INTERRUPTED, Console, cli, common_options
-from ._data import (check_rank, check_values, image_shape_for, input_options, load_input,
-                    prepare_out_dir)
+from ._data import (
+    check_rank,
+    check_values,
+    image_shape_for,
+    input_options,
+    load_input,
+    prepare_out_dir,
+)
 from ._extensions import NAN_HINT, extension_options, extension_params
 from ._scale import check_scale_params, run_scaled, scale_options
 
@@ -267,6 +273,10 @@ def _fit_scaled(input_path, params, read, max_memory, dask_address, out_dir, ima
     shape = image_shape_for(None, image_shape, model.components_.shape[1])
     write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console,
                   metrics=metrics, scale=scale)
+    if model.stop_reason_ == "interrupted":  # the library's deferred Ctrl-C
+        click.echo(f"interrupted after {model.n_iter_} iterations: wrote the factors of the "
+                   f"last complete iteration to {out}", err=True)
+        return EXIT_INTERRUPTED
     return 0
 
 
