@@ -189,3 +189,122 @@ def test_frozen_components_shape_error():
     X = np.abs(np.random.RandomState(0).rand(30, 6))
     with pytest.raises(ValueError, match=r"frozen_components must have shape"):
         MiniBatchNMF(3, frozen_components=np.ones((1, 5))).fit(X)
+
+
+# ---------------------------------------------------------------- penalties, masks, torch
+def _objective(X, W, H, pens):
+    return 0.5 * np.sum((X - W @ H) ** 2) + sum(
+        p.value(W.T if p.factor == "W" else H) for p in pens
+    )
+
+
+@pytest.mark.parametrize("solver", ["mu", "cd"])
+def test_penalised_online_objective_decreases_on_average(solver):
+    from nmfkit.penalties import L1, L2
+
+    X = planted(n=200, m=30, seed=3)
+    pens = [L1(factor="H", weight=2.0), L2(factor="W", weight=1.0)]
+    W0, H0 = _init(X, 4, seed=1)
+    objs = []
+    for it in (1, 5, 30):
+        est = MiniBatchNMF(4, init="custom", batch_size=50, max_iter=it, tol=0,
+                           max_no_improvement=None, solver=solver, penalties=pens)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            W = est.fit_transform(X, W=W0, H=H0)
+        objs.append(_objective(X, W, est.components_, pens))
+    assert objs[2] < objs[1] < objs[0]
+    # the penalties are honoured: the penalised objective is lower than the unpenalised fit's
+    ref = MiniBatchNMF(4, init="custom", batch_size=50, max_iter=30, tol=0,
+                       max_no_improvement=None, solver=solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Wr = ref.fit_transform(X, W=W0, H=H0)
+    assert objs[2] < _objective(X, Wr, ref.components_, pens)
+
+
+def test_graph_penalties_online():
+    from nmfkit.penalties import Graph
+
+    X = planted(n=60, m=10)
+    A = sp.random(10, 10, density=0.3, random_state=0)
+    A = A + A.T
+    est = MiniBatchNMF(3, batch_size=20, max_iter=5, penalties=[Graph(affinity=A, factor="H", weight=0.5)],
+                       random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X)
+    assert np.all(np.isfinite(est.components_)) and est.components_.min() >= 0
+    Aw = sp.eye(60, format="csr")
+    with pytest.raises(ValueError, match="sample graph couples rows"):
+        MiniBatchNMF(3, penalties=[Graph(affinity=Aw, factor="W")]).fit(X)
+    with pytest.raises(ValueError, match="5 nodes but X has 10 features"):
+        MiniBatchNMF(3, penalties=[Graph(affinity=sp.eye(5), factor="H")]).fit(X)
+    with pytest.raises(ValueError, match="cannot honour Graph"):
+        MiniBatchNMF(3, solver="anls", penalties=[Graph(affinity=A, factor="H")]).fit(X)
+
+
+@pytest.mark.parametrize("beta_loss", ["frobenius", "kullback-leibler"])
+@pytest.mark.parametrize("fresh", [False, True])
+def test_all_ones_mask_equals_unmasked(beta_loss, fresh):
+    X = planted(n=120, m=20, seed=2) + 0.05
+    kw = {"init": "nndsvda", "batch_size": 40, "max_iter": 10, "tol": 0,
+          "max_no_improvement": None, "beta_loss": beta_loss, "fresh_restarts": fresh}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = MiniBatchNMF(4, **kw)
+        Wa = a.fit_transform(X)
+        b = MiniBatchNMF(4, **kw)
+        Wb = b.fit_transform(X, mask=np.ones_like(X, dtype=bool))
+    np.testing.assert_allclose(b.components_, a.components_, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(Wb, Wa, rtol=1e-6, atol=1e-10)
+    assert b.reconstruction_err_ == pytest.approx(a.reconstruction_err_, rel=1e-6)
+    pa = MiniBatchNMF(4, **kw).partial_fit(X[:60]).partial_fit(X[60:])
+    pb = MiniBatchNMF(4, **kw).partial_fit(X[:60], mask=np.ones((60, 20)))
+    pb.partial_fit(X[60:], mask=np.ones((60, 20)))
+    np.testing.assert_allclose(pb.components_, pa.components_, rtol=1e-6, atol=1e-10)
+
+
+def test_masked_online_fit_recovers_held_out_entries():
+    rng = np.random.RandomState(0)
+    W = rng.rand(400, 3)
+    H = rng.rand(3, 25)
+    X = W @ H
+    hidden = rng.rand(*X.shape) < 0.2
+    Xn = X.copy()
+    Xn[hidden] = np.nan
+    est = MiniBatchNMF(3, batch_size=100, max_iter=200, missing_values=np.nan, tol=0,
+                       max_no_improvement=None, random_state=0, solver="mu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Wf = est.fit_transform(Xn)
+    pred = (Wf @ est.components_)[hidden]
+    rel = np.linalg.norm(pred - X[hidden]) / np.linalg.norm(X[hidden])
+    # the mean predictor's error, for scale
+    base = np.linalg.norm(np.nanmean(Xn) - X[hidden]) / np.linalg.norm(X[hidden])
+    assert rel < 0.1 < base
+    assert np.isfinite(est.reconstruction_err_)
+    Wt = est.transform(Xn[:50])  # transform honours missing_values too
+    assert Wt.shape == (50, 3) and np.all(np.isfinite(Wt))
+    # sparse "unobserved" ratings through partial_fit
+    S = sp.csr_matrix(np.where(hidden, 0.0, X))
+    S.eliminate_zeros()
+    on = MiniBatchNMF(3, missing_values="unobserved", random_state=0)
+    for s in range(0, 400, 100):
+        on.partial_fit(S[s:s + 100])
+    assert on.components_.shape == (3, 25) and on.n_steps_ == 4
+
+
+def test_mask_errors():
+    X = planted(n=40, m=8)
+    with pytest.raises(ValueError, match="needs solver='mu'"):
+        MiniBatchNMF(2, solver="cd").fit(X, mask=np.ones_like(X))
+    with pytest.raises(ValueError, match="mask has shape"):
+        MiniBatchNMF(2).fit(X, mask=np.ones((3, 3)))
+
+
+def test_torch_input_refused_clearly():
+    torch = pytest.importorskip("torch")
+    X = torch.rand(20, 5, dtype=torch.float64)
+    with pytest.raises(TypeError, match="does not take torch tensors"):
+        MiniBatchNMF(2).fit(X)

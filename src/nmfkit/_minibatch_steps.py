@@ -12,9 +12,10 @@ import logging
 import numpy as np
 from scipy import linalg
 
+from ._minibatch_masked import batch_penalties
 from .losses import beta_divergence
 from .nnls import hals_sweep, nnls_bpp
-from .penalties import sklearn_penalties, split_hals
+from .penalties import split_hals
 from .solvers.mu import MultiplicativeUpdate
 
 logger = logging.getLogger("nmfkit")
@@ -23,7 +24,7 @@ logger = logging.getLogger("nmfkit")
 def _hals_W(est, X, W, H, max_iter):
     """W ≥ 0 for fixed H by HALS sweeps (from W, or from zero), until the relative change
     is ≤ tol or ``max_iter`` sweeps; returns W (n, k)."""
-    pens = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *X.shape)
+    pens = batch_penalties(est, *X.shape)
     l1, l2, extra = split_hals([p for p in pens if p.factor == "W"])
     G = H @ H.T
     R = np.ascontiguousarray(np.asarray(X @ H.T).T)  # H Xᵀ, (k, n)
@@ -51,7 +52,7 @@ def _online_hals_step(est, X, W, H, update_H):
         Wb = _hals_W(est, X, W, H, 1)
         W[...] = Wb
     Wb = np.ascontiguousarray(Wb)
-    pens = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *X.shape)
+    pens = batch_penalties(est, *X.shape)
     cost = (beta_divergence(X, Wb, H, 2.0) + sum(
         p.value(Wb.T if p.factor == "W" else H) for p in pens
     )) / X.shape[0]

@@ -41,14 +41,22 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._estimator import NMF
+from ._minibatch_masked import (
+    batch_penalties,
+    init_factors,
+    masked_solve_W,
+    masked_step,
+    row_slices,
+    validate_X,
+)
 from ._minibatch_steps import _h_terms, _hals_W, _online_hals_step, _verbose_handler
 from ._validation import check_non_negative, check_zeros_for_beta
 from .backends import get_backend
 from .losses import beta_divergence, beta_loss_to_float
-from .penalties import sklearn_penalties
+from .masked import weighted_divergence
 from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate, _gamma
 
@@ -104,6 +112,16 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         surrogate); it converges much faster than MU on data with exact zeros.
         "anls": the same online scheme with both NNLS problems (W_b, and H on the sums)
         solved exactly by block principal pivoting (``nmfkit.nnls.nnls_bpp``), Frobenius.
+    frozen_components : array-like (f, n_features) or None
+        Known components kept fixed in H's first rows.
+    penalties : list of :class:`nmfkit.penalties.Penalty` or None
+        Extra penalties (L1, L2 on W or H; ``Graph(factor="H")`` between features), added to
+        each batch's objective with their weights as given: D(X_b‖W_b H) + pen(W_b) + pen(H).
+        ``Graph(factor="W")`` is refused (a sample graph spans batches); "anls" takes L1/L2.
+    missing_values : None, float (np.nan) or "unobserved"
+        Fit the observed entries only (see :mod:`nmfkit.masked`), as ``fit(X, mask=M)`` and
+        ``partial_fit(X, mask=M)`` do: per batch, W_b by masked MU and H from the masked MU
+        sums over the observed entries. solver="mu" only.
 
     Attributes
     ----------
@@ -134,6 +152,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "transform_max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "solver": [StrOptions({"mu", "cd", "anls"})],
         "frozen_components": ["array-like", None],
+        "penalties": [list, None],
+        "missing_values": [None, StrOptions({"unobserved", "nan"}), Real],
     }
 
     def __init__(
@@ -157,6 +177,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         verbose=0,
         solver="mu",
         frozen_components=None,
+        penalties=None,
+        missing_values=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -176,6 +198,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.verbose = verbose
         self.solver = solver
         self.frozen_components = frozen_components
+        self.penalties = penalties
+        self.missing_values = missing_values
 
     # shared with NMF: initialisation / validation of custom factors, tags, inverse
     _check_w_h = NMF._check_w_h
@@ -195,60 +219,66 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.fit_transform(X, **params)
         return self
 
-    def fit_transform(self, X, y=None, W=None, H=None):
-        """Learn the factorisation of X and return W, shape (n_samples, n_components)."""
+    def fit_transform(self, X, y=None, W=None, H=None, mask=None):
+        """Learn the factorisation of X and return W, shape (n_samples, n_components).
+
+        mask : None, or a boolean / non-negative weight matrix of X's shape: fit only the
+            entries with weight > 0 (see ``missing_values`` and :mod:`nmfkit.masked`).
+        """
         self._validate_params()
-        X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32])
-        if hasattr(X, "format") and X.format == "csc":
-            X = X.tocsr()  # row batches
-        W, H, n_iter, n_steps = self._fit_transform(X, W=W, H=H)
-        self.reconstruction_err_ = beta_divergence(X, W, H, self._beta_loss, square_root=True)
+        X, obs = self._validate_X(X, mask, reset=True)
+        W, H, n_iter, n_steps = self._fit_transform(X, W=W, H=H, obs=obs)
+        if obs is None:
+            err = beta_divergence(X, W, H, self._beta_loss, square_root=True)
+        else:
+            err = math.sqrt(2.0 * max(weighted_divergence(obs, W, H, self._beta_loss), 0.0))
+        self.reconstruction_err_ = err
         self.n_components_ = H.shape[0]
         self.components_ = H
         self.n_iter_ = n_iter
         self.n_steps_ = n_steps
         return W
 
-    def partial_fit(self, X, y=None, W=None, H=None):
+    def partial_fit(self, X, y=None, W=None, H=None, mask=None):
         """One mini-batch step on the rows of X (see the module docstring for semantics).
 
         W, H : initial guesses used with ``init="custom"`` on the first call only.
+        mask : None, or X's observation weights (as in ``fit``).
         """
         has_components = hasattr(self, "components_")
         if not has_components:
             self._validate_params()
-        X = validate_data(
-            self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
-            reset=not has_components,
-        )
-        if hasattr(X, "format") and X.format == "csc":
-            X = X.tocsr()
-        check_non_negative(X, "MiniBatchNMF (input X)")
+        X, obs = self._validate_X(X, mask, reset=not has_components)
         if not has_components:
             self._check_params(X)
-            check_zeros_for_beta(X, self._beta_loss)
-            _, H = self._check_w_h(X, W, H, True)
+            _, H = self._init_factors(X, W, H, obs)
             self._frozen = self._apply_frozen(H)
             self._init_accumulators(H)
             self.n_steps_ = 0
         else:
             H = self.components_
-            check_zeros_for_beta(X, self._beta_loss)
-        self._minibatch_step(X, None, H, update_H=True)
+            check_zeros_for_beta(X if obs is None else obs.values[None, :], self._beta_loss)
+        self._minibatch_step(X, None, H, update_H=True, obs=obs)
         self.n_components_ = H.shape[0]
         self.components_ = H
         self.n_steps_ += 1
         return self
 
-    def transform(self, X):
+    def transform(self, X, mask=None):
         """The coefficients W of X for the learned components (``transform_max_iter`` MU
-        iterations, H fixed), shape (n_samples, n_components)."""
+        iterations, H fixed; observed entries only with a mask / missing_values), shape
+        (n_samples, n_components)."""
         check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32], reset=False
-        )
-        check_non_negative(X, "MiniBatchNMF (input X)")
+        X, obs = self._validate_X(X, mask, reset=False)
+        if obs is not None:
+            return masked_solve_W(self, obs, self.components_, self._transform_max_iter)
         return self._solve_W(X, self.components_, self._transform_max_iter)
+
+    def _validate_X(self, X, mask, reset):
+        return validate_X(self, X, mask, reset)
+
+    def _init_factors(self, X, W, H, obs):
+        return init_factors(self, X, W, H, obs)
 
     # ------------------------------------------------------------------ internals
     def _check_params(self, X):
@@ -272,7 +302,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """nmfkit's MU solver on one batch, H fixed (W updated in place)."""
         nx = get_backend(X)
         Xp, Xt = nx.prepare_X(X)
-        pens = sklearn_penalties(self.alpha_W, self.alpha_H, self.l1_ratio, *X.shape)
+        pens = batch_penalties(self, *X.shape)
         problem = Problem(
             X=Xp, Xt=Xt, W=W, H=H, beta=self._beta_loss, nx=nx,
             penalties_W=[p for p in pens if p.factor == "W"],
@@ -317,7 +347,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         return apply_frozen(self.frozen_components, H)
 
-    def _minibatch_step(self, X, W, H, update_H):
+    def _minibatch_step(self, X, W, H, update_H, obs=None):
         """Update W_b (in place when given) and H (in place) on one batch; return the
         batch objective per row (loss + penalties at the updated W_b, before H moves).
 
@@ -327,12 +357,14 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         frozen = list(getattr(self, "_frozen", ())) if update_H else []
         if frozen:
             kept = H[frozen].copy()
-            cost = self._minibatch_step_free(X, W, H, update_H)
+            cost = self._minibatch_step_free(X, W, H, update_H, obs)
             H[frozen] = kept
             return cost
-        return self._minibatch_step_free(X, W, H, update_H)
+        return self._minibatch_step_free(X, W, H, update_H, obs)
 
-    def _minibatch_step_free(self, X, W, H, update_H):
+    def _minibatch_step_free(self, X, W, H, update_H, obs=None):
+        if obs is not None:
+            return masked_step(self, obs, W, H, update_H)
         if self.solver in ("cd", "anls"):
             return _online_hals_step(self, X, W, H, update_H)
         if self.fresh_restarts or W is None:
@@ -348,21 +380,24 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             beta_divergence(X, W, H, self._beta_loss) + p.penalty_value(W, H)
         ) / X.shape[0]
         if update_H:
-            num, den = _h_terms(solver, W, H)
-            A, B = self._components_numerator, self._components_denominator
-            if self._gamma != 1:
-                H **= 1.0 / self._gamma
-            num *= H
-            A *= self._rho
-            B *= self._rho
-            A += num
-            B += den
-            np.divide(A, B, out=H)
-            if self._gamma != 1:
-                H **= self._gamma
-            if self._beta_loss <= 1:
-                H[H < np.finfo(np.float64).eps] = 0.0
+            self._mu_accumulate(*_h_terms(solver, W, H), H)
         return batch_cost
+
+    def _mu_accumulate(self, num, den, H):
+        """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
+        A, B = self._components_numerator, self._components_denominator
+        if self._gamma != 1:
+            H **= 1.0 / self._gamma
+        num *= H
+        A *= self._rho
+        B *= self._rho
+        A += num
+        B += den
+        np.divide(A, B, out=H)
+        if self._gamma != 1:
+            H **= self._gamma
+        if self._beta_loss <= 1:
+            H[H < np.finfo(np.float64).eps] = 0.0
 
     def _converged(self, batch_rows, batch_cost, H, H_buffer, n_samples, step, n_steps):
         """scikit-learn's early stopping: small change of H, or no improvement of the
@@ -395,12 +430,16 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             return True
         return False
 
-    def _fit_transform(self, X, W=None, H=None, update_H=True):
-        check_non_negative(X, "MiniBatchNMF (input X)")
+    def _fit_transform(self, X, W=None, H=None, update_H=True, obs=None):
         self._check_params(X)
-        check_zeros_for_beta(X, self._beta_loss)
         n_samples = X.shape[0]
-        W, H = self._check_w_h(X, W, H, update_H)
+        if obs is None:
+            check_non_negative(X, "MiniBatchNMF (input X)")
+        if update_H:
+            W, H = self._init_factors(X, W, H, obs)
+        else:
+            check_zeros_for_beta(X, self._beta_loss)
+            W, H = self._check_w_h(X, W, H, update_H)
         if update_H:
             self._frozen = self._apply_frozen(H)
         H_buffer = H.copy()
@@ -408,16 +447,18 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._ewa_cost = self._ewa_cost_min = None
         self._no_improvement = 0
 
-        batches = itertools.cycle(gen_batches(n_samples, self._batch_size))
+        slices = list(gen_batches(n_samples, self._batch_size))
+        obs_b = row_slices(obs, slices) if obs is not None else [None] * len(slices)
+        batches = itertools.cycle(zip(slices, obs_b))
         n_steps_per_iter = int(np.ceil(n_samples / self._batch_size))
         n_steps = self.max_iter * n_steps_per_iter
         handler = _verbose_handler(self.verbose)
         try:
             i = 0
-            for i, batch in zip(range(n_steps), batches):
+            for i, (batch, ob) in zip(range(n_steps), batches):
                 Xb = X[batch]
                 Wb = W[batch]  # a view: updated in place
-                cost = self._minibatch_step(Xb, Wb, H, update_H)
+                cost = self._minibatch_step(Xb, Wb, H, update_H, ob)
                 if update_H and self._converged(
                     Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps
                 ):
@@ -426,7 +467,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         finally:
             if handler is not None:
                 logger.removeHandler(handler)
-        if self.fresh_restarts:
+        if self.fresh_restarts and obs is not None:
+            W = masked_solve_W(self, obs, H, self._transform_max_iter)
+        elif self.fresh_restarts:
             W = self._solve_W(X, H, self._transform_max_iter)
         n_steps = i + 1
         n_iter = int(np.ceil(n_steps / n_steps_per_iter))

@@ -1,0 +1,191 @@
+"""``MiniBatchNMF`` beyond scikit-learn: user penalties and masked (missing-value) batches.
+
+* :func:`batch_penalties` — scikit-learn's alpha/l1_ratio penalties on the batch plus the
+  estimator's ``penalties`` (``nmfkit.penalties`` objects), checked for what an online fit can
+  honour: a graph on W couples samples of different batches and is refused; a graph on H
+  (features) is fine.
+* :func:`masked_step` / :func:`masked_solve_W` — the online multiplicative updates on the
+  observed entries of a batch only (Ho & Van Dooren's weighted MU, ``solvers.masked_mu``):
+  W_b by masked MU with H fixed, then the masked MU numerator Wᵀ(M⊙X⊙(WH)^(β−2)) and
+  denominator Wᵀ(M⊙(WH)^(β−1)) of H enter the same forgetful sums A, B as the unmasked path.
+  With every entry observed this is the unmasked online MU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import linalg
+from sklearn.utils.validation import validate_data
+
+from ._validation import check_non_negative, check_zeros_for_beta
+from .backends import get_backend
+from .masked import Observed, initialize_masked, observed_entries, weighted_divergence
+from .penalties import Graph, Penalty, sklearn_penalties
+from .solvers import Problem
+from .solvers.mu import MultiplicativeUpdate
+
+__all__ = [
+    "batch_penalties", "init_factors", "masked_solve_W", "masked_step", "row_slices",
+    "validate_X",
+]
+
+
+def check_penalties(est, n_features: int) -> list:
+    """The estimator's ``penalties`` as a validated list (clear errors for what cannot work)."""
+    pens = list(est.penalties or [])
+    for p in pens:
+        if not isinstance(p, Penalty):
+            raise TypeError(
+                f"MiniBatchNMF(penalties=...) takes nmfkit.penalties objects (L1, L2, Graph), got "
+                f"{type(p).__name__}."
+            )
+        if isinstance(p, Graph) and p.factor == "W":
+            raise ValueError(
+                "MiniBatchNMF cannot honour Graph(factor='W'): a sample graph couples rows of W "
+                "that fall in different mini-batches, and online NMF sees one batch at a time. "
+                "Use NMF(penalties=[Graph(...)]) for a sample graph, or Graph(factor='H') for a "
+                "graph between features."
+            )
+        if isinstance(p, Graph) and p.size != n_features:
+            raise ValueError(
+                f"Graph(factor='H') affinity has {p.size} nodes but X has {n_features} features; "
+                "pass an (n_features × n_features) affinity."
+            )
+        if est.solver not in p.solvers or (est.solver == "anls" and isinstance(p, Graph)):
+            raise ValueError(
+                f"MiniBatchNMF(solver={est.solver!r}) cannot honour {type(p).__name__} "
+                f"(factor={p.factor!r}); use solver='mu' (or 'cd' for a Graph on H)."
+            )
+    return pens
+
+
+def batch_penalties(est, n_rows: int, n_features: int) -> list:
+    """scikit-learn's penalties scaled on this batch plus the user's, as given."""
+    pens = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, n_rows, n_features)
+    return [*pens, *check_penalties(est, n_features)]
+
+
+def row_slices(obs: Observed, batches) -> list:
+    """The observed set of each row slice (a list of Observed, one per slice)."""
+    out = []
+    for sl in batches:
+        s, e = sl.start, sl.stop
+        a, b = obs.indptr[s], obs.indptr[e]
+        out.append(Observed.from_coo(
+            obs.rows[a:b] - s, obs.indices[a:b], obs.values[a:b], obs.weights[a:b],
+            (e - s, obs.shape[1]), obs.values.dtype,
+        ))
+    return out
+
+
+def batch_observed(est, X, mask) -> Observed:
+    """The observed entries of X (mask / missing_values), non-negativity checked."""
+    from ._masked_fit import _check_observed_non_negative
+
+    obs = observed_entries(X, mask=mask, missing_values=est.missing_values)
+    _check_observed_non_negative(est, obs)
+    return obs
+
+
+def _solver(est, obs: Observed, W, H):
+    from .solvers.masked_mu import MaskedMU
+
+    Xs = obs.csr()
+    pens = batch_penalties(est, *obs.shape)
+    problem = Problem(
+        X=Xs, Xt=None, W=W, H=H, beta=est._beta_loss, nx=get_backend(Xs), M=obs,
+        penalties_W=[p for p in pens if p.factor == "W"],
+        penalties_H=[p for p in pens if p.factor == "H"],
+        update_H=False,
+    )
+    return MaskedMU(problem)
+
+
+def masked_solve_W(est, obs: Observed, H, max_iter: int):
+    """W for fixed H on the observed entries: masked MU from √(mean observed / k) until the
+    relative change of W is ≤ tol, at most ``max_iter`` iterations; shape (n_rows, k)."""
+    mean = float(obs.values.mean()) if obs.nnz else 0.0
+    avg = math.sqrt(max(mean, 0.0) / est._n_components)
+    W = np.full((obs.shape[0], est._n_components), avg, dtype=H.dtype)
+    W_buffer = W.copy()
+    solver = _solver(est, obs, W, H)
+    for _ in range(max_iter):
+        solver.step()
+        norm = linalg.norm(W)
+        W_diff = linalg.norm(W - W_buffer) / norm if norm > 0 else 0.0
+        if est.tol > 0 and W_diff <= est.tol:
+            break
+        W_buffer[:] = W
+    return W
+
+
+def masked_step(est, obs: Observed, W, H, update_H: bool) -> float:
+    """One online masked-MU step on a batch (W_b in place when given, H in place); returns
+    the batch objective per row (observed loss + penalties, before H moves)."""
+    if est.fresh_restarts or W is None:
+        W = masked_solve_W(est, obs, H, est.fresh_restarts_max_iter)
+        solver = _solver(est, obs, W, H)
+    else:
+        solver = _solver(est, obs, W, H)
+        solver.step()
+    if est._beta_loss < 1:
+        W[W < np.finfo(np.float64).eps] = 0.0
+    p = solver.p
+    cost = (weighted_divergence(obs, W, H, est._beta_loss) + p.penalty_value(W, H)) / obs.shape[0]
+    if update_H:
+        q, r = solver._quotients(W, H)
+        num = np.asarray(obs.csr(q).T @ W).T
+        den = np.asarray(obs.csr(r).T @ W).T
+        num, den = MultiplicativeUpdate._add_penalties(num, den, H, p.penalties_H, False)
+        den = np.where(den <= 0, p.eps, den).astype(H.dtype, copy=False)
+        est._mu_accumulate(np.asarray(num, dtype=H.dtype), den, H)
+    return cost
+
+
+def validate_X(est, X, mask, reset: bool):
+    """Validated X (CSR when sparse) and its observed set (None when all observed)."""
+    if type(X).__module__.split(".")[0] == "torch":
+        raise TypeError(
+            "MiniBatchNMF does not take torch tensors: its online accumulators are NumPy "
+            "only. Pass X.cpu().numpy(), or use nmfkit.NMF(solver='mu'), which runs on the "
+            "torch backend."
+        )
+    masked = mask is not None or est.missing_values is not None
+    if masked:
+        from ._masked_fit import _validate_masked
+
+        X = _validate_masked(est, X, reset=reset)
+    else:
+        X = validate_data(
+            est, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
+            reset=reset,
+        )
+    if hasattr(X, "format") and X.format == "csc":
+        X = X.tocsr()  # row batches
+    if not masked:
+        check_non_negative(X, "MiniBatchNMF (input X)")
+        return X, None
+    if est.solver != "mu":
+        raise ValueError(
+            f"MiniBatchNMF with a mask or missing_values needs solver='mu' (online masked "
+            f"MU); got solver={est.solver!r}."
+        )
+    return X, batch_observed(est, X, mask)
+
+
+def init_factors(est, X, W, H, obs):
+    """Initial (W, H): as NMF for complete data; from the observed entries otherwise."""
+    if obs is None:
+        check_zeros_for_beta(X, est._beta_loss)
+        return est._check_w_h(X, W, H, True)
+    check_zeros_for_beta(obs.values[None, :], est._beta_loss)
+    complete = est.missing_values is None and not (
+        np.isnan(X.data if hasattr(X, "format") else X).any()
+    )
+    if complete or est.init == "custom":
+        return est._check_w_h(X if complete else obs.csr(), W, H, True)
+    if est._n_components == "auto":
+        est._n_components = X.shape[1]
+    return initialize_masked(obs, est._n_components, est.init, est.random_state)
