@@ -497,6 +497,8 @@ def test_fit_max_memory_folder_of_npz_chunks(tmp_path):
     (("--init", "nndsvd"), "--init random"),
     (("--dask", "local"), "two different fits"),
     (("--batch-size", 10), "--batch-size"),
+    (("--float32",), "--float32"),
+    (("--transpose",), "--transpose"),
 ])
 def test_fit_max_memory_refuses_what_it_cannot_honour(tmp_path, extra, message):
     _scale_data(tmp_path)

@@ -53,6 +53,8 @@ def check_scale_params(params: dict, *, max_memory, dask_address, batch_size, re
            if key in params and params[key] is not None and params[key] != unused]
     if read.get("transpose"):
         bad.append("--transpose")
+    if max_memory is not None and read.get("float32"):
+        bad.append("--float32 (the stream keeps the file's dtype: save it as float32)")
     if bad:
         raise click.UsageError(f"{flag} cannot honour {', '.join(bad)}; drop them or {flag}")
     if params["solver"] not in ("cd", "mu"):
@@ -221,4 +223,8 @@ def _dask_input(input_path, read: dict):
     rows = max(1, min(arr.shape[0], (64 << 20) // max(1, arr.shape[1] * arr.itemsize)))
     rows = min(rows, max(1, -(-arr.shape[0] // 4)))  # at least a few chunks
     X = da.from_array(arr, chunks=(rows, arr.shape[1]))
+    if read.get("float32") and X.dtype != np.float32:  # a .npy read lazily: cast per chunk
+        X = X.astype(np.float32)
+        if ds.X is None:
+            ds.extra["dtype"] = "float32"
     return ArrayBlocks(arr), ds, X, rows
