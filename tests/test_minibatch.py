@@ -223,14 +223,16 @@ def test_penalised_online_objective_decreases_on_average(solver):
     assert objs[2] < _objective(X, Wr, ref.components_, pens)
 
 
-def test_graph_penalties_online():
+@pytest.mark.parametrize("solver", ["mu", "cd"])
+def test_graph_penalties_online(solver):
     from nmfkit.penalties import Graph
 
     X = planted(n=60, m=10)
     A = sp.random(10, 10, density=0.3, random_state=0)
     A = A + A.T
-    est = MiniBatchNMF(3, batch_size=20, max_iter=5, penalties=[Graph(affinity=A, factor="H", weight=0.5)],
-                       random_state=0)
+    g = Graph(affinity=A, factor="H", weight=0.5)
+    est = MiniBatchNMF(3, batch_size=20, max_iter=5, penalties=[g], random_state=0,
+                       solver=solver)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X)
