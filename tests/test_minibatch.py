@@ -310,3 +310,16 @@ def test_torch_input_refused_clearly():
     X = torch.rand(20, 5, dtype=torch.float64)
     with pytest.raises(TypeError, match="does not take torch tensors"):
         MiniBatchNMF(2).fit(X)
+
+
+def test_masked_entries_never_used():
+    # the values under mask == 0 (init included) do not change the fit
+    X = planted(n=80, m=12, seed=4)
+    M = np.random.RandomState(1).rand(*X.shape) < 0.7
+    X2 = np.where(M, X, 1e3)
+    kw = {"init": "nndsvda", "batch_size": 20, "max_iter": 5, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = MiniBatchNMF(3, **kw).fit(X, mask=M)
+        b = MiniBatchNMF(3, **kw).fit(X2, mask=M)
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-10)

@@ -176,16 +176,15 @@ def validate_X(est, X, mask, reset: bool):
 
 
 def init_factors(est, X, W, H, obs):
-    """Initial (W, H): as NMF for complete data; from the observed entries otherwise."""
+    """Initial (W, H): as NMF without a mask; from the observed entries only with one
+    (``nmfkit.masked.initialize_masked``, as ``NMF`` does)."""
     if obs is None:
         check_zeros_for_beta(X, est._beta_loss)
         return est._check_w_h(X, W, H, True)
     check_zeros_for_beta(obs.values[None, :], est._beta_loss)
-    complete = est.missing_values is None and not (
-        np.isnan(X.data if hasattr(X, "format") else X).any()
-    )
-    if complete or est.init == "custom":
-        return est._check_w_h(X if complete else obs.csr(), W, H, True)
+    if est.init == "custom":
+        return est._check_w_h(obs.csr(), W, H, True)
+    # from the observed entries only: held-out values must not leak into the start
     if est._n_components == "auto":
         est._n_components = X.shape[1]
     return initialize_masked(obs, est._n_components, est.init, est.random_state)
