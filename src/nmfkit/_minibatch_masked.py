@@ -9,6 +9,9 @@
   W_b by masked MU with H fixed, then the masked MU numerator Wᵀ(M⊙X⊙(WH)^(β−2)) and
   denominator Wᵀ(M⊙(WH)^(β−1)) of H enter the same forgetful sums A, B as the unmasked path.
   With every entry observed this is the unmasked online MU.
+* :func:`masked_hals_step` — online HALS on the observed entries (solver="cd", Frobenius):
+  every row of W_b and every column of H has its own Gram, so H keeps forgetful sums
+  A_j (k × k) and B_j (k) per feature j.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sklearn.utils.validation import validate_data
 from ._validation import check_non_negative, check_zeros_for_beta
 from .backends import get_backend
 from .masked import Observed, initialize_masked, observed_entries, weighted_divergence
-from .penalties import Graph, Penalty, sklearn_penalties
+from .penalties import Graph, Penalty, sklearn_penalties, split_hals
 from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate
 
@@ -106,6 +109,8 @@ def _solver(est, obs: Observed, W, H):
 def masked_solve_W(est, obs: Observed, H, max_iter: int):
     """W for fixed H on the observed entries: masked MU from √(mean observed / k) until the
     relative change of W is ≤ tol, at most ``max_iter`` iterations; shape (n_rows, k)."""
+    if est.solver == "cd":
+        return _masked_hals_W(est, obs, H, None, max_iter)
     mean = float(obs.values.mean()) if obs.nnz else 0.0
     avg = math.sqrt(max(mean, 0.0) / est._n_components)
     W = np.full((obs.shape[0], est._n_components), avg, dtype=H.dtype)
@@ -124,6 +129,8 @@ def masked_solve_W(est, obs: Observed, H, max_iter: int):
 def masked_step(est, obs: Observed, W, H, update_H: bool) -> float:
     """One online masked-MU step on a batch (W_b in place when given, H in place); returns
     the batch objective per row (observed loss + penalties, before H moves)."""
+    if est.solver == "cd":
+        return masked_hals_step(est, obs, W, H, update_H)
     if est.fresh_restarts or W is None:
         W = masked_solve_W(est, obs, H, est.fresh_restarts_max_iter)
         solver = _solver(est, obs, W, H)
@@ -167,10 +174,16 @@ def validate_X(est, X, mask, reset: bool):
     if not masked:
         check_non_negative(X, "MiniBatchNMF (input X)")
         return X, None
-    if est.solver != "mu":
+    if est.solver == "anls":
         raise ValueError(
             f"MiniBatchNMF with a mask or missing_values needs solver='mu' (online masked "
-            f"MU); got solver={est.solver!r}."
+            f"MU, any loss) or 'cd' (online masked HALS, Frobenius); got "
+            f"solver={est.solver!r}."
+        )
+    if est.solver == "cd" and any(isinstance(p, Graph) for p in (est.penalties or [])):
+        raise ValueError(
+            "MiniBatchNMF(solver='cd') with a mask takes L1/L2 penalties only; use solver='mu' "
+            "for a Graph penalty on masked data."
         )
     return X, batch_observed(est, X, mask)
 
@@ -188,3 +201,70 @@ def init_factors(est, X, W, H, obs):
     if est._n_components == "auto":
         est._n_components = X.shape[1]
     return initialize_masked(obs, est._n_components, est.init, est.random_state)
+
+
+# ------------------------------------------------------------------ masked online HALS
+def _sweep_batched(F, G, R, l1, l2, skip=()):
+    """One HALS sweep on independent problems: F (N, k), G (N, k, k), R (N, k), in place;
+    F[:, t] ← max(0, F[:, t] + (R[:, t] − l1 − G[:, t]·F − l2 F[:, t]) / (G[:, t, t] + l2))."""
+    for t in range(F.shape[1]):
+        if t in skip:
+            continue
+        d = G[:, t, t] + l2
+        step = R[:, t] - l1 - np.einsum("nk,nk->n", G[:, t, :], F) - l2 * F[:, t]
+        ok = d > 0  # a row with no observation (or a dead component) is left as it is
+        F[ok, t] = np.maximum(F[ok, t] + step[ok] / d[ok], 0.0)
+
+
+def _outer(F):
+    """(N, k·k) rows f fᵀ of F (N, k), flattened."""
+    return np.einsum("nk,nl->nkl", F, F).reshape(F.shape[0], -1)
+
+
+def _masked_hals_W(est, obs: Observed, H, W, sweeps: int):
+    """W_b (n_b, k) by HALS on the observed entries, H fixed: row i has its own Gram
+    Σ_j M_ij h_j h_jᵀ = (M ⋅ vec(h_j h_jᵀ))_i; from W (in place) or from zero."""
+    k = H.shape[0]
+    Mw = obs.csr(obs.weights)
+    G = np.asarray(Mw @ _outer(H.T)).reshape(-1, k, k)
+    R = np.asarray(obs.csr(obs.weights * obs.values) @ H.T)
+    l1, l2, _ = split_hals([p for p in batch_penalties(est, *obs.shape) if p.factor == "W"])
+    W = np.zeros((obs.shape[0], k), dtype=H.dtype) if W is None else W
+    prev = W.copy()
+    for _ in range(sweeps):
+        _sweep_batched(W, G, R, l1, l2)
+        norm = linalg.norm(W)
+        if est.tol > 0 and (norm == 0 or linalg.norm(W - prev) <= est.tol * norm):
+            break
+        prev[:] = W
+    return W
+
+
+def masked_hals_step(est, obs: Observed, W, H, update_H: bool) -> float:
+    """Online masked HALS (Frobenius): W_b by HALS on its observed entries, then per feature
+    j the forgetful sums A_j ← ρA_j + Σ_i M_ij w_i w_iᵀ (k × k) and B_j ← ρB_j +
+    Σ_i M_ij X_ij w_i, and one HALS sweep of every column h_j on (A_j, B_j). Memory:
+    n_features·k² for A."""
+    if est.fresh_restarts or W is None:
+        W = _masked_hals_W(est, obs, H, None, est.fresh_restarts_max_iter)
+    else:
+        _masked_hals_W(est, obs, H, W, 1)
+    pens = batch_penalties(est, *obs.shape)
+    pen = sum(p.value(W.T if p.factor == "W" else H) for p in pens)
+    cost = (weighted_divergence(obs, W, H, 2.0) + pen) / obs.shape[0]
+    if update_H:
+        k, m = H.shape
+        if est._components_numerator.ndim != 3:  # first masked step of this fit
+            est._components_numerator = np.zeros((m, k, k), dtype=H.dtype)
+            est._components_denominator = np.zeros((m, k), dtype=H.dtype)
+        A, B = est._components_numerator, est._components_denominator
+        A *= est._rho
+        B *= est._rho
+        Mt = obs.csr(obs.weights).T.tocsr()
+        A += np.asarray(Mt @ _outer(W)).reshape(m, k, k).astype(H.dtype, copy=False)
+        B += np.asarray(obs.csr(obs.weights * obs.values).T @ W).astype(H.dtype, copy=False)
+        l1, l2, _ = split_hals([p for p in pens if p.factor == "H"])
+        Ht = np.ascontiguousarray(H.T)
+        _sweep_batched(Ht, A, B, l1, l2, skip=set(getattr(est, "_frozen", ())))
+        H[...] = Ht.T
+    return cost

@@ -120,8 +120,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``Graph(factor="W")`` is refused (a sample graph spans batches); "anls" takes L1/L2.
     missing_values : None, float (np.nan) or "unobserved"
         Fit the observed entries only (see :mod:`nmfkit.masked`), as ``fit(X, mask=M)`` and
-        ``partial_fit(X, mask=M)`` do: per batch, W_b by masked MU and H from the masked MU
-        sums over the observed entries. solver="mu" only.
+        ``partial_fit(X, mask=M)`` do: per batch, W_b and the sums for H from the observed
+        entries only — masked MU (solver="mu", any loss) or masked online HALS with one
+        k × k sum per feature (solver="cd", Frobenius, L1/L2 penalties). Not "anls".
 
     Attributes
     ----------
