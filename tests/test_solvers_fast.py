@@ -336,3 +336,16 @@ def test_sklearn_parameter_checking_without_the_cd_kl_line():
         for est in estimators:
             with pytest.raises(ValueError, match=msg):
                 est(3, init=init).fit(A)
+
+
+def test_cd_sparse_cross_product_by_blocks_matches_dense():
+    """k above the block size of the sparse Xᵀ W product: the blocked product gives the same
+    fit as the dense path (memory change of issue 3, W6)."""
+    from nmfkit.solvers import cd
+
+    Xs = sp.random(60, 45, density=0.3, format="csr", random_state=1)
+    k = cd._CROSS_BLOCK + 5
+    kw = dict(solver="cd", init="random", random_state=0, tol=0, max_iter=15)
+    ms = NMF(k, **kw).fit(Xs)
+    md = NMF(k, **kw).fit(Xs.toarray())
+    np.testing.assert_allclose(ms.components_, md.components_, rtol=1e-8, atol=1e-10)

@@ -44,6 +44,9 @@ from ._kl_kernels import HAVE_NUMBA, kl_cd_update
 
 __all__ = ["CoordinateDescent"]
 
+# components per block of the sparse cross product Xᵀ W (see _cross_H)
+_CROSS_BLOCK = 16
+
 
 @register_solver
 class CoordinateDescent(Extrapolation, ComponentMajorSolver):
@@ -111,7 +114,15 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
         """Wᵀ X, shape (k, n_features)."""
         p = self.p
         if p.sparse:
-            return p.nx.ascontiguous(p.nx.matmul(p.Xt, Wt.T).T)
+            k = Wt.shape[0]
+            if p.nx.name != "numpy" or k <= _CROSS_BLOCK:
+                return p.nx.ascontiguous(p.nx.matmul(p.Xt, Wt.T).T)
+            # by blocks of components into one (k, m) array: the transient (m, block)
+            # product replaces an (m, k) one (memory, W6)
+            R = np.empty((k, p.Xt.shape[0]), dtype=Wt.dtype)
+            for t in range(0, k, _CROSS_BLOCK):
+                R[t:t + _CROSS_BLOCK] = (p.Xt @ Wt[t:t + _CROSS_BLOCK].T).T
+            return R
         return Wt @ p.X
 
     def _sweeps(self, F, G, R, l1, l2, extra, frozen=()):
