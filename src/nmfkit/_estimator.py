@@ -13,7 +13,6 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -457,15 +456,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 result = _fit.factorize(X, W, H, **fit_kwargs)
             if update_H:
                 self.init_objectives_ = np.array([result.objective])
-        self.loss_curve_ = list(result.history["objective"])
-        self.history_ = result.history
-        self.stop_reason_ = result.stop_reason
-        if result.stop_reason == "max_iter" and self.tol > 0:
-            warnings.warn(
-                f"Maximum number of iterations {self.max_iter} reached. Increase it to"
-                " improve convergence.",
-                ConvergenceWarning,
-            )
+        _fit.record_fit(self, result)
         return result.W, _extensions.finish(self, result.H, update_H), result.n_iter
 
 

@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["FitResult", "IterationInfo", "run"]
+__all__ = ["FitResult", "IterationInfo", "run", "record_fit"]
 
 logger = logging.getLogger("nmfkit")
 
@@ -45,6 +45,23 @@ class FitResult:
     converged: bool
     stop_reason: str  # "tol", "max_iter", "max_time", "callback", "interrupted", "exact"
     history: dict = field(default_factory=dict)
+
+
+def record_fit(estimator, result: "FitResult") -> None:
+    """Store a fit's history on the estimator and warn as scikit-learn does when it stopped
+    at ``max_iter`` with ``tol > 0``. Every estimator path (plain, masked, torch) ends here."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    estimator.loss_curve_ = list(result.history["objective"])
+    estimator.history_ = result.history
+    estimator.stop_reason_ = result.stop_reason
+    if result.stop_reason == "max_iter" and estimator.tol > 0:
+        warnings.warn(
+            f"Maximum number of iterations {estimator.max_iter} reached. Increase it to"
+            " improve convergence.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
 
 
 def _error(f: float) -> float:

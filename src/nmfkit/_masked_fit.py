@@ -82,7 +82,6 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True):
     """
     import warnings
 
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils import check_random_state
 
     from . import _fit
@@ -148,15 +147,7 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True):
         W = W * W.dtype.type(root_s)
         H = H * H.dtype.type(root_s)
         result.history["objective"] = [f * s_beta for f in result.history["objective"]]
-    est.loss_curve_ = list(result.history["objective"])
-    est.history_ = result.history
-    est.stop_reason_ = result.stop_reason
-    if result.stop_reason == "max_iter" and est.tol > 0:
-        warnings.warn(
-            f"Maximum number of iterations {est.max_iter} reached. Increase it to"
-            " improve convergence.",
-            ConvergenceWarning,
-        )
+    _fit.record_fit(est, result)
     return W, H, result.n_iter
 
 

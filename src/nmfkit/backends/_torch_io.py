@@ -297,17 +297,7 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
                 result = r
     if update_H:
         est.init_objectives_ = np.array(objectives)
-    est.loss_curve_ = list(result.history["objective"])
-    est.history_ = result.history
-    est.stop_reason_ = result.stop_reason
-    if result.stop_reason == "max_iter" and est.tol > 0:
-        from sklearn.exceptions import ConvergenceWarning
-
-        warnings.warn(
-            f"Maximum number of iterations {est.max_iter} reached. Increase it to"
-            " improve convergence.",
-            ConvergenceWarning,
-        )
+    _fit.record_fit(est, result)
     Wr, Hr = result.W, result.H
     if host_input:
         Wr, Hr = nx.to_numpy(Wr), nx.to_numpy(Hr)
