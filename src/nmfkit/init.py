@@ -24,6 +24,16 @@ def resolve_init(init, n_components: int, n_samples: int, n_features: int) -> st
     return init
 
 
+def check_init_rank(init, n_components: int, n_samples: int, n_features: int) -> None:
+    """SVD-based inits need k ≤ min(n_samples, n_features): say so with the fix."""
+    if init is not None and init != "random" and n_components > min(n_samples, n_features):
+        raise ValueError(
+            f"init = '{init}' can only be used when n_components <= min(n_samples, n_features)"
+            f" (here n_components={n_components}, X has shape {(n_samples, n_features)}); use"
+            " init='random' or a smaller n_components."
+        )
+
+
 def _mean(X):
     """mean(X) as a scalar of X's dtype (as numpy computes it for a dense X)."""
     if sp.issparse(X):
@@ -51,12 +61,7 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
     mean(X), 'nndsvdar' with small random values (mean(X)·|N(0,1)|/100).
     """
     n_samples, n_features = X.shape
-    if init is not None and init != "random" and n_components > min(n_samples, n_features):
-        raise ValueError(
-            f"init = '{init}' can only be used when n_components <= min(n_samples, n_features)"
-            f" (here n_components={n_components}, X has shape {X.shape}); use init='random'"
-            " or a smaller n_components."
-        )
+    check_init_rank(init, n_components, n_samples, n_features)
     init = resolve_init(init, n_components, n_samples, n_features)
     if init not in INIT_METHODS:
         raise ValueError(

@@ -110,7 +110,7 @@ def init_factors(nx: TorchBackend, X, k: int, init, random_state, on_host=None):
     otherwise "random" draws numpy's numbers on the host (O((n+m)·k) copied) and NNDSVD takes
     a randomized SVD on the device (``torch.svd_lowrank``) — X never leaves the device.
     """
-    from ..init import initialize, resolve_init
+    from ..init import check_init_rank, initialize, resolve_init
 
     if on_host is None:
         on_host = X.device.type == "cpu"
@@ -120,12 +120,7 @@ def init_factors(nx: TorchBackend, X, k: int, init, random_state, on_host=None):
     from sklearn.utils import check_random_state
 
     n, m = X.shape
-    if init is not None and init != "random" and k > min(n, m):
-        raise ValueError(
-            f"init = '{init}' can only be used when n_components <= min(n_samples, n_features)"
-            f" (here n_components={k}, X has shape {tuple(X.shape)}); use init='random'"
-            " or a smaller n_components."
-        )
+    check_init_rank(init, k, n, m)
     init = resolve_init(init, k, n, m)
     total = X.values().sum(dtype=torch.float64) if nx.issparse(X) else X.sum(dtype=torch.float64)
     avg_X = float(total) / (n * m)

@@ -188,6 +188,17 @@ class ComponentMajorSolver(Solver):
     def _factors_replaced(self) -> None:
         """Hook: the factors were replaced (e.g. restored after an interrupt)."""
 
+    def _init_l1l2(self) -> None:
+        """Set l1W, l2W, l1H, l2H from penalties that must all be L1/L2-type."""
+        from ..penalties import split_hals
+
+        p = self.p
+        self.l1W, self.l2W, extraW = split_hals(p.penalties_W)
+        self.l1H, self.l2H, extraH = split_hals(p.penalties_H)
+        if extraW or extraH:  # get_solver checks penalty.solvers first; a safety net
+            names = sorted({type(q).__name__ for q in [*extraW, *extraH]})
+            raise ValueError(f"solver {self.name!r} supports only L1/L2 penalties, got {names}.")
+
     def finalize(self):
         return self.p.nx.ascontiguous(self.Wt.T), self.Hc
 

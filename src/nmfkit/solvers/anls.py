@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..nnls import nnls_bpp
-from ..penalties import split_hals
 from ._base import ComponentMajorSolver, register_solver
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 
@@ -35,13 +34,8 @@ class ANLS(Extrapolation, ComponentMajorSolver):
     default_options = {"warm_start": True, **EXTRAPOLATION_OPTIONS}
 
     def setup(self):
-        p = self.p
         self._init_layout()
-        self.l1W, self.l2W, extraW = split_hals(p.penalties_W)
-        self.l1H, self.l2H, extraH = split_hals(p.penalties_H)
-        if extraW or extraH:  # pragma: no cover - get_solver checks penalty.solvers first
-            names = sorted({type(q).__name__ for q in [*extraW, *extraH]})
-            raise ValueError(f"solver 'anls' supports only L1/L2 penalties, got {names}.")
+        self._init_l1l2()
         self._RW = self._GH = None
         self._init_extrapolation()
 

@@ -23,7 +23,6 @@ import math
 
 import numpy as np
 
-from ..penalties import split_hals
 from ._base import ComponentMajorSolver, register_solver
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 
@@ -106,11 +105,7 @@ class ProjectedGradient(Extrapolation, ComponentMajorSolver):
     def setup(self):
         p = self.p
         self._init_layout()
-        self.l1W, self.l2W, extraW = split_hals(p.penalties_W)
-        self.l1H, self.l2H, extraH = split_hals(p.penalties_H)
-        if extraW or extraH:  # pragma: no cover - get_solver checks penalty.solvers first
-            names = sorted({type(q).__name__ for q in [*extraW, *extraH]})
-            raise ValueError(f"solver 'pgd' supports only L1/L2 penalties, got {names}.")
+        self._init_l1l2()
         self._RW = self._GH = None
         self._init_extrapolation()
         n, m = p.X.shape
