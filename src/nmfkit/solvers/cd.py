@@ -13,7 +13,8 @@ ties); ``solver="auto"`` turns both on, as does ``solver_options``:
   the sweep up to ⌊1 + α·ρ⌋ times (ρ = cost of the products / cost of a sweep, ``alpha``),
   stopping once a sweep moves the factor by less than ``delta`` times the first sweep's move.
   Every sweep is exact block minimisation, so this stays monotone. With numba the sweeps run
-  column by column in a compiled kernel (``_hals_kernel``: same sweep, per-column stop).
+  by blocks of 128 columns in a compiled, vectorised kernel (``_hals_kernel``: same sweep,
+  per-block stop, blocks on numba's threads).
 * ``extrapolate`` — extrapolation with restart (Ang & Gillis 2019, ``_extrapolation``): the
   next iteration starts from W + β(W − W_prev), H + β(H − H_prev), projected on ≥ 0, with β
   adapted; an iteration that would increase the objective is redone from the current point
