@@ -153,13 +153,20 @@ class NumpyBackend:
 
     @staticmethod
     def vdot(a, b) -> float:
-        """Sum of the elementwise product of two dense arrays, accumulated in float64."""
-        return float(
-            np.dot(
-                np.asarray(a, dtype=np.float64).ravel(),
-                np.asarray(b, dtype=np.float64).ravel(),
-            )
-        )
+        """Sum of the elementwise product of two dense arrays, accumulated in float64.
+
+        No copy of either operand when both are float64 in the same memory order (C, or F as
+        a transposed product); otherwise a buffered einsum (no full-size temporaries)."""
+        a, b = np.asarray(a), np.asarray(b)
+        if a.ndim == 2 and a.flags.f_contiguous and b.flags.f_contiguous:
+            a, b = a.T, b.T
+        if (a.dtype == b.dtype == np.float64 and a.flags.c_contiguous
+                and b.flags.c_contiguous):
+            return float(np.dot(a.ravel(), b.ravel()))
+        if a.ndim == 2 and a.shape == b.shape:
+            return float(np.einsum("ij,ij->", a, b, dtype=np.float64, casting="safe"))
+        return float(np.dot(np.asarray(a, dtype=np.float64).ravel(),
+                            np.asarray(b, dtype=np.float64).ravel()))
 
     @staticmethod
     def max(a) -> float:

@@ -13,9 +13,10 @@ CPU's vector units: measured on this project's 2-core AMD EPYC (AVX-512), 20 swe
 (whose k-term dot products ran one column at a time, ~2 GFlop/s), and (49, 10304) float64
 47 ms against 272 ms. The repeated sweeps then cost O(k²) flops per column from L1/L2 cache.
 
-Blocks are independent, so they run in parallel on numba's threads (``prange``) when the fit
-runs in the main thread with more than one thread allowed (``n_jobs``): 2× on 2 cores for
-the shapes above.
+The blocks run on one thread. A ``prange`` version was 2× faster in isolation on the two
+cores, but inside a fit it slowed both the sweeps and the BLAS products that follow them
+(ORL faces, 40 iterations: sweeps 0.50 → 0.90 s, X Hᵀ 0.25 → 0.53 s): numba's and
+OpenBLAS's thread pools compete for the same cores.
 
 Compiled with ``fastmath`` and lazily on first use; numba is optional
 (``pip install "nmfkit[fast]"``) and the numpy sweep in ``nmfkit.nnls.hals_sweep`` is used
@@ -25,7 +26,6 @@ without it.
 from __future__ import annotations
 
 import importlib.util
-import threading
 
 import numpy as np
 
@@ -33,7 +33,7 @@ __all__ = ["BLOCK", "HAVE_NUMBA", "hals_inner_sweeps"]
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 BLOCK = 128  # columns per block: k·BLOCK values stay in cache while the block is swept
-_COMPILED = {}
+_COMPILED = None
 
 
 def _hals_block_py(F, G, R, l1, l2, order, ih, n_sweeps, delta2, j0, Fb, Rb, acc):
@@ -50,7 +50,9 @@ def _hals_block_py(F, G, R, l1, l2, order, ih, n_sweeps, delta2, j0, Fb, Rb, acc
                 Fb[s, b] = 0.0
                 Rb[s, b] = 0.0
     first = 0.0
+    done = 0
     for it in range(n_sweeps):
+        done += 1
         move = 0.0
         for tt in range(order.shape[0]):
             t = order[tt]
@@ -76,6 +78,7 @@ def _hals_block_py(F, G, R, l1, l2, order, ih, n_sweeps, delta2, j0, Fb, Rb, acc
     for s in range(k):
         for b in range(jb):
             F[s, j0 + b] = Fb[s, b]
+    return done
 
 
 def _hals_blocks_py(F, G, R, l1, l2, order, n_sweeps, delta2, B):
@@ -89,70 +92,39 @@ def _hals_blocks_py(F, G, R, l1, l2, order, n_sweeps, delta2, B):
     Fb = np.empty((k, B), dtype=F.dtype)
     Rb = np.empty((k, B), dtype=F.dtype)
     acc = np.empty(B, dtype=F.dtype)
+    total = 0
     for i in range(n_blocks):
-        _block(F, G, R, l1, l2, order, ih, n_sweeps, delta2, i * B, Fb, Rb, acc)
-
-
-def _hals_blocks_par_py(F, G, R, l1, l2, order, n_sweeps, delta2, B):
-    k, N = F.shape
-    ih = np.zeros(k, dtype=F.dtype)
-    for t in range(k):
-        h = G[t, t] + l2
-        if h > 0:
-            ih[t] = 1.0 / h
-    n_blocks = (N + B - 1) // B
-    for i in prange(n_blocks):  # noqa: F821 - numba.prange, injected at compile time
-        Fb = np.empty((k, B), dtype=F.dtype)
-        Rb = np.empty((k, B), dtype=F.dtype)
-        acc = np.empty(B, dtype=F.dtype)
-        _block(F, G, R, l1, l2, order, ih, n_sweeps, delta2, i * B, Fb, Rb, acc)
+        total += _block(F, G, R, l1, l2, order, ih, n_sweeps, delta2, i * B, Fb, Rb, acc)
+    return total
 
 
 _block = None
 
 
-def _kernel(parallel: bool):
-    global _block
-    if parallel not in _COMPILED:
+def _kernel():
+    global _block, _COMPILED
+    if _COMPILED is None:
         import numba
 
-        if _block is None:
-            _block = numba.njit(cache=True, nogil=True, fastmath=True)(_hals_block_py)
-        glb = {**globals(), "_block": _block, "prange": numba.prange}
-        src = _hals_blocks_par_py if parallel else _hals_blocks_py
-        fn = type(src)(src.__code__, glb, src.__name__)
-        _COMPILED[parallel] = numba.njit(cache=True, nogil=True, fastmath=True,
-                                         parallel=parallel)(fn)
-    return _COMPILED[parallel]
+        _block = numba.njit(cache=True, nogil=True, fastmath=True)(_hals_block_py)
+        _COMPILED = numba.njit(cache=True, nogil=True, fastmath=True)(_hals_blocks_py)
+    return _COMPILED
 
 
-def _use_threads(N: int) -> bool:
-    """Run the blocks in parallel? Only from the main thread (numba's default threading layer
-    must not be entered by two threads at once, and restarts run fits in worker threads),
-    with more than one numba thread allowed (``n_jobs`` / ``thread_limits`` set it) and at
-    least two blocks per thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    import numba
-
-    n = numba.get_num_threads()
-    return n > 1 and N >= 2 * n * BLOCK
-
-
-def hals_inner_sweeps(F, G, R, l1: float, l2: float, order, n_sweeps: int, delta: float,
-                      parallel: bool | None = None) -> None:
+def hals_inner_sweeps(F, G, R, l1: float, l2: float, order, n_sweeps: int,
+                      delta: float) -> float:
     """Up to ``n_sweeps`` HALS sweeps on each block of columns of F (k, N), in place.
 
     G : (k, k) Gram matrix, R : (k, N) cross product, l1 / l2 penalty weights, order : the
     components to update (frozen ones left out), delta : the relative-move stopping rule
-    (per block of ``BLOCK`` columns), parallel : run the blocks on numba's threads (None:
-    decide from the thread count and the size, see ``_use_threads``). The result does not
-    depend on ``parallel``: blocks are independent.
+    (per block of ``BLOCK`` columns).
+
+    Returns the mean number of sweeps per block (the stopping rule's effect, for the cost
+    model and diagnostics).
     """
     order = np.asarray(range(F.shape[0]) if order is None else order, dtype=np.int64)
     G = np.ascontiguousarray(G, dtype=F.dtype)
-    R = np.ascontiguousarray(R, dtype=F.dtype)
-    if parallel is None:
-        parallel = _use_threads(F.shape[1])
-    _kernel(bool(parallel))(F, G, R, F.dtype.type(l1), F.dtype.type(l2), order,
-                            int(n_sweeps), float(delta) ** 2, BLOCK)
+    R = np.asarray(R, dtype=F.dtype)  # C or F order (a transposed product): both compiled
+    total = _kernel()(F, G, R, F.dtype.type(l1), F.dtype.type(l2), order,
+                      int(n_sweeps), float(delta) ** 2, BLOCK)
+    return total / max(1, -(-F.shape[1] // BLOCK))

@@ -10,11 +10,17 @@ trajectory closely enough for its own test-suite (float32 ≈ float64 and dense 
 ties); ``solver="auto"`` turns both on, as does ``solver_options``:
 
 * ``inner`` — repeated sweeps (Gillis & Glineur 2012): after the products are formed, repeat
-  the sweep up to ⌊1 + α·ρ⌋ times (ρ = cost of the products / cost of a sweep, ``alpha``),
-  stopping once a sweep moves the factor by less than ``delta`` times the first sweep's move.
+  the sweep up to ⌊1 + α·ρ⌋ times (``alpha`` = 0.5, capped at ``max_inner``), stopping once a
+  sweep moves the factor by less than ``delta`` (0.02) times the first sweep's move. ρ is the
+  time of the products over the time of one sweep, from flop counts weighted by the time a
+  flop takes (``sweep_cost``: measured on the 2-core benchmark machine, BLAS products ran at
+  70–85 GFlop/s, the compiled sweep at 15–30, scipy's sparse products at 3–5: weight 2 for
+  dense X; for sparse X the weight 1 was as fast as 0.3 on the TF-IDF benchmark). δ = 0.02
+  and these weights were chosen on W1, W2 and W4 of docs/benchmarks.md (δ = 0.1: W1 18
+  iterations to scikit-learn's objective, W4 52; δ = 0.02: 12 and 46, in less CPU time).
   Every sweep is exact block minimisation, so this stays monotone. With numba the sweeps run
   by blocks of 128 columns in a compiled, vectorised kernel (``_hals_kernel``: same sweep,
-  per-block stop, blocks on numba's threads).
+  per-block stop).
 * ``extrapolate`` — extrapolation with restart (Ang & Gillis 2019, ``_extrapolation``): the
   next iteration starts from W + β(W − W_prev), H + β(H − H_prev), projected on ≥ 0, with β
   adapted; an iteration that would increase the objective is redone from the current point
@@ -45,8 +51,12 @@ from ._kl_kernels import HAVE_NUMBA, kl_cd_update
 
 __all__ = ["CoordinateDescent"]
 
-# components per block of the sparse cross product Xᵀ W (see _cross_H)
-_CROSS_BLOCK = 16
+# time of a flop of the compiled sweep relative to a flop of the products with X (see _sweeps)
+_SWEEP_COST_DENSE = 2.0
+_SWEEP_COST_SPARSE = 1.0
+
+_TRACE = None  # a list to record (N, sweeps allowed, mean sweeps done) per call (diagnostics)
+
 
 
 @register_solver
@@ -62,8 +72,9 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
     default_options = {
         "inner": False,  # Gillis & Glineur repeated sweeps (Frobenius)
         "alpha": 0.5,
-        "delta": 0.1,
+        "delta": 0.02,
         "max_inner": 50,
+        "sweep_cost": None,  # time per sweep flop / time per product flop (None: 2 dense, 1 sparse)
         **EXTRAPOLATION_OPTIONS,  # Ang & Gillis extrapolation with restart (Frobenius)
         "extrapolate": False,
         "newton_steps": 1,  # KL: Newton steps per variable per sweep
@@ -86,11 +97,6 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
                 f"solver_options['kernel'] must be 'auto', 'numba' or 'numpy', got {kern!r}."
             )
         if p.beta == 1.0:
-            if p.nx.name != "numpy":
-                raise ValueError(
-                    f"solver 'cd' with beta_loss=1 runs on numpy only, not on the "
-                    f"{p.nx.name!r} backend; use solver='mu' (every beta on torch)."
-                )
             self._setup_kl()
 
     def _factors_replaced(self):
@@ -108,22 +114,18 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
         """H Xᵀ, shape (k, n_samples)."""
         p = self.p
         if p.sparse:
-            return p.nx.ascontiguous(p.nx.matmul(p.X, Hc.T).T)
+            R = p.nx.matmul(p.X, Hc.T).T
+            # numpy: the (n, k) product's transposed view, no contiguous copy (memory, W6);
+            # the sweeps and the objective read either layout
+            return R if p.nx.name == "numpy" else p.nx.ascontiguous(R)
         return Hc @ p.Xt
 
     def _cross_H(self, Wt):
         """Wᵀ X, shape (k, n_features)."""
         p = self.p
         if p.sparse:
-            k = Wt.shape[0]
-            if p.nx.name != "numpy" or k <= _CROSS_BLOCK:
-                return p.nx.ascontiguous(p.nx.matmul(p.Xt, Wt.T).T)
-            # by blocks of components into one (k, m) array: the transient (m, block)
-            # product replaces an (m, k) one (memory, W6)
-            R = np.empty((k, p.Xt.shape[0]), dtype=Wt.dtype)
-            for t in range(0, k, _CROSS_BLOCK):
-                R[t:t + _CROSS_BLOCK] = (p.Xt @ Wt[t:t + _CROSS_BLOCK].T).T
-            return R
+            R = p.nx.matmul(p.Xt, Wt.T).T
+            return R if p.nx.name == "numpy" else p.nx.ascontiguous(R)
         return Wt @ p.X
 
     def _sweeps(self, F, G, R, l1, l2, extra, frozen=()):
@@ -132,12 +134,18 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
         k, N = F.shape
         n_sweeps = 1
         if o["inner"] and not extra:
-            rho = (self._prod_cost * k + N * k * k) / max(N * k * (k + 1), 1)
+            w = o["sweep_cost"]
+            if w is None:
+                w = _SWEEP_COST_SPARSE if self.p.sparse else _SWEEP_COST_DENSE
+            rho = (self._prod_cost * k + N * k * k) / max(w * N * k * (k + 1), 1)
             n_sweeps = int(max(1, min(o["max_inner"], math.floor(1 + o["alpha"] * rho))))
         if (n_sweeps > 1 and HAVE_NUMBA and o["kernel"] != "numpy"
                 and self.p.nx.name == "numpy" and not extra):
             # compiled: all sweeps of one column while it is in cache, per-column stopping
-            hals_inner_sweeps(F, G, R, l1, l2, self._order(k, frozen), n_sweeps, o["delta"])
+            done = hals_inner_sweeps(F, G, R, l1, l2, self._order(k, frozen), n_sweeps,
+                                     o["delta"])
+            if _TRACE is not None:
+                _TRACE.append((N, n_sweeps, done))
             return
         if n_sweeps == 1:
             hals_sweep(F, G, R, l1, l2, self._order(k, frozen), extra, nx=self.p.nx)
@@ -163,6 +171,8 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
                 self._RW = self._cross_W(Hc)
                 self._GH = Hc @ Hc.T
             self._sweeps(Wt, self._GH, self._RW, self.l1W, self.l2W, self.extraW, p.frozen_W)
+            if p.update_H:  # recomputed next iteration: not kept through the H update (W6)
+                self._RW = None
         if p.update_H:
             R = self._cross_H(Wt)
             G = Wt @ Wt.T
@@ -183,6 +193,13 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
                 f"solver 'cd' with beta_loss=1 supports only L1/L2 penalties, got {names}; "
                 "use solver='mu'."
             )
+        self._kl_iter = 0
+        self._tkl = None
+        if p.nx.name == "torch":  # issue 7: the same sweeps on tensors, vectorised over rows
+            from ._kl_torch import TorchKL
+
+            self._tkl = TorchKL(p.nx, p.X, self.Wt.dtype)
+            return
         X = p.X.tocsr() if p.sparse else sp.csr_matrix(p.X)
         if X.nnz and (X.data <= 0).any():
             X = X.copy()
@@ -222,6 +239,8 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
         F *= num.astype(F.dtype, copy=False)
 
     def _step_kl(self):
+        if self._tkl is not None:  # torch backend (solvers/_kl_torch.py)
+            return self._tkl.step(self)
         p, o = self.p, self.options
         k = self.Wt.shape[0]
         self._kl_iter += 1
