@@ -306,11 +306,12 @@ def test_mask_errors():
         MiniBatchNMF(2).fit(X, mask=np.ones((3, 3)))
 
 
-def test_torch_input_refused_clearly():
+def test_torch_input_with_a_mask_refused_clearly():
+    # tensors are fitted on the torch backend (tests/test_minibatch_torch.py); masks are not
     torch = pytest.importorskip("torch")
     X = torch.rand(20, 5, dtype=torch.float64)
-    with pytest.raises(TypeError, match="does not take torch tensors"):
-        MiniBatchNMF(2).fit(X)
+    with pytest.raises(ValueError, match="numpy backend only"):
+        MiniBatchNMF(2).fit(X, mask=np.ones((20, 5), dtype=bool))
 
 
 def test_masked_entries_never_used():

@@ -152,14 +152,18 @@ def masked_step(est, obs: Observed, W, H, update_H: bool) -> float:
 
 
 def validate_X(est, X, mask, reset: bool):
-    """Validated X (CSR when sparse) and its observed set (None when all observed)."""
-    if type(X).__module__.split(".")[0] == "torch":
-        raise TypeError(
-            "MiniBatchNMF does not take torch tensors: its online accumulators are NumPy "
-            "only. Pass X.cpu().numpy(), or use nmfkit.NMF(solver='mu'), which runs on the "
-            "torch backend."
-        )
+    """Validated X (CSR when sparse) and its observed set (None when all observed); sets
+    ``est._nx``, the backend of this call (a tensor X is validated on its device)."""
+    from ._minibatch_backend import check_torch_options, resolve_backend
+
     masked = mask is not None or est.missing_values is not None
+    est._nx = resolve_backend(est, X)
+    if est._nx.name == "torch":
+        check_torch_options(est, masked)
+        if type(X).__module__.split(".")[0] == "torch":
+            from .backends._torch_io import validate_tensor
+
+            return validate_tensor(est, X, reset=reset), None
     if masked:
         from ._masked_fit import _validate_masked
 
@@ -191,6 +195,12 @@ def validate_X(est, X, mask, reset: bool):
 def init_factors(est, X, W, H, obs):
     """Initial (W, H): as NMF without a mask; from the observed entries only with one
     (``nmfkit.masked.initialize_masked``, as ``NMF`` does)."""
+    nx = getattr(est, "_nx", None)
+    if obs is None and nx is not None and nx.name == "torch":
+        from ._minibatch_backend import check_zeros, init_torch
+
+        check_zeros(nx, X, est._beta_loss)
+        return init_torch(est, nx, X, W, H)
     if obs is None:
         check_zeros_for_beta(X, est._beta_loss)
         return est._check_w_h(X, W, H, True)

@@ -1,5 +1,6 @@
 """The per-batch steps of ``MiniBatchNMF``: online HALS / ANLS for the Frobenius loss, the MU
-numerator and denominator of H on one batch, and the verbose log handler.
+numerator and denominator of H on one batch, and the verbose log handler. MU and HALS are
+written on the backend namespace ``nx`` (numpy or torch, see ``_minibatch_backend``).
 
 Kept apart from the estimator (``nmfkit.minibatch``) so each file stays short; the functions
 take the estimator for its parameters (penalties, tol, forgetting factor, accumulators).
@@ -10,9 +11,10 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy import linalg
 
+from ._minibatch_backend import rel_change
 from ._minibatch_masked import batch_penalties
+from .backends import get_backend
 from .losses import beta_divergence
 from .nnls import hals_sweep, nnls_bpp
 from .penalties import split_hals
@@ -21,22 +23,31 @@ from .solvers.mu import MultiplicativeUpdate
 logger = logging.getLogger("nmfkit")
 
 
+def _backend(est):
+    """The backend of the current public call (``validate_X`` sets it; numpy by default)."""
+    nx = getattr(est, "_nx", None)
+    return nx if nx is not None else get_backend()
+
+
 def _hals_W(est, X, W, H, max_iter):
     """W ≥ 0 for fixed H by HALS sweeps (from W, or from zero), until the relative change
-    is ≤ tol or ``max_iter`` sweeps; returns W (n, k)."""
+    is ≤ tol or ``max_iter`` sweeps; returns W (n, k). On torch the sweep is the backend's
+    (no host read per component); the tol test reads two norms per sweep."""
+    nx = _backend(est)
     pens = batch_penalties(est, *X.shape)
     l1, l2, extra = split_hals([p for p in pens if p.factor == "W"])
     G = H @ H.T
-    R = np.ascontiguousarray(np.asarray(X @ H.T).T)  # H Xᵀ, (k, n)
+    R = nx.ascontiguous(nx.matmul(X, H.T).T)  # H Xᵀ, (k, n)
     if est.solver == "anls":  # exact NNLS by block principal pivoting, warm-started
         return nnls_bpp(G, R, l1, l2, init=None if W is None else W.T).T
-    Wt = np.zeros_like(R) if W is None else np.ascontiguousarray(W.T)
-    prev = Wt.copy()
+    Wt = nx.zeros(R.shape, nx.dtype_of(R)) if W is None else nx.ascontiguous(W.T)
+    prev = nx.copy(Wt)
     for _ in range(max_iter):
-        hals_sweep(Wt, G, R, l1, l2, None, extra)
-        norm = linalg.norm(Wt)
-        if est.tol > 0 and (norm == 0 or linalg.norm(Wt - prev) <= est.tol * norm):
-            break
+        hals_sweep(Wt, G, R, l1, l2, None, extra, nx=nx)
+        if est.tol > 0:
+            norm, diff = rel_change(nx, Wt, prev)
+            if norm == 0 or diff <= est.tol * norm:
+                break
         prev[:] = Wt
     return Wt.T
 
@@ -46,14 +57,15 @@ def _online_hals_step(est, X, W, H, update_H):
     descent): W_b by HALS sweeps with H fixed, then A ← ρA + W_bᵀW_b, B ← ρB + W_bᵀX_b and
     one HALS sweep of H on (A, B) — or, with solver="anls", both NNLS problems solved exactly
     by block principal pivoting. Frobenius only."""
+    nx = _backend(est)
     if est.fresh_restarts or W is None:
         Wb = _hals_W(est, X, None, H, est.fresh_restarts_max_iter)
     else:
         Wb = _hals_W(est, X, W, H, 1)
         W[...] = Wb
-    Wb = np.ascontiguousarray(Wb)
+    Wb = nx.ascontiguous(Wb)
     pens = batch_penalties(est, *X.shape)
-    cost = (beta_divergence(X, Wb, H, 2.0) + sum(
+    cost = (beta_divergence(X, Wb, H, 2.0, nx=nx) + sum(
         p.value(Wb.T if p.factor == "W" else H) for p in pens
     )) / X.shape[0]
     if update_H:
@@ -61,7 +73,8 @@ def _online_hals_step(est, X, W, H, update_H):
         A *= est._rho
         B *= est._rho
         A += Wb.T @ Wb
-        B += np.asarray((X.T @ Wb).T)
+        _, Xt = nx.prepare_X(X)
+        B += nx.matmul(Xt, Wb).T
         l1, l2, extra = split_hals([p for p in pens if p.factor == "H"])
         frozen = list(getattr(est, "_frozen", ()))
         free = [t for t in range(H.shape[0]) if t not in frozen]
@@ -72,7 +85,7 @@ def _online_hals_step(est, X, W, H, update_H):
         elif est.solver == "anls":
             H[...] = nnls_bpp(A, B, l1, l2, init=H)
         else:
-            hals_sweep(H, A, B, l1, l2, free if frozen else None, extra)
+            hals_sweep(H, A, B, l1, l2, free if frozen else None, extra, nx=nx)
     return cost
 
 
@@ -86,17 +99,18 @@ def _h_terms(solver, W, H):
         ratio, WH = solver._ratio(W, H)
         num = nx.matmul(W.T, ratio)
         if beta == 1.0:
-            W_sum = W.sum(axis=0)
-            W_sum[W_sum == 0] = 1.0
-            den = np.broadcast_to(W_sum[:, np.newaxis], H.shape).copy()
+            W_sum = nx.sum(W, axis=0)
+            nx.fill_where(W_sum, W_sum == 0, 1.0)
+            den = nx.broadcast_to(W_sum[:, None], H.shape)
         elif p.sparse:
             den = solver._blocked_WH_pow_dot(W, H, "H")
         else:
             WH **= beta - 1
             den = W.T @ WH
-    num = np.asarray(num)
+    if nx.name == "numpy":
+        num = np.asarray(num)
     num, den = MultiplicativeUpdate._add_penalties(num, den, H, p.penalties_H, False)
-    den[den == 0] = p.eps
+    nx.fill_where(den, den == 0, p.eps)
     return num, den
 
 

@@ -32,7 +32,6 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy import linalg
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -44,6 +43,18 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._estimator import NMF
+from ._minibatch_backend import (
+    apply_frozen_torch,
+    check_zeros,
+    compute_context,
+    on_backend,
+    rel_change,
+    row_index,
+    sqrt_mean_over_k,
+    take_rows,
+    to_caller,
+    to_device,
+)
 from ._minibatch_masked import (
     batch_penalties,
     init_factors,
@@ -52,9 +63,15 @@ from ._minibatch_masked import (
     row_slices,
     validate_X,
 )
-from ._minibatch_steps import _h_terms, _hals_W, _online_hals_step, _verbose_handler
+from ._minibatch_steps import (
+    _backend,
+    _h_terms,
+    _hals_W,
+    _online_hals_step,
+    _verbose_handler,
+)
 from ._validation import check_non_negative, check_zeros_for_beta
-from .backends import get_backend
+from .backends import _is_torch_tensor
 from .losses import beta_divergence, beta_loss_to_float
 from .masked import weighted_divergence
 from .solvers import Problem
@@ -123,6 +140,15 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``partial_fit(X, mask=M)`` do: per batch, W_b and the sums for H from the observed
         entries only — masked MU (solver="mu", any loss) or masked online HALS with one
         k × k sum per feature (solver="cd", Frobenius, L1/L2 penalties). Not "anls".
+    backend : None, "numpy" or "torch", default=None
+        As :class:`nmfkit.NMF`'s. None: read from X — a torch tensor (dense or sparse, CPU
+        or CUDA) is fitted on its device, and ``components_`` and ``transform``'s output are
+        tensors there, in X's dtype. "torch" with numpy / scipy input moves each X to
+        ``device`` once per call and returns numpy (the forgetful sums of ``partial_fit``
+        stay on the device). Solvers on torch: "mu" (every β) and "cd" (Frobenius); L1/L2
+        penalties and frozen components; not "anls", masks or a Graph penalty.
+    device : None, str or torch.device, default=None
+        Torch device for ``backend="torch"`` ("cuda", "cuda:1", "cpu"); None: X's device.
 
     Attributes
     ----------
@@ -155,6 +181,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "frozen_components": ["array-like", None],
         "penalties": [list, None],
         "missing_values": [None, StrOptions({"unobserved", "nan"}), Real],
+        "backend": [StrOptions({"numpy", "torch"}), None],
+        "device": "no_validation",
     }
 
     def __init__(
@@ -180,6 +208,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         frozen_components=None,
         penalties=None,
         missing_values=None,
+        backend=None,
+        device=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -201,6 +231,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.frozen_components = frozen_components
         self.penalties = penalties
         self.missing_values = missing_values
+        self.backend = backend
+        self.device = device
 
     # shared with NMF: initialisation / validation of custom factors, tags, inverse
     _check_w_h = NMF._check_w_h
@@ -228,17 +260,20 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         self._validate_params()
         X, obs = self._validate_X(X, mask, reset=True)
-        W, H, n_iter, n_steps = self._fit_transform(X, W=W, H=H, obs=obs)
-        if obs is None:
-            err = beta_divergence(X, W, H, self._beta_loss, square_root=True)
-        else:
-            err = math.sqrt(2.0 * max(weighted_divergence(obs, W, H, self._beta_loss), 0.0))
+        nx, host = self._nx, not _is_torch_tensor(X)
+        X = to_device(nx, X, self, self.batch_size)
+        with compute_context(nx):
+            W, H, n_iter, n_steps = self._fit_transform(X, W=W, H=H, obs=obs)
+            if obs is None:
+                err = beta_divergence(X, W, H, self._beta_loss, square_root=True, nx=nx)
+            else:
+                err = math.sqrt(2.0 * max(weighted_divergence(obs, W, H, self._beta_loss), 0.0))
         self.reconstruction_err_ = err
         self.n_components_ = H.shape[0]
-        self.components_ = H
+        self.components_ = to_caller(nx, H, host)
         self.n_iter_ = n_iter
         self.n_steps_ = n_steps
-        return W
+        return to_caller(nx, W, host)
 
     def partial_fit(self, X, y=None, W=None, H=None, mask=None):
         """One mini-batch step on the rows of X (see the module docstring for semantics).
@@ -250,18 +285,26 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if not has_components:
             self._validate_params()
         X, obs = self._validate_X(X, mask, reset=not has_components)
-        if not has_components:
-            self._check_params(X)
-            _, H = self._init_factors(X, W, H, obs)
-            self._frozen = self._apply_frozen(H)
-            self._init_accumulators(H)
-            self.n_steps_ = 0
-        else:
-            H = self.components_
-            check_zeros_for_beta(X if obs is None else obs.values[None, :], self._beta_loss)
-        self._minibatch_step(X, None, H, update_H=True, obs=obs)
+        nx, host = self._nx, not _is_torch_tensor(X)
+        X = to_device(nx, X, self)
+        with compute_context(nx):
+            if not has_components:
+                self._check_params(X)
+                _, H = self._init_factors(X, W, H, obs)
+                self._frozen = self._apply_frozen(H)
+                self._init_accumulators(H)
+                self.n_steps_ = 0
+            else:  # the state follows this call's backend (a k × n_features copy at most)
+                H = on_backend(nx, self.components_, X)
+                self._components_numerator = on_backend(nx, self._components_numerator, X)
+                self._components_denominator = on_backend(nx, self._components_denominator, X)
+                if obs is None:
+                    check_zeros(nx, X, self._beta_loss)
+                else:
+                    check_zeros_for_beta(obs.values[None, :], self._beta_loss)
+            self._minibatch_step(X, None, H, update_H=True, obs=obs)
         self.n_components_ = H.shape[0]
-        self.components_ = H
+        self.components_ = to_caller(nx, H, host)
         self.n_steps_ += 1
         return self
 
@@ -273,7 +316,11 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X, obs = self._validate_X(X, mask, reset=False)
         if obs is not None:
             return masked_solve_W(self, obs, self.components_, self._transform_max_iter)
-        return self._solve_W(X, self.components_, self._transform_max_iter)
+        nx, host = self._nx, not _is_torch_tensor(X)
+        X = to_device(nx, X, self)
+        with compute_context(nx):
+            W = self._solve_W(X, on_backend(nx, self.components_, X), self._transform_max_iter)
+        return to_caller(nx, W, host)
 
     def _validate_X(self, X, mask, reset):
         return validate_X(self, X, mask, reset)
@@ -299,10 +346,11 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.max_iter if self.transform_max_iter is None else self.transform_max_iter
         )
 
-    def _batch_solver(self, X, W, H):
-        """nmfkit's MU solver on one batch, H fixed (W updated in place)."""
-        nx = get_backend(X)
-        Xp, Xt = nx.prepare_X(X)
+    def _batch_solver(self, X, W, H, prepared=None):
+        """nmfkit's MU solver on one batch, H fixed (W updated in place); ``prepared`` is
+        ``nx.prepare_X(X)`` when the caller has it already."""
+        nx = _backend(self)
+        Xp, Xt = nx.prepare_X(X) if prepared is None else prepared
         pens = batch_penalties(self, *X.shape)
         problem = Problem(
             X=Xp, Xt=Xt, W=W, H=H, beta=self._beta_loss, nx=nx,
@@ -313,30 +361,33 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return MultiplicativeUpdate(problem)
 
     def _init_accumulators(self, H):
+        nx = _backend(self)
         if self.solver in ("cd", "anls"):  # Σρ WᵀW (k, k) and Σρ WᵀX (k, m)
-            self._components_numerator = np.zeros((H.shape[0], H.shape[0]), dtype=H.dtype)
-            self._components_denominator = np.zeros(H.shape, dtype=H.dtype)
+            self._components_numerator = nx.zeros((H.shape[0], H.shape[0]), H.dtype)
+            self._components_denominator = nx.zeros(H.shape, H.dtype)
         else:  # MU numerator and denominator
-            self._components_numerator = H.copy()
-            self._components_denominator = np.ones(H.shape, dtype=H.dtype)
+            self._components_numerator = nx.copy(H)
+            self._components_denominator = nx.full(H.shape, 1.0, H.dtype)
 
-    def _solve_W(self, X, H, max_iter):
+    def _solve_W(self, X, H, max_iter, prepared=None):
         """W for fixed H: MU iterations from the constant √(mean(X)/k) until the relative
-        change of W is ≤ tol (scikit-learn's rule), at most ``max_iter``."""
+        change of W is ≤ tol (scikit-learn's rule), at most ``max_iter``. The rule reads two
+        norms per iteration (on torch, one host read)."""
         if self.solver in ("cd", "anls"):
             return _hals_W(self, X, None, H, max_iter)
-        n = X.shape[0] * X.shape[1]
-        avg = math.sqrt((float(X.sum()) / n if n else 0.0) / self._n_components)
-        W = np.full((X.shape[0], self._n_components), avg, dtype=X.dtype)
-        W_buffer = W.copy()
-        solver = self._batch_solver(X, W, H)
+        nx = _backend(self)
+        avg = sqrt_mean_over_k(nx, X, self._n_components)
+        W = nx.full((X.shape[0], self._n_components), avg, nx.dtype_of(X))
+        W_buffer = nx.copy(W)
+        solver = self._batch_solver(X, W, H, prepared)
         for _ in range(max_iter):
             solver._update_W()
             W = solver.p.W
-            norm = linalg.norm(W)
-            W_diff = linalg.norm(W - W_buffer) / norm if norm > 0 else 0.0
-            if self.tol > 0 and W_diff <= self.tol:
-                break
+            if self.tol > 0:
+                norm, diff = rel_change(nx, W, W_buffer)
+                W_diff = diff / norm if norm > 0 else 0.0
+                if W_diff <= self.tol:
+                    break
             W_buffer[:] = W
         return W
 
@@ -344,6 +395,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Write ``frozen_components`` into H's first rows; their indices (or ())."""
         if self.frozen_components is None:
             return ()
+        if _backend(self).name == "torch":
+            return apply_frozen_torch(self.frozen_components, H)
         from ._extensions import apply_frozen
 
         return apply_frozen(self.frozen_components, H)
@@ -357,7 +410,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         them out of the sweep / solve (see ``_online_hals_step``)."""
         frozen = list(getattr(self, "_frozen", ())) if update_H else []
         if frozen:
-            kept = H[frozen].copy()
+            kept = _backend(self).copy(H[frozen])
             cost = self._minibatch_step_free(X, W, H, update_H, obs)
             H[frozen] = kept
             return cost
@@ -368,17 +421,19 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             return masked_step(self, obs, W, H, update_H)
         if self.solver in ("cd", "anls"):
             return _online_hals_step(self, X, W, H, update_H)
+        nx = _backend(self)
+        prepared = nx.prepare_X(X)  # once per batch (torch: the CSR transpose of a sparse X_b)
         if self.fresh_restarts or W is None:
-            W = self._solve_W(X, H, self.fresh_restarts_max_iter)
-            solver = self._batch_solver(X, W, H)
+            W = self._solve_W(X, H, self.fresh_restarts_max_iter, prepared)
+            solver = self._batch_solver(X, W, H, prepared)
         else:
-            solver = self._batch_solver(X, W, H)
+            solver = self._batch_solver(X, W, H, prepared)
             solver._update_W()
         if self._beta_loss < 1:
-            W[W < np.finfo(np.float64).eps] = 0.0
+            nx.fill_where(W, W < np.finfo(np.float64).eps, 0.0)
         p = solver.p
         batch_cost = (
-            beta_divergence(X, W, H, self._beta_loss) + p.penalty_value(W, H)
+            beta_divergence(X, W, H, self._beta_loss, nx=nx) + p.penalty_value(W, H)
         ) / X.shape[0]
         if update_H:
             self._mu_accumulate(*_h_terms(solver, W, H), H)
@@ -386,6 +441,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _mu_accumulate(self, num, den, H):
         """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
+        nx = _backend(self)
         A, B = self._components_numerator, self._components_denominator
         if self._gamma != 1:
             H **= 1.0 / self._gamma
@@ -394,11 +450,11 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         B *= self._rho
         A += num
         B += den
-        np.divide(A, B, out=H)
+        nx.divide(A, B, out=H)
         if self._gamma != 1:
             H **= self._gamma
         if self._beta_loss <= 1:
-            H[H < np.finfo(np.float64).eps] = 0.0
+            nx.fill_where(H, H < np.finfo(np.float64).eps, 0.0)
 
     def _converged(self, batch_rows, batch_cost, H, H_buffer, n_samples, step, n_steps):
         """scikit-learn's early stopping: small change of H, or no improvement of the
@@ -416,8 +472,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "Minibatch step %d/%d: mean batch cost: %g, ewa cost: %g",
             step, n_steps, batch_cost, self._ewa_cost,
         )
-        norm = linalg.norm(H)
-        H_diff = linalg.norm(H - H_buffer) / norm if norm > 0 else 0.0
+        norm, diff = rel_change(_backend(self), H, H_buffer)  # one host read on torch
+        H_diff = diff / norm if norm > 0 else 0.0
         if self.tol > 0 and H_diff <= self.tol:
             logger.info("Converged (small H change) at step %d/%d", step, n_steps)
             return True
@@ -433,8 +489,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _fit_transform(self, X, W=None, H=None, update_H=True, obs=None):
         self._check_params(X)
+        nx = _backend(self)
         n_samples = X.shape[0]
-        if obs is None:
+        if obs is None and nx.name == "numpy":  # a tensor X is checked by validate_tensor
             check_non_negative(X, "MiniBatchNMF (input X)")
         if update_H:
             W, H = self._init_factors(X, W, H, obs)
@@ -443,7 +500,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             W, H = self._check_w_h(X, W, H, update_H)
         if update_H:
             self._frozen = self._apply_frozen(H)
-        H_buffer = H.copy()
+        H_buffer = nx.copy(H)
         self._init_accumulators(H)
         self._ewa_cost = self._ewa_cost_min = None
         self._no_improvement = 0
@@ -454,10 +511,11 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         n_steps_per_iter = int(np.ceil(n_samples / self._batch_size))
         n_steps = self.max_iter * n_steps_per_iter
         handler = _verbose_handler(self.verbose)
+        rows = row_index(nx, X)  # sparse torch X: its row pointer on the host, read once
         try:
             i = 0
             for i, (batch, ob) in zip(range(n_steps), batches):
-                Xb = X[batch]
+                Xb = take_rows(nx, X, batch, rows)
                 Wb = W[batch]  # a view: updated in place
                 cost = self._minibatch_step(Xb, Wb, H, update_H, ob)
                 if update_H and self._converged(
