@@ -452,8 +452,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
             result, self.init_objectives_ = fit_n_init(self, X, W, H, fit_kwargs)
         else:
+            if self._solver == "cd" and self._beta_loss == 2 and sp.issparse(X):
+                H = np.asfortranarray(H)  # cd's sample-major layout on sparse X (W6 memory)
             with thread_limits(self.n_jobs):  # BLAS / numba threads of this one fit
-                result = _fit.factorize(X, W, H, **fit_kwargs)
+                # W, H are this fit's own copies: the solver may work in them in place
+                result = _fit.factorize(X, W, H, owns_factors=True, **fit_kwargs)
             if update_H:
                 self.init_objectives_ = np.array([result.objective])
         _fit.record_fit(self, result)

@@ -261,6 +261,7 @@ def factorize(
     frozen_H=(),
     smoothing: float = 0.0,
     verbose: int = 0,
+    owns_factors: bool = False,
 ) -> FitResult:
     """Fit W, H ≥ 0 from validated inputs and initial factors with the named solver.
 
@@ -270,6 +271,9 @@ def factorize(
     are scaled back at the end and the history is reported on the original scale. This keeps
     the dtype-relative safeguards meaningful for data at 1e−30 or 1e+30 and avoids overflow
     of ‖X‖² in float32.
+
+    ``owns_factors=True`` tells the solver that W and H are the caller's scratch copies,
+    referenced nowhere else that matters: it may work in them in place (no second copy).
     """
     from sklearn.utils import check_random_state
 
@@ -309,6 +313,7 @@ def factorize(
         options=dict(solver_options or {}),
         frozen_W=tuple(frozen_W),
         frozen_H=tuple(frozen_H),
+        owns_factors=owns_factors or scaled,
     )
     if smoothing:  # nsNMF, X ≈ W S H (issue 4): the solver's updates on the smoothed factors
         from .nsnmf import smoothed_solver

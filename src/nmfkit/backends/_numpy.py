@@ -34,7 +34,7 @@ class NumpyBackend:
 
     @staticmethod
     def copy(a):
-        return a.copy()
+        return a.copy(order="K")  # keeps an F-ordered factor F-ordered (cd's sparse layout)
 
     @staticmethod
     def empty_like(a):

@@ -48,6 +48,9 @@ class Problem:
     #: observed entries and their weights (a nmfkit.masked.Observed), or None when every
     #: entry of X is observed; only solvers with ``masks = True`` accept it
     M: Any = None
+    #: W and H are the fit's own arrays (copies or generated starts): a solver may update
+    #: them in place instead of copying them (memory; see CoordinateDescent._init_layout)
+    owns_factors: bool = False
 
     @property
     def sparse(self) -> bool:

@@ -41,14 +41,24 @@ def _hals_block_py(F, G, R, l1, l2, order, ih, n_sweeps, delta2, j0, Fb, Rb, acc
     k, N = F.shape
     B = Fb.shape[1]
     jb = min(B, N - j0)
-    for s in range(k):
-        for b in range(B):
-            if b < jb:
+    Fb[:, jb:] = 0.0  # padding columns stay at exactly zero
+    Rb[:, jb:] = 0.0
+    if F.strides[0] > F.strides[1]:  # C order: a component's block is contiguous
+        for s in range(k):
+            for b in range(jb):
                 Fb[s, b] = F[s, j0 + b]
+    else:  # F order (sample-major storage): a column's k values are contiguous
+        for b in range(jb):
+            for s in range(k):
+                Fb[s, b] = F[s, j0 + b]
+    if R.strides[0] > R.strides[1]:
+        for s in range(k):
+            for b in range(jb):
                 Rb[s, b] = R[s, j0 + b] - l1
-            else:  # padding columns stay at exactly zero
-                Fb[s, b] = 0.0
-                Rb[s, b] = 0.0
+    else:
+        for b in range(jb):
+            for s in range(k):
+                Rb[s, b] = R[s, j0 + b] - l1
     first = 0.0
     done = 0
     for it in range(n_sweeps):
@@ -75,9 +85,14 @@ def _hals_block_py(F, G, R, l1, l2, order, ih, n_sweeps, delta2, j0, Fb, Rb, acc
             first = move
         elif move <= delta2 * first:
             break
-    for s in range(k):
+    if F.strides[0] > F.strides[1]:
+        for s in range(k):
+            for b in range(jb):
+                F[s, j0 + b] = Fb[s, b]
+    else:
         for b in range(jb):
-            F[s, j0 + b] = Fb[s, b]
+            for s in range(k):
+                F[s, j0 + b] = Fb[s, b]
     return done
 
 

@@ -102,6 +102,24 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
     def _factors_replaced(self):
         self._reset_extrapolation()
 
+    @staticmethod
+    def sample_major(p) -> bool:
+        """Whether the factors are stored sample-major: Wᵀ and H as F-ordered (k, N) arrays,
+        i.e. W (n, k) and Hᵀ (m, k) row-major. For sparse X on numpy (Frobenius): scipy's
+        sparse products X Hᵀ and Xᵀ W then read the factor without first copying it into
+        C order (a transient copy of H, the largest array of a wide X: memory, W6), and the
+        compiled sweeps read either order through their block buffer."""
+        return p.nx.name == "numpy" and p.sparse and p.beta == 2.0
+
+    def _init_layout(self):
+        p = self.p
+        if not self.sample_major(p):
+            return super()._init_layout()
+        W, H = p.W, p.H
+        # the caller's own arrays are worked in place (no second copy); otherwise copied
+        self.Wt = W.T if (p.owns_factors and W.flags.c_contiguous) else np.array(W.T, order="F")
+        self.Hc = H if (p.owns_factors and H.flags.f_contiguous) else np.array(H, order="F")
+
     def _order(self, k, frozen=()):
         p = self.p
         order = p.nx.permutation(p.rng, k) if p.shuffle else None
