@@ -145,11 +145,20 @@ class NumpyBackend:
         return a.sum(axis=axis)
 
     @staticmethod
-    def sq_norm(a) -> float:
-        """Squared Frobenius norm, accumulated in float64."""
-        data = a.data if sp.issparse(a) else np.asarray(a).ravel()
-        data = data.astype(np.float64, copy=False)
-        return float(np.dot(data, data))
+    def sq_norm(a, block: int = 1 << 20) -> float:
+        """Squared Frobenius norm, accumulated in float64.
+
+        A float32 X is widened block by block (``block`` elements at a time): a float64 copy
+        of the whole X was the in-memory fit's largest temporary, 2× X's bytes (W7).
+        """
+        data = a.data if sp.issparse(a) else np.asarray(a).reshape(-1)
+        if data.dtype == np.float64:
+            return float(np.dot(data, data))
+        total = 0.0
+        for s in range(0, data.shape[0], block):
+            b = data[s : s + block].astype(np.float64)
+            total += float(np.dot(b, b))
+        return total
 
     @staticmethod
     def vdot(a, b) -> float:
