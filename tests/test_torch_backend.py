@@ -163,8 +163,7 @@ def test_tensor_input_errors():
         est.transform(torch.ones(2, 4))
     with pytest.raises(ValueError, match="beta_loss <= 0 and X contains zeros"):
         NMF(2, solver="mu", beta_loss=0).fit(torch.as_tensor(_data()))
-    with pytest.raises(ValueError, match="runs on numpy only"):
-        NMF(2, solver="cd", beta_loss=1).fit(torch.as_tensor(_data()))
+    # solver="cd" with beta_loss=1 runs on torch since round 3 (tests/test_torch_kl_masked.py)
 
 
 def test_missing_torch_names_the_extra(monkeypatch):

@@ -3,6 +3,10 @@
 Private: :mod:`nmfkit.masked` re-exports these functions. They pick the masked solver,
 initialise W and H from the observed entries only, rescale extreme data, run the shared fit
 loop (``nmfkit._fit.run``) and set the estimator's fitted attributes.
+
+On the torch backend (a tensor X or mask, or ``backend="torch"``) the observed entries are
+held on the device (``nmfkit.backends._torch_masked``) and ``solver="mu"`` runs there; W and H
+come back as tensors for tensor input, as numpy arrays for numpy input.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from .masked import Observed, _check_no_nan, observed_entries, weighted_divergence
+from .masked import Observed, _check_no_nan, observed_entries
 
 __all__ = [
     "factorization_masked",
@@ -74,12 +78,20 @@ def initialize_masked(obs: Observed, k: int, init, random_state):
     return initialize(Xs, k, init=init, random_state=random_state)
 
 
-def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True):
+def _scaled(a, f: float):
+    """a · f keeping a's dtype (numpy: the factor rounded to it first, as before)."""
+    return a * a.dtype.type(f) if isinstance(a, np.ndarray) else a * f
+
+
+def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=None):
     """Fit the estimator ``est`` (an ``NMF``) to the observed entries; returns (W, H, n_iter).
 
     Uses the estimator's parameters (rank, init, solver, β, penalties, tol, limits, callback)
     and stores ``loss_curve_``, ``history_`` and ``stop_reason_`` on it, as the unmasked path.
+    ``nx``: the backend (None: numpy); on torch, ``obs`` is a ``TorchObserved`` and W, H come
+    back as tensors on its device.
     """
+    import contextlib
     import warnings
 
     from sklearn.utils import check_random_state
@@ -90,14 +102,29 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True):
     from .solvers import Problem
 
     beta = est._beta_loss
-    if beta <= 0 and obs.nnz and obs.values.min() <= 0:
+    on_torch = nx is not None and nx.name == "torch"
+    if beta <= 0 and obs.nnz and float(obs.values.min()) <= 0:
         raise ValueError(
             "When beta_loss <= 0 and the observed entries contain zeros, the solver may "
             "diverge. Please add small values to X, or use a positive beta_loss."
         )
     penalties = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *obs.shape)
-    cls = resolve_masked_solver(est.solver, beta, penalties)
-    if est.init == "custom" or not update_H:
+    name = "mu" if (on_torch and est.solver == "auto") else est.solver
+    cls = resolve_masked_solver(name, beta, penalties)
+    if on_torch and "torch" not in cls.backends:
+        raise ValueError(
+            f"solver {est.solver!r} with a mask or missing values runs {cls.name!r}, which has "
+            "no torch backend; on torch use solver='mu' (masked multiplicative updates, every "
+            "beta_loss), or fit numpy input with backend='numpy'."
+        )
+    if on_torch and (est.init == "custom" or not update_H):
+        from .backends._torch_masked import factors_on_device
+
+        mean = float(obs.values.double().mean()) if obs.nnz else 1.0
+        k = H.shape[0] if H is not None else est._n_components
+        fill = math.sqrt((mean if mean > 0 else 1.0) / k) if cls.multiplicative else 0.0
+        W, H = factors_on_device(est, nx, obs, W, H, update_H, fill)
+    elif est.init == "custom" or not update_H:
         W, H = est._check_w_h(X, W, H, update_H)
         if not update_H:
             # a multiplicative update cannot leave zero: start from a flat positive W
@@ -113,23 +140,31 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True):
             )
         k = obs.shape[1] if est._n_components in (None, "auto") else est._n_components
         est._n_components = k
-        W, H = initialize_masked(obs, k, est.init, est.random_state)
+        if on_torch:  # the start is drawn on the host from the observed entries (O(nnz))
+            import torch
+
+            W, H = initialize_masked(obs.host(), k, est.init, est.random_state)
+            dev, dt = obs.values.device, obs.values.dtype
+            W = torch.as_tensor(W, dtype=dt, device=dev)
+            H = torch.as_tensor(H, dtype=dt, device=dev)
+        else:
+            W, H = initialize_masked(obs, k, est.init, est.random_state)
     pen_W = [p for p in penalties if p.factor == "W"]
     pen_H = [p for p in penalties if p.factor == "H"]
     # extreme data is fitted at unit scale, as in the unmasked path (nmfkit._fit.factorize):
     # d_β is homogeneous of degree β, so X/s from (W/√s, H/√s) is the same problem
-    s = float(np.max(obs.values)) if obs.nnz else 0.0
+    s = float(obs.values.max()) if obs.nnz else 0.0
     scaled = s > 0 and not (_fit._SCALE_RANGE[0] <= s <= _fit._SCALE_RANGE[1])
     if scaled:
         import dataclasses
 
         root_s, s_beta = math.sqrt(s), s**beta
-        obs = dataclasses.replace(obs, values=obs.values * obs.values.dtype.type(1.0 / s))
-        W = W * W.dtype.type(1.0 / root_s)
-        H = H * H.dtype.type(1.0 / root_s)
+        obs = dataclasses.replace(obs, values=_scaled(obs.values, 1.0 / s))
+        W = _scaled(W, 1.0 / root_s)
+        H = _scaled(H, 1.0 / root_s)
         pen_W = _fit._rescaled_penalties(pen_W, root_s, s_beta)
         pen_H = _fit._rescaled_penalties(pen_H, root_s, s_beta)
-    nx = get_backend(W)
+    nx = nx if on_torch else get_backend(W)
     Xo = obs.csr()
     problem = Problem(
         X=Xo, Xt=None, W=W, H=H, beta=beta, nx=nx,
@@ -138,14 +173,16 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True):
         update_W=True, update_H=update_H, rng=check_random_state(est.random_state),
         shuffle=est.shuffle, options=dict(est.solver_options or {}), M=obs,
     )
-    result = _fit.run(
-        cls(problem), tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
-        callback=est.callback, verbose=est.verbose,
-    )
+    problem.options.pop("allow_tf32", None)  # read by the torch backend
+    with nx.compute_context() if on_torch else contextlib.nullcontext():
+        result = _fit.run(
+            cls(problem), tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
+            callback=est.callback, verbose=est.verbose,
+        )
     W, H = result.W, result.H
     if scaled:
-        W = W * W.dtype.type(root_s)
-        H = H * H.dtype.type(root_s)
+        W = _scaled(W, root_s)
+        H = _scaled(H, root_s)
         result.history["objective"] = [f * s_beta for f in result.history["objective"]]
     _fit.record_fit(est, result)
     return W, H, result.n_iter
@@ -164,9 +201,22 @@ def _validate_masked(est, X, reset: bool):
     return X
 
 
+def _entry(est, X, mask, reset: bool):
+    """(X, obs, nx, host_input): validated X, its observed set and the backend of the fit."""
+    from .backends import get_backend
+
+    nx = get_backend(X, mask, backend=est.backend, device=est.device)
+    if nx.name == "torch":
+        from .backends._torch_masked import prepare_masked
+
+        return prepare_masked(est, nx, X, mask, reset=reset)
+    X = _validate_masked(est, X, reset=reset)
+    return X, observed_entries(X, mask=mask, missing_values=est.missing_values), nx, False
+
+
 def _check_observed_non_negative(est, obs: Observed) -> None:
-    if obs.nnz and obs.values.min() < 0:
-        q = int(np.argmin(obs.values))
+    if obs.nnz and float(obs.values.min()) < 0:
+        q = int(obs.values.argmin())
         raise ValueError(
             f"Negative values in data passed to {type(est).__name__} (input X): the smallest "
             f"observed value is {float(obs.values[q])!r} at row {int(obs.rows[q])}, column "
@@ -184,12 +234,13 @@ def fit_transform_masked(est, X, mask=None, W=None, H=None):
     Sets the estimator's fitted attributes; ``reconstruction_err_`` is
     √(2·Σ M_ij d_β(X_ij, (WH)_ij)) over the observed entries.
     """
+    from .solvers.masked_mu import weighted_divergence_nx
+
     est._validate_params()
-    X = _validate_masked(est, X, reset=True)
-    obs = observed_entries(X, mask=mask, missing_values=est.missing_values)
+    X, obs, nx, host_input = _entry(est, X, mask, reset=True)
     _check_observed_non_negative(est, obs)
     est._check_params(X)
-    W, H, n_iter = fit_masked(est, X, obs, W=W, H=H)
+    W, H, n_iter = fit_masked(est, X, obs, W=W, H=H, nx=nx)
     finals = [est.loss_curve_[-1]]
     if getattr(est, "n_init", 1) > 1:
         # restarts as in the unmasked path: run 0 is the n_init=1 fit, runs 1.. start from
@@ -201,13 +252,16 @@ def fit_transform_masked(est, X, mask=None, W=None, H=None):
         for seed in restart_seeds(est.random_state, est.n_init - 1):
             run = clone(est).set_params(init="random", random_state=int(seed), n_init=1)
             run._check_params(X)
-            Wr, Hr, nr = fit_masked(run, X, obs)
+            Wr, Hr, nr = fit_masked(run, X, obs, nx=nx)
             finals.append(run.loss_curve_[-1])
             if finals[-1] < min(finals[:-1]):
                 W, H, n_iter = Wr, Hr, nr
                 for name in est._fitted_attributes():
                     setattr(est, name, getattr(run, name))
-    est.reconstruction_err_ = math.sqrt(2.0 * max(weighted_divergence(obs, W, H, est._beta_loss), 0))
+    div = weighted_divergence_nx(nx, obs, W, H, est._beta_loss)
+    est.reconstruction_err_ = math.sqrt(2.0 * max(div, 0))
+    if host_input:  # backend="torch" with numpy input: numpy out
+        W, H = nx.to_numpy(W), nx.to_numpy(H)
     est.n_components_ = H.shape[0]
     est.components_ = H
     est.n_iter_ = n_iter
@@ -217,17 +271,16 @@ def fit_transform_masked(est, X, mask=None, W=None, H=None):
 
 def transform_masked(est, X, mask=None):
     """``NMF.transform`` on data with missing entries: W for new rows, H fixed."""
-    X = _validate_masked(est, X, reset=False)
-    obs = observed_entries(X, mask=mask, missing_values=est.missing_values)
+    X, obs, nx, host_input = _entry(est, X, mask, reset=False)
     _check_observed_non_negative(est, obs)
     fitted = {k: getattr(est, k) for k in est._fitted_attributes() if hasattr(est, k)}
     try:
         est._check_params(X)
-        W, _, _ = fit_masked(est, X, obs, H=est.components_, update_H=False)
+        W, _, _ = fit_masked(est, X, obs, H=est.components_, update_H=False, nx=nx)
     finally:
         for k, v in fitted.items():
             setattr(est, k, v)
-    return W
+    return nx.to_numpy(W) if host_input else W
 
 
 def factorization_masked(est, X, W=None, H=None, update_H: bool = True):
@@ -237,8 +290,10 @@ def factorization_masked(est, X, W=None, H=None, update_H: bool = True):
         W = fit_transform_masked(est, X, W=W, H=H)
         return W, est.components_, est.n_iter_
     est._validate_params()
-    X = _validate_masked(est, X, reset=True)
-    obs = observed_entries(X, missing_values=est.missing_values)
+    X, obs, nx, host_input = _entry(est, X, None, reset=True)
     _check_observed_non_negative(est, obs)
     est._check_params(X)
-    return fit_masked(est, X, obs, W=W, H=H, update_H=False)
+    W, H, n_iter = fit_masked(est, X, obs, W=W, H=H, update_H=False, nx=nx)
+    if host_input:
+        W, H = nx.to_numpy(W), nx.to_numpy(H)
+    return W, H, n_iter

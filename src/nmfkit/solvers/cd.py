@@ -216,7 +216,7 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
         if p.nx.name == "torch":  # issue 7: the same sweeps on tensors, vectorised over rows
             from ._kl_torch import TorchKL
 
-            self._tkl = TorchKL(p.nx, p.X, self.Wt.dtype)
+            self._tkl = TorchKL(p.nx, p.X, self.Wt.dtype, self.options)
             return
         X = p.X.tocsr() if p.sparse else sp.csr_matrix(p.X)
         if X.nnz and (X.data <= 0).any():

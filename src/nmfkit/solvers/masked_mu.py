@@ -11,19 +11,58 @@ update is non-increasing. For β = 2 this is (M⊙X)Hᵀ / (M⊙WH)Hᵀ, for β 
 WH is formed only at the observed entries: O(nnz·k) per update, never n_samples × n_features.
 A row (column) with no observation has a zero numerator and goes to zero.
 
-The solver reads the observed set from ``problem.M`` (a :class:`nmfkit.masked.Observed`).
-It is chosen automatically for ``solver="mu"`` when a mask or missing values are given.
+The solver reads the observed set from ``problem.M`` (a :class:`nmfkit.masked.Observed`, or
+on the torch backend its device twin ``nmfkit.backends._torch_masked.TorchObserved``) and the
+observed values from ``problem.X``, a CSR matrix (scipy or torch) with the observed structure.
+Its arithmetic is written on ``nx`` ops, so the same updates run on numpy and on torch tensors
+(CPU or CUDA): the sampled product at the observed entries is ``nx.sampled_dot`` and the two
+products with the quotients are sparse × dense products. It is chosen automatically for
+``solver="mu"`` when a mask or missing values are given.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ..masked import sampled_product, weighted_divergence
+from ..masked import weighted_divergence
 from ._base import Solver, register_solver
 from .mu import MultiplicativeUpdate, _gamma
 
-__all__ = ["MaskedMU"]
+__all__ = ["MaskedMU", "weighted_divergence_nx"]
+
+
+def weighted_divergence_nx(nx, obs, W, H, beta: float = 2.0) -> float:
+    """Σ over the observed entries of M_ij · d_β(X_ij, (WH)_ij) on either backend.
+
+    numpy: :func:`nmfkit.masked.weighted_divergence`. torch: the same formulas in float64 on
+    the device (same floor on WH), one scalar read back.
+    """
+    if nx.name == "numpy":
+        return weighted_divergence(obs, W, H, beta)
+    import torch
+
+    y = nx.sampled_dot(W, H, obs.csr())
+    x = obs.values.double()
+    scale = float(x.abs().mean()) if obs.nnz else 1.0
+    fi = torch.finfo(y.dtype)
+    y = y.double()
+    if beta != 2.0:
+        y = y.clamp(min=fi.eps * max(scale, fi.tiny))
+    if beta == 2.0:
+        d = 0.5 * (x - y) ** 2
+    elif beta == 1.0:
+        pos = x > 0
+        d = y - x + torch.where(pos, x * torch.log(torch.where(pos, x, y) / y),
+                                torch.zeros_like(x))
+    elif beta == 0.0:
+        q = x / y
+        d = q - torch.log(q) - 1.0
+    else:
+        d = (x**beta + (beta - 1) * y**beta - beta * x * y ** (beta - 1)) / (beta * (beta - 1))
+    res = float(torch.dot(obs.weights.double(), d))
+    return res if math.isfinite(res) else float(np.finfo(np.float64).max)
 
 
 @register_solver
@@ -36,57 +75,74 @@ class MaskedMU(Solver):
     masked_for = ("mu",)
     multiplicative = True
 
+    backends = frozenset({"numpy", "torch"})
+
     def setup(self):
-        p = self.p
-        if p.M is None:  # every entry observed
+        p, nx = self.p, self.p.nx
+        if p.M is None:  # every entry observed (numpy)
             from ..masked import observed_entries
 
             X = p.X
-            if p.nx.issparse(X):
+            if nx.issparse(X):
                 X = X.toarray()
             p.M = observed_entries(np.asarray(X), missing_values=np.nan)
+            p.X = p.M.csr()
         self.obs = p.M
         self.gamma = _gamma(p.beta)
         self.w = self.obs.weights
         self.wx = self.obs.weights * self.obs.values
+        self.Xo = p.X  # the observed structure (CSR), shared by every quotient matrix
 
     @classmethod
     def supports_penalty(cls, pen) -> bool:
         return "mu" in pen.solvers
 
+    def _csr(self, data):
+        """The (n_samples, n_features) sparse matrix with the observed structure and ``data``."""
+        if self.p.nx.name == "numpy":
+            return self.obs.csr(data)
+        return self.p.nx.with_data(self.Xo, data)
+
     def _quotients(self, W, H):
         """(Q, P) data on the observed set: Q = M⊙X⊙y^(β−2), P = M⊙y^(β−1), y = WH."""
-        beta, eps = self.p.beta, self.p.eps
-        y = sampled_product(self.obs, W, H)
+        nx, beta, eps = self.p.nx, self.p.beta, self.p.eps
+        y = nx.sampled_dot(W, H, self.Xo)
         if beta == 2.0:
             return self.wx, self.w * y
-        np.maximum(y, eps, out=y)
+        nx.clip_min(y, eps, out=y)
         if beta == 1.0:
             return self.wx / y, self.w
         return self.wx * y ** (beta - 2.0), self.w * y ** (beta - 1.0)
 
     def _finish(self, F, num, den, pen_F, penalties, transposed):
+        nx = self.p.nx
         num, den = MultiplicativeUpdate._add_penalties(num, den, pen_F, penalties, transposed)
-        den = np.where(den <= 0, self.p.eps, den)
+        den = nx.where(den <= 0, self.p.eps, den)
         num = num / den
         if self.gamma != 1:
             num **= self.gamma
-        F *= num.astype(F.dtype, copy=False)
+        if nx.name == "numpy":
+            num = num.astype(F.dtype, copy=False)
+        F *= num
 
     def step(self):
-        p, obs = self.p, self.obs
+        p, nx = self.p, self.p.nx
         if p.update_W:
             q, r = self._quotients(p.W, p.H)
             Ht = p.H.T
-            num = obs.csr(q) @ Ht
-            den = obs.csr(r) @ Ht
+            num = nx.matmul(self._csr(q), Ht)
+            den = nx.matmul(self._csr(r), Ht)
             self._finish(p.W, num, den, p.W.T, p.penalties_W, True)
         if p.update_H:
             q, r = self._quotients(p.W, p.H)
-            num = np.asarray(obs.csr(q).T @ p.W).T
-            den = np.asarray(obs.csr(r).T @ p.W).T
+            if nx.name == "numpy":
+                num = np.asarray(self._csr(q).T @ p.W).T
+                den = np.asarray(self._csr(r).T @ p.W).T
+            else:  # dense @ CSR: Xᵀ's structure is computed once and cached by the backend
+                num = nx.matmul(p.W.T, self._csr(q))
+                den = nx.matmul(p.W.T, self._csr(r))
             self._finish(p.H, num, den, p.H, p.penalties_H, False)
 
     def objective(self) -> float:
         p = self.p
-        return weighted_divergence(self.obs, p.W, p.H, p.beta) + p.penalty_value()
+        return weighted_divergence_nx(p.nx, self.obs, p.W, p.H, p.beta) + p.penalty_value()

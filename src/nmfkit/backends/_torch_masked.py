@@ -1,0 +1,237 @@
+"""Masks and missing values on the torch backend: the observed entries held on the device.
+
+Two ways in, as for the plain fit (see ``_torch_io``):
+
+* a torch tensor X (dense with NaN or a sentinel at the missing entries, or sparse CSR with
+  ``missing_values="unobserved"``), optionally with a mask (tensor, numpy or scipy.sparse):
+  validated and reduced to its observed entries with torch operations on X's device;
+* ``backend="torch"`` with numpy / scipy input: the observed set is built on the host by
+  :func:`nmfkit.masked.observed_entries` (every rule of the numpy path) and moved once.
+
+Either way the fit reads a :class:`TorchObserved`: the row, column, value and weight of each
+observed entry in CSR order, as tensors on one device. Only O(nnz) values are held, never an
+n_samples × n_features array beyond a dense X itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._torch import _csr, _quiet_sparse, to_torch_dtype
+
+__all__ = ["TorchObserved", "observed_from_host", "observed_from_tensor"]
+
+
+@dataclass
+class TorchObserved:
+    """The observed entries of an (n_samples, n_features) matrix on a torch device (CSR order).
+
+    Attributes
+    ----------
+    shape : (n_samples, n_features)
+    indptr : tensor (n_samples + 1,), int64 row pointers.
+    indices, rows : tensors (nnz,), int64: column and row of each observation.
+    values, weights : tensors (nnz,), X and M (> 0) at the observations, in X's dtype.
+    """
+
+    shape: tuple
+    indptr: torch.Tensor
+    indices: torch.Tensor
+    rows: torch.Tensor
+    values: torch.Tensor
+    weights: torch.Tensor
+
+    @property
+    def nnz(self) -> int:
+        return int(self.values.shape[0])
+
+    def csr(self, data=None):
+        """A torch sparse CSR tensor with this structure and ``data`` (default: the values)."""
+        return _csr(self.indptr, self.indices, self.values if data is None else data,
+                    tuple(self.shape))
+
+    def host(self):
+        """The same set as a numpy :class:`nmfkit.masked.Observed` (copied to the host)."""
+        from ..masked import Observed
+
+        f = lambda a: a.detach().cpu().numpy()
+        return Observed.from_coo(f(self.rows), f(self.indices), f(self.values),
+                                 f(self.weights), tuple(self.shape), f(self.values).dtype)
+
+    @classmethod
+    def from_coords(cls, rows, cols, values, weights, shape) -> TorchObserved:
+        """From row-major (CSR-ordered) coordinates on one device."""
+        counts = torch.bincount(rows, minlength=shape[0])
+        indptr = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
+        torch.cumsum(counts, 0, out=indptr[1:])
+        return cls(tuple(shape), indptr, cols.to(torch.int64), rows.to(torch.int64),
+                   values, weights.to(values.dtype))
+
+
+def observed_from_host(obs, device, dtype=None) -> TorchObserved:
+    """Move a numpy :class:`nmfkit.masked.Observed` to ``device`` (once)."""
+    dt = to_torch_dtype(dtype or obs.values.dtype)
+    t = lambda a, d: torch.as_tensor(np.asarray(a), dtype=d, device=device)
+    return TorchObserved(tuple(obs.shape), t(obs.indptr, torch.int64),
+                         t(obs.indices, torch.int64), t(obs.rows, torch.int64),
+                         t(obs.values, dt), t(obs.weights, dt))
+
+
+def _is_nan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _mask_tensor(mask, shape, device):
+    """A dense float64 weight tensor of X's shape from a tensor, numpy or scipy mask."""
+    import scipy.sparse as sp
+
+    if isinstance(mask, torch.Tensor):
+        if mask.layout != torch.strided:
+            with _quiet_sparse():
+                mask = mask.to_dense()
+        M = mask.detach().to(device=device, dtype=torch.float64)
+    elif sp.issparse(mask):
+        M = torch.as_tensor(mask.toarray(), dtype=torch.float64, device=device)
+    else:
+        M = torch.as_tensor(np.asarray(mask, dtype=np.float64), device=device)
+    if M.dim() != 2 or tuple(M.shape) != tuple(shape):
+        raise ValueError(
+            f"mask has shape {tuple(M.shape)} but X has shape {tuple(shape)}; pass a mask of "
+            "X's shape (True/weight > 0 where observed)."
+        )
+    bad = ~torch.isfinite(M) | (M < 0)
+    if bool(bad.any()):
+        raise ValueError(
+            "mask must hold non-negative finite weights (or booleans); found "
+            f"{float(M[bad][0])!r}."
+        )
+    return M
+
+
+def observed_from_tensor(X, mask=None, missing_values=None) -> TorchObserved:
+    """The observed entries of a validated 2-D torch X (float32/float64), on X's device.
+
+    The rules of :func:`nmfkit.masked.observed_entries`: NaN or a sentinel marks missing
+    dense entries; ``"unobserved"``: the stored entries of a sparse X are the observations;
+    a mask gives weights (0: unobserved). A sparse X with a mask is not supported on torch
+    (pass a dense X or numpy/scipy input with ``backend="torch"``).
+    """
+    from ..masked import _check_no_nan
+
+    shape = tuple(X.shape)
+    if isinstance(missing_values, str) and missing_values == "nan":
+        missing_values = float("nan")
+    sparse = X.layout != torch.strided
+    if missing_values == "unobserved" and not sparse:
+        raise ValueError(
+            "missing_values='unobserved' means the stored entries of a sparse X are the "
+            "observations, but X is dense. Pass a sparse X, or use missing_values=np.nan "
+            "with NaN at the missing entries of a dense X."
+        )
+    if sparse:
+        if mask is not None or missing_values != "unobserved":
+            raise ValueError(
+                "A sparse torch X needs missing_values='unobserved' (its stored entries are "
+                "the observations) and no mask on the torch backend; for a mask, pass a dense "
+                "X, or scipy.sparse X with backend='torch'."
+            )
+        with _quiet_sparse():
+            X = X.to_sparse_coo().coalesce()
+        rows, cols = X.indices()
+        vals = X.values()
+        if bool(torch.isnan(vals).any()):
+            _check_no_nan(np.array([np.nan]), "stored entries")
+        return TorchObserved.from_coords(rows, cols, vals, torch.ones_like(vals), shape)
+    if missing_values is None:
+        missing = None
+    elif _is_nan(missing_values):
+        missing = torch.isnan(X)
+    else:
+        missing = X == missing_values
+    keep = ~missing if missing is not None else torch.ones(shape, dtype=torch.bool,
+                                                            device=X.device)
+    M = None
+    if mask is not None:
+        M = _mask_tensor(mask, shape, X.device)
+        keep &= M > 0
+    rows, cols = torch.nonzero(keep, as_tuple=True)  # row-major: CSR order
+    vals = X[rows, cols]
+    if bool(torch.isnan(vals).any()):
+        where = ("entries the mask marks as observed" if mask is not None
+                 else "observed entries")
+        _check_no_nan(np.array([np.nan]), where)
+    weights = M[rows, cols] if M is not None else torch.ones_like(vals)
+    return TorchObserved.from_coords(rows, cols, vals, weights, shape)
+
+
+# ------------------------------------------------------------------ the estimator's entry
+def prepare_masked(est, nx, X, mask, *, reset: bool):
+    """Validate X for a masked fit on torch and gather its observed entries on the device.
+
+    Returns (X, obs, nx, host_input): X validated (a tensor, or the host array for numpy
+    input), the :class:`TorchObserved` set, the backend bound to the fit's device (with TF32
+    as ``solver_options["allow_tf32"]`` says) and whether W and H go back to numpy.
+    """
+    from .._masked_fit import _validate_masked
+    from ..masked import observed_entries
+    from ._torch import TorchBackend
+    from ._torch_io import validate_tensor
+
+    tf32 = bool((est.solver_options or {}).get("allow_tf32", False))
+    if isinstance(X, torch.Tensor):
+        whom = type(est).__name__
+        X = X.detach()
+        vals = X.values() if (X.dim() == 2 and X.layout != torch.strided) else X
+        if vals.is_floating_point() and vals.numel() and bool(torch.isinf(vals).any()):
+            raise ValueError(
+                f"Input X passed to {whom} contains infinity. Remove or clip it; NaN marks a "
+                "missing entry with missing_values=np.nan."
+            )
+        # validate_tensor rejects NaN and negative sentinels: its shape / dtype / feature
+        # checks on a 1-row probe, the values' checks on the observed entries below
+        probe = X
+        if X.dim() == 2 and X.layout == torch.strided:
+            probe = torch.zeros((min(X.shape[0], 1), X.shape[1]), dtype=X.dtype,
+                                device=X.device)
+        checked = validate_tensor(est, probe, reset=reset)
+        if probe is not X:
+            checked = X.to(checked.dtype)
+        device = nx.device or checked.device
+        obs = observed_from_tensor(checked.to(device), mask=mask,
+                                   missing_values=est.missing_values)
+        return checked, obs, TorchBackend(device=device, allow_tf32=tf32), False
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu()
+        mask = (mask.to_dense() if mask.layout != torch.strided else mask).numpy()
+    X = _validate_masked(est, X, reset=reset)
+    device = nx.device or torch.device("cpu")
+    obs = observed_from_host(observed_entries(X, mask=mask, missing_values=est.missing_values),
+                             device)
+    return X, obs, TorchBackend(device=device, allow_tf32=tf32), True
+
+
+def factors_on_device(est, nx, obs, W, H, update_H: bool, fill: float):
+    """A user's (W, H) (init="custom") or the fixed H (update_H=False) on the device, in the
+    observed values' dtype; W = ``fill`` everywhere when update_H is False."""
+    from ._torch_io import _factor_on
+
+    whom = type(est).__name__
+    n, m = obs.shape
+    dt, dev = obs.values.dtype, obs.values.device
+    H = _factor_on(nx, H, (est._n_components, m), dt, dev, f"{whom} (input H)")
+    if est._n_components == "auto":
+        est._n_components = H.shape[0]
+    if update_H:
+        W = _factor_on(nx, W, (n, H.shape[0]), dt, dev, f"{whom} (input W)")
+    else:
+        if W is not None:
+            import warnings
+
+            warnings.warn("When update_H=False, the provided initial W is not used.",
+                          RuntimeWarning)
+        W = torch.full((n, H.shape[0]), fill, dtype=dt, device=dev)
+    return W, H
