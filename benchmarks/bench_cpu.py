@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -74,6 +75,13 @@ def run_pair(label, X, k, beta, solvers, iters, options=None):
             return stop
 
         opts = (options or {}).get(solver)
+        # warm-up on a slice of X (same type, dtype and layout): numba's kernels are compiled
+        # or loaded from its cache once per process; that one-off cost is not the solver's
+        small = X[: min(X.shape[0], 600)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning after 3 iterations
+            nmfkit.NMF(min(k, 5), init="random", random_state=0, solver=solver,
+                       beta_loss=beta, tol=0, max_iter=3, solver_options=opts).fit(small)
         m = nmfkit.NMF(k, init="custom", solver=solver, beta_loss=beta, tol=0,
                        max_iter=20 * iters, max_time=2 * t_sk + 5, callback=cb,
                        solver_options=opts)
