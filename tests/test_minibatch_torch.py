@@ -22,9 +22,9 @@ def planted(n=160, m=24, k=5, seed=0):
 
 
 def kw(solver="mu", beta=2, **extra):
-    base = dict(n_components=4, batch_size=48, beta_loss=beta, solver=solver, max_iter=3,
-                tol=0, max_no_improvement=None, random_state=0,
-                init="nndsvda" if beta != 2 else "random")
+    base = {"n_components": 4, "batch_size": 48, "beta_loss": beta, "solver": solver, "max_iter": 3,
+                "tol": 0, "max_no_improvement": None, "random_state": 0,
+                "init": "nndsvda" if beta != 2 else "random"}
     base.update(extra)
     return base
 
@@ -68,7 +68,7 @@ def test_numpy_and_torch_same_components(solver, beta, sparse):
 def test_default_stopping_rule_same_steps():
     # tol > 0 and max_no_improvement: the host reads give numpy's decisions exactly
     X = planted(n=300)
-    params = dict(n_components=4, batch_size=32, random_state=0, max_iter=50, tol=1e-3)
+    params = {"n_components": 4, "batch_size": 32, "random_state": 0, "max_iter": 50, "tol": 1e-3}
     a, _ = fit(X, **params)
     b, _ = fit(torch.from_numpy(X), **params)
     assert a.n_steps_ == b.n_steps_ < 50 * 10
@@ -98,7 +98,7 @@ def test_partial_fit_on_torch_equals_numpy(solver, beta, sparse):
 
 def test_backend_torch_with_numpy_input_returns_numpy():
     X = planted()
-    a, Wa = fit(X, **kw())
+    a, _Wa = fit(X, **kw())
     b, Wb = fit(X, **kw(), backend="torch", device="cpu")
     assert isinstance(Wb, np.ndarray) and isinstance(b.components_, np.ndarray)
     assert Wb.dtype == b.components_.dtype == np.float64
@@ -179,3 +179,35 @@ def test_cuda_matches_cpu(solver, beta, sparse):
             c.partial_fit(sp.csr_matrix(X[s:s + 100]) if sparse else X[s:s + 100])
     assert isinstance(c.components_, np.ndarray)
     assert c._components_numerator.device.type == "cuda"
+
+
+def _count_host_reads(monkeypatch):
+    """Count the ways a tensor's value reaches the host (float(), .item(), .tolist(), ...)."""
+    counter = {"n": 0}
+    for name in ("__float__", "__int__", "__index__", "__bool__", "item", "tolist", "numpy"):
+        orig = getattr(torch.Tensor, name)
+
+        def wrapped(self, *args, _orig=orig, **kwargs):
+            counter["n"] += 1
+            return _orig(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    return counter
+
+
+@pytest.mark.parametrize("sparse, solver, beta", [(False, "mu", 2), (True, "mu", 1),
+                                                  (False, "cd", 2), (True, "cd", 2)])
+def test_host_reads_per_batch(monkeypatch, sparse, solver, beta):
+    # none per batch without a stopping rule; one per batch (cost and H's change together)
+    # with scikit-learn's rule — counted as the difference between 2 and 4 passes of 8 batches
+    T = as_tensor(planted(n=400), sparse)
+    counter = _count_host_reads(monkeypatch)
+    reads = {}
+    for rule, extra in [("none", {"tol": 0, "max_no_improvement": None}),
+                        ("sklearn", {"tol": 1e-12, "max_no_improvement": 1000})]:
+        for epochs in (2, 4):
+            counter["n"] = 0
+            fit(T, **kw(solver, beta, batch_size=50, max_iter=epochs, **extra))
+            reads[rule, epochs] = counter["n"]
+    assert reads["none", 4] == reads["none", 2]
+    assert reads["sklearn", 4] - reads["sklearn", 2] == 2 * 8

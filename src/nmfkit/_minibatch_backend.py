@@ -30,11 +30,14 @@ from scipy import linalg
 from .backends import _is_torch_tensor, get_backend
 
 __all__ = [
+    "batch_cost",
     "check_torch_options",
     "check_zeros",
     "compute_context",
+    "constant_start",
     "init_torch",
     "on_backend",
+    "read_rule",
     "rel_change",
     "resolve_backend",
     "row_index",
@@ -163,7 +166,7 @@ def row_index(nx, X):
     """What :func:`take_rows` needs to slice X by rows without a device read per batch: the
     row pointer of a sparse torch X on the host (one copy of n + 1 integers per fit)."""
     if nx.name == "torch" and nx.issparse(X):
-        return X.crow_indices().cpu()
+        return X.crow_indices().cpu().numpy()
     return None
 
 
@@ -232,6 +235,113 @@ def compute_context(nx):
     return ctx() if ctx is not None else contextlib.nullcontext()
 
 
-def sqrt_mean_over_k(nx, X, k: int) -> float:
-    """√(mean(X)/k), the constant start of MU's W-solve (scikit-learn's)."""
-    return math.sqrt(mean_value(nx, X) / k)
+def constant_start(nx, X, k: int):
+    """W (n_rows, k) filled with √(mean(X)/k), the start of MU's W-solve (scikit-learn's);
+    on torch computed on the device, without a host read."""
+    if nx.name == "numpy":
+        return np.full((X.shape[0], k), math.sqrt(mean_value(nx, X) / k), dtype=X.dtype)
+    import torch
+
+    n = X.shape[0] * X.shape[1]
+    data = X.values() if nx.issparse(X) else X
+    total = data.sum(dtype=torch.float64) if n else torch.zeros((), dtype=torch.float64)
+    value = torch.sqrt(total / max(n, 1) / k).to(device=data.device, dtype=data.dtype)
+    return value.expand(X.shape[0], k).clone()
+
+
+# ------------------------------------------------------------------ the batch objective
+def batch_cost(nx, X, W, H, beta: float, penalties: list):
+    """D_β(X_b | W_b H) + the penalties, divided by the batch's rows: a float on numpy; on
+    torch a float64 device scalar, so that the stopping rule reads it together with H's
+    change in one host transfer (:func:`read_rule`)."""
+    from .losses import beta_divergence
+
+    if nx.name == "numpy":
+        pen = sum(p.value(W.T if p.factor == "W" else H) for p in penalties)
+        return (beta_divergence(X, W, H, beta, nx=nx) + pen) / X.shape[0]
+    from .penalties import L1, L2
+
+    total = _divergence_tensor(nx, X, W, H, beta)
+    for p in penalties:
+        F = (W.T if p.factor == "W" else H).double()
+        if type(p) is L1:
+            total = total + p.weight * F.sum()
+        elif type(p) is L2:
+            total = total + 0.5 * p.weight * (F * F).sum()
+        else:  # pragma: no cover - other penalties are refused on torch
+            total = total + p.value(F)
+    return total / X.shape[0]
+
+
+def _divergence_tensor(nx, X, W, H, beta: float):
+    """D_β(X | WH) as a float64 device scalar: the formulas and floors of
+    ``backends._torch_loss.beta_divergence_torch`` (which reads its scalars back one by one),
+    with none read back here."""
+    import torch
+
+    from .backends._torch_loss import _row_blocks, _terms
+
+    n, m = X.shape
+    sparse = nx.issparse(X)
+    W64, H64 = W.double(), H.double()
+    if beta == 2.0:
+        if sparse:
+            v = X.values().double()
+            cross = torch.sum(nx.matmul(X, H.T).double() * W64)
+            gram = torch.sum((W64.T @ W64) * (H64 @ H64.T))
+            return torch.clamp(0.5 * (torch.dot(v, v) - 2.0 * cross + gram), min=0.0)
+        total = torch.zeros((), dtype=torch.float64, device=W.device)
+        for rows in _row_blocks(n, m):
+            R = X[rows].double() - W64[rows] @ H64
+            total += torch.sum(R * R)
+        return 0.5 * total
+    data = X.values() if sparse else X
+    fi = torch.finfo(W.dtype)
+    scale = data.abs().double().mean() if data.numel() else torch.ones((), dtype=torch.float64)
+    floor = torch.clamp(scale, min=fi.tiny) * fi.eps
+    pow_scale = (beta - 1) / (beta * (beta - 1)) if beta not in (0.0, 1.0) else 0.0
+    if sparse:
+        res = _terms(X.values(), nx.sampled_dot(W64, H64, X), beta, floor)
+        if beta == 1.0:
+            res = res + torch.dot(W64.sum(dim=0), H64.sum(dim=1))
+        elif beta == 0.0:
+            res = res - n * m
+        else:
+            for rows in _row_blocks(n, m):
+                WH = W64[rows] @ H64
+                if beta < 0:
+                    WH = torch.maximum(WH, floor)
+                res = res + torch.sum(WH**beta) * pow_scale
+    else:
+        res = torch.zeros((), dtype=torch.float64, device=W.device)
+        for rows in _row_blocks(n, m):
+            WH = W64[rows] @ H64
+            Xb = X[rows]
+            res = res + _terms(Xb.reshape(-1), WH.reshape(-1), beta, floor)
+            if beta == 1.0:
+                res = res + WH.sum()
+            elif beta == 0.0:
+                res = res - Xb.numel()
+            else:
+                WH = torch.maximum(WH, floor) if beta < 0 else WH.clamp_(min=0.0)
+                res = res + torch.sum(WH**beta) * pow_scale
+    big = torch.finfo(torch.float64).max
+    return torch.where(torch.isfinite(res), res, torch.full_like(res, big))
+
+
+def read_rule(nx, cost, H, H_buffer, need_change: bool):
+    """(cost, ‖H‖, ‖H − H_prev‖) as floats for the stopping rule — the last two only when
+    ``need_change`` (else 0.0). On torch: one host read for all of them."""
+    if nx.name == "numpy":
+        norm, diff = rel_change(nx, H, H_buffer) if need_change else (0.0, 0.0)
+        return cost, norm, diff
+    import torch
+
+    on_device = isinstance(cost, torch.Tensor)
+    parts = [cost] if on_device else []
+    if need_change:
+        parts += [torch.linalg.vector_norm(H), torch.linalg.vector_norm(H - H_buffer)]
+    vals = torch.stack([q.to(torch.float64) for q in parts]).tolist() if parts else []
+    if not on_device:
+        vals.insert(0, float(cost))
+    return vals[0], (vals[1] if need_change else 0.0), (vals[2] if need_change else 0.0)

@@ -12,10 +12,9 @@ import logging
 
 import numpy as np
 
-from ._minibatch_backend import rel_change
+from ._minibatch_backend import batch_cost, rel_change
 from ._minibatch_masked import batch_penalties
 from .backends import get_backend
-from .losses import beta_divergence
 from .nnls import hals_sweep, nnls_bpp
 from .penalties import split_hals
 from .solvers.mu import MultiplicativeUpdate
@@ -27,6 +26,11 @@ def _backend(est):
     """The backend of the current public call (``validate_X`` sets it; numpy by default)."""
     nx = getattr(est, "_nx", None)
     return nx if nx is not None else get_backend()
+
+
+def _wants_cost(est) -> bool:
+    """Whether the step must return the batch objective (the stopping rule or log uses it)."""
+    return bool(getattr(est, "_need_cost", True))
 
 
 def _hals_W(est, X, W, H, max_iter):
@@ -42,9 +46,9 @@ def _hals_W(est, X, W, H, max_iter):
         return nnls_bpp(G, R, l1, l2, init=None if W is None else W.T).T
     Wt = nx.zeros(R.shape, nx.dtype_of(R)) if W is None else nx.ascontiguous(W.T)
     prev = nx.copy(Wt)
-    for _ in range(max_iter):
+    for it in range(max_iter):
         hals_sweep(Wt, G, R, l1, l2, None, extra, nx=nx)
-        if est.tol > 0:
+        if est.tol > 0 and it < max_iter - 1:  # the last sweep stops anyway
             norm, diff = rel_change(nx, Wt, prev)
             if norm == 0 or diff <= est.tol * norm:
                 break
@@ -65,9 +69,7 @@ def _online_hals_step(est, X, W, H, update_H):
         W[...] = Wb
     Wb = nx.ascontiguous(Wb)
     pens = batch_penalties(est, *X.shape)
-    cost = (beta_divergence(X, Wb, H, 2.0, nx=nx) + sum(
-        p.value(Wb.T if p.factor == "W" else H) for p in pens
-    )) / X.shape[0]
+    cost = batch_cost(nx, X, Wb, H, 2.0, pens) if _wants_cost(est) else 0.0
     if update_H:
         A, B = est._components_numerator, est._components_denominator
         A *= est._rho

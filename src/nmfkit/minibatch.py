@@ -45,12 +45,14 @@ from sklearn.utils.validation import check_is_fitted
 from ._estimator import NMF
 from ._minibatch_backend import (
     apply_frozen_torch,
+    batch_cost,
     check_zeros,
     compute_context,
+    constant_start,
     on_backend,
+    read_rule,
     rel_change,
     row_index,
-    sqrt_mean_over_k,
     take_rows,
     to_caller,
     to_device,
@@ -69,6 +71,7 @@ from ._minibatch_steps import (
     _hals_W,
     _online_hals_step,
     _verbose_handler,
+    _wants_cost,
 )
 from ._validation import check_non_negative, check_zeros_for_beta
 from .backends import _is_torch_tensor
@@ -302,6 +305,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                     check_zeros(nx, X, self._beta_loss)
                 else:
                     check_zeros_for_beta(obs.values[None, :], self._beta_loss)
+            self._need_cost = False  # partial_fit has no stopping rule
             self._minibatch_step(X, None, H, update_H=True, obs=obs)
         self.n_components_ = H.shape[0]
         self.components_ = to_caller(nx, H, host)
@@ -376,14 +380,13 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if self.solver in ("cd", "anls"):
             return _hals_W(self, X, None, H, max_iter)
         nx = _backend(self)
-        avg = sqrt_mean_over_k(nx, X, self._n_components)
-        W = nx.full((X.shape[0], self._n_components), avg, nx.dtype_of(X))
+        W = constant_start(nx, X, self._n_components)
         W_buffer = nx.copy(W)
         solver = self._batch_solver(X, W, H, prepared)
-        for _ in range(max_iter):
+        for it in range(max_iter):
             solver._update_W()
             W = solver.p.W
-            if self.tol > 0:
+            if self.tol > 0 and it < max_iter - 1:  # the last iteration stops anyway
                 norm, diff = rel_change(nx, W, W_buffer)
                 W_diff = diff / norm if norm > 0 else 0.0
                 if W_diff <= self.tol:
@@ -432,12 +435,11 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if self._beta_loss < 1:
             nx.fill_where(W, W < np.finfo(np.float64).eps, 0.0)
         p = solver.p
-        batch_cost = (
-            beta_divergence(X, W, H, self._beta_loss, nx=nx) + p.penalty_value(W, H)
-        ) / X.shape[0]
+        cost = batch_cost(nx, X, W, H, self._beta_loss, [*p.penalties_W, *p.penalties_H]) if (
+            _wants_cost(self)) else 0.0
         if update_H:
             self._mu_accumulate(*_h_terms(solver, W, H), H)
-        return batch_cost
+        return cost
 
     def _mu_accumulate(self, num, den, H):
         """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
@@ -460,6 +462,11 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """scikit-learn's early stopping: small change of H, or no improvement of the
         exponentially weighted average of the batch cost for ``max_no_improvement`` steps."""
         step += 1
+        need_change = self.tol > 0 and step > 1
+        if self._need_cost or need_change:  # torch: one host read for the rule's scalars
+            batch_cost, norm, diff = read_rule(
+                _backend(self), batch_cost, H, H_buffer, need_change
+            )
         if step == 1:  # H has not moved yet
             logger.info("Minibatch step %d/%d: mean batch cost: %g", step, n_steps, batch_cost)
             return False
@@ -472,9 +479,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "Minibatch step %d/%d: mean batch cost: %g, ewa cost: %g",
             step, n_steps, batch_cost, self._ewa_cost,
         )
-        norm, diff = rel_change(_backend(self), H, H_buffer)  # one host read on torch
-        H_diff = diff / norm if norm > 0 else 0.0
-        if self.tol > 0 and H_diff <= self.tol:
+        H_diff = diff / norm if need_change and norm > 0 else 0.0
+        if need_change and H_diff <= self.tol:
             logger.info("Converged (small H change) at step %d/%d", step, n_steps)
             return True
         if self._ewa_cost_min is None or self._ewa_cost < self._ewa_cost_min:
@@ -503,6 +509,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         H_buffer = nx.copy(H)
         self._init_accumulators(H)
         self._ewa_cost = self._ewa_cost_min = None
+        # the batch objective feeds only max_no_improvement and the log: skip it (and its
+        # host read on torch) when neither is on
+        self._need_cost = update_H and (self.max_no_improvement is not None or self.verbose)
         self._no_improvement = 0
 
         slices = list(gen_batches(n_samples, self._batch_size))
@@ -522,7 +531,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                     Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps
                 ):
                     break
-                H_buffer[:] = H
+                if self.tol > 0:
+                    H_buffer[:] = H
         finally:
             if handler is not None:
                 logger.removeHandler(handler)
