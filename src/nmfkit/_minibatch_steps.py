@@ -12,11 +12,12 @@ import logging
 
 import numpy as np
 
-from ._minibatch_backend import batch_cost, rel_change
-from ._minibatch_masked import batch_penalties
+from ._minibatch_backend import batch_cost, constant_start, read_rule, rel_change
+from ._minibatch_masked import batch_penalties, masked_step
 from .backends import get_backend
 from .nnls import hals_sweep, nnls_bpp
 from .penalties import split_hals
+from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate
 
 logger = logging.getLogger("nmfkit")
@@ -114,6 +115,122 @@ def _h_terms(solver, W, H):
     num, den = MultiplicativeUpdate._add_penalties(num, den, H, p.penalties_H, False)
     nx.fill_where(den, den == 0, p.eps)
     return num, den
+
+
+# ------------------------------------------------------------------ online MU
+def mu_batch_solver(est, X, W, H, prepared=None):
+    """nmfkit's MU solver on one batch, H fixed (W updated in place); ``prepared`` is
+    ``nx.prepare_X(X)`` when the caller has it already."""
+    nx = _backend(est)
+    Xp, Xt = nx.prepare_X(X) if prepared is None else prepared
+    pens = batch_penalties(est, *X.shape)
+    problem = Problem(
+        X=Xp, Xt=Xt, W=W, H=H, beta=est._beta_loss, nx=nx,
+        penalties_W=[p for p in pens if p.factor == "W"],
+        penalties_H=[p for p in pens if p.factor == "H"],
+        update_H=False,
+    )
+    return MultiplicativeUpdate(problem)
+
+
+def mu_solve_W(est, X, H, max_iter, prepared=None):
+    """W for fixed H: MU iterations from the constant √(mean(X)/k) until the relative
+    change of W is ≤ tol (scikit-learn's rule), at most ``max_iter``. The rule reads two
+    norms per iteration (on torch, one host read)."""
+    if est.solver in ("cd", "anls"):
+        return _hals_W(est, X, None, H, max_iter)
+    nx = _backend(est)
+    W = constant_start(nx, X, est._n_components)
+    W_buffer = nx.copy(W)
+    solver = mu_batch_solver(est, X, W, H, prepared)
+    for it in range(max_iter):
+        solver._update_W()
+        W = solver.p.W
+        if est.tol > 0 and it < max_iter - 1:  # the last iteration stops anyway
+            norm, diff = rel_change(nx, W, W_buffer)
+            W_diff = diff / norm if norm > 0 else 0.0
+            if W_diff <= est.tol:
+                break
+        W_buffer[:] = W
+    return W
+
+
+def step_free(est, X, W, H, update_H, obs=None):
+    """One batch step without the frozen-row bookkeeping (see ``MiniBatchNMF._minibatch_step``)."""
+    if obs is not None:
+        return masked_step(est, obs, W, H, update_H)
+    if est.solver in ("cd", "anls"):
+        return _online_hals_step(est, X, W, H, update_H)
+    nx = _backend(est)
+    prepared = nx.prepare_X(X)  # once per batch (torch: the CSR transpose of a sparse X_b)
+    if est.fresh_restarts or W is None:
+        W = mu_solve_W(est, X, H, est.fresh_restarts_max_iter, prepared)
+        solver = mu_batch_solver(est, X, W, H, prepared)
+    else:
+        solver = mu_batch_solver(est, X, W, H, prepared)
+        solver._update_W()
+    if est._beta_loss < 1:
+        nx.fill_where(W, W < np.finfo(np.float64).eps, 0.0)
+    p = solver.p
+    cost = batch_cost(nx, X, W, H, est._beta_loss, [*p.penalties_W, *p.penalties_H]) if (
+        _wants_cost(est)) else 0.0
+    if update_H:
+        mu_accumulate(est, *_h_terms(solver, W, H), H)
+    return cost
+
+
+def mu_accumulate(est, num, den, H):
+    """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
+    nx = _backend(est)
+    A, B = est._components_numerator, est._components_denominator
+    if est._gamma != 1:
+        H **= 1.0 / est._gamma
+    num *= H
+    A *= est._rho
+    B *= est._rho
+    A += num
+    B += den
+    nx.divide(A, B, out=H)
+    if est._gamma != 1:
+        H **= est._gamma
+    if est._beta_loss <= 1:
+        nx.fill_where(H, H < np.finfo(np.float64).eps, 0.0)
+
+
+def converged(est, batch_rows, batch_cost, H, H_buffer, n_samples, step, n_steps):
+    """scikit-learn's early stopping: small change of H, or no improvement of the
+    exponentially weighted average of the batch cost for ``max_no_improvement`` steps."""
+    step += 1
+    need_change = est.tol > 0 and step > 1
+    if est._need_cost or need_change:  # torch: one host read for the rule's scalars
+        batch_cost, norm, diff = read_rule(
+            _backend(est), batch_cost, H, H_buffer, need_change
+        )
+    if step == 1:  # H has not moved yet
+        logger.info("Minibatch step %d/%d: mean batch cost: %g", step, n_steps, batch_cost)
+        return False
+    if est._ewa_cost is None:
+        est._ewa_cost = batch_cost
+    else:
+        alpha = min(batch_rows / (n_samples + 1), 1)
+        est._ewa_cost = est._ewa_cost * (1 - alpha) + batch_cost * alpha
+    logger.info(
+        "Minibatch step %d/%d: mean batch cost: %g, ewa cost: %g",
+        step, n_steps, batch_cost, est._ewa_cost,
+    )
+    H_diff = diff / norm if need_change and norm > 0 else 0.0
+    if need_change and H_diff <= est.tol:
+        logger.info("Converged (small H change) at step %d/%d", step, n_steps)
+        return True
+    if est._ewa_cost_min is None or est._ewa_cost < est._ewa_cost_min:
+        est._no_improvement = 0
+        est._ewa_cost_min = est._ewa_cost
+    else:
+        est._no_improvement += 1
+    if est.max_no_improvement is not None and est._no_improvement >= est.max_no_improvement:
+        logger.info("Converged (no improvement of the objective) at step %d/%d", step, n_steps)
+        return True
+    return False
 
 
 def _verbose_handler(verbose):

@@ -45,40 +45,33 @@ from sklearn.utils.validation import check_is_fitted
 from ._estimator import NMF
 from ._minibatch_backend import (
     apply_frozen_torch,
-    batch_cost,
     check_zeros,
     compute_context,
-    constant_start,
     on_backend,
-    read_rule,
-    rel_change,
     row_index,
     take_rows,
     to_caller,
     to_device,
 )
 from ._minibatch_masked import (
-    batch_penalties,
     init_factors,
     masked_solve_W,
-    masked_step,
     row_slices,
     validate_X,
 )
 from ._minibatch_steps import (
     _backend,
-    _h_terms,
-    _hals_W,
-    _online_hals_step,
     _verbose_handler,
-    _wants_cost,
+    converged,
+    mu_accumulate,
+    mu_solve_W,
+    step_free,
 )
 from ._validation import check_non_negative, check_zeros_for_beta
 from .backends import _is_torch_tensor
 from .losses import beta_divergence, beta_loss_to_float
 from .masked import weighted_divergence
-from .solvers import Problem
-from .solvers.mu import MultiplicativeUpdate, _gamma
+from .solvers.mu import _gamma
 
 __all__ = ["MiniBatchNMF"]
 
@@ -350,20 +343,6 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.max_iter if self.transform_max_iter is None else self.transform_max_iter
         )
 
-    def _batch_solver(self, X, W, H, prepared=None):
-        """nmfkit's MU solver on one batch, H fixed (W updated in place); ``prepared`` is
-        ``nx.prepare_X(X)`` when the caller has it already."""
-        nx = _backend(self)
-        Xp, Xt = nx.prepare_X(X) if prepared is None else prepared
-        pens = batch_penalties(self, *X.shape)
-        problem = Problem(
-            X=Xp, Xt=Xt, W=W, H=H, beta=self._beta_loss, nx=nx,
-            penalties_W=[p for p in pens if p.factor == "W"],
-            penalties_H=[p for p in pens if p.factor == "H"],
-            update_H=False,
-        )
-        return MultiplicativeUpdate(problem)
-
     def _init_accumulators(self, H):
         nx = _backend(self)
         if self.solver in ("cd", "anls"):  # Σρ WᵀW (k, k) and Σρ WᵀX (k, m)
@@ -374,25 +353,12 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self._components_denominator = nx.full(H.shape, 1.0, H.dtype)
 
     def _solve_W(self, X, H, max_iter, prepared=None):
-        """W for fixed H: MU iterations from the constant √(mean(X)/k) until the relative
-        change of W is ≤ tol (scikit-learn's rule), at most ``max_iter``. The rule reads two
-        norms per iteration (on torch, one host read)."""
-        if self.solver in ("cd", "anls"):
-            return _hals_W(self, X, None, H, max_iter)
-        nx = _backend(self)
-        W = constant_start(nx, X, self._n_components)
-        W_buffer = nx.copy(W)
-        solver = self._batch_solver(X, W, H, prepared)
-        for it in range(max_iter):
-            solver._update_W()
-            W = solver.p.W
-            if self.tol > 0 and it < max_iter - 1:  # the last iteration stops anyway
-                norm, diff = rel_change(nx, W, W_buffer)
-                W_diff = diff / norm if norm > 0 else 0.0
-                if W_diff <= self.tol:
-                    break
-            W_buffer[:] = W
-        return W
+        """W for fixed H (see ``_minibatch_steps.mu_solve_W``; HALS for "cd"/"anls")."""
+        return mu_solve_W(self, X, H, max_iter, prepared)
+
+    def _mu_accumulate(self, num, den, H):
+        """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
+        mu_accumulate(self, num, den, H)
 
     def _apply_frozen(self, H) -> tuple:
         """Write ``frozen_components`` into H's first rows; their indices (or ())."""
@@ -414,84 +380,10 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         frozen = list(getattr(self, "_frozen", ())) if update_H else []
         if frozen:
             kept = _backend(self).copy(H[frozen])
-            cost = self._minibatch_step_free(X, W, H, update_H, obs)
+            cost = step_free(self, X, W, H, update_H, obs)
             H[frozen] = kept
             return cost
-        return self._minibatch_step_free(X, W, H, update_H, obs)
-
-    def _minibatch_step_free(self, X, W, H, update_H, obs=None):
-        if obs is not None:
-            return masked_step(self, obs, W, H, update_H)
-        if self.solver in ("cd", "anls"):
-            return _online_hals_step(self, X, W, H, update_H)
-        nx = _backend(self)
-        prepared = nx.prepare_X(X)  # once per batch (torch: the CSR transpose of a sparse X_b)
-        if self.fresh_restarts or W is None:
-            W = self._solve_W(X, H, self.fresh_restarts_max_iter, prepared)
-            solver = self._batch_solver(X, W, H, prepared)
-        else:
-            solver = self._batch_solver(X, W, H, prepared)
-            solver._update_W()
-        if self._beta_loss < 1:
-            nx.fill_where(W, W < np.finfo(np.float64).eps, 0.0)
-        p = solver.p
-        cost = batch_cost(nx, X, W, H, self._beta_loss, [*p.penalties_W, *p.penalties_H]) if (
-            _wants_cost(self)) else 0.0
-        if update_H:
-            self._mu_accumulate(*_h_terms(solver, W, H), H)
-        return cost
-
-    def _mu_accumulate(self, num, den, H):
-        """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
-        nx = _backend(self)
-        A, B = self._components_numerator, self._components_denominator
-        if self._gamma != 1:
-            H **= 1.0 / self._gamma
-        num *= H
-        A *= self._rho
-        B *= self._rho
-        A += num
-        B += den
-        nx.divide(A, B, out=H)
-        if self._gamma != 1:
-            H **= self._gamma
-        if self._beta_loss <= 1:
-            nx.fill_where(H, H < np.finfo(np.float64).eps, 0.0)
-
-    def _converged(self, batch_rows, batch_cost, H, H_buffer, n_samples, step, n_steps):
-        """scikit-learn's early stopping: small change of H, or no improvement of the
-        exponentially weighted average of the batch cost for ``max_no_improvement`` steps."""
-        step += 1
-        need_change = self.tol > 0 and step > 1
-        if self._need_cost or need_change:  # torch: one host read for the rule's scalars
-            batch_cost, norm, diff = read_rule(
-                _backend(self), batch_cost, H, H_buffer, need_change
-            )
-        if step == 1:  # H has not moved yet
-            logger.info("Minibatch step %d/%d: mean batch cost: %g", step, n_steps, batch_cost)
-            return False
-        if self._ewa_cost is None:
-            self._ewa_cost = batch_cost
-        else:
-            alpha = min(batch_rows / (n_samples + 1), 1)
-            self._ewa_cost = self._ewa_cost * (1 - alpha) + batch_cost * alpha
-        logger.info(
-            "Minibatch step %d/%d: mean batch cost: %g, ewa cost: %g",
-            step, n_steps, batch_cost, self._ewa_cost,
-        )
-        H_diff = diff / norm if need_change and norm > 0 else 0.0
-        if need_change and H_diff <= self.tol:
-            logger.info("Converged (small H change) at step %d/%d", step, n_steps)
-            return True
-        if self._ewa_cost_min is None or self._ewa_cost < self._ewa_cost_min:
-            self._no_improvement = 0
-            self._ewa_cost_min = self._ewa_cost
-        else:
-            self._no_improvement += 1
-        if self.max_no_improvement is not None and self._no_improvement >= self.max_no_improvement:
-            logger.info("Converged (no improvement of the objective) at step %d/%d", step, n_steps)
-            return True
-        return False
+        return step_free(self, X, W, H, update_H, obs)
 
     def _fit_transform(self, X, W=None, H=None, update_H=True, obs=None):
         self._check_params(X)
@@ -527,8 +419,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 Xb = take_rows(nx, X, batch, rows)
                 Wb = W[batch]  # a view: updated in place
                 cost = self._minibatch_step(Xb, Wb, H, update_H, ob)
-                if update_H and self._converged(
-                    Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps
+                if update_H and converged(
+                    self, Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps
                 ):
                     break
                 if self.tol > 0:
