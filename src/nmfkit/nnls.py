@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backends._numpy import NumpyBackend
+
+_NUMPY = NumpyBackend()
+
 __all__ = ["hals_sweep", "nnls_bpp"]
 
 
@@ -104,7 +108,8 @@ def _solve_passive(G, R, P, F, Y, cols):
         Y[:, gc] = Yg
 
 
-def nnls_bpp(G, R, l1: float = 0.0, l2: float = 0.0, init=None, max_iter: int | None = None):
+def nnls_bpp(G, R, l1: float = 0.0, l2: float = 0.0, init=None, max_iter: int | None = None,
+             nx=None):
     """Exact NNLS by block principal pivoting (Kim & Park 2011), many right-hand sides.
 
     Solves, column by column, ``min_{F ≥ 0} ½ fᵀ(G + l2·I) f − (r − l1)ᵀ f``, i.e. the
@@ -114,61 +119,71 @@ def nnls_bpp(G, R, l1: float = 0.0, l2: float = 0.0, init=None, max_iter: int | 
     after three non-improving full exchanges) makes it finite. Columns with the same passive
     set share one linear solve.
 
+    The pivoting runs on whole (k, N) masks with backend operations, so numpy and torch
+    follow the same logic; only the grouped solve differs (numpy: one LAPACK solve per
+    distinct passive set; torch: ``nx.solve_passive``, all groups in one batched call). Each
+    pivoting round reads one decision back to the host: which columns still violate the KKT
+    conditions (the loop's stopping test).
+
     Parameters
     ----------
-    G : ndarray (k, k), symmetric positive semi-definite Gram matrix UUᵀ.
-    R : ndarray (k, N), cross product U M.
+    G : array (k, k), symmetric positive semi-definite Gram matrix UUᵀ.
+    R : array (k, N), cross product U M.
     l1, l2 : penalty weights (L1 shift, L2 addition to the diagonal).
-    init : ndarray (k, N) or None. A previous solution: its support is the first passive
+    init : array (k, N) or None. A previous solution: its support is the first passive
         set (warm start, as in alternating NNLS where it is usually close to optimal).
     max_iter : int or None. Limit on the pivoting rounds, default ``10·k + 50``; when reached
         the (feasible, nearly optimal) projection of the last iterate is returned.
+    nx : backend or None (numpy). The arrays' backend (numpy arrays or torch tensors).
 
     Returns
     -------
-    F : ndarray (k, N) ≥ 0, in R's dtype (the arithmetic is float64).
+    F : array (k, N) ≥ 0, in R's dtype (the arithmetic is float64) and on R's backend.
     """
+    if nx is None:
+        nx = _NUMPY
     k, N = R.shape
-    Gd = np.array(G, dtype=np.float64)
+    Gd = nx.copy(nx.asarray(G, dtype=np.float64))
     if l2:
-        Gd.flat[:: k + 1] += l2
-    Rd = np.asarray(R, dtype=np.float64)
+        nx.diag_add(Gd, l2)
+    Rd = nx.asarray(R, dtype=np.float64)
     if l1:
         Rd = Rd - l1
-    F = np.zeros((k, N))
+    F = nx.empty_like(Rd)
+    F[...] = 0.0
     if N == 0 or k == 0:
-        return F.astype(R.dtype, copy=False)
-    scale = max(float(np.abs(Rd).max()), float(np.abs(np.diag(Gd)).max()), np.finfo(float).tiny)
+        return nx.asarray(F, dtype=nx.dtype_of(R))
+    scale = max(nx.max(abs(Rd)), nx.max(abs(Gd.diagonal())), float(np.finfo(float).tiny))
     tol = 1e-12 * scale
+    solve = getattr(nx, "solve_passive", None) or _solve_passive
     if init is not None:
-        P = np.asarray(init) > 0
-        Y = np.empty((k, N))
-        _solve_passive(Gd, Rd, P, F, Y, np.arange(N))
+        P = init > 0
+        Y = nx.empty_like(Rd)
+        solve(Gd, Rd, P, F, Y, nx.arange(N))
     else:
-        P = np.zeros((k, N), dtype=bool)
-        Y = -Rd.copy()
-    n_inf = np.full(N, k + 1)
-    chances = np.full(N, 3)
-    rows = np.arange(k)[:, None]
+        P = Rd < -np.inf  # all False, on R's device
+        Y = -Rd
+    n_inf = nx.full((N,), k + 1, np.int64)
+    chances = nx.full((N,), 3, np.int64)
+    rows = nx.arange(k)[:, None]
     limit = 10 * k + 50 if max_iter is None else max_iter
     for _ in range(limit):
-        V = (P & (F < -tol)) | (~P & (Y < -tol))
-        nv = V.sum(axis=0)
-        cols = np.flatnonzero(nv)
-        if cols.size == 0:
+        V = (P & (F < -tol)) | (~P & (Y < -tol))  # infeasible variables
+        nv = V.sum(0)
+        active = nv > 0
+        cols = nx.flatnonzero(active)  # the host decision of this round
+        if cols.shape[0] == 0:
             break
-        nvc = nv[cols]
-        better = nvc < n_inf[cols]
-        n_inf[cols[better]] = nvc[better]
-        chances[cols[better]] = 3
-        worse = ~better & (chances[cols] >= 1)
-        chances[cols[worse]] -= 1
-        full = cols[better | worse]
-        P[:, full] ^= V[:, full]
-        backup = cols[~(better | worse)]
-        if backup.size:
-            last = np.max(np.where(V[:, backup], rows, -1), axis=0)
-            P[last, backup] ^= True
-        _solve_passive(Gd, Rd, P, F, Y, cols)
-    np.maximum(F, 0.0, out=F)
-    return F.astype(R.dtype, copy=False)
+        better = active & (nv < n_inf)  # fewer infeasibilities: full exchange, 3 chances
+        n_inf = nx.where(better, nv, n_inf)
+        chances = nx.where(better, 3, chances)
+        worse = active & ~better & (chances >= 1)  # not better: full exchange, one chance less
+        chances = nx.where(worse, chances - 1, chances)
+        full = better | worse
+        P ^= V & full[None, :]
+        backup = active & ~full  # out of chances: exchange only the last infeasible variable
+        last = nx.amax(nx.where(V, rows, -1), 0)
+        P ^= (rows == last[None, :]) & backup[None, :]
+        solve(Gd, Rd, P, F, Y, cols)
+    nx.clip_min(F, 0.0, out=F)
+    return nx.asarray(F, dtype=nx.dtype_of(R))

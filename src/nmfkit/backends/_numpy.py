@@ -225,3 +225,30 @@ class NumpyBackend:
     @staticmethod
     def permutation(rng, n):
         return np.asarray(rng.permutation(n), dtype=np.intp)
+
+    # ------------------------------------------- pgd / anls ops (issue 7, same on torch)
+    @staticmethod
+    def inner(a, b):
+        """Σ a ⊙ b of two dense arrays of one shape, accumulated in float64, as a backend
+        scalar (numpy: np.float64; torch: a 0-d tensor left on the device). Read several at
+        once with :meth:`floats`."""
+        a = np.asarray(a, dtype=np.float64).ravel()
+        b = np.asarray(b, dtype=np.float64).ravel()
+        return np.dot(a, b)
+
+    @staticmethod
+    def floats(*values) -> tuple:
+        """Backend scalars as Python floats (torch: one device-to-host transfer for all)."""
+        return tuple(float(v) for v in values)
+
+    @staticmethod
+    def eigvalsh_max(G) -> float:
+        """Largest eigenvalue of a small symmetric matrix, in float64 (LAPACK on the host)."""
+        return float(np.linalg.eigvalsh(np.asarray(G, dtype=np.float64))[-1])
+
+    flatnonzero = staticmethod(np.flatnonzero)
+
+    @staticmethod
+    def amax(a, axis: int):
+        """Maximum along ``axis`` (values only)."""
+        return np.max(a, axis=axis)

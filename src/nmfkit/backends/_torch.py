@@ -388,3 +388,45 @@ class TorchBackend:
             torch.backends.cuda.matmul.allow_tf32 = old_matmul
             torch.backends.cudnn.allow_tf32 = old_cudnn
             torch.set_float32_matmul_precision(old_prec)
+
+    # ------------------------------------------- pgd / anls ops (issue 7, same as numpy)
+    @staticmethod
+    def inner(a, b):
+        """Σ a ⊙ b of two dense tensors of one shape, accumulated in float64, as a 0-d tensor
+        left on the device (no synchronisation); read several at once with :meth:`floats`."""
+        if a.dtype != torch.float64:
+            a, b = a.double(), b.double()
+        return torch.dot(a.reshape(-1), b.reshape(-1))
+
+    @staticmethod
+    def floats(*values) -> tuple:
+        """0-d tensors (or numbers) as Python floats, in one device-to-host transfer."""
+        ts = [v.detach().to(torch.float64).reshape(()) for v in values
+              if isinstance(v, torch.Tensor)]
+        host = iter(torch.stack(ts).tolist()) if ts else iter(())
+        return tuple(next(host) if isinstance(v, torch.Tensor) else float(v) for v in values)
+
+    @staticmethod
+    def eigvalsh_max(G) -> float:
+        """Largest eigenvalue of a small symmetric matrix, in float64, computed on the host
+        (one k×k transfer; host LAPACK beats a device eigensolver at this size and gives
+        the numpy backend's number exactly)."""
+        g = G.detach().to(device="cpu", dtype=torch.float64).numpy()
+        return float(np.linalg.eigvalsh(g)[-1])
+
+    @staticmethod
+    def flatnonzero(a):
+        """Indices of the non-zero entries of a 1-d tensor (synchronises: the size is data)."""
+        return torch.nonzero(a).reshape(-1)
+
+    @staticmethod
+    def amax(a, axis: int):
+        """Maximum along ``axis`` (values only)."""
+        return torch.amax(a, dim=axis)
+
+    def solve_passive(self, G, R, P, F, Y, cols) -> None:
+        """Block principal pivoting's grouped solve on the device; see
+        :func:`nmfkit.backends._torch_bpp.solve_passive`."""
+        from ._torch_bpp import solve_passive
+
+        solve_passive(G, R, P, F, Y, cols)

@@ -10,12 +10,15 @@ the first step is already the exact NNLS solution.
 
 Cost per half-iteration: the Gram products through BLAS (O(nnz·k) for a sparse X, never
 densified) plus the pivoting, O(N·k²) per exchange with one k×k solve per distinct
-passive set.
+passive set (numpy), or one batched factorisation of all distinct passive sets (torch).
+
+On torch the pivoting keeps its arithmetic in float64 as on numpy (the Gram products stay in
+the working dtype); each pivoting round reads one decision back to the host (which columns
+still violate the optimality conditions), so a half-iteration synchronises a few times, not
+once per component or column.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from ..nnls import nnls_bpp
 from ._base import ComponentMajorSolver, register_solver
@@ -30,6 +33,9 @@ class ANLS(Extrapolation, ComponentMajorSolver):
     betas = (2.0,)
     sparse = True
     monotone = True
+    # issue 7: the same code on torch tensors (array calls through ``p.nx``; the pivoting's
+    # grouped solves batched on the device by ``TorchBackend.solve_passive``)
+    backends = frozenset({"numpy", "torch"})
     #: warm_start: start each pivoting from the previous factor's support
     default_options = {"warm_start": True, **EXTRAPOLATION_OPTIONS}
 
@@ -45,13 +51,13 @@ class ANLS(Extrapolation, ComponentMajorSolver):
     def _cross_W(self, Hc):
         p = self.p
         if p.sparse:
-            return np.ascontiguousarray(p.nx.matmul(p.X, Hc.T).T)
+            return p.nx.ascontiguous(p.nx.matmul(p.X, Hc.T).T)
         return Hc @ p.Xt
 
     def _cross_H(self, Wt):
         p = self.p
         if p.sparse:
-            return np.ascontiguousarray(p.nx.matmul(p.Xt, Wt.T).T)
+            return p.nx.ascontiguous(p.nx.matmul(p.Xt, Wt.T).T)
         return Wt @ p.X
 
     def step(self):
@@ -65,11 +71,12 @@ class ANLS(Extrapolation, ComponentMajorSolver):
             if self._RW is None or p.update_H:
                 self._RW = self._cross_W(Hc)
                 self._GH = Hc @ Hc.T
-            Wt = nnls_bpp(self._GH, self._RW, self.l1W, self.l2W, init=Wt if warm else None)
+            Wt = nnls_bpp(self._GH, self._RW, self.l1W, self.l2W, init=Wt if warm else None,
+                          nx=nx)
         if p.update_H:
             R = self._cross_H(Wt)
             G = Wt @ Wt.T
-            Hc = nnls_bpp(G, R, self.l1H, self.l2H, init=Hc if warm else None)
+            Hc = nnls_bpp(G, R, self.l1H, self.l2H, init=Hc if warm else None, nx=nx)
             return Wt, Hc, self._frobenius_objective(
                 nx.vdot(R, Hc), nx.vdot(G, Hc @ Hc.T), Wt.T, Hc
             )

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ._base import ComponentMajorSolver, register_solver
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 
@@ -35,61 +33,74 @@ def _inner_budget(products_cost: float, N: int, k: int, alpha: float, min_inner:
     return int(max(min_inner, min(max_inner, math.floor(1 + alpha * rho))))
 
 
-def accelerated_pg(F, G, R, l1: float, l2: float, n_inner: int, delta: float):
+def accelerated_pg(F, G, R, l1: float, l2: float, n_inner: int, delta: float, nx=None):
     """Nesterov projected gradient with function-value restart on one block, returns new F.
 
-    F : (k, N) start (≥ 0), G : (k, k), R : (k, N). Never increases the block objective.
+    F : (k, N) start (≥ 0), G : (k, k), R : (k, N), numpy arrays or torch tensors of one
+    dtype (``nx`` their backend, default numpy). Never increases the block objective.
+
+    Host synchronisation on torch: the step size 1/L once per call (λ_max of the k×k G, on
+    the host), then one transfer per inner step of two scalars (the new objective value and
+    the squared move), because the restart rule and the early stop are scalar decisions
+    that the numpy path takes once per inner step too. A restart costs a second transfer.
+    Everything else stays on the device.
     """
-    L = float(np.linalg.eigvalsh(np.asarray(G, dtype=np.float64))[-1]) + l2
+    if nx is None:
+        from ..backends import get_backend
+
+        nx = get_backend()
+    L = nx.eigvalsh_max(G) + l2
     if L <= 0:
         return F
     inv_L = 1.0 / L
 
     def value(X, GX):
-        out = 0.5 * float(np.vdot(X, GX)) - float(np.vdot(R, X))
+        """½⟨X, GX⟩ − ⟨R, X⟩ + l1·ΣX + ½ l2‖X‖², one float64 reduction left on the device."""
+        T = GX * 0.5
+        T -= R
         if l1:
-            out += l1 * float(X.sum())
+            T += l1
         if l2:
-            out += 0.5 * l2 * float(np.vdot(X, X))
-        return out
+            T += (0.5 * l2) * X
+        return nx.inner(X, T)
+
+    def step_from(z, Gz):
+        """Projected gradient step from z: (x_new, G x_new)."""
+        grad = Gz - R
+        if l1:
+            grad += l1
+        if l2:
+            grad += l2 * z
+        x_new = nx.clip_min(z - inv_L * grad, 0)
+        return x_new, G @ x_new
 
     x, Gx = F, G @ F
-    fx = value(x, Gx)
+    (fx,) = nx.floats(value(x, Gx))
     y, Gy = x, Gx
     t = 1.0
     first_move = None
     for _ in range(n_inner):
-        grad = Gy - R
-        if l1:
-            grad += l1
-        if l2:
-            grad += l2 * y
-        x_new = np.maximum(y - inv_L * grad, 0)
-        Gx_new = G @ x_new
-        f_new = value(x_new, Gx_new)
-        if f_new > fx:  # restart: a plain projected step from x
-            grad = Gx - R
-            if l1:
-                grad += l1
-            if l2:
-                grad += l2 * x
-            x_new = np.maximum(x - inv_L * grad, 0)
-            Gx_new = G @ x_new
-            f_new = value(x_new, Gx_new)
+        x_new, Gx_new = step_from(y, Gy)
+        d = x_new - x
+        f_new, move2 = nx.floats(value(x_new, Gx_new), nx.inner(d, d))  # one transfer
+        if f_new > fx:  # restart (a scalar decision on numpy too): a plain step from x
+            x_new, Gx_new = step_from(x, Gx)
+            d = x_new - x
+            f_new, move2 = nx.floats(value(x_new, Gx_new), nx.inner(d, d))
             t = 1.0
             if f_new > fx:  # rounding only: keep x
                 break
-        move = float(np.linalg.norm(x_new - x))
+        move = math.sqrt(max(move2, 0.0))
         if first_move is None:
             first_move = move
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         beta = (t - 1.0) / t_new
-        y = x_new + beta * (x_new - x)
+        y = x_new + beta * d
         Gy = Gx_new + beta * (Gx_new - Gx)
         x, Gx, fx, t = x_new, Gx_new, f_new, t_new
         if move <= delta * first_move:
             break
-    return np.ascontiguousarray(x, dtype=F.dtype)
+    return nx.ascontiguous(x)
 
 
 @register_solver
@@ -98,6 +109,8 @@ class ProjectedGradient(Extrapolation, ComponentMajorSolver):
     betas = (2.0,)
     sparse = True
     monotone = True
+    # issue 7: the same code on torch tensors (array calls through ``p.nx``)
+    backends = frozenset({"numpy", "torch"})
     #: alpha, delta, min_inner, max_inner: the inner-step rule (see the module docstring)
     default_options = {"alpha": 0.5, "delta": 0.1, "min_inner": 10, "max_inner": 50,
                        **EXTRAPOLATION_OPTIONS}
@@ -109,7 +122,7 @@ class ProjectedGradient(Extrapolation, ComponentMajorSolver):
         self._RW = self._GH = None
         self._init_extrapolation()
         n, m = p.X.shape
-        self._prod_cost = float(p.X.nnz if p.sparse else n * m)
+        self._prod_cost = float(p.nx.sparse_data(p.X).shape[0] if p.sparse else n * m)
 
     def _factors_replaced(self):
         self._reset_extrapolation()
@@ -119,7 +132,7 @@ class ProjectedGradient(Extrapolation, ComponentMajorSolver):
         k, N = F.shape
         n_inner = _inner_budget(self._prod_cost * k + N * k * k, N, k, o["alpha"], o["min_inner"],
                                 o["max_inner"])
-        return accelerated_pg(F, G, R, l1, l2, n_inner, o["delta"])
+        return accelerated_pg(F, G, R, l1, l2, n_inner, o["delta"], nx=self.p.nx)
 
     def step(self):
         return self._extrapolated_step()
@@ -129,11 +142,11 @@ class ProjectedGradient(Extrapolation, ComponentMajorSolver):
         p, nx = self.p, self.p.nx
         if p.update_W:
             if self._RW is None or p.update_H:
-                self._RW = np.ascontiguousarray(nx.matmul(p.X, Hc.T).T) if p.sparse else Hc @ p.Xt
+                self._RW = nx.ascontiguous(nx.matmul(p.X, Hc.T).T) if p.sparse else Hc @ p.Xt
                 self._GH = Hc @ Hc.T
             Wt = self._solve(Wt, self._GH, self._RW, self.l1W, self.l2W)
         if p.update_H:
-            R = np.ascontiguousarray(nx.matmul(p.Xt, Wt.T).T) if p.sparse else Wt @ p.X
+            R = nx.ascontiguous(nx.matmul(p.Xt, Wt.T).T) if p.sparse else Wt @ p.X
             G = Wt @ Wt.T
             Hc = self._solve(Hc, G, R, self.l1H, self.l2H)
             return Wt, Hc, self._frobenius_objective(
