@@ -166,8 +166,12 @@ def test_user_penalties_compose_with_alpha(data):
     np.testing.assert_allclose(a.components_, b.components_, rtol=1e-10, atol=1e-12)
 
 
-def test_extensions_refuse_the_torch_backend_rather_than_ignore(data):
+def test_extensions_on_torch_and_nmfsc_refused_rather_than_ignored(data):
+    """Graph/nsNMF/frozen run on torch (tests/test_torch_extensions.py); Hoyer's constraint
+    (solver nmfsc) does not, and says so with the alternatives."""
     torch = pytest.importorskip("torch")
     X, A, _ = data
-    with pytest.raises(ValueError, match="graph run on the numpy backend only"):
-        NMF(3, graph=A, graph_weight=1.0).fit(torch.tensor(X))
+    m = NMF(3, graph=A, graph_weight=1.0, max_iter=5, tol=0).fit(torch.tensor(X))
+    assert isinstance(m.components_, torch.Tensor)
+    with pytest.raises(ValueError, match="run on the numpy backend only.*l1_ratio=1"):
+        NMF(3, solver="nmfsc", sparseness_H=0.5).fit(torch.tensor(X))

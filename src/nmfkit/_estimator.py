@@ -409,7 +409,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Fit from validated X; returns (W, H, n_iter). Shared with the public function."""
         self._check_params(X)
         nx = get_backend(X, backend=self.backend, device=self.device)
-        _extensions.check_backend(self, nx.name)  # issue 4's extensions are numpy-only
+        _extensions.check_backend(self, nx.name)  # Hoyer sparseness (nmfsc) is numpy-only
         if nx.name == "torch":  # validation, init and the fit on the device (issue 7)
             from .backends._torch_io import fit_torch
 

@@ -5,6 +5,12 @@ takes (penalty objects, frozen indices, the nsNMF θ, solver options), and turn 
 factors back into the public ones (nsNMF: ``components_ = S H``).
 
 Kept out of ``_estimator.py`` so that the shared estimator only wires these two calls.
+
+Backends: everything here but Hoyer's ``sparseness_W``/``sparseness_H`` (solver "nmfsc", a
+numpy solver) also runs on the torch backend with the "mu" and "cd" solvers: H may be a
+tensor (frozen rows are written on its device), a k-NN graph is built on the host from a copy
+of X (neighbour search is scikit-learn's), and the penalties move their affinity to the
+factors' device themselves (see :class:`nmfkit.penalties.Graph`).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .graph import GRAPH_WEIGHTS, knn_affinity
-from .nsnmf import smoothing_matrix
+from .nsnmf import smoothing_matrix_like
+from .backends import _is_torch_tensor
 from .penalties import Graph, Penalty
 
 __all__ = ["prepare", "finish"]
@@ -60,9 +67,17 @@ def _graph_penalty(est, X):
         if graph not in GRAPH_WEIGHTS:
             raise ValueError(f"graph must be one of {GRAPH_WEIGHTS} or an affinity matrix, "
                              f"got {graph!r}.")
+        if _is_torch_tensor(X):  # neighbour search runs on the host (scikit-learn)
+            from .backends._torch import TorchBackend
+
+            X = TorchBackend.to_numpy(X)
         A = knn_affinity(X, n_neighbors=min(est.graph_neighbors, X.shape[0] - 1), weight=graph)
     else:
         A = graph
+        if _is_torch_tensor(A):
+            from .backends._torch import TorchBackend
+
+            A = TorchBackend.to_numpy(A)
         if not sp.issparse(A):
             A = np.asarray(A)
         if A.shape != (X.shape[0], X.shape[0]):
@@ -75,7 +90,10 @@ def _graph_penalty(est, X):
 
 
 def check_frozen(F, H) -> np.ndarray:
-    """Validate fixed components F against H's shape; returns F as a 2-D array."""
+    """Validate fixed components F against H's shape; returns F as a 2-D numpy array (a
+    tensor F is copied to the host: it is small)."""
+    if _is_torch_tensor(F):
+        F = F.detach().cpu().numpy()
     F = np.asarray(F)
     if F.ndim == 1:
         F = F[np.newaxis, :]
@@ -91,9 +109,15 @@ def check_frozen(F, H) -> np.ndarray:
 
 
 def apply_frozen(F, H) -> tuple:
-    """Write the fixed components into the first rows of H; returns their row indices."""
+    """Write the fixed components into the first rows of H (numpy array or torch tensor, on
+    its device); returns their row indices."""
     F = check_frozen(F, H)
-    H[: F.shape[0]] = F.astype(H.dtype, copy=False)
+    if _is_torch_tensor(H):
+        import torch
+
+        H[: F.shape[0]] = torch.as_tensor(F, device=H.device).to(H.dtype)
+    else:
+        H[: F.shape[0]] = F.astype(H.dtype, copy=False)
     return tuple(range(F.shape[0]))
 
 
@@ -119,19 +143,16 @@ def _frozen(est, X, H, update_H):
 
 
 def check_backend(est, backend: str) -> None:
-    """These extensions run on the numpy backend only: say so rather than ignore them."""
-    names = ("penalties", "graph", "frozen_components", "sparseness_W", "sparseness_H")
-    used = [
-        name for name in names
-        if getattr(est, name, None) is not None
-        and not (isinstance(getattr(est, name), (list, tuple)) and not getattr(est, name))
-    ]
-    if getattr(est, "smoothness", 0.0):
-        used.append("smoothness")
+    """Penalties, graphs, nsNMF and frozen components run on numpy and torch; Hoyer's
+    sparseness constraints (solver "nmfsc") on numpy only: say so rather than ignore them."""
+    used = [name for name in ("sparseness_W", "sparseness_H")
+            if getattr(est, name, None) is not None]
     if backend != "numpy" and used:
         raise ValueError(
-            f"{', '.join(used)} run on the numpy backend only; got backend {backend!r}. Pass "
-            "numpy arrays (or backend='numpy'), or drop these parameters."
+            f"{', '.join(used)} (Hoyer's constraint, solver='nmfsc') run on the numpy backend "
+            f"only; got backend {backend!r}. Pass numpy arrays (or backend='numpy'), or on "
+            "torch use a soft sparseness instead: alpha_W/alpha_H with l1_ratio=1, or "
+            "smoothness (nsNMF)."
         )
 
 
@@ -183,7 +204,7 @@ def finish(est, H, update_H: bool):
             if hasattr(est, name):
                 delattr(est, name)
         return H
-    S = smoothing_matrix(H.shape[0], float(est.smoothness), dtype=H.dtype)
+    S = smoothing_matrix_like(H, float(est.smoothness))  # H's framework, device, dtype
     est.components_unsmoothed_ = H
     est.smoothing_matrix_ = S
     return S @ H

@@ -2,17 +2,22 @@
 
 ``fit_restarts`` keeps every run (for consensus clustering and stability, see
 :mod:`nmfkit._consensus`); ``best_of`` and ``fit_n_init`` keep the best run and are the path
-behind ``NMF(n_init=...)``. Public names are re-exported from :mod:`nmfkit.selection`.
+behind ``NMF(n_init=...)`` on numpy. ``fit_starts`` is that path on torch: the runs share one
+set of batched products (:mod:`nmfkit._batched_runs`) when the solver and options allow it,
+else they run one after another. Public names are re-exported from :mod:`nmfkit.selection`.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["Restarts", "fit_restarts", "restart_seeds", "best_of", "fit_n_init"]
+__all__ = ["Restarts", "fit_restarts", "restart_seeds", "best_of", "fit_n_init", "fit_starts"]
+
+logger = logging.getLogger("nmfkit")
 
 
 def restart_seeds(random_state, n: int) -> np.ndarray:
@@ -165,3 +170,34 @@ def fit_n_init(estimator, X, W0, H0, fit_kwargs: dict):
 
     best, objectives, _ = best_of(fit_one, estimator.n_init, n_jobs=estimator.n_jobs)
     return best, objectives
+
+
+def fit_starts(X, starts, fit_kwargs: dict, *, batched: bool = True):
+    """Fit X from each start and keep the best: the ``n_init`` path of the torch backend.
+
+    Parameters
+    ----------
+    X : validated X on the fit's backend.
+    starts : list of (W0 (n_samples, k), H0 (k, n_features), seed); run 0 is the start a
+        single fit uses, the seed is that run's ``random_state``.
+    fit_kwargs : keyword arguments of :func:`nmfkit._fit.factorize` (without ``random_state``).
+    batched : run the starts as one batch when :func:`nmfkit._batched_runs.batchable` allows
+        (each run then equals its sequential fit to rounding); False: one after another.
+
+    Returns (best FitResult, ndarray (len(starts),) of every run's final objective); ties keep
+    the lowest index, as the sequential path does.
+    """
+    from . import _fit
+    from ._batched_runs import batchable, factorize_starts
+
+    why = batchable(**fit_kwargs) if batched and len(starts) > 1 else "a single start"
+    if why is None:
+        results = factorize_starts(X, [(W0, H0) for W0, H0, _ in starts], **fit_kwargs)
+    else:
+        if batched and len(starts) > 1:
+            logger.debug("n_init runs one after another: %s", why)
+        results = [_fit.factorize(X, W0, H0, **{**fit_kwargs, "random_state": seed})
+                   for W0, H0, seed in starts]
+    objectives = np.array([float(r.objective) for r in results])
+    best = int(np.argmin(objectives))
+    return results[best], objectives

@@ -108,23 +108,42 @@ def _objectives(sq_X, WtX, H, WtW, HHt, nx):
 
 
 # ------------------------------------------------------------------ updates
-def _mu_step(nx, X, Xt, W, H, sparse, eps):
+# l1W, l2W, l1H, l2H: L1 / L2 penalty weights (penalties.split_hals), as the single-fit
+# solvers apply them: MU adds l1 + l2·F to the denominator, HALS shifts R by l1 and G's
+# diagonal by l2.
+def _mu_den_penalty(den, F, l1, l2):
+    if l1:
+        den += l1
+    if l2:
+        den = den + l2 * F
+    return den
+
+
+def _mu_step(nx, X, Xt, W, H, sparse, eps, l1W=0.0, l2W=0.0, l1H=0.0, l2H=0.0):
     XHt = _cross_XHt(nx, X, H)
     HHt = H @ _t(nx, H)
-    den = W @ HHt
+    den = _mu_den_penalty(W @ HHt, W, l1W, l2W)
     nx.fill_where(den, den == 0, eps)
     W *= XHt / den
     WtX = _cross_WtX(nx, X, Xt, W, sparse)
     WtW = _t(nx, W) @ W
-    den = WtW @ H
+    den = _mu_den_penalty(WtW @ H, H, l1H, l2H)
     nx.fill_where(den, den == 0, eps)
     H *= WtX / den
     return WtX, WtW
 
 
-def _hals_sweep_batched(nx, F, G, R):
-    """One HALS pass over the k rows of each F_b (B, k, N), in place, no host sync."""
+def _hals_sweep_batched(nx, F, G, R, l1=0.0, l2=0.0):
+    """One HALS pass over the k rows of each F_b (B, k, N), in place, no host sync.
+
+    With penalties l1‖F‖₁ + ½l2‖F‖²: R − l1 and G + l2·I, as in :func:`nmfkit.nnls.hals_sweep`.
+    """
     k = F.shape[1]
+    if l2:
+        eye = nx.asarray(np.eye(k, dtype=np.float64), dtype=nx.dtype_of(G))
+        G = G + l2 * (eye.to(G.device) if nx.name == "torch" else eye)
+    if l1:
+        R = R - l1
     diag = (G.diagonal(dim1=-2, dim2=-1) if nx.name == "torch"
             else np.diagonal(G, axis1=-2, axis2=-1).copy())  # (B, k)
     alive = diag > 0
@@ -136,16 +155,16 @@ def _hals_sweep_batched(nx, F, G, R):
         F[:, t, :] = nx.where(alive[:, t : t + 1], new, F[:, t, :])
 
 
-def _cd_step(nx, X, Xt, W, H, sparse, eps=None):
+def _cd_step(nx, X, Xt, W, H, sparse, eps=None, l1W=0.0, l2W=0.0, l1H=0.0, l2H=0.0):
     Wt = _t(nx, W)  # (B, k, n), a view: HALS rows of Wᵀ
     RW = _t(nx, _cross_XHt(nx, X, H))  # H Xᵀ, (B, k, n)
     GH = H @ _t(nx, H)
     Wt_c = nx.ascontiguous(Wt)
-    _hals_sweep_batched(nx, Wt_c, GH, nx.ascontiguous(RW))
+    _hals_sweep_batched(nx, Wt_c, GH, nx.ascontiguous(RW), l1W, l2W)
     W[...] = _t(nx, Wt_c)
     WtX = _cross_WtX(nx, X, Xt, W, sparse)
     WtW = _t(nx, W) @ W
-    _hals_sweep_batched(nx, H, WtW, WtX)
+    _hals_sweep_batched(nx, H, WtW, WtX, l1H, l2H)
     return WtX, WtW
 
 

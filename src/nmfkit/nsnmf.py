@@ -9,6 +9,10 @@ In nmfkit's orientation (X n_samples × n_features) the estimator stores
 ``transform`` solves for W against the smoothed components: the two are consistent with each
 other and with the fit. The unsmoothed H is kept in ``components_unsmoothed_``.
 
+The solver runs on the problem's backend (numpy or torch): S is built once on the factors'
+framework, device and dtype (``smoothing_matrix_like``), and the half-steps use only
+operators and ``nx`` calls.
+
 Any alternating solver serves: one nsNMF iteration is one W-step of the solver on
 X ≈ W (S H) with S H fixed, then one W-step of the same solver on the transposed problem
 Xᵀ ≈ Hᵀ (W S)ᵀ. Each half-step is the solver's own monotone update on a well-posed
@@ -23,7 +27,7 @@ import numpy as np
 from .losses import beta_divergence
 from .solvers._base import Problem, Solver
 
-__all__ = ["smoothing_matrix", "smoothed_solver"]
+__all__ = ["smoothing_matrix", "smoothing_matrix_like", "smoothed_solver"]
 
 
 def smoothing_matrix(k: int, theta: float, dtype=np.float64) -> np.ndarray:
@@ -33,6 +37,18 @@ def smoothing_matrix(k: int, theta: float, dtype=np.float64) -> np.ndarray:
     S = np.full((k, k), theta / k, dtype=dtype)
     S[np.diag_indices(k)] += 1.0 - theta
     return S
+
+
+def smoothing_matrix_like(F, theta: float):
+    """S for the rank of F (k, N) in F's framework, device and dtype (numpy or torch)."""
+    from .backends import get_backend
+
+    nx = get_backend(F)
+    if nx.name == "numpy":
+        return smoothing_matrix(F.shape[0], theta, dtype=F.dtype)
+    # built in the same numpy dtype as on the numpy backend, so S is bit-identical
+    S = smoothing_matrix(F.shape[0], theta, dtype=np.dtype(str(F.dtype).replace("torch.", "")))
+    return nx.asarray(S).to(F.device)
 
 
 def smoothed_solver(inner: type[Solver], theta: float) -> type[Solver]:
@@ -45,14 +61,14 @@ def smoothed_solver(inner: type[Solver], theta: float) -> type[Solver]:
         name = inner.name
         betas = inner.betas
         sparse = inner.sparse
-        backends = frozenset({"numpy"})
+        backends = inner.backends
         monotone = inner.monotone
         supports_frozen = inner.supports_frozen
         default_options = inner.default_options
 
         def setup(self):
             p = self.p
-            self.S = smoothing_matrix(p.W.shape[1], theta, dtype=p.W.dtype)
+            self.S = smoothing_matrix_like(p.H, theta)
 
         def _sub(self, X, Xt, W, Hfixed, penalties, frozen):
             p = self.p
@@ -68,15 +84,15 @@ def smoothed_solver(inner: type[Solver], theta: float) -> type[Solver]:
                 sub = self._sub(p.X, p.Xt, p.W, self.S @ p.H, p.penalties_W, p.frozen_W)
                 solver = inner(sub)
                 solver.step()
-                p.W = np.ascontiguousarray(solver.finalize()[0])
+                p.W = p.nx.ascontiguous(solver.finalize()[0])
             if p.update_H:
                 # Xᵀ ≈ Hᵀ (W S)ᵀ: H's update is a W-step of the transposed problem
                 WS = p.W @ self.S
-                sub = self._sub(p.Xt, p.X, np.ascontiguousarray(p.H.T), WS.T, p.penalties_H,
+                sub = self._sub(p.Xt, p.X, p.nx.ascontiguous(p.H.T), WS.T, p.penalties_H,
                                 p.frozen_H)
                 solver = inner(sub)
                 solver.step()
-                p.H = np.ascontiguousarray(solver.finalize()[0].T)
+                p.H = p.nx.ascontiguous(solver.finalize()[0].T)
             return None
 
         def objective(self) -> float:

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .backends import _is_torch_tensor as _is_tensor
+
 __all__ = ["Penalty", "L1", "L2", "Graph", "sklearn_penalties", "split_hals", "has_hals_form"]
 
 
@@ -173,43 +175,63 @@ class Graph(Penalty):
         """N, the number of nodes (n_samples for W, n_features for H)."""
         return self.affinity.shape[0]
 
-    def _A_d(self, dtype):
-        """(A, degrees) in the factor's dtype, cached, so float32 stays float32."""
-        dtype = np.dtype(dtype)
+    def _A_d(self, F):
+        """(A, degrees) in F's framework, device and dtype, cached, so float32 stays float32
+        and a torch factor gets a torch sparse CSR affinity on its own device (moved once)."""
+        if _is_tensor(F):
+            key = ("torch", str(F.device), F.dtype)
+            if key not in self._cache:
+                from .backends._torch import TorchBackend
+
+                nx = TorchBackend(device=F.device)
+                self._cache[key] = (nx.asarray(self.affinity, dtype=F.dtype),
+                                    nx.asarray(self._deg, dtype=F.dtype))
+            return self._cache[key]
+        dtype = np.dtype(F.dtype)
         if dtype not in self._cache:
             self._cache[dtype] = (self.affinity.astype(dtype), self._deg.astype(dtype))
         return self._cache[dtype]
 
     def _AF(self, F):
         """A Fᵀ transposed back: (k, N)."""
-        A, _ = self._A_d(F.dtype)
+        A, _ = self._A_d(F)
+        if _is_tensor(F):
+            return (A @ F.T).T.contiguous()
         return np.ascontiguousarray((A @ F.T).T)
 
     def value(self, F) -> float:
         if not self.active:
             return 0.0
+        if _is_tensor(F):  # float64 sums on F's device, one read-back
+            import torch
+
+            F64 = F.to(torch.float64)
+            A, d = self._A_d(F64)
+            quad_d = torch.dot((F64 * F64).sum(dim=0), d)
+            quad_a = torch.dot(F64.reshape(-1), (A @ F64.T).T.reshape(-1))
+            return 0.5 * self.weight * max(float(quad_d - quad_a), 0.0)
         F64 = np.asarray(F, dtype=np.float64)
         quad_d = float(np.dot((F64 * F64).sum(axis=0), self._deg))
         quad_a = float(np.vdot(F64, (self.affinity @ F64.T).T))
         return 0.5 * self.weight * max(quad_d - quad_a, 0.0)
 
     def grad(self, F):
-        _, d = self._A_d(F.dtype)
+        _, d = self._A_d(F)
         return self.weight * (F * d - self._AF(F))
 
     def mu_denominator(self, F):
-        _, d = self._A_d(F.dtype)
+        _, d = self._A_d(F)
         return (2.0 * self.weight) * (F * d)
 
     def mu_numerator(self, F):
-        _, d = self._A_d(F.dtype)
+        _, d = self._A_d(F)
         return self.weight * (F * d + self._AF(F))
 
     def hals_terms(self, t: int, F, num):
         """num −= λ (L F[t]); curvature 2λ·D (a vector), which majorises λL."""
         if not self.active:
             return 0.0
-        A, d = self._A_d(F.dtype)
+        A, d = self._A_d(F)
         Lf = d * F[t] - A @ F[t]
         num -= self.weight * Lf
         return (2.0 * self.weight) * d

@@ -266,34 +266,41 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
         Wd, Hd = init_factors(nx, Xd, est._n_components, est.init, est.random_state)
 
     penalties = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, n, m)
+    # penalties, graph, nsNMF, frozen components (issue 4) on the device; writes frozen rows
+    from .. import _extensions
+
+    ext = _extensions.prepare(est, Xd, Wd, Hd, update_H)
+    penalties = [*penalties, *ext.pop("penalties")]
+    opts = {k: v for k, v in (ext.pop("solver_options") or {}).items() if k != "allow_tf32"}
     # n_init > 1: run 0 from (Wd, Hd), runs 1.. from init="random" with seeds drawn from
-    # random_state, one after another on the device (as nmfkit._restarts.fit_n_init on numpy)
+    # random_state (as nmfkit._restarts.fit_n_init on numpy), frozen rows kept in every start
     starts = [(Wd, Hd, est.random_state)]
     if update_H and getattr(est, "n_init", 1) > 1:
         from ..batched import restart_seeds
 
+        frozen = list(ext["frozen_H"])
         for seed in restart_seeds(est.random_state, est.n_init - 1):
             Wr, Hr = init_factors(nx, Xd, Hd.shape[0], "random", int(seed), on_host=False)
+            if frozen:
+                Hr[frozen] = Hd[frozen]
             starts.append((Wr, Hr, int(seed)))
-    result, objectives = None, []
-    with nx.compute_context():
-        for W0, H0, seed in starts:
-            r = _fit.factorize(
-                Xd, W0, H0,
-                solver=est.solver, beta=est._beta_loss, beta_param=est.beta_loss, nx=nx,
-                penalties_W=[p for p in penalties if p.factor == "W"],
-                penalties_H=[p for p in penalties if p.factor == "H"],
-                update_H=update_H, tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
-                callback=est.callback, random_state=seed, shuffle=est.shuffle,
-                solver_options=opts, verbose=est.verbose,
-            )
-            objectives.append(r.objective)
-            if result is None or r.objective < result.objective:
-                result = r
+    fit_kwargs = dict(
+        solver=est.solver, beta=est._beta_loss, beta_param=est.beta_loss, nx=nx,
+        penalties_W=[p for p in penalties if p.factor == "W"],
+        penalties_H=[p for p in penalties if p.factor == "H"],
+        update_H=update_H, tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
+        callback=est.callback, shuffle=est.shuffle, solver_options=opts, verbose=est.verbose,
+        **ext,
+    )
+    from .._restarts import fit_starts
+
+    with nx.compute_context():  # the starts in one batch when they can be (_batched_runs)
+        result, objectives = fit_starts(Xd, starts, fit_kwargs)
     if update_H:
-        est.init_objectives_ = np.array(objectives)
+        est.init_objectives_ = objectives
     _fit.record_fit(est, result)
     Wr, Hr = result.W, result.H
     if host_input:
         Wr, Hr = nx.to_numpy(Wr), nx.to_numpy(Hr)
+    Hr = _extensions.finish(est, Hr, update_H)  # nsNMF: components_ = S H
     return Wr, Hr, result.n_iter

@@ -1,0 +1,221 @@
+"""Several fits of the same X from given starts, run as one batch: ``NMF(n_init=r)`` on torch.
+
+Each run follows its own single fit (:func:`nmfkit._fit.factorize`): the same updates, the same
+stopping rule (scikit-learn's, checked every ``check_every`` iterations, per run), the same
+history and stop reason, the same rescaling of extreme data. But the r runs share one set of
+batched products (the kernels of :mod:`nmfkit.batched`): X is read twice per iteration for all
+of them, not 2r times. A run that stops leaves the batch; the others go on. Objective values
+stay on the device (a (max_iter + 1, r) float64 buffer) and are read back only when the
+stopping rule needs them and once at the end, so the loop does not wait on the device at every
+iteration.
+
+Scope (:func:`batchable` returns why not otherwise): solvers ``"mu"`` and ``"cd"`` (plain HALS:
+no ``inner`` sweeps, no ``extrapolate``), the Frobenius loss, L1/L2 penalties, dense or sparse
+X; no frozen components, nsNMF, graph penalties, ``shuffle``, ``callback``, ``max_time`` or
+``verbose``. The caller (:func:`nmfkit._restarts.fit_starts`) then runs the starts one after
+another.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .batched import _cd_step, _mu_step, _t
+
+__all__ = ["batchable", "factorize_starts"]
+
+
+def batchable(*, solver, beta, penalties_W=(), penalties_H=(), update_W=True, update_H=True,
+              callback=None, max_time=None, shuffle=False, solver_options=None, frozen_W=(),
+              frozen_H=(), smoothing=0.0, verbose=0, **_other) -> str | None:
+    """None when starts with these ``_fit.factorize`` arguments can run as one batch, else the
+    reason they cannot (for the debug log)."""
+    from .penalties import has_hals_form
+    from .solvers import SOLVERS
+
+    if solver not in ("mu", "cd"):
+        return f"solver {solver!r} (batched: 'mu', 'cd')"
+    if float(beta) != 2.0:
+        return f"beta_loss {beta!r} (batched: Frobenius)"
+    if not (update_W and update_H):
+        return "a factor is fixed"
+    if not all(has_hals_form(p) for p in [*penalties_W, *penalties_H]):
+        return "a penalty other than L1/L2"
+    if frozen_W or frozen_H or smoothing:
+        return "frozen components or nsNMF smoothing"
+    if callback is not None or max_time is not None or shuffle or verbose:
+        return "callback, max_time, shuffle or verbose"
+    opts = dict(solver_options or {})
+    defaults = SOLVERS[solver].default_options
+    if any(key not in defaults for key in opts):
+        return f"solver_options {sorted(opts)}"
+    opts = {**defaults, **opts}
+    if solver == "cd" and (opts["inner"] or opts["extrapolate"]):
+        return "cd with inner sweeps or extrapolation"
+    return None
+
+
+# ------------------------------------------------------------------ framework helpers
+def _stack(nx, arrays):
+    if nx.name == "torch":
+        import torch
+
+        return torch.stack(arrays)
+    return np.stack(arrays)
+
+
+def _f64(nx, A):
+    return A.double() if nx.name == "torch" else A.astype(np.float64)
+
+
+def _bsum(nx, A):
+    """Σ over the last two axes per run, on the device: (b,)."""
+    return A.sum(dim=(-1, -2)) if nx.name == "torch" else A.sum(axis=(-1, -2))
+
+
+def _host(nx, a) -> np.ndarray:
+    return a.cpu().numpy() if nx.name == "torch" else np.asarray(a)
+
+
+def _objectives(nx, sq_X, WtX, W, H, WtW, pens):
+    """½‖X − W_b H_b‖² from the Gram products plus the L1/L2 terms, float64 on the device."""
+    l1W, l2W, l1H, l2H = pens
+    H64 = _f64(nx, H)
+    cross = _bsum(nx, _f64(nx, WtX) * H64)
+    gram = _bsum(nx, _f64(nx, WtW) * _f64(nx, H @ _t(nx, H)))
+    f = 0.5 * (sq_X - 2.0 * cross + gram)
+    f = f.clamp(min=0.0) if nx.name == "torch" else np.maximum(f, 0.0)
+    for l1, l2, F in ((l1W, l2W, W), (l1H, l2H, H)):
+        if l1 or l2:
+            F64 = _f64(nx, F)
+            if l1:
+                f = f + l1 * _bsum(nx, F64)
+            if l2:
+                f = f + 0.5 * l2 * _bsum(nx, F64 * F64)
+    return f
+
+
+def _history_buffer(nx, rows, cols, like):
+    if nx.name == "torch":
+        import torch
+
+        return torch.full((rows, cols), float("nan"), dtype=torch.float64, device=like.device)
+    return np.full((rows, cols), np.nan)
+
+
+def _index(nx, idx, like):
+    if nx.name == "torch":
+        import torch
+
+        return torch.as_tensor(idx, dtype=torch.int64, device=like.device)
+    return np.asarray(idx, dtype=np.intp)
+
+
+# ------------------------------------------------------------------ the batched fit
+def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(), penalties_H=(),
+                     tol: float = 1e-4, max_iter: int = 200, check_every: int = 10,
+                     **_other) -> list:
+    """One :class:`nmfkit._fit.FitResult` per start, as ``_fit.factorize`` would return it.
+
+    Parameters
+    ----------
+    X : validated X (array, sparse matrix or tensor), (n_samples, n_features).
+    starts : list of (W0 (n_samples, k), H0 (k, n_features)) in X's framework; not modified.
+    solver, beta, nx, penalties_W, penalties_H, tol, max_iter : as for ``_fit.factorize``
+        (check :func:`batchable` first; other keyword arguments are ignored).
+    """
+    from . import _fit
+    from .losses import beta_divergence
+    from .penalties import split_hals
+
+    s = nx.max(X)
+    scaled = s > 0 and not (_fit._SCALE_RANGE[0] <= s <= _fit._SCALE_RANGE[1])
+    if scaled:  # as _fit.factorize: fit X/s from (W/√s, H/√s), penalties rescaled
+        root_s, s_beta = math.sqrt(s), s**beta
+        X = nx.divide_scalar(X, s)
+        starts = [(W / root_s, H / root_s) for W, H in starts]
+        penalties_W = _fit._rescaled_penalties(penalties_W, root_s, s_beta)
+        penalties_H = _fit._rescaled_penalties(penalties_H, root_s, s_beta)
+    X, Xt = nx.prepare_X(X)
+    sparse = nx.issparse(X)
+    pens = (*split_hals(penalties_W)[:2], *split_hals(penalties_H)[:2])
+    # the first objective exactly as a single fit computes it (Solver.objective)
+    f0 = np.array([
+        beta_divergence(X, W0, H0, 2.0, nx=nx) + sum(p.value(W0.T) for p in penalties_W)
+        + sum(p.value(H0) for p in penalties_H) for W0, H0 in starts
+    ])
+    W = _stack(nx, [W0 for W0, _ in starts])  # (r, n, k), a copy
+    H = _stack(nx, [H0 for _, H0 in starts])  # (r, k, m)
+    r = len(starts)
+    eps = nx.eps(nx.dtype_of(W))
+    sq_X = nx.sq_norm(X)
+    step = _mu_step if solver == "mu" else _cd_step
+    e_init = np.sqrt(2.0 * np.maximum(f0, 0.0))
+    e_prev = e_init.copy()
+    hist = _history_buffer(nx, max_iter + 1, r, W)
+    act = np.arange(r)  # the run in each slot of the working batch
+    act_dev = _index(nx, act, W)
+    done: dict = {}  # run -> (W, H, n_iter, reason)
+    times = [0.0]
+    start = time.perf_counter()
+    deferred = _fit._DeferredInterrupt()
+    ctx = nx.compute_context() if hasattr(nx, "compute_context") else None
+    if ctx is not None:
+        ctx.__enter__()
+    deferred.__enter__()
+    try:
+        for it in range(1, max_iter + 1):
+            WtX, WtW = step(nx, X, Xt, W, H, sparse, eps, *pens)
+            f = _objectives(nx, sq_X, WtX, W, H, WtW, pens)
+            hist[it, act_dev] = f
+            times.append(time.perf_counter() - start)
+            reasons = {}
+            if it == 1:
+                reasons.update({j: "exact" for j in range(act.size) if e_init[act[j]] == 0.0})
+            if tol > 0 and it % check_every == 0:
+                e = np.sqrt(2.0 * np.maximum(_host(nx, f), 0.0))
+                for j, run in enumerate(act):
+                    if j in reasons:
+                        continue
+                    if (e_prev[run] - e[j]) / e_init[run] < tol:
+                        reasons[j] = "tol"
+                    else:
+                        e_prev[run] = e[j]
+            if deferred.requested:
+                reasons.update({j: "interrupted" for j in range(act.size) if j not in reasons})
+                _fit._warn_interrupted(it)
+            elif it == max_iter:
+                reasons.update({j: "max_iter" for j in range(act.size) if j not in reasons})
+            if not reasons:
+                continue
+            for j, why in reasons.items():
+                done[int(act[j])] = (nx.ascontiguous(nx.copy(W[j])), nx.copy(H[j]), it, why)
+            keep = [j for j in range(act.size) if j not in reasons]
+            if not keep:
+                break
+            act = act[keep]
+            act_dev = _index(nx, act, W)
+            idx = _index(nx, keep, W)
+            W, H = W[idx], H[idx]
+    finally:
+        deferred.__exit__()
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+    hist = _host(nx, hist)
+    out = []
+    for run in range(r):
+        Wr, Hr, n_iter, why = done[run]
+        objs = [float(f0[run]), *(float(v) for v in hist[1:n_iter + 1, run])]
+        if scaled:
+            Wr, Hr = Wr * root_s, Hr * root_s
+            objs = [v * s_beta for v in objs]
+        out.append(_fit.FitResult(
+            W=Wr, H=Hr, n_iter=n_iter, objective=objs[-1], converged=why in ("tol", "exact"),
+            stop_reason=why,
+            history={"n_iter": list(range(n_iter + 1)), "objective": objs,
+                     "time": times[:n_iter + 1]},
+        ))
+    return out

@@ -1,0 +1,185 @@
+"""Issue-4 extensions on the torch backend (frozen components, nsNMF, graph penalties, L1/L2)
+and NMF(n_init) on torch through batched restarts: same trajectories as numpy, frozen rows
+bit-identical, batched runs equal to the sequential ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+torch = pytest.importorskip("torch")
+
+from nmfkit import NMF, _batched_runs  # noqa: E402
+from nmfkit.graph import knn_affinity  # noqa: E402
+from nmfkit.penalties import L1, L2, Graph  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _data(n=30, m=20, seed=0):
+    rng = np.random.RandomState(seed)
+    X = np.abs(rng.randn(n, m))
+    X[X < 0.4] = 0.0
+    return X
+
+
+X = _data()
+A_W = knn_affinity(X, 4)  # samples
+A_H = knn_affinity(X.T, 3, weight="heat")  # features
+F0 = np.abs(np.random.RandomState(1).rand(2, X.shape[1]))
+
+CASES = {
+    "frozen": dict(frozen_components=F0),
+    "nsnmf": dict(smoothness=0.4),
+    "graph_W": dict(graph=A_W, graph_weight=0.5),
+    "graph_knn": dict(graph="binary", graph_weight=0.3, graph_neighbors=4),
+    "graph_H": dict(penalties=[Graph(0.7, "H", affinity=A_H)]),
+    "l1_l2": dict(alpha_W=0.01, alpha_H=0.02, l1_ratio=0.5),
+    "user_l1_l2": dict(penalties=[L1(0.2, "W"), L2(0.3, "H")]),
+}
+
+
+@pytest.mark.parametrize("solver", ["mu", "cd"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_torch_trajectory_equals_numpy(case, solver):
+    kw = dict(n_components=4, solver=solver, init="random", random_state=0, max_iter=15,
+              tol=0, **CASES[case])
+    a = NMF(**kw)
+    Wa = a.fit_transform(X)
+    b = NMF(**kw)
+    Wb = b.fit_transform(torch.as_tensor(X))
+    assert isinstance(Wb, torch.Tensor) and Wb.dtype == torch.float64
+    assert isinstance(b.components_, torch.Tensor)
+    # every iteration's objective (nsNMF's steps report none: first and last only, on both)
+    assert len(b.loss_curve_) == len(a.loss_curve_) == (2 if case == "nsnmf" else 16)
+    np.testing.assert_allclose(b.loss_curve_, a.loss_curve_, rtol=1e-8)
+    np.testing.assert_allclose(b.components_.numpy(), a.components_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(Wb.numpy(), Wa, rtol=1e-8, atol=1e-12)
+    # monotone on torch as on numpy (every one of these updates is a descent step)
+    assert np.all(np.diff(b.loss_curve_) <= 1e-12 * b.loss_curve_[0])
+
+
+@pytest.mark.parametrize("solver", ["mu", "cd"])
+def test_graph_on_sparse_tensor_equals_numpy(solver):
+    kw = dict(n_components=3, solver=solver, init="random", random_state=2, max_iter=15, tol=0,
+              graph=A_W, graph_weight=0.5, penalties=[Graph(0.2, "H", affinity=A_H)])
+    a = NMF(**kw).fit(sp.csr_matrix(X))
+    b = NMF(**kw).fit(torch.as_tensor(X).to_sparse_csr())
+    np.testing.assert_allclose(b.loss_curve_, a.loss_curve_, rtol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["mu", "cd"])
+def test_frozen_rows_exactly_equal_on_torch(solver):
+    Ft = torch.as_tensor(F0)
+    for n_init in (1, 3):  # restarts keep the frozen rows too
+        m = NMF(4, solver=solver, frozen_components=Ft, n_init=n_init, random_state=0,
+                max_iter=30, tol=0).fit(torch.as_tensor(X))
+        assert torch.equal(m.components_[:2], Ft)
+        assert bool((m.components_[2:] != 0).any())
+    m32 = NMF(4, solver=solver, frozen_components=F0, random_state=0, max_iter=10,
+              tol=0).fit(torch.as_tensor(X, dtype=torch.float32))
+    assert m32.components_.dtype == torch.float32
+    assert torch.equal(m32.components_[:2], torch.as_tensor(F0, dtype=torch.float32))
+
+
+def test_nsnmf_on_torch_components_and_transform():
+    Xt = torch.as_tensor(X, dtype=torch.float32)
+    m = NMF(4, smoothness=0.5, solver="mu", random_state=0, max_iter=40).fit(Xt)
+    S = m.smoothing_matrix_
+    assert isinstance(S, torch.Tensor) and S.dtype == torch.float32
+    assert torch.allclose(m.components_, S @ m.components_unsmoothed_)
+    W = m.transform(Xt)
+    assert isinstance(W, torch.Tensor) and W.shape == (30, 4) and bool((W >= 0).all())
+    # numpy input with backend="torch": numpy out, the smoothed model included
+    h = NMF(4, smoothness=0.5, solver="mu", random_state=0, max_iter=40, backend="torch").fit(X)
+    assert isinstance(h.components_, np.ndarray)
+    assert isinstance(h.components_unsmoothed_, np.ndarray)
+    np.testing.assert_allclose(h.components_, h.smoothing_matrix_ @ h.components_unsmoothed_)
+
+
+def test_nmfsc_on_torch_names_the_alternatives():
+    with pytest.raises(ValueError, match="numpy backend only.*l1_ratio=1, or smoothness"):
+        NMF(3, solver="nmfsc", sparseness_W=0.5).fit(torch.as_tensor(X))
+
+
+# ------------------------------------------------------------------ n_init: batched restarts
+def _fit_pair(Xin, monkeypatch, **kw):
+    """The same NMF(n_init) fitted with batched restarts and with the sequential fallback."""
+    calls = []
+    real = _batched_runs.factorize_starts
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(_batched_runs, "factorize_starts", spy)
+    a = NMF(**kw)
+    Wa = a.fit_transform(Xin)
+    assert calls, "the batched path was not taken"
+    monkeypatch.setattr(_batched_runs, "batchable", lambda **k: "forced sequential")
+    b = NMF(**kw)
+    Wb = b.fit_transform(Xin)
+    assert len(calls) == 1
+    return a, Wa, b, Wb
+
+
+@pytest.mark.parametrize("solver", ["mu", "cd"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_n_init_batched_equals_sequential(solver, sparse, monkeypatch):
+    Xt = torch.as_tensor(_data(40, 25, seed=3))
+    Xin = Xt.to_sparse_csr() if sparse else Xt
+    # tol > 0: the runs stop at different iterations, each by its own rule
+    a, Wa, b, Wb = _fit_pair(Xin, monkeypatch, n_components=4, solver=solver, n_init=4,
+                             random_state=0, tol=2e-3, max_iter=300, alpha_W=0.002,
+                             l1_ratio=0.3)
+    np.testing.assert_allclose(a.init_objectives_, b.init_objectives_, rtol=1e-9)
+    assert a.n_iter_ == b.n_iter_ and a.stop_reason_ == b.stop_reason_ == "tol"
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(Wa.numpy(), Wb.numpy(), rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(a.components_.numpy(), b.components_.numpy(), rtol=1e-7,
+                               atol=1e-10)
+
+
+def test_n_init_batched_float32_and_extreme_scale(monkeypatch):
+    X32 = torch.as_tensor(_data(40, 25, seed=4), dtype=torch.float32)
+    a, Wa, b, Wb = _fit_pair(X32, monkeypatch, n_components=3, solver="cd", n_init=3,
+                             random_state=1, max_iter=40, tol=0)
+    assert Wa.dtype == torch.float32 and a.components_.dtype == torch.float32
+    np.testing.assert_allclose(a.init_objectives_, b.init_objectives_, rtol=1e-4)
+    monkeypatch.undo()
+    # data at 1e8 is fitted at unit scale (as _fit.factorize); objectives on the data's scale
+    big = torch.as_tensor(_data(30, 20, seed=5) * 1e8)
+    a, Wa, b, Wb = _fit_pair(big, monkeypatch, n_components=3, solver="mu", n_init=3,
+                             random_state=0, max_iter=20, tol=0)
+    assert a.init_objectives_.min() > 1e10
+    np.testing.assert_allclose(a.init_objectives_, b.init_objectives_, rtol=1e-9)
+    np.testing.assert_allclose(Wa.numpy(), Wb.numpy(), rtol=1e-7)
+
+
+def test_batchable_names_what_falls_back():
+    ok = dict(solver="mu", beta=2.0)
+    assert _batched_runs.batchable(**ok) is None
+    assert "solver" in _batched_runs.batchable(solver="anls", beta=2.0)
+    assert "beta" in _batched_runs.batchable(solver="mu", beta=1.0)
+    assert "penalty" in _batched_runs.batchable(**ok, penalties_W=[Graph(1.0, "W",
+                                                                         affinity=A_W)])
+    assert "frozen" in _batched_runs.batchable(**ok, frozen_H=(0,))
+    assert "frozen" in _batched_runs.batchable(**ok, smoothing=0.3)
+    assert "callback" in _batched_runs.batchable(**ok, callback=print)
+    assert "extrapolation" in _batched_runs.batchable(solver="cd", beta=2.0,
+                                                      solver_options={"extrapolate": True})
+    # a fallback still gives every run's objective, run 0 being the single fit
+    Xt = torch.as_tensor(X)
+    m = NMF(3, solver="mu", beta_loss="kullback-leibler", n_init=3, random_state=0,
+            max_iter=20, tol=0).fit(Xt)
+    one = NMF(3, solver="mu", beta_loss="kullback-leibler", random_state=0, max_iter=20,
+              tol=0).fit(Xt)
+    assert m.init_objectives_.shape == (3,)
+    assert m.init_objectives_[0] == pytest.approx(one.init_objectives_[0], rel=1e-12)
