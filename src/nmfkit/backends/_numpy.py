@@ -229,12 +229,15 @@ class NumpyBackend:
     # ------------------------------------------- pgd / anls ops (issue 7, same on torch)
     @staticmethod
     def inner(a, b):
-        """Σ a ⊙ b of two dense arrays of one shape, accumulated in float64, as a backend
-        scalar (numpy: np.float64; torch: a 0-d tensor left on the device). Read several at
+        """Σ a ⊙ b of two dense arrays of one shape, summed in float64 (the products in the
+        arrays' dtype), as a backend scalar (numpy: np.float64; torch: a 0-d tensor left on the device). Read several at
         once with :meth:`floats`."""
-        a = np.asarray(a, dtype=np.float64).ravel()
-        b = np.asarray(b, dtype=np.float64).ravel()
-        return np.dot(a, b)
+        a, b = np.asarray(a), np.asarray(b)
+        if a.dtype == np.float64 and b.dtype == np.float64:
+            return np.dot(a.reshape(-1), b.reshape(-1))
+        # float32: products in float32, summed in float64 (as torch); measured 3x faster
+        # than float64 copies of both operands, 1.6x faster than einsum(dtype=float64)
+        return np.multiply(a, b).sum(dtype=np.float64)
 
     @staticmethod
     def floats(*values) -> tuple:

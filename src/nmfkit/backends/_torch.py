@@ -392,11 +392,12 @@ class TorchBackend:
     # ------------------------------------------- pgd / anls ops (issue 7, same as numpy)
     @staticmethod
     def inner(a, b):
-        """Σ a ⊙ b of two dense tensors of one shape, accumulated in float64, as a 0-d tensor
+        """Σ a ⊙ b of two dense tensors of one shape, summed in float64 (the products in the
+        tensors' dtype), as a 0-d tensor
         left on the device (no synchronisation); read several at once with :meth:`floats`."""
-        if a.dtype != torch.float64:
-            a, b = a.double(), b.double()
-        return torch.dot(a.reshape(-1), b.reshape(-1))
+        if a.dtype == torch.float64 and b.dtype == torch.float64:
+            return torch.dot(a.reshape(-1), b.reshape(-1))
+        return torch.sum(a * b, dtype=torch.float64)  # products in the dtype, as numpy
 
     @staticmethod
     def floats(*values) -> tuple:
