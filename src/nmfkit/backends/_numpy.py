@@ -230,8 +230,8 @@ class NumpyBackend:
     @staticmethod
     def inner(a, b):
         """Σ a ⊙ b of two dense arrays of one shape, summed in float64 (the products in the
-        arrays' dtype), as a backend scalar (numpy: np.float64; torch: a 0-d tensor left on the device). Read several at
-        once with :meth:`floats`."""
+        arrays' dtype), as a backend scalar (numpy: np.float64; torch: a 0-d tensor left on
+        the device). Read several at once with :meth:`floats`."""
         a, b = np.asarray(a), np.asarray(b)
         if a.dtype == np.float64 and b.dtype == np.float64:
             return np.dot(a.reshape(-1), b.reshape(-1))
