@@ -18,6 +18,10 @@ Each restart b started from ``init="random"`` with seed ``seeds[b]`` follows the
 trajectory as a single fit from that start (to rounding), so the best restart is a valid
 ``n_init`` result. The restarts share one stopping rule: stop when every restart's relative
 decrease of √(2·objective) over ``check_every`` iterations is below ``tol``.
+
+The update kernels (``_mu_step``, ``_cd_step``, with optional L1/L2 weights) also serve
+``NMF(n_init=r)`` on torch through :mod:`nmfkit._batched_runs`, which gives each restart its own
+stopping rule and history so that every run equals its single fit.
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ penalty on W (N = n_samples), H itself for a penalty on H (N = n_features). Pena
 written once for both factors. Each penalty lists the solvers that can honour it; the estimator checks that
 list once, before fitting, and a solver never has to guess.
 
+Backends: the methods work on the factor's own framework — numpy arrays, or torch tensors on
+any device (the torch backend, issue 7). L1 and L2 use operators only; :class:`Graph` keeps its
+affinity as scipy CSR and makes a torch sparse CSR copy on the factor's device and dtype the
+first time it sees a tensor (cached), so the numpy path is unchanged.
+
 scikit-learn's ``alpha_W``, ``alpha_H`` and ``l1_ratio`` map onto :class:`L1` and :class:`L2`
 with scikit-learn's scaling (``l1 = alpha_W · l1_ratio · n_features`` for W, etc.):
 
