@@ -342,3 +342,20 @@ def test_masked_online_hals_all_ones_equals_online_hals(fresh):
     np.testing.assert_allclose(b.components_, a.components_, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(Wb, Wa, rtol=1e-8, atol=1e-12)
     np.testing.assert_array_equal(b.components_[0], X[0] / 10)  # frozen stays fixed
+
+
+def test_squared_norm_of_float32_X_never_widens_all_of_X():
+    # W7's in-memory peak was a float64 copy of the whole float32 X in ‖X‖² (2× X's bytes)
+    import tracemalloc
+
+    from nmfkit.backends import get_backend
+
+    X = np.random.RandomState(0).rand(8000, 1000).astype(np.float32)  # 32 MB
+    nx = get_backend(X)
+    tracemalloc.start()
+    value = nx.sq_norm(X)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.6 * X.nbytes  # two 8 MB float64 blocks at most (a whole copy: 2× X)
+    assert np.isclose(value, float(np.sum(X.astype(np.float64) ** 2)), rtol=1e-12)
+    assert nx.sq_norm(sp.csr_matrix(X)) == pytest.approx(value, rel=1e-12)

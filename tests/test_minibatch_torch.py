@@ -211,3 +211,16 @@ def test_host_reads_per_batch(monkeypatch, sparse, solver, beta):
             reads[rule, epochs] = counter["n"]
     assert reads["none", 4] == reads["none", 2]
     assert reads["sklearn", 4] - reads["sklearn", 2] == 2 * 8
+
+
+def test_custom_init_on_torch_equals_numpy():
+    X = planted()
+    rng = np.random.RandomState(5)
+    W0, H0 = rng.rand(X.shape[0], 4), rng.rand(4, X.shape[1])
+    params = kw(init="custom")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = MiniBatchNMF(**params).fit(X, W=W0.copy(), H=H0.copy())
+        b = MiniBatchNMF(**params).fit(torch.from_numpy(X), W=W0, H=torch.from_numpy(H0))
+    np.testing.assert_allclose(b.components_.numpy(), a.components_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_array_equal(H0, b.components_.new_tensor(H0).numpy())  # caller's H intact
