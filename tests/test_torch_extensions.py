@@ -183,3 +183,22 @@ def test_batchable_names_what_falls_back():
               tol=0).fit(Xt)
     assert m.init_objectives_.shape == (3,)
     assert m.init_objectives_[0] == pytest.approx(one.init_objectives_[0], rel=1e-12)
+
+
+def test_graph_float32_kl_and_auto_solver_on_torch():
+    X32 = torch.as_tensor(X + 0.05, dtype=torch.float32)
+    # Graph under KL-MU on float32 tensors: float32 stays float32, objective non-increasing
+    m = NMF(3, solver="mu", beta_loss="kullback-leibler", graph=A_W, graph_weight=0.5,
+            random_state=0, max_iter=20, tol=0).fit(X32)
+    assert m.components_.dtype == torch.float32
+    assert np.all(np.diff(m.loss_curve_) <= 1e-5 * m.loss_curve_[0])
+    a = NMF(3, solver="mu", beta_loss="kullback-leibler", graph=A_W, graph_weight=0.5,
+            random_state=0, max_iter=20, tol=0).fit(X + 0.05)
+    np.testing.assert_allclose(m.loss_curve_, a.loss_curve_, rtol=1e-4)
+    # solver="auto" on torch: HALS for Frobenius, MU for other losses, extensions honoured
+    for beta, expected in (("frobenius", "cd"), ("kullback-leibler", "mu")):
+        m = NMF(3, solver="auto", beta_loss=beta, smoothness=0.3, n_init=2, random_state=0,
+                max_iter=20).fit(X32)
+        assert m._solver == expected and m.init_objectives_.shape == (2,)
+        W = m.transform(X32)
+        assert float(W.sum()) > 0

@@ -71,9 +71,11 @@ def validate_tensor(est, X, *, reset: bool):
 
 
 # ------------------------------------------------------------------------------- memory
-def bytes_needed(shape, nnz, k: int, itemsize: int, *, dense_WH: bool, on_device: bool) -> int:
+def bytes_needed(shape, nnz, k: int, itemsize: int, *, dense_WH: bool, on_device: bool,
+                 kl_cd: bool = False) -> int:
     """Device bytes a fit needs: X (and its CSR transpose) unless already there, plus the
-    O((n_samples + n_features)·k) working set, plus WH temporaries for dense β ≠ 2 MU."""
+    O((n_samples + n_features)·k) working set, plus WH temporaries for dense β ≠ 2 MU, plus
+    (``kl_cd``) KL coordinate descent's per-non-zero state (solvers/_kl_torch.py)."""
     n, m = shape
     if nnz is None:
         x = n * m * itemsize
@@ -85,6 +87,8 @@ def bytes_needed(shape, nnz, k: int, itemsize: int, *, dense_WH: bool, on_device
         total += 3 * nnz * itemsize + min(nnz, 1 << 22) * itemsize  # sampled products
     elif dense_WH:
         total += 2 * n * m * itemsize
+    if kl_cd:  # X's positives both ways (row, col, value, float64 value) + ~8 float64 temporaries
+        total += (nnz if nnz is not None else n * m) * (2 * (24 + itemsize) + 64)
     return int(total)
 
 
@@ -198,6 +202,11 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     whom = type(est).__name__
     host_input = not isinstance(X, torch.Tensor)
     opts = dict(est.solver_options or {})
+    solver = est.solver
+    if solver == "auto":  # on torch: HALS for Frobenius, MU for every other β (cd's KL
+        from ..solvers._auto import auto_options  # kernels are numpy/numba only)
+
+        solver = est._solver = "cd" if est._beta_loss == 2.0 else "mu"
     nx = TorchBackend(device=nx.device, allow_tf32=bool(opts.pop("allow_tf32", False)))
     if host_input:
         from .._validation import check_non_negative, check_zeros_for_beta
@@ -225,8 +234,9 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     itemsize = torch.empty((), dtype=dtype).element_size()
     needed = bytes_needed(
         tuple(X.shape), nnz, int(k), itemsize,
-        dense_WH=est._beta_loss != 2.0 and est.solver == "mu",
+        dense_WH=est._beta_loss != 2.0 and solver == "mu",
         on_device=not host_input and X.device == torch.device(device),
+        kl_cd=est._beta_loss == 1.0 and solver == "cd",
     )
     check_memory(device, needed)
     Xd = nx.asarray(X, dtype=dtype) if (host_input or X.device != torch.device(device)) else X
@@ -249,7 +259,7 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
         if est._n_components == "auto":
             est._n_components = Hd.shape[0]
         kk = Hd.shape[0]
-        if est.solver == "mu":
+        if solver == "mu":
             total = nx.sum(Xd) if nx.issparse(Xd) else float(Xd.sum(dtype=torch.float64))
             Wd = nx.full((n, kk), math.sqrt(total / (n * m) / kk), dtype)
         else:
@@ -272,6 +282,8 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     ext = _extensions.prepare(est, Xd, Wd, Hd, update_H)
     penalties = [*penalties, *ext.pop("penalties")]
     opts = {k: v for k, v in (ext.pop("solver_options") or {}).items() if k != "allow_tf32"}
+    if est.solver == "auto":
+        opts = {**auto_options(solver, est._beta_loss), **opts}
     # n_init > 1: run 0 from (Wd, Hd), runs 1.. from init="random" with seeds drawn from
     # random_state (as nmfkit._restarts.fit_n_init on numpy), frozen rows kept in every start
     starts = [(Wd, Hd, est.random_state)]
@@ -285,7 +297,7 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
                 Hr[frozen] = Hd[frozen]
             starts.append((Wr, Hr, int(seed)))
     fit_kwargs = dict(
-        solver=est.solver, beta=est._beta_loss, beta_param=est.beta_loss, nx=nx,
+        solver=solver, beta=est._beta_loss, beta_param=est.beta_loss, nx=nx,
         penalties_W=[p for p in penalties if p.factor == "W"],
         penalties_H=[p for p in penalties if p.factor == "H"],
         update_H=update_H, tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
