@@ -45,19 +45,20 @@ def fit(X, **params):
 CASES = [("mu", 2), ("mu", 1), ("mu", 0.5), ("cd", 2)]
 
 
+@pytest.mark.parametrize("fresh", [False, True])
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("solver, beta", CASES)
-def test_numpy_and_torch_same_components(solver, beta, sparse):
+def test_numpy_and_torch_same_components(solver, beta, sparse, fresh):
     X = planted()
     Xn = sp.csr_matrix(X) if sparse else X
-    params = kw(solver, beta, fresh_restarts=beta == 1)
+    params = kw(solver, beta, fresh_restarts=fresh, fresh_restarts_max_iter=10, tol=1e-6)
     a, Wa = fit(Xn, **params)
     b, Wb = fit(as_tensor(X, sparse), **params)
     assert isinstance(b.components_, torch.Tensor) and isinstance(Wb, torch.Tensor)
     np.testing.assert_allclose(b.components_.numpy(), a.components_, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(Wb.numpy(), Wa, rtol=1e-8, atol=1e-10)
     assert np.isclose(a.reconstruction_err_, b.reconstruction_err_, rtol=1e-10)
-    assert (a.n_steps_, a.n_iter_) == (b.n_steps_, b.n_iter_) == (12, 3)
+    assert (a.n_steps_, a.n_iter_) == (b.n_steps_, b.n_iter_)
     # the transform of new rows agrees too, tensor in, tensor out
     Xnew = planted(n=30, seed=3)
     np.testing.assert_allclose(b.transform(as_tensor(Xnew, sparse)).numpy(),

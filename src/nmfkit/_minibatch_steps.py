@@ -162,7 +162,10 @@ def step_free(est, X, W, H, update_H, obs=None):
     if est.solver in ("cd", "anls"):
         return _online_hals_step(est, X, W, H, update_H)
     nx = _backend(est)
-    prepared = nx.prepare_X(X)  # once per batch (torch: the CSR transpose of a sparse X_b)
+    if nx.name != "numpy" and nx.issparse(X) and est._beta_loss != 2.0:
+        prepared = (X, None)  # Xᵀ serves only β = 2's H terms: skip the CSR transpose
+    else:
+        prepared = nx.prepare_X(X)  # once per batch (torch: the CSR transpose of sparse X_b)
     if est.fresh_restarts or W is None:
         W = mu_solve_W(est, X, H, est.fresh_restarts_max_iter, prepared)
         solver = mu_batch_solver(est, X, W, H, prepared)
