@@ -195,10 +195,12 @@ def test_graph_float32_kl_and_auto_solver_on_torch():
     a = NMF(3, solver="mu", beta_loss="kullback-leibler", graph=A_W, graph_weight=0.5,
             random_state=0, max_iter=20, tol=0).fit(X + 0.05)
     np.testing.assert_allclose(m.loss_curve_, a.loss_curve_, rtol=1e-4)
-    # solver="auto" on torch: HALS for Frobenius, MU for other losses, extensions honoured
-    for beta, expected in (("frobenius", "cd"), ("kullback-leibler", "mu")):
+    # solver="auto" on torch: cd for Frobenius and KL (MU for KL with a graph), MU otherwise
+    for beta, extra, expected in (("frobenius", {}, "cd"), ("kullback-leibler", {}, "cd"),
+                                  ("kullback-leibler", {"graph": A_W, "graph_weight": 0.1}, "mu"),
+                                  ("itakura-saito", {}, "mu")):
         m = NMF(3, solver="auto", beta_loss=beta, smoothness=0.3, n_init=2, random_state=0,
-                max_iter=20).fit(X32)
+                max_iter=20, **extra).fit(X32)
         assert m._solver == expected and m.init_objectives_.shape == (2,)
         W = m.transform(X32)
         assert float(W.sum()) > 0

@@ -193,6 +193,21 @@ def _factor_on(nx, A, shape, dtype, device, whom):
 
 
 # ------------------------------------------------------------------------------- fit
+def _auto_solver(est) -> str:
+    """``solver="auto"`` on torch, the numpy rule among the solvers that run here: "cd" for
+    Frobenius and KL (KL: only with L1/L2 penalties, which its Newton kernel takes), else "mu"."""
+    from ..penalties import has_hals_form
+
+    beta = est._beta_loss
+    if beta == 2.0:
+        return "cd"
+    if beta != 1.0:
+        return "mu"
+    graph = est.graph is not None and est.graph_weight > 0
+    other = [p for p in (est.penalties or []) if not has_hals_form(p)]
+    return "mu" if graph or other else "cd"
+
+
 def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     """The torch branch of ``NMF._fit_transform``: returns (W, H, n_iter) in the caller's
     framework (tensors for tensor input, numpy for numpy input)."""
@@ -203,10 +218,10 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     host_input = not isinstance(X, torch.Tensor)
     opts = dict(est.solver_options or {})
     solver = est.solver
-    if solver == "auto":  # on torch: HALS for Frobenius, MU for every other β (cd's KL
-        from ..solvers._auto import auto_options  # kernels are numpy/numba only)
+    if solver == "auto":
+        from ..solvers._auto import auto_options
 
-        solver = est._solver = "cd" if est._beta_loss == 2.0 else "mu"
+        solver = est._solver = _auto_solver(est)
     nx = TorchBackend(device=nx.device, allow_tf32=bool(opts.pop("allow_tf32", False)))
     if host_input:
         from .._validation import check_non_negative, check_zeros_for_beta
