@@ -159,13 +159,14 @@ def nnls_bpp(G, R, l1: float = 0.0, l2: float = 0.0, init=None, max_iter: int | 
     if init is not None:
         P = init > 0
         Y = nx.empty_like(Rd)
-        solve(Gd, Rd, P, F, Y, nx.arange(N))
+        solve(Gd, Rd, P, F, Y, nx.index_range(N, Rd))
     else:
         P = Rd < -np.inf  # all False, on R's device
         Y = -Rd
-    n_inf = nx.full((N,), k + 1, np.int64)
-    chances = nx.full((N,), 3, np.int64)
-    rows = nx.arange(k)[:, None]
+    # integer state on R's device (the backend may have been built without a device)
+    n_inf = nx.index_range(N, Rd) * 0 + (k + 1)  # fewest infeasible variables so far
+    chances = n_inf * 0 + 3  # full exchanges left without improvement
+    rows = nx.index_range(k, Rd)[:, None]
     limit = 10 * k + 50 if max_iter is None else max_iter
     for _ in range(limit):
         V = (P & (F < -tol)) | (~P & (Y < -tol))  # infeasible variables

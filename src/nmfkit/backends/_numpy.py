@@ -255,3 +255,9 @@ class NumpyBackend:
     def amax(a, axis: int):
         """Maximum along ``axis`` (values only)."""
         return np.max(a, axis=axis)
+
+    @staticmethod
+    def index_range(n: int, like):
+        """0..n−1 as int64 indices, on ``like``'s device (torch: whatever the backend's own
+        device setting, so that kernels handed tensors work wherever those tensors live)."""
+        return np.arange(n, dtype=np.int64)

@@ -431,3 +431,9 @@ class TorchBackend:
         from ._torch_bpp import solve_passive
 
         solve_passive(G, R, P, F, Y, cols)
+
+    @staticmethod
+    def index_range(n: int, like):
+        """0..n−1 as int64 indices on ``like``'s device (not the backend's: kernels such as
+        :func:`nmfkit.nnls.nnls_bpp` may be handed a backend built without a device)."""
+        return torch.arange(n, dtype=torch.int64, device=like.device)
