@@ -115,6 +115,8 @@ def to_device(nx, X, est=None, batch_rows: int | None = None):
     from .backends._torch_io import bytes_needed, check_memory
 
     dev = nx.device
+    if dev.type == "cuda" and dev.index is None:  # "cuda" is the current CUDA device
+        dev = torch.device("cuda", torch.cuda.current_device())
     if isinstance(X, torch.Tensor) and X.device == dev:
         return X
     if est is not None:
@@ -244,7 +246,8 @@ def constant_start(nx, X, k: int):
 
     n = X.shape[0] * X.shape[1]
     data = X.values() if nx.issparse(X) else X
-    total = data.sum(dtype=torch.float64) if n else torch.zeros((), dtype=torch.float64)
+    total = data.sum(dtype=torch.float64) if n else torch.zeros(
+        (), dtype=torch.float64, device=data.device)
     value = torch.sqrt(total / max(n, 1) / k).to(device=data.device, dtype=data.dtype)
     return value.expand(X.shape[0], k).clone()
 
@@ -297,7 +300,8 @@ def _divergence_tensor(nx, X, W, H, beta: float):
         return 0.5 * total
     data = X.values() if sparse else X
     fi = torch.finfo(W.dtype)
-    scale = data.abs().double().mean() if data.numel() else torch.ones((), dtype=torch.float64)
+    scale = data.abs().double().mean() if data.numel() else torch.ones(
+        (), dtype=torch.float64, device=W.device)
     floor = torch.clamp(scale, min=fi.tiny) * fi.eps
     pow_scale = (beta - 1) / (beta * (beta - 1)) if beta not in (0.0, 1.0) else 0.0
     if sparse:
