@@ -204,3 +204,16 @@ def test_graph_float32_kl_and_auto_solver_on_torch():
         assert m._solver == expected and m.init_objectives_.shape == (2,)
         W = m.transform(X32)
         assert float(W.sum()) > 0
+
+
+def test_memory_check_counts_every_n_init_run(monkeypatch):
+    from nmfkit.backends import _torch_io
+
+    seen = []
+    monkeypatch.setattr(_torch_io, "check_memory", lambda device, needed: seen.append(needed))
+    Xt = torch.as_tensor(X)
+    NMF(3, max_iter=2, tol=0).fit(Xt)
+    NMF(3, n_init=4, max_iter=2, tol=0).fit(Xt)
+    one = _torch_io.bytes_needed(tuple(X.shape), None, 3, 8, dense_WH=False, on_device=True)
+    four = _torch_io.bytes_needed(tuple(X.shape), None, 12, 8, dense_WH=False, on_device=True)
+    assert seen == [one, four] and four > 3 * one

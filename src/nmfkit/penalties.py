@@ -201,7 +201,7 @@ class Graph(Penalty):
         """A Fᵀ transposed back: (k, N)."""
         A, _ = self._A_d(F)
         if _is_tensor(F):
-            return (A @ F.T).T.contiguous()
+            return (A @ F.T.contiguous()).T.contiguous()  # CSR @ strided dense (CUDA too)
         return np.ascontiguousarray((A @ F.T).T)
 
     def value(self, F) -> float:
@@ -213,7 +213,7 @@ class Graph(Penalty):
             F64 = F.to(torch.float64)
             A, d = self._A_d(F64)
             quad_d = torch.dot((F64 * F64).sum(dim=0), d)
-            quad_a = torch.dot(F64.reshape(-1), (A @ F64.T).T.reshape(-1))
+            quad_a = torch.dot(F64.reshape(-1), (A @ F64.T.contiguous()).T.reshape(-1))
             return 0.5 * self.weight * max(float(quad_d - quad_a), 0.0)
         F64 = np.asarray(F, dtype=np.float64)
         quad_d = float(np.dot((F64 * F64).sum(axis=0), self._deg))

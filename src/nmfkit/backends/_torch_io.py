@@ -247,8 +247,9 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     if k is None:
         k = H.shape[0] if H is not None else X.shape[1]
     itemsize = torch.empty((), dtype=dtype).element_size()
+    runs = max(1, int(getattr(est, "n_init", 1))) if update_H else 1  # n_init: r working sets
     needed = bytes_needed(
-        tuple(X.shape), nnz, int(k), itemsize,
+        tuple(X.shape), nnz, int(k) * runs, itemsize,
         dense_WH=est._beta_loss != 2.0 and solver == "mu",
         on_device=not host_input and X.device == torch.device(device),
         kl_cd=est._beta_loss == 1.0 and solver == "cd",
