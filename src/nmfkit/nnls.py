@@ -122,8 +122,9 @@ def nnls_bpp(G, R, l1: float = 0.0, l2: float = 0.0, init=None, max_iter: int | 
     The pivoting runs on whole (k, N) masks with backend operations, so numpy and torch
     follow the same logic; only the grouped solve differs (numpy: one LAPACK solve per
     distinct passive set; torch: ``nx.solve_passive``, all groups in one batched call). Each
-    pivoting round reads one decision back to the host: which columns still violate the KKT
-    conditions (the loop's stopping test).
+    pivoting round reads back which columns still violate the KKT conditions (the loop's
+    stopping test); on torch the grouping (``torch.unique``'s output size) and the check for
+    a singular factorisation add two more host reads per round, none per column.
 
     Parameters
     ----------

@@ -13,9 +13,10 @@ densified) plus the pivoting, O(N·k²) per exchange with one k×k solve per dis
 passive set (numpy), or one batched factorisation of all distinct passive sets (torch).
 
 On torch the pivoting keeps its arithmetic in float64 as on numpy (the Gram products stay in
-the working dtype); each pivoting round reads one decision back to the host (which columns
-still violate the optimality conditions), so a half-iteration synchronises a few times, not
-once per component or column.
+the working dtype); each pivoting round reads three small results back to the host (which
+columns still violate the optimality conditions, how many distinct passive sets they have,
+whether a factorisation was singular), so a half-iteration synchronises a few times per
+pivoting round, never per component or column.
 """
 
 from __future__ import annotations
