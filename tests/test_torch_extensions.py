@@ -131,14 +131,18 @@ def _fit_pair(Xin, monkeypatch, **kw):
 
 
 @pytest.mark.parametrize("solver", ["mu", "cd"])
-@pytest.mark.parametrize("sparse", [False, True])
-def test_n_init_batched_equals_sequential(solver, sparse, monkeypatch):
-    Xt = torch.as_tensor(_data(40, 25, seed=3))
+@pytest.mark.parametrize("sparse,frozen", [(False, False), (True, False), (False, True)])
+def test_n_init_batched_equals_sequential(solver, sparse, frozen, monkeypatch):
+    Xnp = _data(40, 25, seed=3)
+    Xt = torch.as_tensor(Xnp)
     Xin = Xt.to_sparse_csr() if sparse else Xt
+    F = torch.as_tensor(Xnp[:1] * 0.5) if frozen else None
     # tol > 0: the runs stop at different iterations, each by its own rule
     a, Wa, b, Wb = _fit_pair(Xin, monkeypatch, n_components=4, solver=solver, n_init=4,
                              random_state=0, tol=2e-3, max_iter=300, alpha_W=0.002,
-                             l1_ratio=0.3)
+                             l1_ratio=0.3, frozen_components=F)
+    if frozen:
+        assert torch.equal(a.components_[:1], F) and torch.equal(b.components_[:1], F)
     np.testing.assert_allclose(a.init_objectives_, b.init_objectives_, rtol=1e-9)
     assert a.n_iter_ == b.n_iter_ and a.stop_reason_ == b.stop_reason_ == "tol"
     np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-9)
@@ -170,8 +174,8 @@ def test_batchable_names_what_falls_back():
     assert "beta" in _batched_runs.batchable(solver="mu", beta=1.0)
     assert "penalty" in _batched_runs.batchable(**ok, penalties_W=[Graph(1.0, "W",
                                                                          affinity=A_W)])
-    assert "frozen" in _batched_runs.batchable(**ok, frozen_H=(0,))
-    assert "frozen" in _batched_runs.batchable(**ok, smoothing=0.3)
+    assert _batched_runs.batchable(**ok, frozen_H=(0,)) is None
+    assert "nsNMF" in _batched_runs.batchable(**ok, smoothing=0.3)
     assert "callback" in _batched_runs.batchable(**ok, callback=print)
     assert "extrapolation" in _batched_runs.batchable(solver="cd", beta=2.0,
                                                       solver_options={"extrapolate": True})
@@ -217,3 +221,22 @@ def test_memory_check_counts_every_n_init_run(monkeypatch):
     one = _torch_io.bytes_needed(tuple(X.shape), None, 3, 8, dense_WH=False, on_device=True)
     four = _torch_io.bytes_needed(tuple(X.shape), None, 12, 8, dense_WH=False, on_device=True)
     assert seen == [one, four] and four > 3 * one
+
+
+@pytest.mark.parametrize("solver", ["mu", "cd"])
+def test_batched_runs_keep_frozen_W_columns(solver):
+    """frozen_W (used by internal callers) in the batched kernels, against _fit.factorize."""
+    from nmfkit import _fit
+    from nmfkit.backends import get_backend
+    from nmfkit.init import initialize
+
+    nx = get_backend(backend="torch")
+    Xt = torch.as_tensor(X)
+    starts = [tuple(torch.as_tensor(a) for a in initialize(X, 3, init="random", random_state=s))
+              for s in (0, 1)]
+    kw = dict(solver=solver, beta=2.0, nx=nx, tol=0, max_iter=12, frozen_W=(1,), frozen_H=(2,))
+    out = _batched_runs.factorize_starts(Xt, starts, **kw)
+    for (W0, H0), r in zip(starts, out):
+        s = _fit.factorize(Xt, W0.clone(), H0.clone(), **kw)
+        assert torch.equal(r.W[:, 1], W0[:, 1]) and torch.equal(r.H[2], H0[2])
+        np.testing.assert_allclose(r.history["objective"], s.history["objective"], rtol=1e-10)

@@ -11,7 +11,7 @@ iteration.
 
 Scope (:func:`batchable` returns why not otherwise): solvers ``"mu"`` and ``"cd"`` (plain HALS:
 no ``inner`` sweeps, no ``extrapolate``), the Frobenius loss, L1/L2 penalties, dense or sparse
-X; no frozen components, nsNMF, graph penalties, ``shuffle``, ``callback``, ``max_time`` or
+X, frozen components; no nsNMF, graph penalties, ``shuffle``, ``callback``, ``max_time`` or
 ``verbose``. The caller (:func:`nmfkit._restarts.fit_starts`) then runs the starts one after
 another.
 """
@@ -44,8 +44,8 @@ def batchable(*, solver, beta, penalties_W=(), penalties_H=(), update_W=True, up
         return "a factor is fixed"
     if not all(has_hals_form(p) for p in [*penalties_W, *penalties_H]):
         return "a penalty other than L1/L2"
-    if frozen_W or frozen_H or smoothing:
-        return "frozen components or nsNMF smoothing"
+    if smoothing:
+        return "nsNMF smoothing"
     if callback is not None or max_time is not None or shuffle or verbose:
         return "callback, max_time, shuffle or verbose"
     opts = dict(solver_options or {})
@@ -117,14 +117,15 @@ def _index(nx, idx, like):
 # ------------------------------------------------------------------ the batched fit
 def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(), penalties_H=(),
                      tol: float = 1e-4, max_iter: int = 200, check_every: int = 10,
-                     **_other) -> list:
+                     frozen_W=(), frozen_H=(), **_other) -> list:
     """One :class:`nmfkit._fit.FitResult` per start, as ``_fit.factorize`` would return it.
 
     Parameters
     ----------
     X : validated X (array, sparse matrix or tensor), (n_samples, n_features).
     starts : list of (W0 (n_samples, k), H0 (k, n_features)) in X's framework; not modified.
-    solver, beta, nx, penalties_W, penalties_H, tol, max_iter : as for ``_fit.factorize``
+    solver, beta, nx, penalties_W, penalties_H, tol, max_iter, frozen_W, frozen_H : as for
+        ``_fit.factorize``
         (check :func:`batchable` first; other keyword arguments are ignored).
     """
     from . import _fit
@@ -168,7 +169,7 @@ def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(),
     deferred.__enter__()
     try:
         for it in range(1, max_iter + 1):
-            WtX, WtW = step(nx, X, Xt, W, H, sparse, eps, *pens)
+            WtX, WtW = step(nx, X, Xt, W, H, sparse, eps, *pens, frozen_W, frozen_H)
             f = _objectives(nx, sq_X, WtX, W, H, WtW, pens)
             hist[it, act_dev] = f
             times.append(time.perf_counter() - start)

@@ -123,24 +123,35 @@ def _mu_den_penalty(den, F, l1, l2):
     return den
 
 
-def _mu_step(nx, X, Xt, W, H, sparse, eps, l1W=0.0, l2W=0.0, l1H=0.0, l2H=0.0):
+def _mu_step(nx, X, Xt, W, H, sparse, eps, l1W=0.0, l2W=0.0, l1H=0.0, l2H=0.0,
+             frozen_W=(), frozen_H=()):
+    """One MU iteration of every run; frozen components (column t of W, row t of H) are
+    restored after the update, bit-identical, as solvers/mu.py does."""
+    fW, fH = list(frozen_W), list(frozen_H)
     XHt = _cross_XHt(nx, X, H)
     HHt = H @ _t(nx, H)
     den = _mu_den_penalty(W @ HHt, W, l1W, l2W)
     nx.fill_where(den, den == 0, eps)
+    kept = nx.copy(W[:, :, fW]) if fW else None
     W *= XHt / den
+    if fW:
+        W[:, :, fW] = kept
     WtX = _cross_WtX(nx, X, Xt, W, sparse)
     WtW = _t(nx, W) @ W
     den = _mu_den_penalty(WtW @ H, H, l1H, l2H)
     nx.fill_where(den, den == 0, eps)
+    kept = nx.copy(H[:, fH]) if fH else None
     H *= WtX / den
+    if fH:
+        H[:, fH] = kept
     return WtX, WtW
 
 
-def _hals_sweep_batched(nx, F, G, R, l1=0.0, l2=0.0):
+def _hals_sweep_batched(nx, F, G, R, l1=0.0, l2=0.0, order=None):
     """One HALS pass over the k rows of each F_b (B, k, N), in place, no host sync.
 
     With penalties l1‖F‖₁ + ½l2‖F‖²: R − l1 and G + l2·I, as in :func:`nmfkit.nnls.hals_sweep`.
+    ``order``: the components to update (default all; frozen ones are left out).
     """
     k = F.shape[1]
     if l2:
@@ -152,23 +163,28 @@ def _hals_sweep_batched(nx, F, G, R, l1=0.0, l2=0.0):
             else np.diagonal(G, axis1=-2, axis2=-1).copy())  # (B, k)
     alive = diag > 0
     safe = nx.where(alive, diag, 1.0)
-    for t in range(k):
+    for t in (range(k) if order is None else order):
         GF = (G[:, t : t + 1, :] @ F)[:, 0, :]  # (B, N)
         new = F[:, t, :] + (R[:, t, :] - GF) / safe[:, t : t + 1]
         new = nx.clip_min(new, 0)
         F[:, t, :] = nx.where(alive[:, t : t + 1], new, F[:, t, :])
 
 
-def _cd_step(nx, X, Xt, W, H, sparse, eps=None, l1W=0.0, l2W=0.0, l1H=0.0, l2H=0.0):
+def _cd_step(nx, X, Xt, W, H, sparse, eps=None, l1W=0.0, l2W=0.0, l1H=0.0, l2H=0.0,
+             frozen_W=(), frozen_H=()):
+    """One HALS iteration of every run; frozen components are left out of the sweeps."""
+    k = H.shape[1]
+    oW = [t for t in range(k) if t not in frozen_W] if frozen_W else None
+    oH = [t for t in range(k) if t not in frozen_H] if frozen_H else None
     Wt = _t(nx, W)  # (B, k, n), a view: HALS rows of Wᵀ
     RW = _t(nx, _cross_XHt(nx, X, H))  # H Xᵀ, (B, k, n)
     GH = H @ _t(nx, H)
     Wt_c = nx.ascontiguous(Wt)
-    _hals_sweep_batched(nx, Wt_c, GH, nx.ascontiguous(RW), l1W, l2W)
+    _hals_sweep_batched(nx, Wt_c, GH, nx.ascontiguous(RW), l1W, l2W, oW)
     W[...] = _t(nx, Wt_c)
     WtX = _cross_WtX(nx, X, Xt, W, sparse)
     WtW = _t(nx, W) @ W
-    _hals_sweep_batched(nx, H, WtW, WtX, l1H, l2H)
+    _hals_sweep_batched(nx, H, WtW, WtX, l1H, l2H, oH)
     return WtX, WtW
 
 
