@@ -60,15 +60,28 @@ def solve_passive(G, R, P, F, Y, cols) -> None:
     inverse, U = _group(Pc)
     Pu = torch.zeros(U, k, dtype=torch.bool, device=G.device)
     Pu[inverse] = Pc.T  # every column of a group writes the same row
-    A = G.expand(U, k, k) * (Pu[:, :, None] & Pu[:, None, :])
-    A = A + torch.diag_embed((~Pu).to(G.dtype))
+    pf = Pu.to(G.dtype)
+    A = G.repeat(U, 1, 1)  # G with active rows/columns replaced by the identity, in place
+    A *= pf[:, :, None]
+    A *= pf[:, None, :]
+    A.diagonal(dim1=-2, dim2=-1).add_(1.0 - pf)
     LU, piv, info = torch.linalg.lu_factor_ex(A)
     rhs = (Rc * Pc).T.unsqueeze(-1)  # (B, k, 1)
     Fc = torch.empty(B, k, dtype=G.dtype, device=G.device)
-    step = max(1, _BLOCK_ELEMENTS // max(k * k, 1))
-    for s in range(0, B, step):
-        g = inverse[s:s + step]
-        Fc[s:s + step] = torch.linalg.lu_solve(LU[g], piv[g], rhs[s:s + step]).squeeze(-1)
+    # the first column of each group is solved with its group's factors as they are (most
+    # passive sets are a single column's); only the others gather a copy of their factors
+    first = torch.full((U,), B, dtype=torch.int64, device=G.device).scatter_reduce_(
+        0, inverse, torch.arange(B, device=G.device), reduce="amin")
+    Fc[first] = torch.linalg.lu_solve(LU, piv, rhs[first]).squeeze(-1)
+    if U < B:
+        is_first = torch.zeros(B, dtype=torch.bool, device=G.device)
+        is_first[first] = True
+        rest = torch.nonzero(~is_first).reshape(-1)
+        step = max(1, _BLOCK_ELEMENTS // max(k * k, 1))
+        for s in range(0, rest.shape[0], step):
+            c = rest[s:s + step]
+            g = inverse[c]
+            Fc[c] = torch.linalg.lu_solve(LU[g], piv[g], rhs[c]).squeeze(-1)
     bad = info > 0
     if bool(bad.any()):  # rare (dead components); one host decision per solve
         bad_cols = torch.nonzero(bad[inverse]).reshape(-1)
