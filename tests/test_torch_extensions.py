@@ -131,8 +131,9 @@ def _fit_pair(Xin, monkeypatch, **kw):
 
 
 @pytest.mark.parametrize("solver", ["mu", "cd"])
-@pytest.mark.parametrize("sparse,frozen", [(False, False), (True, False), (False, True)])
-def test_n_init_batched_equals_sequential(solver, sparse, frozen, monkeypatch):
+@pytest.mark.parametrize("sparse,frozen,graph", [(False, False, False), (True, False, True),
+                                                 (False, True, False), (False, False, True)])
+def test_n_init_batched_equals_sequential(solver, sparse, frozen, graph, monkeypatch):
     Xnp = _data(40, 25, seed=3)
     Xt = torch.as_tensor(Xnp)
     Xin = Xt.to_sparse_csr() if sparse else Xt
@@ -140,7 +141,10 @@ def test_n_init_batched_equals_sequential(solver, sparse, frozen, monkeypatch):
     # tol > 0: the runs stop at different iterations, each by its own rule
     a, Wa, b, Wb = _fit_pair(Xin, monkeypatch, n_components=4, solver=solver, n_init=4,
                              random_state=0, tol=2e-3, max_iter=300, alpha_W=0.002,
-                             l1_ratio=0.3, frozen_components=F)
+                             l1_ratio=0.3, frozen_components=F,
+                             graph="heat" if graph else None, graph_weight=0.3 if graph else 0,
+                             penalties=[Graph(0.2, "H", affinity=knn_affinity(Xnp.T, 3))]
+                             if graph else None)
     if frozen:
         assert torch.equal(a.components_[:1], F) and torch.equal(b.components_[:1], F)
     np.testing.assert_allclose(a.init_objectives_, b.init_objectives_, rtol=1e-9)
@@ -167,13 +171,20 @@ def test_n_init_batched_float32_and_extreme_scale(monkeypatch):
     np.testing.assert_allclose(Wa.numpy(), Wb.numpy(), rtol=1e-7)
 
 
+class _Other(L1):
+    """A user penalty the batched kernels do not know (no hals() form)."""
+
+    def hals(self):
+        raise NotImplementedError
+
+
 def test_batchable_names_what_falls_back():
     ok = dict(solver="mu", beta=2.0)
     assert _batched_runs.batchable(**ok) is None
     assert "solver" in _batched_runs.batchable(solver="anls", beta=2.0)
     assert "beta" in _batched_runs.batchable(solver="mu", beta=1.0)
-    assert "penalty" in _batched_runs.batchable(**ok, penalties_W=[Graph(1.0, "W",
-                                                                         affinity=A_W)])
+    assert _batched_runs.batchable(**ok, penalties_W=[Graph(1.0, "W", affinity=A_W)]) is None
+    assert "penalty" in _batched_runs.batchable(**ok, penalties_W=[_Other(1.0, "W")])
     assert _batched_runs.batchable(**ok, frozen_H=(0,)) is None
     assert "nsNMF" in _batched_runs.batchable(**ok, smoothing=0.3)
     assert "callback" in _batched_runs.batchable(**ok, callback=print)

@@ -10,8 +10,8 @@ stopping rule needs them and once at the end, so the loop does not wait on the d
 iteration.
 
 Scope (:func:`batchable` returns why not otherwise): solvers ``"mu"`` and ``"cd"`` (plain HALS:
-no ``inner`` sweeps, no ``extrapolate``), the Frobenius loss, L1/L2 penalties, dense or sparse
-X, frozen components; no nsNMF, graph penalties, ``shuffle``, ``callback``, ``max_time`` or
+no ``inner`` sweeps, no ``extrapolate``), the Frobenius loss, L1/L2 and Graph (GNMF) penalties,
+dense or sparse X, frozen components; no nsNMF, ``shuffle``, ``callback``, ``max_time`` or
 ``verbose``. The caller (:func:`nmfkit._restarts.fit_starts`) then runs the starts one after
 another.
 """
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from .batched import _cd_step, _mu_step, _t
+from .batched import _cd_step, _mu_step, _t, graph_values
 
 __all__ = ["batchable", "factorize_starts"]
 
@@ -33,7 +33,7 @@ def batchable(*, solver, beta, penalties_W=(), penalties_H=(), update_W=True, up
               frozen_H=(), smoothing=0.0, verbose=0, **_other) -> str | None:
     """None when starts with these ``_fit.factorize`` arguments can run as one batch, else the
     reason they cannot (for the debug log)."""
-    from .penalties import has_hals_form
+    from .penalties import Graph, has_hals_form
     from .solvers import SOLVERS
 
     if solver not in ("mu", "cd"):
@@ -42,8 +42,8 @@ def batchable(*, solver, beta, penalties_W=(), penalties_H=(), update_W=True, up
         return f"beta_loss {beta!r} (batched: Frobenius)"
     if not (update_W and update_H):
         return "a factor is fixed"
-    if not all(has_hals_form(p) for p in [*penalties_W, *penalties_H]):
-        return "a penalty other than L1/L2"
+    if not all(has_hals_form(p) or type(p) is Graph for p in [*penalties_W, *penalties_H]):
+        return "a penalty other than L1/L2/Graph"
     if smoothing:
         return "nsNMF smoothing"
     if callback is not None or max_time is not None or shuffle or verbose:
@@ -80,7 +80,7 @@ def _host(nx, a) -> np.ndarray:
     return a.cpu().numpy() if nx.name == "torch" else np.asarray(a)
 
 
-def _objectives(nx, sq_X, WtX, W, H, WtW, pens):
+def _objectives(nx, sq_X, WtX, W, H, WtW, pens, graphs=((), ())):
     """½‖X − W_b H_b‖² from the Gram products plus the L1/L2 terms, float64 on the device."""
     l1W, l2W, l1H, l2H = pens
     H64 = _f64(nx, H)
@@ -95,7 +95,7 @@ def _objectives(nx, sq_X, WtX, W, H, WtW, pens):
                 f = f + l1 * _bsum(nx, F64)
             if l2:
                 f = f + 0.5 * l2 * _bsum(nx, F64 * F64)
-    return f
+    return f + graph_values(nx, W, graphs[0]) + graph_values(nx, _t(nx, H), graphs[1])
 
 
 def _history_buffer(nx, rows, cols, like):
@@ -130,7 +130,7 @@ def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(),
     """
     from . import _fit
     from .losses import beta_divergence
-    from .penalties import split_hals
+    from .penalties import Graph, split_hals
 
     s = nx.max(X)
     scaled = s > 0 and not (_fit._SCALE_RANGE[0] <= s <= _fit._SCALE_RANGE[1])
@@ -143,6 +143,8 @@ def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(),
     X, Xt = nx.prepare_X(X)
     sparse = nx.issparse(X)
     pens = (*split_hals(penalties_W)[:2], *split_hals(penalties_H)[:2])
+    graphs = ([p for p in penalties_W if type(p) is Graph],
+              [p for p in penalties_H if type(p) is Graph])
     # the first objective exactly as a single fit computes it (Solver.objective)
     f0 = np.array([
         beta_divergence(X, W0, H0, 2.0, nx=nx) + sum(p.value(W0.T) for p in penalties_W)
@@ -169,8 +171,8 @@ def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(),
     deferred.__enter__()
     try:
         for it in range(1, max_iter + 1):
-            WtX, WtW = step(nx, X, Xt, W, H, sparse, eps, *pens, frozen_W, frozen_H)
-            f = _objectives(nx, sq_X, WtX, W, H, WtW, pens)
+            WtX, WtW = step(nx, X, Xt, W, H, sparse, eps, *pens, frozen_W, frozen_H, *graphs)
+            f = _objectives(nx, sq_X, WtX, W, H, WtW, pens, graphs)
             hist[it, act_dev] = f
             times.append(time.perf_counter() - start)
             reasons = {}

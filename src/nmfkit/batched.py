@@ -123,14 +123,49 @@ def _mu_den_penalty(den, F, l1, l2):
     return den
 
 
+def _graph_A_stack(nx, A, S):
+    """A @ S_b for every b of a node-major stack S (B, N, k), as one product: (B, N, k)."""
+    B, N, k = S.shape
+    P = nx.matmul(A, nx.ascontiguous(_perm(nx, S, (1, 0, 2)).reshape(N, B * k)))
+    return _perm(nx, P.reshape(N, B, k), (1, 0, 2))
+
+
+def _mu_graph(nx, num, den, S, graphs):
+    """Graph (GNMF) MU terms on a node-major stack S (B, N, k), as penalties.Graph gives them
+    to one fit: numerator + λ(D S + A S), denominator + 2λ D S."""
+    for pen in graphs:
+        A, d = pen._A_d(S)
+        DS = d[:, None] * S
+        num = num + pen.weight * (DS + _graph_A_stack(nx, A, S))
+        den = den + (2.0 * pen.weight) * DS
+    return num, den
+
+
+def graph_values(nx, S, graphs):
+    """Σ of ½λ·tr(S_bᵀ L S_b) over the graphs, per run, float64 on the device: (B,)."""
+    if not graphs:
+        return 0.0
+    S64 = S.double() if nx.name == "torch" else S.astype(np.float64)
+    total = 0.0
+    for pen in graphs:
+        A, d = pen._A_d(S64)
+        sq = d[:, None] * S64 * S64 - S64 * _graph_A_stack(nx, A, S64)
+        v = sq.sum(dim=(-1, -2)) if nx.name == "torch" else sq.sum(axis=(-1, -2))
+        total = total + 0.5 * pen.weight * (v.clamp(min=0.0) if nx.name == "torch"
+                                            else np.maximum(v, 0.0))
+    return total
+
+
 def _mu_step(nx, X, Xt, W, H, sparse, eps, l1W=0.0, l2W=0.0, l1H=0.0, l2H=0.0,
-             frozen_W=(), frozen_H=()):
+             frozen_W=(), frozen_H=(), graphs_W=(), graphs_H=()):
     """One MU iteration of every run; frozen components (column t of W, row t of H) are
-    restored after the update, bit-identical, as solvers/mu.py does."""
+    restored after the update, bit-identical, as solvers/mu.py does. ``graphs_W/H``:
+    :class:`nmfkit.penalties.Graph` penalties on W / H."""
     fW, fH = list(frozen_W), list(frozen_H)
     XHt = _cross_XHt(nx, X, H)
     HHt = H @ _t(nx, H)
     den = _mu_den_penalty(W @ HHt, W, l1W, l2W)
+    XHt, den = _mu_graph(nx, XHt, den, W, graphs_W)
     nx.fill_where(den, den == 0, eps)
     kept = nx.copy(W[:, :, fW]) if fW else None
     W *= XHt / den
@@ -139,19 +174,25 @@ def _mu_step(nx, X, Xt, W, H, sparse, eps, l1W=0.0, l2W=0.0, l1H=0.0, l2H=0.0,
     WtX = _cross_WtX(nx, X, Xt, W, sparse)
     WtW = _t(nx, W) @ W
     den = _mu_den_penalty(WtW @ H, H, l1H, l2H)
+    num = WtX
+    if graphs_H:  # node-major Hᵀ stack for the affinity products
+        numT, denT = _mu_graph(nx, _t(nx, WtX), _t(nx, den), _t(nx, H), graphs_H)
+        num, den = _t(nx, numT), _t(nx, denT)
     nx.fill_where(den, den == 0, eps)
     kept = nx.copy(H[:, fH]) if fH else None
-    H *= WtX / den
+    H *= num / den
     if fH:
         H[:, fH] = kept
     return WtX, WtW
 
 
-def _hals_sweep_batched(nx, F, G, R, l1=0.0, l2=0.0, order=None):
+def _hals_sweep_batched(nx, F, G, R, l1=0.0, l2=0.0, order=None, graphs=()):
     """One HALS pass over the k rows of each F_b (B, k, N), in place, no host sync.
 
     With penalties l1‖F‖₁ + ½l2‖F‖²: R − l1 and G + l2·I, as in :func:`nmfkit.nnls.hals_sweep`.
-    ``order``: the components to update (default all; frozen ones are left out).
+    ``order``: the components to update (default all; frozen ones are left out). ``graphs``:
+    Graph penalties on F, as ``Graph.hals_terms`` (gradient λ L F[t], curvature 2λ D); the
+    affinity product of component t is one (N, N) × (N, B) product for all runs.
     """
     k = F.shape[1]
     if l2:
@@ -163,15 +204,24 @@ def _hals_sweep_batched(nx, F, G, R, l1=0.0, l2=0.0, order=None):
             else np.diagonal(G, axis1=-2, axis2=-1).copy())  # (B, k)
     alive = diag > 0
     safe = nx.where(alive, diag, 1.0)
+    parts = [(pen.weight, *pen._A_d(F)) for pen in graphs]
     for t in (range(k) if order is None else order):
         GF = (G[:, t : t + 1, :] @ F)[:, 0, :]  # (B, N)
-        new = F[:, t, :] + (R[:, t, :] - GF) / safe[:, t : t + 1]
+        if parts:
+            num, curv = R[:, t, :] - GF, safe[:, t : t + 1]
+            Ft = F[:, t, :]
+            for lam, A, d in parts:
+                num = num - lam * (d * Ft - nx.matmul(A, nx.ascontiguous(Ft.T)).T)
+                curv = curv + (2.0 * lam) * d
+            new = Ft + num / curv
+        else:
+            new = F[:, t, :] + (R[:, t, :] - GF) / safe[:, t : t + 1]
         new = nx.clip_min(new, 0)
         F[:, t, :] = nx.where(alive[:, t : t + 1], new, F[:, t, :])
 
 
 def _cd_step(nx, X, Xt, W, H, sparse, eps=None, l1W=0.0, l2W=0.0, l1H=0.0, l2H=0.0,
-             frozen_W=(), frozen_H=()):
+             frozen_W=(), frozen_H=(), graphs_W=(), graphs_H=()):
     """One HALS iteration of every run; frozen components are left out of the sweeps."""
     k = H.shape[1]
     oW = [t for t in range(k) if t not in frozen_W] if frozen_W else None
@@ -180,11 +230,11 @@ def _cd_step(nx, X, Xt, W, H, sparse, eps=None, l1W=0.0, l2W=0.0, l1H=0.0, l2H=0
     RW = _t(nx, _cross_XHt(nx, X, H))  # H Xᵀ, (B, k, n)
     GH = H @ _t(nx, H)
     Wt_c = nx.ascontiguous(Wt)
-    _hals_sweep_batched(nx, Wt_c, GH, nx.ascontiguous(RW), l1W, l2W, oW)
+    _hals_sweep_batched(nx, Wt_c, GH, nx.ascontiguous(RW), l1W, l2W, oW, graphs_W)
     W[...] = _t(nx, Wt_c)
     WtX = _cross_WtX(nx, X, Xt, W, sparse)
     WtW = _t(nx, W) @ W
-    _hals_sweep_batched(nx, H, WtW, WtX, l1H, l2H, oH)
+    _hals_sweep_batched(nx, H, WtW, WtX, l1H, l2H, oH, graphs_H)
     return WtX, WtW
 
 
