@@ -12,14 +12,13 @@ import scipy.sparse as sp
 
 torch = pytest.importorskip("torch")
 
-from nmfkit import NMF, _fit, non_negative_factorization  # noqa: E402
-from nmfkit.backends import get_backend  # noqa: E402
-from nmfkit.init import initialize  # noqa: E402
-from nmfkit.losses import beta_divergence  # noqa: E402
-from nmfkit.masked import observed_entries, weighted_divergence  # noqa: E402
-from nmfkit.penalties import sklearn_penalties  # noqa: E402
-from nmfkit.solvers import _kl_torch  # noqa: E402
-from nmfkit.solvers._kl_kernels import kl_cd_update  # noqa: E402
+from nmfkit import NMF, _fit, non_negative_factorization
+from nmfkit.backends import get_backend
+from nmfkit.init import initialize
+from nmfkit.losses import beta_divergence
+from nmfkit.penalties import sklearn_penalties
+from nmfkit.solvers import _kl_torch
+from nmfkit.solvers._kl_kernels import kl_cd_update
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +66,7 @@ def _kl_pair(X, sparse, alpha=0.0, iters=15, **opts):
     nx = get_backend(backend="torch")
     r2 = _fit.factorize(nx.asarray(Xn), torch.as_tensor(W.copy()), torch.as_tensor(H.copy()),
                         nx=nx, callback=rec2, **kw)
-    loss = lambda W_, H_: beta_divergence(X, W_, H_, 1.0)  # noqa: E731
+    loss = lambda W_, H_: beta_divergence(X, W_, H_, 1.0)
     return rec1.objectives(loss, pens), rec2.objectives(loss, pens), r1, r2
 
 
@@ -124,9 +123,12 @@ def _one_sweep(F, B, X, newton_steps=3):
     return F1, F2.numpy()
 
 
-def test_kl_safeguard_bisection_matches_the_halving_loop(monkeypatch):
+@pytest.mark.parametrize("compact", [True, False])
+def test_kl_safeguard_bisection_matches_the_halving_loop(monkeypatch, compact):
     # from a start far above the solution the decreasing Newton steps overshoot, so the
-    # safeguard halves them; the bisection finds the numpy loop's number of halvings
+    # safeguard halves them; the bisection finds the numpy loop's number of halvings, over
+    # every non-zero (the GPU schedule) or only the pending rows' (CPU)
+    monkeypatch.setattr(_kl_torch, "_may_sync", lambda device: compact)
     rng = np.random.RandomState(1)
     X = sp.csr_matrix(_data(40, 30))
     F, B = rng.rand(5, 40) * 5, rng.rand(5, 30)
@@ -146,6 +148,7 @@ def test_kl_sweep_reads_nothing_back_from_the_device(monkeypatch):
     rng = np.random.RandomState(0)
     F, B = torch.as_tensor(rng.rand(4, 30) * 3), torch.as_tensor(rng.rand(4, 20))
     hsum = B.sum(dim=1)
+    monkeypatch.setattr(_kl_torch, "_may_sync", lambda device: False)  # the CUDA schedule
 
     def sync(*a, **k):
         raise AssertionError("host synchronisation inside the KL sweep")
@@ -237,6 +240,7 @@ def test_masked_mu_nan_tensor_transform_and_float32():
     # non_negative_factorization routes the same way
     W2, H2, _ = non_negative_factorization(torch.as_tensor(Xn), **kw)
     np.testing.assert_allclose(W2.numpy(), W.numpy(), rtol=1e-12)
+    assert isinstance(H2, torch.Tensor) and H2.shape == (3, Xn.shape[1])
 
 
 def test_masked_mu_sparse_unobserved_tensor_equals_scipy():
@@ -294,3 +298,38 @@ def test_masked_torch_input_errors():
     Xs = Xt.clone()
     Xs[observed == 0] = -1.0
     NMF(n_components=3, solver="mu", missing_values=-1.0, max_iter=3, tol=0).fit(Xs)
+
+
+def test_memory_estimates_count_kl_cd_and_masked_state(monkeypatch):
+    from nmfkit.backends import _torch_io, _torch_masked
+
+    base = _torch_io.bytes_needed((20000, 5000), 10**6, 20, 4, dense_WH=False, on_device=True)
+    kl = _torch_io.bytes_needed((20000, 5000), 10**6, 20, 4, dense_WH=False, on_device=True,
+                                kl_cd=True)
+    assert kl - base >= 10**6 * 100  # ~120 bytes per non-zero: both orders + temporaries
+    assert _torch_masked.masked_bytes_needed((20000, 5000), 10**6, 20, 4) > 10**6 * 60
+    # a masked fit that cannot fit on the device is refused before anything is moved
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (1000, 2000))
+    X, observed = _planted()
+    with pytest.raises(MemoryError, match="needs about .* GiB on cuda"):
+        NMF(n_components=3, backend="torch", device="cuda").fit(X, mask=observed)
+
+
+@pytest.mark.parametrize("sddmm", [True, False])
+def test_sampled_products_sddmm_and_gather_fallback_agree(monkeypatch, sddmm):
+    if not sddmm:  # a device/dtype without an SDDMM kernel takes the gathers
+        def refuse(*a, **k):
+            raise RuntimeError("no SDDMM here")
+
+        monkeypatch.setattr(torch.sparse, "sampled_addmm", refuse)
+    rng = np.random.RandomState(0)
+    S = sp.random(30, 20, density=0.3, random_state=1, format="csr")
+    nx = get_backend(backend="torch")
+    X = nx.asarray(S)
+    W, H = torch.as_tensor(rng.rand(30, 4)), torch.as_tensor(rng.rand(4, 20))
+    ref = get_backend(S).sampled_dot(W.numpy(), H.numpy(), S)
+    np.testing.assert_allclose(nx.sampled_dot_sddmm(W, H, X).numpy(), ref, rtol=1e-12)
+    np.testing.assert_allclose(get_backend(S).sampled_dot_sddmm(W.numpy(), H.numpy(), S), ref)
+    side, _ = _kl_torch._sides(nx, X, torch.float64)
+    np.testing.assert_allclose(_kl_torch._sampled(W.T, H, side).numpy(), ref, rtol=1e-12)

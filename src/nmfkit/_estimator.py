@@ -108,8 +108,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Array framework of the fit (nmfkit extension). None: read from X (a torch tensor
         selects torch; W and H then come back as tensors on X's device, in X's dtype).
         "torch" with numpy input moves X to ``device`` once and returns numpy. Needs
-        ``pip install "nmfkit[torch]"``. Solvers on torch: "mu" (every β), "cd", "anls" and
-        "pgd" (Frobenius).
+        ``pip install "nmfkit[torch]"``. Solvers on torch: "mu" (every β), "cd" (Frobenius
+        and KL), "anls" and "pgd" (Frobenius); masks / missing values with "mu".
         ``solver_options={"allow_tf32": True}`` lets float32 products use TF32 (CUDA).
     device : None, str or torch.device, default=None
         Torch device for ``backend="torch"`` ("cuda", "cuda:1", "cpu"); None: X's device.

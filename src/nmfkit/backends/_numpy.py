@@ -261,3 +261,8 @@ class NumpyBackend:
         """0..n−1 as int64 indices, on ``like``'s device (torch: whatever the backend's own
         device setting, so that kernels handed tensors work wherever those tensors live)."""
         return np.arange(n, dtype=np.int64)
+
+    @staticmethod
+    def sampled_dot_sddmm(W, H, X):
+        """:meth:`sampled_dot` (the torch backend has a faster SDDMM kernel under this name)."""
+        return NumpyBackend.sampled_dot(W, H, X)

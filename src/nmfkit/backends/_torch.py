@@ -437,3 +437,18 @@ class TorchBackend:
         """0..n−1 as int64 indices on ``like``'s device (not the backend's: kernels such as
         :func:`nmfkit.nnls.nnls_bpp` may be handed a backend built without a device)."""
         return torch.arange(n, dtype=torch.int64, device=like.device)
+
+    def sampled_dot_sddmm(self, W, H, X):
+        """:meth:`sampled_dot` by ``torch.sparse.sampled_addmm`` (SDDMM; cuSPARSE on CUDA): no
+        (block, k) gathers. Measured on CPU torch (3000×1000, 70% stored, k=10, float64, one
+        thread): 0.09 s against 0.56 s for the gathers. Falls back to :meth:`sampled_dot` where
+        the device or dtype has no SDDMM kernel."""
+        dt = torch.result_type(W, H)
+        try:
+            # zeros, not empty: beta=0 still multiplies the input's values (0·NaN = NaN)
+            S = _csr(X.crow_indices(), X.col_indices(),
+                     torch.zeros(X.values().shape[0], dtype=dt, device=W.device), tuple(X.shape))
+            with _quiet_sparse():
+                return torch.sparse.sampled_addmm(S, W.to(dt), H.to(dt), beta=0.0).values()
+        except (RuntimeError, NotImplementedError):
+            return self.sampled_dot(W, H, X)

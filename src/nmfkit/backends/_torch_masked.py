@@ -22,8 +22,10 @@ import numpy as np
 import torch
 
 from ._torch import _csr, _quiet_sparse, to_torch_dtype
+from ._torch_io import check_memory
 
-__all__ = ["TorchObserved", "observed_from_host", "observed_from_tensor"]
+__all__ = ["TorchObserved", "masked_bytes_needed", "observed_from_host", "observed_from_tensor",
+           "prepare_masked"]
 
 
 @dataclass
@@ -209,9 +211,21 @@ def prepare_masked(est, nx, X, mask, *, reset: bool):
         mask = (mask.to_dense() if mask.layout != torch.strided else mask).numpy()
     X = _validate_masked(est, X, reset=reset)
     device = nx.device or torch.device("cpu")
-    obs = observed_from_host(observed_entries(X, mask=mask, missing_values=est.missing_values),
-                             device)
+    host = observed_entries(X, mask=mask, missing_values=est.missing_values)
+    check_memory(device, masked_bytes_needed(host.shape, host.nnz, est.n_components,
+                                             host.values.dtype.itemsize))
+    obs = observed_from_host(host, device)
     return X, obs, TorchBackend(device=device, allow_tf32=tf32), True
+
+
+def masked_bytes_needed(shape, nnz: int, k, itemsize: int) -> int:
+    """Device bytes of a masked MU fit: the observed set (row, column, row pointers, value,
+    weight), Xᵀ's structure for the products, ~6 per-observation temporaries (quotients,
+    sampled product) and the O((n_samples + n_features)·k) factors and products."""
+    n, m = shape
+    k = k if isinstance(k, int) else min(n, m)
+    per_obs = 3 * 8 + 2 * itemsize + 2 * 8 + 6 * itemsize
+    return int(nnz * per_obs + (n + m + 2) * 16 + 8 * (n + m) * k * itemsize)
 
 
 def factors_on_device(est, nx, obs, W, H, update_H: bool, fill: float):

@@ -16,7 +16,9 @@ dropped (s = 0) when there is none. The row's objective along the line is convex
 so {s : d(s) ≤ 0} is an interval containing 0 and "d(s₀·2⁻ʲ) ≤ 0" is monotone in j: every row
 finds its j by bisection in 5 passes over the non-zeros (31 outcomes), always run, instead of
 the numpy kernel's loop that stops once no row is pending (a Python ``if`` on device values).
-Nothing in the per-component loop reads a device value on the host.
+Nothing in the per-component loop reads a device value on the host. On the CPU, where such a
+read costs nothing, the bisection runs only over the non-zeros of the rows whose step is a
+decrease (usually few), as the numpy kernel does.
 
 Precision: F and B stay in their dtype (float32 stays float32), but the sweep accumulates in
 float64 by default, as the numpy/numba kernel does: (FᵀB) at the non-zeros, the derivatives
@@ -31,6 +33,8 @@ with slow float64; the warm-up's multiplicative updates always run in F's dtype)
 from __future__ import annotations
 
 import torch
+
+from ..backends._torch import _csr, _quiet_sparse
 
 __all__ = ["TorchKL"]
 
@@ -51,8 +55,6 @@ class _Side:
         torch.cumsum(counts, 0, out=self.crow[1:])
 
     def csr(self, values):
-        from ..backends._torch import _csr
-
         return _csr(self.crow, self.cols, values, self.shape)
 
 
@@ -76,7 +78,14 @@ def _sides(nx, X, dtype, acc=None):
 
 
 def _sampled(F, B, side):
-    """(FᵀB) at the side's non-zeros, in their order: O(nnz·k), in blocks."""
+    """(FᵀB) at the side's non-zeros, in their order: O(nnz·k), by SDDMM
+    (``torch.sparse.sampled_addmm``), else gathers in blocks."""
+    try:
+        with _quiet_sparse():
+            S = side.csr(torch.zeros(side.data.shape[0], dtype=F.dtype, device=F.device))
+            return torch.sparse.sampled_addmm(S, F.T, B, beta=0.0).values()
+    except (RuntimeError, NotImplementedError):
+        pass
     nnz = side.data.shape[0]
     k = F.shape[0]
     out = torch.empty(nnz, dtype=F.dtype, device=F.device)
@@ -88,10 +97,40 @@ def _sampled(F, B, side):
     return out
 
 
-def _rowsum(side, values, N):
-    """Σ of ``values`` (one per non-zero) per row: a length-N vector."""
+def _rowsum(rows, values, N):
+    """Σ of ``values`` (one per non-zero, in row ``rows``) per row: a length-N vector."""
     out = torch.zeros(N, dtype=values.dtype, device=values.device)
-    return out.index_add_(0, side.rows, values)
+    return out.index_add_(0, rows, values)
+
+
+def _may_sync(device) -> bool:
+    """Whether reading a device value on the host is free (the CPU: no queue to drain)."""
+    return device.type == "cpu"
+
+
+def _safeguard(s, pending, w, c, l2, rows, bt, wh, data, neg_inf):
+    """The step of each row after the safeguard's halvings, by bisection (module docstring).
+
+    ``rows, bt, wh, data`` may cover only the non-zeros of the pending rows (the CPU path
+    compacts them); rows that are not pending keep ``s``.
+    """
+    N = s.shape[0]
+    acc = s.dtype
+    # the answer lies in [lo, hi]; hi = _MAX_HALVINGS means "no step"
+    lo = torch.zeros(N, dtype=torch.int64, device=s.device)
+    hi = torch.where(pending, _MAX_HALVINGS, 0)
+    for _b in range(_BISECT_PASSES):
+        mid = torch.div(lo + hi, 2, rounding_mode="floor")
+        trial = s * torch.exp2(-mid.to(acc))
+        arg = 1.0 + trial[rows] * bt / wh
+        ok = arg > 0
+        lg = torch.where(ok, torch.log(torch.where(ok, arg, torch.ones_like(arg))), neg_inf)
+        d = trial * c + l2 * (trial * w + 0.5 * trial * trial) - _rowsum(rows, data * lg, N)
+        accept = d <= 0
+        active = lo < hi
+        hi = torch.where(active & accept, mid, hi)
+        lo = torch.where(active & ~accept, mid + 1, lo)
+    return torch.where(lo >= _MAX_HALVINGS, torch.zeros_like(s), s * torch.exp2(-lo.to(acc)))
 
 
 def kl_cd_update_torch(F, B, side: _Side, hsum, l1: float, l2: float, order,
@@ -114,6 +153,7 @@ def kl_cd_update_torch(F, B, side: _Side, hsum, l1: float, l2: float, order,
     acc = data.dtype  # the accumulation dtype (see TorchKL)
     wh = _sampled(F.to(acc), B.to(acc), side).clamp_(min=floor)
     neg_inf = torch.tensor(-float("inf"), dtype=acc, device=F.device)
+    compact = _may_sync(F.device)
     for t in order:
         t = int(t)
         w = F[t].to(acc)
@@ -121,32 +161,19 @@ def kl_cd_update_torch(F, B, side: _Side, hsum, l1: float, l2: float, order,
         c = hsum[t].to(acc) + l1
         for _ in range(newton_steps):
             q = data / wh
-            g = c + l2 * w - _rowsum(side, bt * q, N)
-            h = l2 + _rowsum(side, bt * bt * q / wh, N)
+            g = c + l2 * w - _rowsum(rows, bt * q, N)
+            h = l2 + _rowsum(rows, bt * bt * q / wh, N)
             pos = h > 0
             s = torch.where(pos, -g / torch.where(pos, h, torch.ones_like(h)),
                             torch.where(g > 0, -w, torch.zeros_like(w)))
             s = torch.maximum(s, -w)
-            # bisection for the first accepted number of halvings (module docstring):
-            # the answer lies in [lo, hi]; hi = _MAX_HALVINGS means "no step"
             pending = s < 0
-            lo = torch.zeros(N, dtype=torch.int64, device=F.device)
-            hi = torch.where(pending, _MAX_HALVINGS, 0)
-            for _b in range(_BISECT_PASSES):
-                mid = torch.div(lo + hi, 2, rounding_mode="floor")
-                trial = s * torch.exp2(-mid.to(acc))
-                arg = 1.0 + trial[rows] * bt / wh
-                ok = arg > 0
-                lg = torch.where(ok, torch.log(torch.where(ok, arg, torch.ones_like(arg))),
-                                 neg_inf)
-                d = trial * c + l2 * (trial * w + 0.5 * trial * trial) - _rowsum(
-                    side, data * lg, N)
-                accept = d <= 0
-                active = lo < hi
-                hi = torch.where(active & accept, mid, hi)
-                lo = torch.where(active & ~accept, mid + 1, lo)
-            s = torch.where(lo >= _MAX_HALVINGS, torch.zeros_like(s),
-                            s * torch.exp2(-lo.to(acc)))
+            if not compact:  # every non-zero, every pass: no host synchronisation
+                s = _safeguard(s, pending, w, c, l2, rows, bt, wh, data, neg_inf)
+            elif bool(pending.any()):  # CPU: only the non-zeros of the pending rows
+                sel = pending[rows].nonzero().squeeze(1)
+                s = _safeguard(s, pending, w, c, l2, rows[sel], bt[sel], wh[sel], data[sel],
+                               neg_inf)
             w += s
             wh.add_(s[rows] * bt).clamp_(min=floor)
         F[t] = w
@@ -170,8 +197,6 @@ class TorchKL:
     def mu(self, F, B, side, l1, l2, frozen) -> None:
         """One multiplicative update of F (k, N) for KL, O(nnz·k):
         F ⊙ (Q Bᵀ)ᵀ / (B1 + l1 + l2 F), Q = X / (FᵀB) at X's non-zeros."""
-        from ..backends._torch import _quiet_sparse
-
         wh = _sampled(F, B, side).clamp_(min=self.floor)
         with _quiet_sparse():
             num = (side.csr(side.data / wh) @ B.T).T

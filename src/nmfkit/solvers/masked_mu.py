@@ -43,7 +43,7 @@ def weighted_divergence_nx(nx, obs, W, H, beta: float = 2.0) -> float:
         return weighted_divergence(obs, W, H, beta)
     import torch
 
-    y = nx.sampled_dot(W, H, obs.csr())
+    y = nx.sampled_dot_sddmm(W, H, obs.csr())
     x = obs.values.double()
     scale = float(x.abs().mean()) if obs.nnz else 1.0
     fi = torch.finfo(y.dtype)
@@ -106,7 +106,7 @@ class MaskedMU(Solver):
     def _quotients(self, W, H):
         """(Q, P) data on the observed set: Q = M⊙X⊙y^(β−2), P = M⊙y^(β−1), y = WH."""
         nx, beta, eps = self.p.nx, self.p.beta, self.p.eps
-        y = nx.sampled_dot(W, H, self.Xo)
+        y = nx.sampled_dot_sddmm(W, H, self.Xo)
         if beta == 2.0:
             return self.wx, self.w * y
         nx.clip_min(y, eps, out=y)
