@@ -251,3 +251,25 @@ def test_batched_runs_keep_frozen_W_columns(solver):
         s = _fit.factorize(Xt, W0.clone(), H0.clone(), **kw)
         assert torch.equal(r.W[:, 1], W0[:, 1]) and torch.equal(r.H[2], H0[2])
         np.testing.assert_allclose(r.history["objective"], s.history["objective"], rtol=1e-10)
+
+
+def test_batched_runs_on_numpy_and_exact_stop():
+    """The engine is framework-agnostic (numpy here), and a zero objective stops at once."""
+    from nmfkit import _fit
+    from nmfkit.backends import get_backend
+    from nmfkit.init import initialize
+
+    nx = get_backend(X)
+    starts = [initialize(X, 3, init="random", random_state=s) for s in (0, 1)]
+    kw = dict(solver="cd", beta=2.0, nx=nx, tol=1e-3, max_iter=100,
+              penalties_W=[Graph(0.5, "W", affinity=A_W), L1(0.1, "W")], frozen_H=(1,))
+    out = _batched_runs.factorize_starts(sp.csr_matrix(X), starts, **kw)
+    for (W0, H0), r in zip(starts, out):
+        s = _fit.factorize(sp.csr_matrix(X), W0.copy(), H0.copy(), **kw)
+        assert (r.n_iter, r.stop_reason) == (s.n_iter, s.stop_reason)
+        np.testing.assert_allclose(r.history["objective"], s.history["objective"], rtol=1e-10)
+        assert np.array_equal(r.H[1], H0[1])
+    Z = np.zeros((6, 4))
+    zero = [(np.zeros((6, 2)), np.zeros((2, 4)))] * 2
+    res = _batched_runs.factorize_starts(Z, zero, solver="mu", beta=2.0, nx=nx, max_iter=50)
+    assert [(r.n_iter, r.stop_reason, r.objective) for r in res] == [(1, "exact", 0.0)] * 2
