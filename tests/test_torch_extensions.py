@@ -273,3 +273,23 @@ def test_batched_runs_on_numpy_and_exact_stop():
     zero = [(np.zeros((6, 2)), np.zeros((2, 4)))] * 2
     res = _batched_runs.factorize_starts(Z, zero, solver="mu", beta=2.0, nx=nx, max_iter=50)
     assert [(r.n_iter, r.stop_reason, r.objective) for r in res] == [(1, "exact", 0.0)] * 2
+
+
+def test_batched_runs_ctrl_c_returns_the_last_complete_iteration(monkeypatch):
+    from nmfkit import _fit
+    from nmfkit.backends import get_backend
+
+    class Pressed(_fit._DeferredInterrupt):  # Ctrl-C arrives during the first iteration
+        def __init__(self):
+            super().__init__()
+            self.requested = True
+
+    monkeypatch.setattr(_fit, "_DeferredInterrupt", Pressed)
+    Xt = torch.as_tensor(X)
+    starts = [(torch.full((30, 2), 0.5, dtype=torch.float64),
+               torch.full((2, 20), 0.5 + 0.1 * s, dtype=torch.float64)) for s in range(2)]
+    with pytest.warns(RuntimeWarning, match="interrupted by the user after 1"):
+        res = _batched_runs.factorize_starts(Xt, starts, solver="mu", beta=2.0,
+                                             nx=get_backend(Xt), max_iter=50)
+    assert [(r.n_iter, r.stop_reason) for r in res] == [(1, "interrupted")] * 2
+    assert all(len(r.history["objective"]) == 2 for r in res)
