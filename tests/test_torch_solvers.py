@@ -11,13 +11,13 @@ import scipy.sparse as sp
 
 torch = pytest.importorskip("torch")
 
-from nmfkit import NMF, _fit  # noqa: E402
-from nmfkit.backends import get_backend  # noqa: E402
-from nmfkit.init import initialize  # noqa: E402
-from nmfkit.nnls import nnls_bpp  # noqa: E402
-from nmfkit.penalties import sklearn_penalties  # noqa: E402
-from nmfkit.solvers import get_solver  # noqa: E402
-from nmfkit.solvers.pgd import accelerated_pg  # noqa: E402
+from nmfkit import NMF, _fit
+from nmfkit.backends import get_backend
+from nmfkit.init import initialize
+from nmfkit.nnls import nnls_bpp
+from nmfkit.penalties import sklearn_penalties
+from nmfkit.solvers import get_solver
+from nmfkit.solvers.pgd import accelerated_pg
 
 SOLVERS = ["anls", "pgd"]
 
@@ -45,9 +45,10 @@ def _pair(solver, sparse, penalized, iters=20, **opts):
     W, H = initialize(X, 5, init="random", random_state=0)
     pens = sklearn_penalties(0.01 if penalized else 0.0, 0.02 if penalized else 0.0, 0.5,
                              *X.shape)
-    kw = dict(solver=solver, beta=2.0, tol=0, max_iter=iters, solver_options=opts or None,
-              penalties_W=[p for p in pens if p.factor == "W"],
-              penalties_H=[p for p in pens if p.factor == "H"])
+    kw = {"solver": solver, "beta": 2.0, "tol": 0, "max_iter": iters,
+          "solver_options": opts or None,
+          "penalties_W": [p for p in pens if p.factor == "W"],
+          "penalties_H": [p for p in pens if p.factor == "H"]}
     r1 = _fit.factorize(Xn, W.copy(), H.copy(), nx=get_backend(Xn), **kw)
     nx = get_backend(backend="torch")
     r2 = _fit.factorize(nx.asarray(Xn), torch.as_tensor(W.copy()), torch.as_tensor(H.copy()),
@@ -78,8 +79,8 @@ def test_trajectory_without_extrapolation(solver):
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_sparse_equals_dense_on_torch(solver):
     X = torch.as_tensor(_data(seed=1))
-    kw = dict(solver=solver, random_state=0, max_iter=20, tol=0, init="random",
-              alpha_W=0.01, l1_ratio=0.5)
+    kw = {"solver": solver, "random_state": 0, "max_iter": 20, "tol": 0, "init": "random",
+          "alpha_W": 0.01, "l1_ratio": 0.5}
     Wd = NMF(4, **kw).fit_transform(X)
     Ws = NMF(4, **kw).fit_transform(X.to_sparse_csr())
     torch.testing.assert_close(Ws, Wd, rtol=1e-7, atol=1e-10)

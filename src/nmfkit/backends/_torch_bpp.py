@@ -30,7 +30,7 @@ _KEY_BITS = 62
 def _group(Pc):
     """(inverse, U): for the columns of Pc (k, B) bool, the index of their distinct passive
     set (0..U-1) and the number U of distinct sets."""
-    k, B = Pc.shape
+    k = Pc.shape[0]
     words = []
     for s in range(0, max(k, 1), _KEY_BITS):
         blk = Pc[s:s + _KEY_BITS].to(torch.int64)
