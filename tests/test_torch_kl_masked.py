@@ -333,3 +333,26 @@ def test_sampled_products_sddmm_and_gather_fallback_agree(monkeypatch, sddmm):
     np.testing.assert_allclose(get_backend(S).sampled_dot_sddmm(W.numpy(), H.numpy(), S), ref)
     side, _ = _kl_torch._sides(nx, X, torch.float64)
     np.testing.assert_allclose(_kl_torch._sampled(W.T, H, side).numpy(), ref, rtol=1e-12)
+
+
+def test_masked_backend_torch_numpy_in_numpy_out_transform_and_fixed_H():
+    X, observed = _planted(seed=4)
+    Xn = np.where(observed, X, np.nan)
+    kw = dict(n_components=3, solver="mu", missing_values=np.nan, tol=0, max_iter=10,
+              random_state=0)
+    ref = NMF(**kw).fit(Xn)
+    est = NMF(**kw, backend="torch").fit(Xn)
+    assert isinstance(est.components_, np.ndarray)
+    Wt = est.transform(Xn[:7])
+    assert isinstance(Wt, np.ndarray)
+    np.testing.assert_allclose(Wt, ref.transform(Xn[:7]), rtol=1e-7, atol=1e-10)
+    # the public function with H fixed (update_H=False), numpy in on torch, and tensors in
+    H = ref.components_
+    W1, _, _ = non_negative_factorization(Xn, H=H, update_H=False, **kw)
+    W2, H2, _ = non_negative_factorization(Xn, H=H, update_H=False, backend="torch", **kw)
+    W3, _, _ = non_negative_factorization(torch.as_tensor(Xn), H=torch.as_tensor(H),
+                                          update_H=False, **kw)
+    assert isinstance(W2, np.ndarray) and isinstance(W3, torch.Tensor)
+    np.testing.assert_allclose(W2, W1, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(W3.numpy(), W1, rtol=1e-7, atol=1e-10)
+    np.testing.assert_array_equal(H2, H)
