@@ -356,3 +356,17 @@ def test_masked_backend_torch_numpy_in_numpy_out_transform_and_fixed_H():
     np.testing.assert_allclose(W2, W1, rtol=1e-7, atol=1e-10)
     np.testing.assert_allclose(W3.numpy(), W1, rtol=1e-7, atol=1e-10)
     np.testing.assert_array_equal(H2, H)
+
+
+@pytest.mark.parametrize("scale", [1e10, 1e-10])
+def test_masked_torch_extreme_scale_fitted_at_unit_scale(scale):
+    rng = np.random.default_rng(0)
+    X = (rng.random((30, 3)) @ rng.random((3, 20))) * scale
+    obs = rng.random(X.shape) > 0.3
+    kw = dict(n_components=3, solver="mu", tol=0, max_iter=10, random_state=0)
+    ref = NMF(**kw).fit(X, mask=obs)
+    est = NMF(**kw).fit(torch.as_tensor(X), mask=torch.as_tensor(obs))
+    e32 = NMF(**kw).fit(torch.as_tensor(X, dtype=torch.float32), mask=obs)
+    assert est.reconstruction_err_ == pytest.approx(ref.reconstruction_err_, rel=1e-10)
+    assert e32.reconstruction_err_ == pytest.approx(ref.reconstruction_err_, rel=1e-5)
+    np.testing.assert_allclose(est.components_.numpy(), ref.components_, rtol=1e-8)
