@@ -286,8 +286,8 @@ def test_masked_torch_input_errors():
         est.fit(Xt, mask=torch.ones(3, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="non-negative finite weights"):
         est.fit(Xt, mask=-torch.ones(X.shape))
-    with pytest.raises(ValueError, match="sparse torch X needs missing_values='unobserved'"):
-        est.fit(Xt.to_sparse_csr(), mask=torch.as_tensor(observed))
+    with pytest.raises(ValueError, match="with a sparse X is ambiguous"):
+        NMF(n_components=3, missing_values=np.nan).fit(Xt.to_sparse_csr())
     Xneg = Xt.clone()
     Xneg[0, 1] = -1.0
     with pytest.raises(ValueError, match="smallest observed value is -1.0 at row 0, column 1"):
@@ -370,3 +370,23 @@ def test_masked_torch_extreme_scale_fitted_at_unit_scale(scale):
     assert est.reconstruction_err_ == pytest.approx(ref.reconstruction_err_, rel=1e-10)
     assert e32.reconstruction_err_ == pytest.approx(ref.reconstruction_err_, rel=1e-5)
     np.testing.assert_allclose(est.components_.numpy(), ref.components_, rtol=1e-8)
+
+
+@pytest.mark.parametrize("mask_kind", ["dense", "scipy", "torch_sparse"])
+def test_masked_sparse_tensor_with_a_mask_equals_scipy(mask_kind):
+    # the mask's positive entries are observed; X's absent entries there are observed zeros
+    X, observed = _planted(seed=5)
+    rng = np.random.default_rng(6)
+    S = sp.csr_matrix(np.where(rng.random(X.shape) < 0.5, X, 0.0))
+    M = observed * rng.uniform(0.5, 2.0, X.shape)
+    masks = {"dense": torch.as_tensor(M), "scipy": sp.csr_matrix(M),
+             "torch_sparse": torch.as_tensor(M).to_sparse_csr()}
+    kw = dict(n_components=3, solver="mu", tol=0, max_iter=10, random_state=0)
+    ref = NMF(**kw).fit(S, mask=sp.csr_matrix(M))
+    est = NMF(**kw).fit(torch.as_tensor(S.toarray()).to_sparse_csr(), mask=masks[mask_kind])
+    assert isinstance(est.components_, torch.Tensor)
+    assert est.reconstruction_err_ == pytest.approx(ref.reconstruction_err_, rel=1e-10)
+    np.testing.assert_allclose(est.components_.numpy(), ref.components_, rtol=1e-8)
+    with pytest.raises(ValueError, match="mask has shape"):
+        NMF(**kw).fit(torch.as_tensor(S.toarray()).to_sparse_csr(),
+                      mask=sp.csr_matrix(M[:5]))

@@ -87,6 +87,13 @@ def _is_nan(v) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
+def _shape_error(mshape, shape) -> ValueError:
+    return ValueError(
+        f"mask has shape {tuple(mshape)} but X has shape {tuple(shape)}; pass a mask of "
+        "X's shape (True/weight > 0 where observed)."
+    )
+
+
 def _mask_tensor(mask, shape, device):
     """A dense float64 weight tensor of X's shape from a tensor, numpy or scipy mask."""
     import scipy.sparse as sp
@@ -101,10 +108,7 @@ def _mask_tensor(mask, shape, device):
     else:
         M = torch.as_tensor(np.asarray(mask, dtype=np.float64), device=device)
     if M.dim() != 2 or tuple(M.shape) != tuple(shape):
-        raise ValueError(
-            f"mask has shape {tuple(M.shape)} but X has shape {tuple(shape)}; pass a mask of "
-            "X's shape (True/weight > 0 where observed)."
-        )
+        raise _shape_error(M.shape, shape)
     bad = ~torch.isfinite(M) | (M < 0)
     if bool(bad.any()):
         raise ValueError(
@@ -114,13 +118,65 @@ def _mask_tensor(mask, shape, device):
     return M
 
 
+def _mask_coords(mask, shape, device):
+    """(rows, cols, weights) of the positive entries of a mask, row-major, on ``device``;
+    a sparse mask (torch or scipy) is read without densifying it."""
+    import scipy.sparse as sp
+
+    if sp.issparse(mask) or (isinstance(mask, torch.Tensor) and mask.layout != torch.strided):
+        if tuple(mask.shape) != tuple(shape):
+            raise _shape_error(mask.shape, shape)
+        if sp.issparse(mask):
+            C = sp.coo_matrix(mask)
+            C.sum_duplicates()
+            r = torch.as_tensor(C.row, dtype=torch.int64)
+            c = torch.as_tensor(C.col, dtype=torch.int64)
+            w = torch.as_tensor(C.data, dtype=torch.float64)
+        else:
+            with _quiet_sparse():
+                C = mask.detach().to_sparse_coo().coalesce()
+            (r, c), w = C.indices(), C.values().to(torch.float64)
+        r, c, w = r.to(device), c.to(device), w.to(device)
+        bad = ~torch.isfinite(w) | (w < 0)
+        if bool(bad.any()):
+            raise ValueError(
+                "mask must hold non-negative finite weights (or booleans); found "
+                f"{float(w[bad][0])!r}."
+            )
+        keep = w > 0
+        return r[keep], c[keep], w[keep]
+    M = _mask_tensor(mask, shape, device)
+    r, c = torch.nonzero(M > 0, as_tuple=True)
+    return r, c, M[r, c]
+
+
+def _sparse_with_mask(X, mask, shape, check):
+    """Observed set of a sparse CSR/COO torch X under a mask: the mask's positive entries,
+    with X's stored value there and 0 where X stores nothing (as scipy's X[r, c])."""
+    with _quiet_sparse():
+        C = X.to_sparse_coo().coalesce()
+    (xr, xc), xv = C.indices(), C.values()
+    r, c, w = _mask_coords(mask, shape, xv.device)
+    m = shape[1]
+    vals = torch.zeros(r.shape[0], dtype=xv.dtype, device=xv.device)
+    if xv.numel():
+        key_x = xr * m + xc  # sorted: coalesced COO is row-major
+        key_m = r * m + c
+        pos = torch.searchsorted(key_x, key_m).clamp_(max=xv.numel() - 1)
+        found = key_x[pos] == key_m
+        vals = torch.where(found, xv[pos], vals)
+    if bool(torch.isnan(vals).any()):
+        check(np.array([np.nan]), "entries the mask marks as observed")
+    return TorchObserved.from_coords(r, c, vals, w, shape)
+
+
 def observed_from_tensor(X, mask=None, missing_values=None) -> TorchObserved:
     """The observed entries of a validated 2-D torch X (float32/float64), on X's device.
 
     The rules of :func:`nmfkit.masked.observed_entries`: NaN or a sentinel marks missing
     dense entries; ``"unobserved"``: the stored entries of a sparse X are the observations;
-    a mask gives weights (0: unobserved). A sparse X with a mask is not supported on torch
-    (pass a dense X or numpy/scipy input with ``backend="torch"``).
+    a mask gives weights (0: unobserved; with a sparse X, X's absent entries under the mask
+    are observed zeros).
     """
     from ..masked import _check_no_nan
 
@@ -135,11 +191,18 @@ def observed_from_tensor(X, mask=None, missing_values=None) -> TorchObserved:
             "with NaN at the missing entries of a dense X."
         )
     if sparse:
-        if mask is not None or missing_values != "unobserved":
+        if missing_values is not None and missing_values != "unobserved":
             raise ValueError(
-                "A sparse torch X needs missing_values='unobserved' (its stored entries are "
-                "the observations) and no mask on the torch backend; for a mask, pass a dense "
-                "X, or scipy.sparse X with backend='torch'."
+                f"missing_values={missing_values!r} with a sparse X is ambiguous (are the "
+                "absent entries zeros or missing?). Use missing_values='unobserved' (absent = "
+                "missing) or pass a mask."
+            )
+        if mask is not None:
+            return _sparse_with_mask(X, mask, shape, _check_no_nan)
+        if missing_values != "unobserved":
+            raise ValueError(
+                "A sparse X has no missing entries unless missing_values='unobserved' says "
+                "that its absent entries are unknown; or pass a mask."
             )
         with _quiet_sparse():
             X = X.to_sparse_coo().coalesce()
