@@ -314,6 +314,8 @@ def test_memory_estimates_count_kl_cd_and_masked_state(monkeypatch):
     X, observed = _planted()
     with pytest.raises(MemoryError, match="needs about .* GiB on cuda"):
         NMF(n_components=3, backend="torch", device="cuda").fit(X, mask=observed)
+    with pytest.raises(MemoryError, match="needs about .* GiB on cuda"):  # a tensor moved
+        NMF(n_components=3, device="cuda").fit(torch.as_tensor(X), mask=observed)
 
 
 @pytest.mark.parametrize("sddmm", [True, False])

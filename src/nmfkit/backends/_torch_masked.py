@@ -266,6 +266,19 @@ def prepare_masked(est, nx, X, mask, *, reset: bool):
         if probe is not X:
             checked = X.to(checked.dtype)
         device = nx.device or checked.device
+        n, m = checked.shape
+        sparse = checked.layout != torch.strided
+        bound = n * m  # observed entries, at most (a dense X or a dense mask)
+        if sparse and mask is None:
+            bound = checked.values().numel()
+        elif sparse and getattr(mask, "layout", torch.strided) != torch.strided:
+            bound = mask.values().numel()
+        elif sparse and hasattr(mask, "nnz"):
+            bound = mask.nnz
+        item = checked.element_size()
+        moved = 0 if torch.device(device) == checked.device else (
+            checked.values().numel() * (item + 8) if sparse else n * m * item)
+        check_memory(device, moved + masked_bytes_needed((n, m), bound, est.n_components, item))
         obs = observed_from_tensor(checked.to(device), mask=mask,
                                    missing_values=est.missing_values)
         return checked, obs, TorchBackend(device=device, allow_tf32=tf32), False
