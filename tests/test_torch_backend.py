@@ -324,7 +324,8 @@ def test_gpu_check_script_smoke(tmp_path):
     text = out.read_text()
     assert "bandwidth floor" in text and "scikit-learn cd on host" in text
     assert "time to sklearn CD 200-it objective" in text
-    assert text.count("| yes |") == 8 and "| NO |" not in text
+    assert text.count("| yes |") == 12 and "| NO |" not in text
+    assert "anls on device" in text and "pgd on device" in text
     assert "cd KL on device" in text and "masked mu on device" in text
     assert (ROOT / "benchmarks" / "gpu_check.sh").exists()
 

@@ -6,11 +6,12 @@ The rule, in order:
 * β = 2 (Frobenius): ``"cd"`` with both accelerations on (repeated sweeps and
   extrapolation with restart: ``auto_options``; plain ``solver="cd"`` keeps them off for
   scikit-learn's trajectory). In docs/benchmarks.md it reached scikit-learn's 200-iteration
-  objective first on every Frobenius workload (dense W1 2.1×, sparse TF-IDF W2 1.5–7×, ORL
-  faces W4 1.3×); ANLS was second on W1 (1.8×) and far slower on sparse X; PGD never reached
+  objective first on every Frobenius workload (round 3: dense W1 10.8×, sparse TF-IDF W2
+  4.5–8.4×, ORL faces W4 5.2×); ANLS was second on W1 (1.8×) and far slower on sparse X
+  and W4 (0.4–0.6×); PGD never reached
   the target within its time cap. The measurements showed no k- or density-dependence that
   would pick another solver, so the rule has none.
-* β = 1 (KL): ``"cd"``, Newton coordinate descent (Hsieh & Dhillon): 11–13× sooner than
+* β = 1 (KL): ``"cd"``, Newton coordinate descent (Hsieh & Dhillon): 13× sooner than
   scikit-learn's MU to MU's 200-iteration objective on the W3 counts.
 * any other β: ``"mu"``, the only solver for those losses.
 * a penalty or backend the preferred solver cannot honour: the first solver in the
