@@ -42,7 +42,7 @@ def fit(X, **params):
     return est, W
 
 
-CASES = [("mu", 2), ("mu", 1), ("mu", 0.5), ("cd", 2)]
+CASES = [("mu", 2), ("mu", 1), ("mu", 0.5), ("cd", 2), ("anls", 2)]
 
 
 @pytest.mark.parametrize("fresh", [False, True])
@@ -137,8 +137,9 @@ def test_frozen_components_and_l1_penalty_on_torch():
 
 def test_what_torch_cannot_run_is_refused_with_the_alternative():
     X = torch.from_numpy(planted(n=40))
+    F = np.abs(np.random.RandomState(2).rand(1, X.shape[1]))
     with pytest.raises(ValueError, match="solver='cd'"):
-        MiniBatchNMF(2, solver="anls").fit(X)
+        MiniBatchNMF(2, solver="anls", frozen_components=F).fit(X)
     with pytest.raises(ValueError, match="numpy backend only"):
         MiniBatchNMF(2).fit(X, mask=np.ones(tuple(X.shape), dtype=bool))
     with pytest.raises(ValueError, match="numpy backend only"):

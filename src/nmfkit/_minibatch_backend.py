@@ -13,7 +13,8 @@ namespace ``nx``; this module holds what differs between the two ways in, as
 
 On the CPU the torch fit starts from exactly numpy's initial factors (same ``random_state``),
 so both backends follow the same trajectory to rounding. What the torch path cannot run
-(``solver="anls"``, masks / missing values, a ``Graph`` penalty) is refused with an error
+(``solver="anls"`` with frozen components, masks / missing values, a ``Graph`` penalty)
+is refused with an error
 that names the alternative. Only :mod:`nmfkit.backends` imports torch; this module reaches it
 through there.
 """
@@ -63,11 +64,11 @@ def check_torch_options(est, masked: bool) -> None:
     """Refuse, naming the alternative, what the torch path of MiniBatchNMF cannot run."""
     from .penalties import Graph
 
-    if est.solver == "anls":
+    if est.solver == "anls" and est.frozen_components is not None:
         raise ValueError(
-            "MiniBatchNMF(solver='anls') runs on the numpy backend only (its block principal "
-            "pivoting NNLS is a host kernel). On torch use solver='cd' (online HALS, Frobenius) "
-            "or solver='mu' (any beta_loss); or pass numpy arrays (X.cpu().numpy())."
+            "MiniBatchNMF(solver='anls') with frozen_components runs on the numpy backend "
+            "only. On torch use solver='cd' (online HALS, which keeps frozen rows) or "
+            "solver='mu'; or pass numpy arrays (X.cpu().numpy())."
         )
     if masked:
         raise ValueError(

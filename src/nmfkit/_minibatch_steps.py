@@ -44,7 +44,7 @@ def _hals_W(est, X, W, H, max_iter):
     G = H @ H.T
     R = nx.ascontiguous(nx.matmul(X, H.T).T)  # H Xᵀ, (k, n)
     if est.solver == "anls":  # exact NNLS by block principal pivoting, warm-started
-        return nnls_bpp(G, R, l1, l2, init=None if W is None else W.T).T
+        return nnls_bpp(G, R, l1, l2, init=None if W is None else W.T, nx=nx).T
     Wt = nx.zeros(R.shape, nx.dtype_of(R)) if W is None else nx.ascontiguous(W.T)
     prev = nx.copy(Wt)
     for it in range(max_iter):
@@ -86,7 +86,7 @@ def _online_hals_step(est, X, W, H, update_H):
             Bf = B[free] - A[np.ix_(free, frozen)] @ H[frozen]
             H[free] = nnls_bpp(A[np.ix_(free, free)], Bf, l1, l2, init=H[free])
         elif est.solver == "anls":
-            H[...] = nnls_bpp(A, B, l1, l2, init=H)
+            H[...] = nnls_bpp(A, B, l1, l2, init=H, nx=nx)
         else:
             hals_sweep(H, A, B, l1, l2, free if frozen else None, extra, nx=nx)
     return cost

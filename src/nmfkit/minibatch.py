@@ -141,8 +141,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         or CUDA) is fitted on its device, and ``components_`` and ``transform``'s output are
         tensors there, in X's dtype. "torch" with numpy / scipy input moves each X to
         ``device`` once per call and returns numpy (the forgetful sums of ``partial_fit``
-        stay on the device). Solvers on torch: "mu" (every β) and "cd" (Frobenius); L1/L2
-        penalties and frozen components; not "anls", masks or a Graph penalty.
+        stay on the device). Solvers on torch: "mu" (every β), "cd" and "anls" (Frobenius);
+        L1/L2 penalties and frozen components (not with "anls"); not masks or a Graph
+        penalty.
     device : None, str or torch.device, default=None
         Torch device for ``backend="torch"`` ("cuda", "cuda:1", "cpu"); None: X's device.
 
