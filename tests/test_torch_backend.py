@@ -23,13 +23,7 @@ from nmfkit.nnls import hals_sweep  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny products on a shared machine: torch's thread pool only adds contention
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _data(n=30, m=20, seed=0, zeros=True):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import sparse_abs_gauss
 
 torch = pytest.importorskip("torch")
 
@@ -15,19 +16,11 @@ from nmfkit.graph import knn_affinity  # noqa: E402
 from nmfkit.penalties import L1, L2, Graph  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _data(n=30, m=20, seed=0):
-    rng = np.random.RandomState(seed)
-    X = np.abs(rng.randn(n, m))
-    X[X < 0.4] = 0.0
-    return X
+    return sparse_abs_gauss(n, m, seed, cut=0.4)
 
 
 X = _data()

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import sparse_abs_gauss
 
 torch = pytest.importorskip("torch")
 
@@ -21,19 +22,11 @@ from nmfkit.solvers import _kl_torch
 from nmfkit.solvers._kl_kernels import kl_cd_update
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _data(n=30, m=20, seed=0):
-    rng = np.random.RandomState(seed)
-    X = np.abs(rng.randn(n, m))
-    X[X < 0.5] = 0.0
-    return X
+    return sparse_abs_gauss(n, m, seed, cut=0.5)
 
 
 class _Recorder:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import sparse_abs_gauss
 
 torch = pytest.importorskip("torch")
 
@@ -22,20 +23,11 @@ from nmfkit.solvers.pgd import accelerated_pg
 SOLVERS = ["anls", "pgd"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny products on a shared machine: torch's thread pool only adds contention
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _data(n=40, m=30, seed=0):
-    rng = np.random.RandomState(seed)
-    X = np.abs(rng.randn(n, m))
-    X[X < 0.5] = 0.0
-    return X
+    return sparse_abs_gauss(n, m, seed, cut=0.5)
 
 
 def _pair(solver, sparse, penalized, iters=20, **opts):

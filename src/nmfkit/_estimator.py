@@ -25,7 +25,7 @@ from ._validation import (
     check_zeros_for_beta,
 )
 from .backends import _is_torch_tensor, get_backend
-from .init import initialize
+from .init import initialize, rank_without_custom_start
 from .losses import beta_divergence, beta_loss_to_float
 from .penalties import sklearn_penalties
 from ._threads import thread_limits
@@ -396,15 +396,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             else:
                 W = np.zeros((n_samples, self._n_components), dtype=X.dtype)
             return W, H.copy()
-        if W is not None or H is not None:
-            warnings.warn(
-                "When init!='custom', provided W or H are ignored. Set  init='custom' to use"
-                " them as initialization.",
-                RuntimeWarning,
-            )
-        if self._n_components == "auto":
-            self._n_components = X.shape[1]
-        return initialize(X, self._n_components, init=self.init, random_state=self.random_state)
+        k = rank_without_custom_start(self, W, H, X.shape[1])
+        return initialize(X, k, init=self.init, random_state=self.random_state)
 
     def _fit_transform(self, X, y=None, W=None, H=None, update_H=True):
         """Fit from validated X; returns (W, H, n_iter). Shared with the public function."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 
 import numpy as np
 from scipy import linalg
@@ -189,6 +188,7 @@ def init_torch(est, nx, X, W, H):
     """Initial (W, H) on X's device in X's dtype: from ``init`` as ``NMF`` on torch does
     (exactly numpy's factors on the CPU), or the given ones with ``init="custom"``."""
     from .backends._torch_io import _factor_on, init_factors
+    from .init import rank_without_custom_start
 
     whom = type(est).__name__
     n, m = X.shape
@@ -198,15 +198,8 @@ def init_torch(est, nx, X, W, H):
             est._n_components = Hd.shape[0]
         Wd = _factor_on(nx, W, (n, est._n_components), X.dtype, nx.device, f"{whom} (input W)")
         return Wd, Hd
-    if W is not None or H is not None:
-        warnings.warn(
-            "When init!='custom', provided W or H are ignored. Set  init='custom' to use"
-            " them as initialization.",
-            RuntimeWarning,
-        )
-    if est._n_components == "auto":
-        est._n_components = m
-    return init_factors(nx, X, est._n_components, est.init, est.random_state)
+    k = rank_without_custom_start(est, W, H, m)
+    return init_factors(nx, X, k, est.init, est.random_state)
 
 
 def apply_frozen_torch(F, H) -> tuple:

@@ -34,6 +34,23 @@ def check_init_rank(init, n_components: int, n_samples: int, n_features: int) ->
         )
 
 
+def rank_without_custom_start(est, W, H, n_features: int) -> int:
+    """For an estimator whose ``init`` is not "custom": warn when W or H were passed anyway
+    (scikit-learn's message), resolve ``n_components="auto"`` to n_features, return the rank.
+    Shared by the numpy, torch and minibatch paths."""
+    import warnings
+
+    if W is not None or H is not None:
+        warnings.warn(
+            "When init!='custom', provided W or H are ignored. Set  init='custom' to use"
+            " them as initialization.",
+            RuntimeWarning,
+        )
+    if est._n_components == "auto":
+        est._n_components = n_features
+    return est._n_components
+
+
 def _mean(X):
     """mean(X) as a scalar of X's dtype (as numpy computes it for a dense X)."""
     if sp.issparse(X):

@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..init import rank_without_custom_start
 from ._torch import TorchBackend, _quiet_sparse
 
 __all__ = ["validate_tensor", "fit_torch", "init_factors", "bytes_needed", "check_memory"]
@@ -281,15 +282,8 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
         else:
             Wd = nx.zeros((n, kk), dtype)
     else:
-        if W is not None or H is not None:
-            warnings.warn(
-                "When init!='custom', provided W or H are ignored. Set  init='custom' to use"
-                " them as initialization.",
-                RuntimeWarning,
-            )
-        if est._n_components == "auto":
-            est._n_components = m
-        Wd, Hd = init_factors(nx, Xd, est._n_components, est.init, est.random_state)
+        k = rank_without_custom_start(est, W, H, m)
+        Wd, Hd = init_factors(nx, Xd, k, est.init, est.random_state)
 
     penalties = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, n, m)
     # penalties, graph, nsNMF, frozen components (issue 4) on the device; writes frozen rows
