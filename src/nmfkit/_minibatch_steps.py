@@ -94,27 +94,7 @@ def _online_hals_step(est, X, W, H, update_H):
 
 def _h_terms(solver, W, H):
     """MU numerator ∇⁻_H and denominator ∇⁺_H (penalties included) on the solver's batch."""
-    p, nx, beta = solver.p, solver.p.nx, solver.p.beta
-    if beta == 2.0:
-        num = nx.matmul(p.Xt, W).T if p.sparse else W.T @ p.X
-        den = (W.T @ W) @ H
-    else:
-        ratio, WH = solver._ratio(W, H)
-        num = nx.matmul(W.T, ratio)
-        if beta == 1.0:
-            W_sum = nx.sum(W, axis=0)
-            nx.fill_where(W_sum, W_sum == 0, 1.0)
-            den = nx.broadcast_to(W_sum[:, None], H.shape)
-        elif p.sparse:
-            den = solver._blocked_WH_pow_dot(W, H, "H")
-        else:
-            WH **= beta - 1
-            den = W.T @ WH
-    if nx.name == "numpy":
-        num = np.asarray(num)
-    num, den = MultiplicativeUpdate._add_penalties(num, den, H, p.penalties_H, False)
-    nx.fill_where(den, den == 0, p.eps)
-    return num, den
+    return solver.h_terms(W, H)[:2]
 
 
 # ------------------------------------------------------------------ online MU

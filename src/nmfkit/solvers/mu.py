@@ -141,9 +141,11 @@ class MultiplicativeUpdate(Solver):
         if p.update_H:
             self._XHt = self._HHt = self._H_sum = None
 
-    def _update_H(self):
+    def h_terms(self, W, H):
+        """The MU numerator ∇⁻_H and denominator ∇⁺_H at (W, H), penalties included and the
+        denominator's zeros floored at eps; also WᵀX and WᵀW when β = 2 (else None). Used by
+        the H update here and by MiniBatchNMF's online MU."""
         p, nx, beta = self.p, self.p.nx, self.p.beta
-        W, H = p.W, p.H
         WtX = WtW = None
         if beta == 2.0:
             WtX = nx.matmul(p.Xt, W).T if p.sparse else W.T @ p.X
@@ -164,6 +166,12 @@ class MultiplicativeUpdate(Solver):
                 denominator = W.T @ WH
         numerator, denominator = self._add_penalties(numerator, denominator, H, p.penalties_H, False)
         nx.fill_where(denominator, denominator == 0, p.eps)
+        return numerator, denominator, WtX, WtW
+
+    def _update_H(self):
+        p, nx, beta = self.p, self.p.nx, self.p.beta
+        H = p.H
+        numerator, denominator, WtX, WtW = self.h_terms(p.W, H)
         numerator /= denominator
         if self.gamma != 1:
             numerator **= self.gamma
