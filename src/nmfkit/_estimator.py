@@ -397,7 +397,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 W = np.zeros((n_samples, self._n_components), dtype=X.dtype)
             return W, H.copy()
         k = rank_without_custom_start(self, W, H, X.shape[1])
-        return initialize(X, k, init=self.init, random_state=self.random_state)
+        return initialize(X, k, init=self.init, random_state=self.random_state,
+                          h_order="F" if _sample_major(self, X) else "C")
 
     def _fit_transform(self, X, y=None, W=None, H=None, update_H=True):
         """Fit from validated X; returns (W, H, n_iter). Shared with the public function."""
@@ -446,7 +447,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
             result, self.init_objectives_ = fit_n_init(self, X, W, H, fit_kwargs)
         else:
-            if self._solver == "cd" and self._beta_loss == 2 and sp.issparse(X):
+            if _sample_major(self, X):
                 H = np.asfortranarray(H)  # cd's sample-major layout on sparse X (W6 memory)
             with thread_limits(self.n_jobs):  # BLAS / numba threads of this one fit
                 # W, H are this fit's own copies: the solver may work in them in place
@@ -455,6 +456,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 self.init_objectives_ = np.array([result.objective])
         _fit.record_fit(self, result)
         return result.W, _extensions.finish(self, result.H, update_H), result.n_iter
+
+
+def _sample_major(est, X) -> bool:
+    """Whether the fit keeps H F-ordered (solver "cd" on sparse X, Frobenius: W6 memory)."""
+    return (isinstance(est, NMF) and est._solver == "cd" and est._beta_loss == 2
+            and sp.issparse(X))
 
 
 def _mean(X) -> float:

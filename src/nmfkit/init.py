@@ -59,7 +59,15 @@ def _mean(X):
     return X.mean()
 
 
-def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=None):
+def _scaled(avg, a):
+    """avg · a, in place when the result keeps a's dtype (the same numbers, no temporary)."""
+    if np.result_type(avg, a) == a.dtype:
+        return np.multiply(avg, a, out=a)
+    return avg * a
+
+
+def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=None,
+               h_order: str = "C"):
     """Initial W (n_samples, k) and H (k, n_features) for X ≈ WH, both ≥ 0.
 
     Parameters
@@ -70,6 +78,9 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
         None means 'nndsvda' when k ≤ min(n_samples, n_features), else 'random'.
     eps : values of the NNDSVD factors below eps are set to zero.
     random_state : int, RandomState or None; makes 'random' and 'nndsvdar' deterministic.
+    h_order : 'C' or 'F', the memory layout of the returned H (the same values). 'F' is what
+        solver "cd" works in on sparse X; for 'random' the conversion happens before W is
+        drawn, so that the start never holds X, W and two copies of H at once (W6 memory).
 
     Notes
     -----
@@ -91,9 +102,10 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
     if init == "random":
         avg = np.sqrt(avg_X / n_components)
         rng = check_random_state(random_state)
-        H = avg * rng.standard_normal(size=(n_components, n_features)).astype(dtype, copy=False)
-        W = avg * rng.standard_normal(size=(n_samples, n_components)).astype(dtype, copy=False)
+        H = _scaled(avg, rng.standard_normal(size=(n_components, n_features)).astype(dtype, copy=False))
         np.abs(H, out=H)
+        H = np.asfortranarray(H) if h_order == "F" else H
+        W = _scaled(avg, rng.standard_normal(size=(n_samples, n_components)).astype(dtype, copy=False))
         np.abs(W, out=W)
         return W, H
 
@@ -131,4 +143,5 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
         rng = check_random_state(random_state)
         W[W == 0] = abs(avg_X * rng.standard_normal(size=len(W[W == 0])) / 100)
         H[H == 0] = abs(avg_X * rng.standard_normal(size=len(H[H == 0])) / 100)
-    return W.astype(dtype, copy=False), H.astype(dtype, copy=False)
+    H = H.astype(dtype, copy=False)
+    return W.astype(dtype, copy=False), np.asfortranarray(H) if h_order == "F" else H

@@ -24,7 +24,10 @@ ties); ``solver="auto"`` turns both on, as does ``solver_options``:
 * ``extrapolate`` — extrapolation with restart (Ang & Gillis 2019, ``_extrapolation``): the
   next iteration starts from W + β(W − W_prev), H + β(H − H_prev), projected on ≥ 0, with β
   adapted; an iteration that would increase the objective is redone from the current point
-  without extrapolation (restart), so the reported objective never increases.
+  without extrapolation (restart), so the reported objective never increases. With L1/L2
+  penalties only (the usual case) it runs in ``_blocked``: steps kept in float32, factors
+  updated in place by blocks of columns, so the fit holds no second copy of W and H nor a
+  whole WᵀX (W6 memory); with other penalties (a graph) in ``_extrapolation``.
 
 **Kullback–Leibler** (β = 1): cyclic coordinate descent with safeguarded Newton steps on each
 variable (Hsieh & Dhillon 2011), O(nnz·k) per sweep, monotone; see ``_kl_kernels``. A dense
@@ -45,6 +48,7 @@ import scipy.sparse as sp
 from ..nnls import hals_sweep
 from ..penalties import split_hals
 from ._base import ComponentMajorSolver, register_solver
+from ._blocked import BlockedExtrapolation
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 from ._hals_kernel import hals_inner_sweeps
 from ._kl_kernels import HAVE_NUMBA, kl_cd_update
@@ -60,7 +64,7 @@ _TRACE = None  # a list to record (N, sweeps allowed, mean sweeps done) per call
 
 
 @register_solver
-class CoordinateDescent(Extrapolation, ComponentMajorSolver):
+class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolver):
     name = "cd"
     betas = (2.0, 1.0)
     sparse = True
@@ -77,6 +81,7 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
         "sweep_cost": None,  # time per sweep flop / time per product flop (None: 2 dense, 1 sparse)
         **EXTRAPOLATION_OPTIONS,  # Ang & Gillis extrapolation with restart (Frobenius)
         "extrapolate": False,
+        "block_columns": None,  # extrapolation by blocks of columns (None: ~1 MiB blocks)
         "newton_steps": 1,  # KL: Newton steps per variable per sweep
         "mu_warmup": 5,  # KL: multiplicative updates before the Newton sweeps
         "kernel": "auto",  # KL and inner sweeps: "auto" (numba when installed) or "numpy"
@@ -91,6 +96,7 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
         n, m = p.X.shape
         self._prod_cost = float(p.nx.sparse_data(p.X).shape[0] if p.sparse else n * m)
         self._init_extrapolation()
+        self._init_blocked()
         kern = self.options["kernel"]
         if kern not in ("auto", "numba", "numpy"):
             raise ValueError(
@@ -101,6 +107,7 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
 
     def _factors_replaced(self):
         self._reset_extrapolation()
+        self._reset_blocked()
 
     @staticmethod
     def sample_major(p) -> bool:
@@ -146,40 +153,49 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
             return R if p.nx.name == "numpy" else p.nx.ascontiguous(R)
         return Wt @ p.X
 
-    def _sweeps(self, F, G, R, l1, l2, extra, frozen=()):
-        """One HALS sweep, repeated while it pays (Gillis & Glineur) when ``inner`` is on."""
+    def _n_sweeps(self, k, N, extra=()):
+        """Sweeps per half-iteration: 1, or Gillis & Glineur's ⌊1 + α·ρ⌋ with ``inner``."""
         o = self.options
-        k, N = F.shape
-        n_sweeps = 1
-        if o["inner"] and not extra:
-            w = o["sweep_cost"]
-            if w is None:
-                w = _SWEEP_COST_SPARSE if self.p.sparse else _SWEEP_COST_DENSE
-            rho = (self._prod_cost * k + N * k * k) / max(w * N * k * (k + 1), 1)
-            n_sweeps = int(max(1, min(o["max_inner"], math.floor(1 + o["alpha"] * rho))))
-        if (n_sweeps > 1 and HAVE_NUMBA and o["kernel"] != "numpy"
-                and self.p.nx.name == "numpy" and not extra):
-            # compiled: all sweeps of one column while it is in cache, per-column stopping
-            done = hals_inner_sweeps(F, G, R, l1, l2, self._order(k, frozen), n_sweeps,
-                                     o["delta"])
+        if not o["inner"] or extra:
+            return 1
+        w = o["sweep_cost"]
+        if w is None:
+            w = _SWEEP_COST_SPARSE if self.p.sparse else _SWEEP_COST_DENSE
+        rho = (self._prod_cost * k + N * k * k) / max(w * N * k * (k + 1), 1)
+        return int(max(1, min(o["max_inner"], math.floor(1 + o["alpha"] * rho))))
+
+    def _run_sweeps(self, F, G, R, l1, l2, order, n_sweeps, extra=(), compiled_single=False):
+        """``n_sweeps`` HALS sweeps of F in place, stopping once a sweep moves F by less than
+        ``delta`` times the first sweep's move. ``order()`` gives each sweep's component
+        order (a new draw per sweep with ``shuffle``). A single sweep runs compiled only with
+        ``compiled_single`` (plain "cd" keeps scikit-learn's numpy sweep, rounding included)."""
+        o, nx = self.options, self.p.nx
+        if ((n_sweeps > 1 or compiled_single) and HAVE_NUMBA and o["kernel"] != "numpy" and nx.name == "numpy"
+                and not extra):
+            # compiled: all sweeps of one block of columns while it is in cache, per-block stop
+            done = hals_inner_sweeps(F, G, R, l1, l2, order(), n_sweeps, o["delta"])
             if _TRACE is not None:
-                _TRACE.append((N, n_sweeps, done))
+                _TRACE.append((F.shape[1], n_sweeps, done))
             return
         if n_sweeps == 1:
-            hals_sweep(F, G, R, l1, l2, self._order(k, frozen), extra, nx=self.p.nx)
+            hals_sweep(F, G, R, l1, l2, order(), extra, nx=nx)
             return
-        first = None
-        nx = self.p.nx
-        old = nx.empty_like(F)
+        first, old = None, nx.empty_like(F)
         for _ in range(n_sweeps):
             old[...] = F
-            hals_sweep(F, G, R, l1, l2, self._order(k, frozen), extra, nx=nx)
+            hals_sweep(F, G, R, l1, l2, order(), extra, nx=nx)
             old -= F
             move = nx.vdot(old, old)
             if first is None:
                 first = move
             elif move <= o["delta"] ** 2 * first:
                 break
+
+    def _sweeps(self, F, G, R, l1, l2, extra, frozen=()):
+        """One HALS sweep, repeated while it pays (Gillis & Glineur) when ``inner`` is on."""
+        k, N = F.shape
+        self._run_sweeps(F, G, R, l1, l2, lambda: self._order(k, frozen),
+                         self._n_sweeps(k, N, extra), extra)
 
     def _iterate(self, Wt, Hc):
         """One outer iteration from (Wᵀ, H), in place; returns (Wᵀ, H, objective)."""
@@ -284,6 +300,10 @@ class CoordinateDescent(Extrapolation, ComponentMajorSolver):
         return None
 
     def step(self):
-        if self.p.beta == 1.0:
+        p = self.p
+        if p.beta == 1.0:
             return self._step_kl()
+        if (self.options["extrapolate"] and p.update_W and p.update_H
+                and not self.extraW and not self.extraH):
+            return self._blocked_step()  # by blocks, restart per block (_blocked, W6 memory)
         return self._extrapolated_step()

@@ -1,0 +1,286 @@
+"""Extrapolated HALS in little memory, by blocks of columns ("cd" with ``extrapolate``).
+
+Memory is the reason for this module (W6 in docs/benchmarks.md: peak ≤ 1.5 × (X + W, H)).
+Ang & Gillis's extrapolation with restart as first written (``_extrapolation``, still used by
+anls and pgd) holds two full copies of the factors, because a restart redoes the iteration
+from the current point, and the whole cross product WᵀX (k, n_features): on the wide TF-IDF
+matrix at k=50 that was 54 MiB on top of a 13 MiB X, against a budget of 49 MiB in all.
+
+The same iteration, here: W ← HALS from Ŵ = max(W + β·D_W, 0) against Ĥ = max(H + β·D_H, 0),
+then H ← HALS from Ĥ against the new W, where D = F − F_prev is the last step taken; the
+iteration is kept when the objective did not increase, else redone from the current point
+without extrapolation, and β adapts (×γ capped after a success, ÷η after a failure). What
+changes is what is stored:
+
+* the steps D are kept in float32 (half the factors' bytes) and the factors are updated in
+  place; on a restart the current point is restored as F − D. D is a search direction, so
+  its rounding only perturbs the extrapolated start; the restored point differs from the
+  current one by float32 rounding of the *step*, which vanishes as the steps do (no floor
+  on the reachable accuracy: exact low-rank data is still recovered to 1e-15);
+* each half-iteration runs over blocks of columns of the factor (samples for W, features
+  for H; ``block_columns``, default ~1 MiB per (k, block) buffer), whose HALS subproblems are
+  independent: each block gets only its slice of the cross product. For sparse X, Wᵀ X[:, b]
+  comes from a compiled kernel that walks each CSR row with a cursor (all blocks together
+  read X once, no copy), and X Ĥᵀ for a block of rows from a kernel that forms Ĥ entry by
+  entry, never stored; Ĥ Ĥᵀ is summed over feature blocks. Without numba, or for dense X or
+  torch (one block: a dense X dwarfs the factors; GPUs want few kernels), Ĥ is formed whole
+  and the products come from scipy / BLAS / torch.
+
+Measured (docs/benchmarks.md, W6, tf-idf 11314×39116, 1.0M non-zeros): k=50 peak RSS
+67.4 → 45.5 MiB, k=10 25.3 → 23.1 MiB; iterations to scikit-learn's objective unchanged
+(W1 12, W2 44 / 31, W4 46).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["BlockedExtrapolation", "colblock_cross", "compile_kernels"]
+
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+_BLOCK_BYTES = 1 << 20  # one (k, block) float64 buffer: 1 MiB
+_SMALL_BYTES = 1 << 20  # an extrapolated H this small is formed whole (scipy's faster product)
+_KERNELS = {}
+
+
+def _colblock_py(indptr, indices, data, W, c0, c1, cursor, out):
+    """out[:c1-c0] = X[:, c0:c1]ᵀ W for CSR X with sorted indices; cursor[i] (the first entry
+    of row i not yet consumed) advances, so consecutive blocks scan X once in all."""
+    k = W.shape[1]
+    out[: c1 - c0, :] = 0.0
+    for i in range(indptr.shape[0] - 1):
+        p = cursor[i]
+        e = indptr[i + 1]
+        while p < e:
+            c = indices[p]
+            if c >= c1:
+                break
+            x = data[p]
+            for s in range(k):
+                out[c - c0, s] += x * W[i, s]
+            p += 1
+        cursor[i] = p
+
+
+def _rowblock_extrap_py(indptr, indices, data, Ht, Dt, beta, r0, r1, out):
+    """out[:r1-r0] = X[r0:r1] Ĥᵀ with Ĥᵀ = max(Hᵀ + β·Dᵀ, 0) formed entry by entry (never
+    stored): Ht (m, k) and Dt (m, k) row-major."""
+    out[: r1 - r0, :] = 0.0
+    for i in range(r0, r1):
+        o = out[i - r0]
+        for p in range(indptr[i], indptr[i + 1]):
+            c = indices[p]
+            x = data[p]
+            hr = Ht[c]
+            dr = Dt[c]
+            for s in range(hr.shape[0]):
+                o[s] += x * max(hr[s] + beta * dr[s], 0.0)
+
+
+def _kernel(name):
+    if name not in _KERNELS:
+        import numba
+
+        py = {"col": _colblock_py, "row": _rowblock_extrap_py}[name]
+        _KERNELS[name] = numba.njit(cache=True, nogil=True, fastmath=True)(py)
+    return _KERNELS[name]
+
+
+def compile_kernels() -> bool:
+    """Compile (or load from numba's cache) this module's kernels now, for float32 and float64,
+    rather than inside the first large fit; False without numba. Benchmarks call it so that
+    a one-off JIT cost is not counted as the solver's time or memory."""
+    if not HAVE_NUMBA:
+        return False
+    X = sp.random(4, 6, density=0.5, format="csr", random_state=0)
+    for dt in (np.float64, np.float32):
+        Xd = X.astype(dt)
+        W = np.ones((4, 2), dt)
+        colblock_cross(Xd, W, 0, 3, Xd.indptr[:-1].copy(), np.empty((3, 2), dt), True)
+        Ht, Dt = np.ones((6, 2), dt), np.zeros((6, 2), np.float32)
+        _kernel("row")(Xd.indptr, Xd.indices, Xd.data, Ht, Dt, 0.5, 0, 4, np.empty((4, 2), dt))
+    return True
+
+
+def colblock_cross(X, W, c0: int, c1: int, cursor, out, compiled: bool):
+    """(X[:, c0:c1]ᵀ W)ᵀ, shape (k, c1 − c0), for CSR X (n, m) and W (n, k).
+
+    ``compiled``: the numba kernel (X's indices sorted, ``cursor`` = a copy of
+    ``X.indptr[:-1]`` before the first block, blocks in increasing order; ``out`` a
+    (block, k) buffer whose first rows are returned, transposed); else scipy's column slice.
+    """
+    if compiled:
+        _kernel("col")(X.indptr, X.indices, X.data, W, c0, c1, cursor, out)
+        return out[: c1 - c0].T
+    return np.asarray(X[:, c0:c1].T @ W).T
+
+
+def _extrapolated(nx, F, D, beta: float, out=None):
+    """max(F + β·D, 0) with β·D in F's precision (the same numbers on every path and
+    backend), into ``out`` when given (which may be F itself). One buffer, no temporary."""
+    if nx.name == "torch":
+        step = D.to(F.dtype) * beta
+        out = F + step if out is None else out.add_(step)
+        return out.clamp_(min=0)
+    if out is F:  # F += β·D, through a buffer of the block's size
+        F += np.multiply(D, F.dtype.type(beta), dtype=F.dtype)
+    else:
+        out = np.multiply(D, F.dtype.type(beta), dtype=F.dtype, out=out)
+        out += F
+    return np.maximum(out, 0, out=out)
+
+
+def _store_step(nx, F, start, D):
+    """D ← F − start, rounded to D's dtype (float32)."""
+    if nx.name == "numpy":
+        np.subtract(F, start, out=D, casting="same_kind")
+    else:
+        D.copy_(F - start)
+
+
+class BlockedExtrapolation:
+    """Mixin for CoordinateDescent (Frobenius): ``_blocked_step()`` is one outer iteration.
+
+    Needs from the host: ``self.p``, ``self.Wt`` / ``self.Hc`` (k, N) factors,
+    ``self._cross_W`` / ``self._cross_H`` (whole products), ``self._n_sweeps(k, N)``,
+    ``self._run_sweeps(F, G, R, l1, l2, order, n_sweeps)`` (``order()`` → component
+    order), ``self._order``, l1/l2 weights, and the options ``beta0``, ``eta``, ``gamma``,
+    ``block_columns``.
+    """
+
+    def _init_blocked(self):
+        self._D = None  # (DW, DH): the last steps taken, float32, in the factors' layout
+        self._bf = None  # objective of the current iterate
+        self._bbeta = float(self.options["beta0"])
+        self._bbeta_max = 1.0
+
+    def _reset_blocked(self):
+        self._D = self._bf = None
+
+    def _block_columns(self, k: int, N: int) -> int:
+        nx = self.p.nx
+        B = self.options.get("block_columns")
+        if B is None:
+            if nx.name != "numpy" or not self.p.sparse:
+                return N  # one block: a dense X dwarfs the factors; GPUs want few kernels
+            B = max(512, _BLOCK_BYTES // (8 * max(k, 1)))
+        B = max(1, min(int(B), N))
+        B = -(-N // -(-N // B))  # balanced blocks
+        return min(N, -(-B // 128) * 128) if B > 128 else B
+
+    def _compiled_products(self) -> bool:
+        p = self.p
+        return (HAVE_NUMBA and self.options["kernel"] != "numpy" and p.nx.name == "numpy"
+                and p.sparse and p.X.has_sorted_indices and self.sample_major(p))
+
+    # ------------------------------------------------------------------ cross products
+    def _w_products(self, beta, B):
+        """(Ĥ Ĥᵀ, (r0, r1) → (X Ĥᵀ)ᵀ[:, r0:r1]) with Ĥ = max(H + β·D_H, 0)."""
+        p, nx = self.p, self.p.nx
+        Hc, DH = self.Hc, self._D[1]
+        k, m = Hc.shape
+        n = self.Wt.shape[1]
+        if self._compiled_products() and B < n and Hc.size * Hc.itemsize > _SMALL_BYTES:
+            # sparse X: Ĥ never stored; its Gram by blocks of features, X Ĥᵀ by blocks of rows
+            # (β = 0: Ĥ = H exactly, as H ≥ 0 and D is finite)
+            GE = None if beta else Hc @ Hc.T
+            for c0 in range(0, m, B) if beta else ():
+                Hb = _extrapolated(nx, Hc[:, c0:c0 + B], DH[:, c0:c0 + B], beta)
+                GE = Hb @ Hb.T if GE is None else GE + Hb @ Hb.T
+            X, out = p.X, np.empty((B, k), dtype=Hc.dtype)
+            Ht, Dt, kern = Hc.T, DH.T, _kernel("row")
+
+            def cross(r0, r1):
+                kern(X.indptr, X.indices, X.data, Ht, Dt, beta, r0, r1, out)
+                return out[: r1 - r0].T
+            return GE, cross
+        Hh = _extrapolated(nx, Hc, DH, beta) if beta else Hc
+        R = self._cross_W(Hh)
+        return Hh @ Hh.T, (lambda r0, r1: R) if B >= n else (lambda r0, r1: R[:, r0:r1])
+
+    def _h_products(self, B):
+        """(c0, c1) → (Wᵀ X)[:, c0:c1] for the current W."""
+        p = self.p
+        m = self.Hc.shape[1]
+        if B >= m:
+            return lambda c0, c1: self._cross_H(self.Wt)
+        if not p.sparse:
+            return lambda c0, c1: self.Wt @ p.X[:, c0:c1]
+        X, W = p.X, self.Wt.T  # (n, k), C-contiguous in the sample-major layout
+        compiled = self._compiled_products()
+        cursor = X.indptr[:-1].copy() if compiled else None
+        out = np.empty((B, W.shape[1]), dtype=W.dtype) if compiled else None
+        return lambda c0, c1: colblock_cross(X, W, c0, c1, cursor, out, compiled)
+
+    # ------------------------------------------------------------------ one iteration
+    def _sweep_blocks(self, F, D, G, cross, B, l1, l2, frozen, beta):
+        """F ← HALS sweeps from max(F + β·D, 0), block by block; D ← the step taken.
+        Returns (F Fᵀ, ⟨R, F⟩)."""
+        nx = self.p.nx
+        k, N = F.shape
+        n_sw = self._n_sweeps(k, N)
+        order_ = self._order(k, frozen)
+
+        def order():
+            return order_
+        gram, crs = None, 0.0
+        for c0 in range(0, N, B):
+            c1 = min(N, c0 + B)
+            whole = c0 == 0 and c1 == N
+            Fb = F if whole else F[:, c0:c1]
+            Db = D if whole else D[:, c0:c1]
+            R = cross(c0, c1)
+            save = nx.copy(Fb)
+            if beta:  # Fb ← max(save + β·Db, 0), in Fb's memory; frozen rows have D = 0
+                _extrapolated(nx, save, Db, beta, out=Fb)
+            self._run_sweeps(Fb, G, R, l1, l2, order, n_sw, compiled_single=True)
+            _store_step(nx, Fb, save, Db)
+            del save
+            S = Fb @ Fb.T
+            gram = S if gram is None else gram + S
+            crs += nx.vdot(R, Fb)
+        return gram, crs
+
+    def _one(self, beta):
+        """One outer iteration (W then H) from the extrapolated point; (WᵀW, HHᵀ, ⟨WᵀX, H⟩)."""
+        p = self.p
+        DW, DH = self._D
+        k, n = self.Wt.shape
+        m = self.Hc.shape[1]
+        Bw, Bh = self._block_columns(k, n), self._block_columns(k, m)
+        GE, cross = self._w_products(beta, Bw)
+        GW, _ = self._sweep_blocks(self.Wt, DW, GE, cross, Bw, self.l1W, self.l2W, p.frozen_W,
+                                   beta)
+        del cross
+        GH, crs = self._sweep_blocks(self.Hc, DH, GW, self._h_products(Bh), Bh, self.l1H,
+                                     self.l2H, p.frozen_H, beta)
+        return GW, GH, crs
+
+    def _blocked_step(self):
+        nx, o = self.p.nx, self.options
+        if self._D is None:
+            f32 = np.dtype(np.float32)
+            if nx.name == "numpy":  # the factors' layout: a block of D is a block of memory
+                self._D = tuple(np.zeros(F.shape, f32, order="C" if F.flags.c_contiguous else "F")
+                                for F in (self.Wt, self.Hc))
+            else:
+                self._D = (nx.zeros(self.Wt.shape, f32), nx.zeros(self.Hc.shape, f32))
+        beta = self._bbeta if self._bf is not None else 0.0
+        GW, GH, crs = self._one(beta)
+        f = self._frobenius_objective(crs, nx.vdot(GW, GH), self.Wt.T, self.Hc)
+        if beta:
+            if f <= self._bf:  # extrapolation paid: bolder next time
+                self._bbeta = min(self._bbeta_max, beta * o["gamma"])
+            else:  # restart from the current point without extrapolation
+                self._bbeta_max = beta
+                self._bbeta = beta / o["eta"]
+                for F, D in ((self.Wt, self._D[0]), (self.Hc, self._D[1])):
+                    F -= D  # the current point, restored from the step just taken
+                    nx.clip_min(F, 0, out=F)
+                GW, GH, crs = self._one(0.0)
+                f = self._frobenius_objective(crs, nx.vdot(GW, GH), self.Wt.T, self.Hc)
+        self._bf = f
+        return f
