@@ -6,8 +6,9 @@ The rule, in order:
 * β = 2 (Frobenius): ``"cd"`` with both accelerations on (repeated sweeps and
   extrapolation with restart: ``auto_options``; plain ``solver="cd"`` keeps them off for
   scikit-learn's trajectory). In docs/benchmarks.md it reached scikit-learn's 200-iteration
-  objective first on every Frobenius workload (round 3: dense W1 10.8×, sparse TF-IDF W2
-  4.5–8.4×, ORL faces W4 5.2×); ANLS was second on W1 (1.8×) and far slower on sparse X
+  objective first on every Frobenius workload (round 4: dense W1 11.1×, sparse TF-IDF W2
+  3.0–7.0×, ORL faces W4 4.6×; round 3, before extrapolation was made memory-lean: 10.8×,
+  4.5–8.4×, 5.2×); ANLS was second on W1 (1.8×) and far slower on sparse X
   and W4 (0.4–0.6×); PGD never reached
   the target within its time cap. The measurements showed no k- or density-dependence that
   would pick another solver, so the rule has none.
