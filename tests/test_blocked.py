@@ -126,3 +126,9 @@ def test_initialize_h_order_f_same_values():
         W1, H1 = initialize(X, 5, init=init, random_state=0)
         W2, H2 = initialize(X, 5, init=init, random_state=0, h_order="F")
         assert H2.flags.f_contiguous and np.array_equal(H1, H2) and np.array_equal(W1, W2)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "128", True])
+def test_block_columns_validated(bad):
+    with pytest.raises(ValueError, match="block_columns"):
+        NMF(3, solver="auto", max_iter=2, solver_options={"block_columns": bad}).fit(_sparse())

@@ -102,6 +102,12 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             raise ValueError(
                 f"solver_options['kernel'] must be 'auto', 'numba' or 'numpy', got {kern!r}."
             )
+        B = self.options["block_columns"]
+        if B is not None and (isinstance(B, bool) or not isinstance(B, (int, np.integer))
+                              or B < 1):
+            raise ValueError(
+                f"solver_options['block_columns'] must be None or a positive integer, got {B!r}."
+            )
         if p.beta == 1.0:
             self._setup_kl()
 
