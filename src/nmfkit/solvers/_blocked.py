@@ -120,16 +120,13 @@ def colblock_cross(X, W, c0: int, c1: int, cursor, out, compiled: bool):
 
 def _extrapolated(nx, F, D, beta: float, out=None):
     """max(F + β·D, 0) with β·D in F's precision (the same numbers on every path and
-    backend), into ``out`` when given (which may be F itself). One buffer, no temporary."""
+    backend), into ``out`` (not F) when given: no temporary."""
     if nx.name == "torch":
         step = D.to(F.dtype) * beta
-        out = F + step if out is None else out.add_(step)
+        out = F + step if out is None else out.copy_(step).add_(F)
         return out.clamp_(min=0)
-    if out is F:  # F += β·D, through a buffer of the block's size
-        F += np.multiply(D, F.dtype.type(beta), dtype=F.dtype)
-    else:
-        out = np.multiply(D, F.dtype.type(beta), dtype=F.dtype, out=out)
-        out += F
+    out = np.multiply(D, F.dtype.type(beta), dtype=F.dtype, out=out)
+    out += F
     return np.maximum(out, 0, out=out)
 
 
@@ -147,18 +144,16 @@ class BlockedExtrapolation:
     Needs from the host: ``self.p``, ``self.Wt`` / ``self.Hc`` (k, N) factors,
     ``self._cross_W`` / ``self._cross_H`` (whole products), ``self._n_sweeps(k, N)``,
     ``self._run_sweeps(F, G, R, l1, l2, order, n_sweeps)`` (``order()`` → component
-    order), ``self._order``, l1/l2 weights, and the options ``beta0``, ``eta``, ``gamma``,
-    ``block_columns``.
+    order), ``self._order``, l1/l2 weights, and the options ``eta``, ``gamma``,
+    ``block_columns``. β and the current objective are the Extrapolation mixin's state
+    (``_beta``, ``_beta_max``, ``_f``: the host calls ``_init_extrapolation`` first).
     """
 
     def _init_blocked(self):
         self._D = None  # (DW, DH): the last steps taken, float32, in the factors' layout
-        self._bf = None  # objective of the current iterate
-        self._bbeta = float(self.options["beta0"])
-        self._bbeta_max = 1.0
 
     def _reset_blocked(self):
-        self._D = self._bf = None
+        self._D = self._f = None
 
     def _block_columns(self, k: int, N: int) -> int:
         nx = self.p.nx
@@ -268,19 +263,19 @@ class BlockedExtrapolation:
                                 for F in (self.Wt, self.Hc))
             else:
                 self._D = (nx.zeros(self.Wt.shape, f32), nx.zeros(self.Hc.shape, f32))
-        beta = self._bbeta if self._bf is not None else 0.0
+        beta = self._beta if self._f is not None else 0.0
         GW, GH, crs = self._one(beta)
         f = self._frobenius_objective(crs, nx.vdot(GW, GH), self.Wt.T, self.Hc)
         if beta:
-            if f <= self._bf:  # extrapolation paid: bolder next time
-                self._bbeta = min(self._bbeta_max, beta * o["gamma"])
+            if f <= self._f:  # extrapolation paid: bolder next time
+                self._beta = min(self._beta_max, beta * o["gamma"])
             else:  # restart from the current point without extrapolation
-                self._bbeta_max = beta
-                self._bbeta = beta / o["eta"]
+                self._beta_max = beta
+                self._beta = beta / o["eta"]
                 for F, D in ((self.Wt, self._D[0]), (self.Hc, self._D[1])):
                     F -= D  # the current point, restored from the step just taken
                     nx.clip_min(F, 0, out=F)
                 GW, GH, crs = self._one(0.0)
                 f = self._frobenius_objective(crs, nx.vdot(GW, GH), self.Wt.T, self.Hc)
-        self._bf = f
+        self._f = f
         return f
