@@ -22,9 +22,10 @@ changes is what is stored:
   independent: each block gets only its slice of the cross product. For sparse X, Wᵀ X[:, b]
   comes from a compiled kernel that walks each CSR row with a cursor (all blocks together
   read X once, no copy), and X Ĥᵀ for a block of rows from a kernel that forms Ĥ entry by
-  entry, never stored; Ĥ Ĥᵀ is summed over feature blocks. Without numba, or for dense X or
-  torch (one block: a dense X dwarfs the factors; GPUs want few kernels), Ĥ is formed whole
-  and the products come from scipy / BLAS / torch.
+  entry, never stored; Ĥ Ĥᵀ is summed over feature blocks. Without numba the same blocks
+  come from scipy's slices of X (a copy of one block of X at a time; slower, the same
+  memory). For dense X or torch (one block: a dense X dwarfs the
+  factors; GPUs want few kernels), Ĥ is formed whole and the products come from BLAS / torch.
 
 Measured (docs/benchmarks.md, W6, tf-idf 11314×39116, 1.0M non-zeros): k=50 peak RSS
 67.4 → 45.5 MiB, k=10 25.3 → 23.1 MiB; iterations to scikit-learn's objective unchanged
@@ -178,23 +179,46 @@ class BlockedExtrapolation:
         Hc, DH = self.Hc, self._D[1]
         k, m = Hc.shape
         n = self.Wt.shape[1]
-        if self._compiled_products() and B < n and Hc.size * Hc.itemsize > _SMALL_BYTES:
-            # sparse X: Ĥ never stored; its Gram by blocks of features, X Ĥᵀ by blocks of rows
-            # (β = 0: Ĥ = H exactly, as H ≥ 0 and D is finite)
-            GE = None if beta else Hc @ Hc.T
-            for c0 in range(0, m, B) if beta else ():
-                Hb = _extrapolated(nx, Hc[:, c0:c0 + B], DH[:, c0:c0 + B], beta)
-                GE = Hb @ Hb.T if GE is None else GE + Hb @ Hb.T
-            X, out = p.X, np.empty((B, k), dtype=Hc.dtype)
-            Ht, Dt, kern = Hc.T, DH.T, _kernel("row")
+        lean = (p.sparse and nx.name == "numpy" and self.sample_major(p) and B < n
+                and Hc.size * Hc.itemsize > _SMALL_BYTES)
+        if not lean:
+            Hh = _extrapolated(nx, Hc, DH, beta) if beta else Hc
+            R = self._cross_W(Hh)
+            return Hh @ Hh.T, (lambda r0, r1: R) if B >= n else (lambda r0, r1: R[:, r0:r1])
+        # sparse X: Ĥ is never stored whole. Its Gram by blocks of features; X Ĥᵀ by blocks
+        # of rows, from the compiled kernel (Ĥ formed entry by entry; β = 0: Ĥ = H exactly,
+        # as H ≥ 0 and D is finite) or, without it, from scipy's slices of the block's rows
+        # by blocks of features (Ĥ's block formed again for each block of rows)
+        compiled = self._compiled_products()
 
+        def h_block(c0):
+            if not beta:
+                return Hc[:, c0:c0 + B]
+            return _extrapolated(nx, Hc[:, c0:c0 + B], DH[:, c0:c0 + B], beta)
+
+        GE = Hc @ Hc.T if not beta else None
+        for c0 in range(0, m, B) if beta else ():
+            Hb = h_block(c0)
+            GE = Hb @ Hb.T if GE is None else GE + Hb @ Hb.T
+        X = p.X
+        if not compiled:
             def cross(r0, r1):
-                kern(X.indptr, X.indices, X.data, Ht, Dt, beta, r0, r1, out)
-                return out[: r1 - r0].T
+                Xr, out = X[r0:r1], None
+                for c0 in range(0, m, B):
+                    Rb = np.asarray(Xr[:, c0:c0 + B] @ h_block(c0).T)
+                    if out is None:
+                        out = Rb
+                    else:
+                        out += Rb
+                return out.T
             return GE, cross
-        Hh = _extrapolated(nx, Hc, DH, beta) if beta else Hc
-        R = self._cross_W(Hh)
-        return Hh @ Hh.T, (lambda r0, r1: R) if B >= n else (lambda r0, r1: R[:, r0:r1])
+        out = np.empty((B, k), dtype=Hc.dtype)
+        Ht, Dt, kern = Hc.T, DH.T, _kernel("row")
+
+        def cross(r0, r1):
+            kern(X.indptr, X.indices, X.data, Ht, Dt, beta, r0, r1, out)
+            return out[: r1 - r0].T
+        return GE, cross
 
     def _h_products(self, B):
         """(c0, c1) → (Wᵀ X)[:, c0:c1] for the current W."""
