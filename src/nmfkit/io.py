@@ -115,7 +115,7 @@ def read_matrix(path, *, fmt: str | None = None, transpose: bool = False,
                 header: bool | None = None, row_names: bool | None = None,
                 text_weighting: str = "tfidf", max_features: int | None = None,
                 stop_words: str | None = None, min_df: int = 1, vocabulary=None, idf=None,
-                dtype=np.float64) -> Dataset:
+                dtype=np.float64, text_options: dict | None = None) -> Dataset:
     """Read a data matrix from ``path`` into a :class:`Dataset`.
 
     Parameters
@@ -130,6 +130,8 @@ def read_matrix(path, *, fmt: str | None = None, transpose: bool = False,
     vocabulary, idf : for text input, reuse a fitted vocabulary (and TF-IDF weights, as kept in
         ``Dataset.extra["idf"]``) so new documents map onto a model's features
     dtype : float dtype of the result
+    text_options : dict, optional, more text settings: ``max_df``, ``doc_sep`` (a line that
+        separates documents), ``encoding`` (see :mod:`nmfkit.text`)
 
     Returns
     -------
@@ -150,7 +152,7 @@ def read_matrix(path, *, fmt: str | None = None, transpose: bool = False,
         ds.fmt = fmt
     else:
         ds = _read_text(path, text_weighting, max_features, stop_words, min_df, dtype,
-                        vocabulary, idf)
+                        vocabulary, idf, **(text_options or {}))
     ds.source = str(path)
     if ds.X.ndim != 2 or min(ds.X.shape) == 0:
         raise ValueError(f"{str(path)!r} holds an array of shape {ds.X.shape}; a non-empty "
@@ -264,43 +266,19 @@ def _read_mtx(path, dtype) -> Dataset:
 
 
 def _read_text(path, weighting, max_features, stop_words, min_df, dtype, vocabulary=None,
-               idf=None) -> Dataset:
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+               idf=None, *, max_df=1.0, doc_sep=None, encoding=None) -> Dataset:
+    """Text documents (see :mod:`nmfkit.text`) → a TF-IDF / count Dataset with its vocabulary."""
+    from .text import read_documents, vectorize
 
     if weighting not in ("tfidf", "counts"):
         raise ValueError(f"unknown text weighting {weighting!r}; use tfidf or counts")
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        docs = [p.read_text(encoding="utf-8", errors="replace") for p in files]
-        names = [p.name for p in files]
-    else:
-        with _open_text(path) as fh:
-            docs = [line.strip() for line in fh if line.strip()]
-        names = [f"doc{i}" for i in range(len(docs))]
-    if not docs:
-        raise ValueError(f"no documents found in {str(path)!r}; give a folder of text files "
-                         "or a file with one document per line")
-    if vocabulary is not None:
-        vec = CountVectorizer(vocabulary=list(vocabulary), dtype=dtype)
-    else:
-        vec = CountVectorizer(max_features=max_features, stop_words=stop_words, min_df=min_df,
-                              dtype=dtype)
-    try:
-        X = vec.fit_transform(docs)
-    except ValueError as exc:  # empty vocabulary
-        raise ValueError(f"cannot build a vocabulary from {str(path)!r}: {exc}") from None
-    extra = {}
-    if weighting == "tfidf":
-        tf = TfidfTransformer()
-        if idf is not None:
-            tf.fit(X[:1])
-            tf.idf_ = np.asarray(idf, dtype=np.float64)
-        else:
-            tf.fit(X)
-        X = tf.transform(X).astype(dtype)
-        extra["idf"] = tf.idf_.tolist()
-    return Dataset(X=X.tocsr(), row_names=names, feature_names=list(vec.get_feature_names_out()),
-                   fmt="text", extra=extra)
+    docs, names = read_documents(path, doc_sep=doc_sep, encoding=encoding)
+    X, vocab, idf_out = vectorize(docs, weighting=weighting, stop_words=stop_words,
+                                  min_df=min_df, max_df=max_df, max_features=max_features,
+                                  vocabulary=vocabulary, idf=idf, dtype=dtype,
+                                  source=repr(str(path)))
+    extra = {"idf": idf_out} if idf_out is not None else {}
+    return Dataset(X=X, row_names=names, feature_names=vocab, fmt="text", extra=extra)
 
 
 # ------------------------------------------------------------------------------ writing
