@@ -17,7 +17,7 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _extensions, _fit
+from . import _extensions, _fit, _topics
 from ._validation import (
     check_init_factor,
     check_magnitude,
@@ -142,9 +142,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     components_ : ndarray (n_components, n_features), the factor H.
     n_components_ : int
     reconstruction_err_ : float, ‖X − WH‖_F for Frobenius, else √(2·D_β(X‖WH)).
+    explained_variance_ : float, 1 − ‖X − WH‖²_F / ‖X − 1μᵀ‖²_F (μ the column means) of the
+        fitted data; set by fits without a mask or missing values (nmfkit extension).
     n_iter_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str, when X has feature names.
+    feature_names_ : list of str, the feature names (e.g. a vocabulary) kept in a model file
+        and restored by :func:`nmfkit.load`; :meth:`top_features` uses them.
     loss_curve_ : list of float, the objective (loss + penalties) at each recorded iteration.
     history_ : dict with "n_iter", "objective" and "time" lists.
     stop_reason_ : str, why the fit stopped ("tol", "max_iter", "max_time", "callback",
@@ -273,6 +277,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         W, H, n_iter = self._fit_transform(X, W=W, H=H)
         self.reconstruction_err_ = beta_divergence(X, W, H, self._beta_loss, square_root=True)
+        self.explained_variance_ = _topics.fitted_explained_variance(
+            X, W, H, self.reconstruction_err_, self._beta_loss)
         self.n_components_ = H.shape[0]
         self.components_ = H
         self.n_iter_ = n_iter
@@ -311,6 +317,26 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Map coefficients back to data space: X @ components_."""
         check_is_fitted(self)
         return X @ self.components_
+
+    def top_features(self, n=10, feature_names=None):
+        """The ``n`` heaviest features of each component (for text: the top words).
+
+        Parameters
+        ----------
+        n : int, default=10
+            Features per component (those of weight 0 are left out).
+        feature_names : sequence of str of length n_features, optional
+            Default: ``feature_names_in_`` (a DataFrame's columns), else ``feature_names_``
+            (the names kept in a model file), else ``feature_<j>``.
+
+        Returns
+        -------
+        :class:`nmfkit._topics.TopFeatures`
+            A table with columns component, rank (1 = heaviest), feature, weight (the entry of
+            ``components_``); ``.words(c)``, ``.to_csv(path)``, ``.to_dict()``,
+            ``.to_pandas()``.
+        """
+        return _topics.top_features_of(self, n, feature_names)
 
     def save(self, path, *, feature_names=None, metadata=None):
         """Write the fitted model to a safe ``.npz`` file; read it with :func:`nmfkit.load`.

@@ -237,6 +237,8 @@ def load(path, *, _metadata_only: bool = False):
     model.n_components_, model.n_features_in_ = k, m
     if meta.get("feature_names_in") is not None:
         model.feature_names_in_ = np.array(meta["feature_names_in"], dtype=object)
+    if meta.get("feature_names") is not None:  # e.g. a text model's vocabulary
+        model.feature_names_ = [str(f) for f in meta["feature_names"]]
     if meta.get("class") == "MiniBatchNMF" and hasattr(model, "_check_params"):
         # derived settings transform needs (_n_components, _beta_loss, _transform_max_iter)
         with warnings.catch_warnings():
