@@ -19,10 +19,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _extensions, _fit, _topics
 from ._validation import (
+    check_finite_params,
     check_init_factor,
     check_magnitude,
     check_non_negative,
     check_zeros_for_beta,
+    split_masked_array,
 )
 from .backends import _is_torch_tensor, get_backend
 from .init import initialize, rank_without_custom_start
@@ -262,6 +264,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         mask : None, or a boolean / non-negative weight matrix of X's shape (dense or
             sparse): fit only the entries with weight > 0, weighted (see nmfkit.masked).
         """
+        X, mask = split_masked_array(X, mask, type(self).__name__)
         if mask is not None or self.missing_values is not None:
             from .masked import fit_transform_masked
 
@@ -287,6 +290,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         """The coefficients W of X for the learned components (H fixed)."""
         check_is_fitted(self)
+        X, _ = split_masked_array(X, None, f"{type(self).__name__}.transform", allow_mask=False)
         if self.missing_values is not None:
             from .masked import transform_masked
 
@@ -306,7 +310,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             check_non_negative(X, f"{type(self).__name__} (input X)")
         fitted = {k: getattr(self, k) for k in self._fitted_attributes() if hasattr(self, k)}
         try:
-            W, *_ = self._fit_transform(X, H=self.components_, update_H=False)
+            H = self.components_
+            if isinstance(H, np.ndarray) and H.dtype != X.dtype:
+                H = H.astype(X.dtype)  # the model's parts in the precision of the new data
+            W, *_ = self._fit_transform(X, H=H, update_H=False)
         finally:
             # transform must not change what fit learned
             for k, v in fitted.items():
@@ -316,6 +323,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def inverse_transform(self, X):
         """Map coefficients back to data space: X @ components_."""
         check_is_fitted(self)
+        k = self.components_.shape[0]
+        shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+        if len(shape) != 2 or shape[1] != k:
+            raise ValueError(
+                f"inverse_transform takes coefficients W of shape (n_samples, {k}) (the "
+                f"model has {k} components); got shape {shape}. Pass the output of "
+                "transform.")
         return X @ self.components_
 
     def top_features(self, n=10, feature_names=None):
@@ -359,6 +373,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ internals
+    def _validate_params(self):
+        """scikit-learn's declarative checks, then finiteness and range of every number."""
+        super()._validate_params()
+        check_finite_params(self)
+
     @staticmethod
     def _fitted_attributes():
         return ("loss_curve_", "history_", "stop_reason_")
@@ -537,6 +556,7 @@ def non_negative_factorization(
         **nmfkit_params,
     )
     est._validate_params()
+    X, _ = split_masked_array(X, None, "non_negative_factorization", allow_mask=False)
     if est.missing_values is not None:  # fit the observed entries only (nmfkit.masked)
         from .masked import factorization_masked
 

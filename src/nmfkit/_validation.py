@@ -10,7 +10,144 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
 
-__all__ = ["check_non_negative", "check_init_factor", "check_zeros_for_beta"]
+__all__ = ["check_non_negative", "check_init_factor", "check_zeros_for_beta",
+           "check_finite_params", "check_ranks", "check_methods", "BETA_RANGE", "MAX_WEIGHT"]
+
+#: the β-divergences nmfkit fits: beyond |β| = 10, X**β over- or underflows for ordinary data
+#: (the literature uses β in [0, 2], occasionally up to 3)
+BETA_RANGE = (-10.0, 10.0)
+#: the largest penalty weight accepted: beyond it weight × ‖W‖ overflows (float32 first), and
+#: a weight that large sets the factor to zero anyway
+MAX_WEIGHT = 1e30
+#: parameters that are penalty weights (checked against MAX_WEIGHT)
+_WEIGHTS = ("alpha_W", "alpha_H", "graph_weight")
+
+
+def _is_real(value) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_finite_params(est) -> None:
+    """Every numeric parameter of ``est`` finite and in range, before any work is done.
+
+    scikit-learn's declarative constraints accept any real ``beta_loss`` (NaN, inf, 1e6) and
+    any finite weight (1e308, whose scaled value overflows). This closes those gaps for every
+    estimator and the public function, naming the parameter, the value and what is allowed.
+    """
+    params = est.get_params(deep=False)
+    whom = type(est).__name__
+    for name, value in params.items():
+        if name == "missing_values":  # a marker (NaN marks a missing entry), not a number
+            continue
+        if _is_real(value) and not np.isfinite(float(value)):
+            raise ValueError(f"The {name!r} parameter of {whom} must be a finite number; got "
+                             f"{value!r}.")
+    beta = params.get("beta_loss")
+    if _is_real(beta) and not BETA_RANGE[0] <= float(beta) <= BETA_RANGE[1]:
+        raise ValueError(
+            f"The 'beta_loss' parameter of {whom} must lie in [{BETA_RANGE[0]:g}, "
+            f"{BETA_RANGE[1]:g}]; got {beta!r}. Beyond it X**beta overflows; the usual losses "
+            "are 2 ('frobenius'), 1 ('kullback-leibler') and 0 ('itakura-saito').")
+    for name in _WEIGHTS:
+        value = params.get(name)
+        if _is_real(value) and float(value) > MAX_WEIGHT:
+            raise ValueError(f"The {name!r} parameter of {whom} must be at most "
+                             f"{MAX_WEIGHT:g}; got {value!r}. A weight that large sets the "
+                             "factor to zero and overflows the objective.")
+    if "device" in params:
+        check_device(params["device"], params.get("backend"), whom)
+    for pen in params.get("penalties") or ():
+        weight = getattr(pen, "weight", None)
+        if _is_real(weight) and float(weight) > MAX_WEIGHT:
+            raise ValueError(f"The penalty {type(pen).__name__} on {pen.factor} in "
+                             f"'penalties' of {whom} has weight {weight!r}; it must be at most "
+                             f"{MAX_WEIGHT:g} (a weight that large overflows the objective).")
+
+
+_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+
+def check_device(device, backend, whom: str) -> None:
+    """``device`` names a torch device ("cpu", "cuda", "cuda:1", ...) and only with torch."""
+    if device is None:
+        return
+    if type(device).__name__ == "device" and type(device).__module__.startswith("torch"):
+        text = str(device)
+    elif isinstance(device, str):
+        text = device.strip().lower()
+    else:
+        raise TypeError(f"The 'device' parameter of {whom} must be a str such as 'cuda', "
+                        f"'cuda:1' or 'cpu' (or a torch.device); got {device!r}.")
+    kind, _, index = text.partition(":")
+    if kind not in _DEVICE_TYPES or (index and not index.isdigit()):
+        raise ValueError(f"The 'device' parameter of {whom} must be a torch device such as "
+                         f"'cuda', 'cuda:1' or 'cpu'; got {device!r}.")
+    if backend == "numpy" and kind != "cpu":
+        raise ValueError(f"{whom}(backend='numpy', device={device!r}): the numpy backend runs "
+                         "on the CPU only; use backend='torch' for a GPU, or drop device.")
+
+
+def split_masked_array(X, mask, whom: str, *, allow_mask: bool = True):
+    """A numpy masked array's mask becomes the fit's mask (masked = missing), never dropped.
+
+    Also turns a mask given as nested lists into an array. Where no mask can be honoured
+    (``allow_mask=False``), a masked array with masked entries is refused with the fix.
+    """
+    if isinstance(X, np.ma.MaskedArray):
+        hidden = np.ma.getmaskarray(X)
+        data = np.ma.getdata(X)
+        if not hidden.any():
+            X = data
+        elif not allow_mask:
+            raise ValueError(
+                f"X passed to {whom} is a numpy masked array with {int(hidden.sum())} masked "
+                "entries, and this call cannot leave entries out; fill them "
+                "(X.filled(value)), or fit with a mask: fit(X.data, mask=~X.mask).")
+        elif mask is not None:
+            raise ValueError(
+                f"X passed to {whom} is a numpy masked array and a mask was given too; pass "
+                "one of them (masked entries are treated as missing).")
+        else:
+            X = np.where(hidden, 0, data)
+            mask = ~hidden
+    if mask is not None and not sp.issparse(mask) and not hasattr(mask, "shape"):
+        try:
+            mask = np.asarray(mask, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"mask passed to {whom} must be an array of booleans or "
+                            f"non-negative weights of X's shape; got {type(mask).__name__} "
+                            "that is not numeric.") from None
+    return X, mask
+
+
+def check_ranks(ks, name: str = "ks") -> list:
+    """Candidate ranks: a non-empty iterable of integers ≥ 1 (2.5 or "3" are refused)."""
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise TypeError(f"{name} must be an iterable of integer ranks (e.g. range(2, 9)); got "
+                        f"{ks!r}.")
+    ks = list(ks)
+    bad = [k for k in ks if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool))
+           and not (_is_real(k) and np.isfinite(k) and float(k).is_integer())]
+    if bad:
+        raise ValueError(f"{name} must hold integer ranks; got {bad[:3]!r}.")
+    return [int(k) for k in ks]
+
+
+def check_methods(methods, known, name: str = "methods") -> tuple:
+    """A collection of method names; a single string is one name, not its characters."""
+    if isinstance(methods, str):
+        methods = (methods,)
+    try:
+        methods = tuple(methods)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of names among {list(known)}; got "
+                        f"{methods!r}.") from None
+    wrong = [m for m in methods if not isinstance(m, str)]
+    if wrong:
+        raise TypeError(f"{name} must hold names (str) among {list(known)}; got {wrong[:3]!r}.")
+    return methods
 
 
 def check_non_negative(X, whom: str) -> None:
@@ -36,6 +173,11 @@ def check_non_negative(X, whom: str) -> None:
 
 def check_init_factor(A, shape, whom: str):
     """Validate a user-given W or H: 2-D, finite, right shape, non-negative, not all zero."""
+    if A is None:
+        raise ValueError(
+            f"{whom} is None: init='custom' starts from your W and H, so pass both "
+            "(fit_transform(X, W=W0, H=H0)), and update_H=False needs H; or choose another "
+            "init, e.g. init='nndsvda'.")
     A = check_array(A, input_name=whom)
     if shape[0] != "auto" and A.shape[0] != shape[0]:
         raise ValueError(

@@ -67,7 +67,12 @@ from ._minibatch_steps import (
     mu_solve_W,
     step_free,
 )
-from ._validation import check_non_negative, check_zeros_for_beta
+from ._validation import (
+    check_finite_params,
+    check_non_negative,
+    check_zeros_for_beta,
+    split_masked_array,
+)
 from .backends import _is_torch_tensor
 from .losses import beta_divergence, beta_loss_to_float
 from .masked import weighted_divergence
@@ -321,12 +326,19 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return to_caller(nx, W, host)
 
     def _validate_X(self, X, mask, reset):
+        # a numpy masked array's masked entries are missing entries (never silently dropped)
+        X, mask = split_masked_array(X, mask, type(self).__name__)
         return validate_X(self, X, mask, reset)
 
     def _init_factors(self, X, W, H, obs):
         return init_factors(self, X, W, H, obs)
 
     # ------------------------------------------------------------------ internals
+    def _validate_params(self):
+        """scikit-learn's declarative checks, then finiteness and range of every number."""
+        super()._validate_params()
+        check_finite_params(self)
+
     def _check_params(self, X):
         self._n_components = self.n_components
         if self._n_components is None:

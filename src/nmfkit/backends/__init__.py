@@ -73,6 +73,13 @@ def get_backend(*arrays, backend: str | None = None, device=None):
                 "backend='numpy' was given torch tensors; pass numpy arrays (X.cpu().numpy()) "
                 "or use backend='torch' (or None, which follows the input)."
             )
+        if device is not None and str(device).strip().lower() != "cpu":
+            # a GPU asked for must be honoured or refused, never silently run on the CPU
+            raise ValueError(
+                f"device={str(device)!r} needs the torch backend, but the fit runs on numpy "
+                "(numpy/scipy input and backend not 'torch'); pass backend='torch' "
+                '(pip install "nmfkit[torch]"), or drop device.'
+            )
         return _NUMPY
     if backend == "torch":
         if "torch" in _REGISTRY:
