@@ -1,0 +1,372 @@
+"""Independent oracles for every update rule, on numpy alone.
+
+Each test recomputes one step of a solver from its mathematical definition — a scalar
+minimiser from scipy, a closed form, the KKT conditions, a dense weighted formula, a scripted
+objective sequence — never from another code path of nmfkit. A differential test (dense vs
+sparse, numpy vs torch) cannot see an error that both paths share; these can. Each check is
+sized so that a plausible wrong step (a halved Newton step, a missing safeguard, an inverted
+stopping comparison, an unweighted masked update) fails it.
+"""
+
+import numpy as np
+import pytest
+import scipy.optimize as so
+import scipy.sparse as sp
+
+from nmfkit._fit import run
+from nmfkit.backends import get_backend
+from nmfkit.masked import observed_entries
+from nmfkit.nnls import hals_sweep, nnls_bpp
+from nmfkit.solvers import SOLVERS, Problem
+from nmfkit.solvers._kl_kernels import kl_cd_update
+
+KERNELS = ["numpy", "numba"]
+
+
+def _use_numba(kernel):
+    if kernel == "numba":
+        pytest.importorskip("numba")
+        return True
+    return False
+
+
+# ------------------------------------------------------------------ KL coordinate descent
+def _kl_problem(seed, k=3, n=5, m=14, others=1.0):
+    """F (k, n), B (k, m), X (n, m) CSR with positive stored values (about 60% stored)."""
+    rng = np.random.RandomState(seed)
+    B = rng.uniform(0.1, 2.0, (k, m))
+    F = rng.uniform(0.2, 1.5, (k, n)) * others
+    X = rng.gamma(2.0, 1.0, (n, m))
+    X[rng.rand(n, m) < 0.4] = 0.0
+    X[:, 0] += 0.5  # every row has a stored value
+    return np.ascontiguousarray(F), B, sp.csr_matrix(X)
+
+
+def _kl_phi(X, F, B, t, i, l1, l2):
+    """The one-variable objective of F[t, i] with every other entry fixed (constants dropped):
+    φ(w) = Σ_{j ∈ nz(X_i)} −X_ij log(r_j + w B_tj) + w (Σ_j B_tj + l1) + ½ l2 w²."""
+    row = X.getrow(i)
+    j, x = row.indices, row.data
+    r = F[:, i] @ B[:, j] - F[t, i] * B[t, j]
+    b = B[t, j]
+    c = B[t].sum() + l1
+
+    def phi(w):
+        arg = r + w * b
+        if np.any(arg <= 0):
+            return np.inf
+        return float(-(x * np.log(arg)).sum() + w * c + 0.5 * l2 * w * w)
+
+    def derivs(w):
+        wh = r + w * b
+        return c + l2 * w - (x * b / wh).sum(), l2 + (x * b * b / wh**2).sum()
+
+    return phi, derivs
+
+
+def _kl_call(F, B, X, t, l1, l2, steps, kernel):
+    kl_cd_update(F, B, X, B.sum(1), l1, l2, [t], steps, 1e-300, _use_numba(kernel))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("l1, l2", [(0.0, 0.0), (0.3, 0.0), (0.0, 2.0), (0.2, 0.7), (40.0, 0.0)])
+def test_kl_cd_coordinate_step_reaches_the_scalar_minimiser(kernel, l1, l2):
+    """A few Newton steps on one coordinate land on scipy's minimiser of the same φ
+    (l1 = 40 puts the minimiser of some rows at the bound 0). Quadratic convergence makes
+    8 steps exact to 1e-9; a damped (e.g. halved) step would leave ~2⁻⁸ of the gap."""
+    F, B, X = _kl_problem(1)
+    t = 1
+    F0 = F.copy()
+    _kl_call(F, B, X, t, l1, l2, 8, kernel)
+    np.testing.assert_array_equal(np.delete(F, t, 0), np.delete(F0, t, 0))  # others untouched
+    for i in range(F.shape[1]):
+        phi, _ = _kl_phi(X, F0, B, t, i, l1, l2)
+        ref = so.minimize_scalar(phi, bounds=(0.0, 50.0), method="bounded",
+                                 options={"xatol": 1e-13, "maxiter": 2000}).x
+        if ref < 1e-9:  # minimiser at the bound: φ'(0) ≥ 0
+            assert F[t, i] <= 1e-9
+        else:
+            assert F[t, i] == pytest.approx(ref, rel=1e-7), (i, F[t, i], ref)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kl_cd_one_newton_step_is_exactly_newton(kernel):
+    """One step from below the minimiser (where φ'' decreases, so the step never overshoots
+    and the safeguard is silent) is w − φ'(w)/φ''(w), exactly."""
+    F, B, X = _kl_problem(2, others=0.3)
+    t = 0
+    F0 = F.copy()
+    # start each row's coordinate at 0.6 × its (interior) minimiser
+    for i in range(F.shape[1]):
+        phi, _ = _kl_phi(X, F0, B, t, i, 0.1, 0.5)
+        F0[t, i] = 0.6 * so.minimize_scalar(phi, bounds=(0, 50), method="bounded",
+                                            options={"xatol": 1e-12}).x
+    F = F0.copy()
+    _kl_call(F, B, X, t, 0.1, 0.5, 1, kernel)
+    for i in range(F.shape[1]):
+        _, derivs = _kl_phi(X, F0, B, t, i, 0.1, 0.5)
+        g, h = derivs(F0[t, i])
+        assert g < 0
+        assert F[t, i] == pytest.approx(F0[t, i] - g / h, rel=1e-12)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kl_cd_safeguard_far_start_never_increases_phi(kernel):
+    """From 5× above the minimiser, with the other components nearly zero, the raw Newton
+    step lands below zero; clipped at w = 0 the objective would rise (log of the tiny rest
+    of WH). The safeguard halves the step until φ does not increase: every single step is a
+    descent step, and the sequence still reaches scipy's minimiser."""
+    F, B, X = _kl_problem(3, others=1e-4)
+    t = 2
+    n = F.shape[1]
+    phis = [_kl_phi(X, F, B, t, i, 0.0, 0.0)[0] for i in range(n)]
+    refs = [so.minimize_scalar(p, bounds=(1e-12, 1e3), method="bounded",
+                               options={"xatol": 1e-13, "maxiter": 2000}).x for p in phis]
+    F[t] = 5.0 * np.array(refs)
+    raw_overshoots = 0
+    for i in range(n):
+        g, h = _kl_phi(X, F, B, t, i, 0.0, 0.0)[1](F[t, i])
+        raw_overshoots += F[t, i] - g / h < 0
+    assert raw_overshoots == n  # the test really exercises the safeguard
+    assert all(phis[i](0.0) > phis[i](F[t, i]) for i in range(n))  # and w = 0 is worse
+    prev = [phis[i](F[t, i]) for i in range(n)]
+    for _ in range(40):
+        _kl_call(F, B, X, t, 0.0, 0.0, 1, kernel)
+        cur = [phis[i](F[t, i]) for i in range(n)]
+        for a, b in zip(prev, cur):
+            assert b <= a + 1e-12 * abs(a)
+        prev = cur
+    np.testing.assert_allclose(F[t], refs, rtol=1e-7)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kl_cd_sweep_over_all_components_matches_sequential_scalar_minimisation(kernel):
+    """A full sweep (order 2, 0, 1) minimises each coordinate in turn with the ones already
+    updated in place — Gauss–Seidel, not Jacobi."""
+    F, B, X = _kl_problem(4)
+    ref = F.copy()
+    order = [2, 0, 1]
+    for t in order:
+        for i in range(F.shape[1]):
+            phi, _ = _kl_phi(X, ref, B, t, i, 0.05, 0.1)
+            ref[t, i] = so.minimize_scalar(phi, bounds=(0, 50), method="bounded",
+                                           options={"xatol": 1e-13, "maxiter": 2000}).x
+    kl_cd_update(F, B, X, B.sum(1), 0.05, 0.1, order, 12, 1e-300, _use_numba(kernel))
+    np.testing.assert_allclose(F, ref, rtol=1e-7, atol=1e-10)
+
+
+# ------------------------------------------------------------------ HALS
+def _ls_problem(seed, k=4, n=7, m=30):
+    rng = np.random.RandomState(seed)
+    U = rng.rand(k, m)
+    Mx = rng.rand(m, n) * 2.0
+    F = rng.rand(k, n)
+    return U, Mx, F
+
+
+def _hals_closed_form(U, Mx, F, t, l1, l2):
+    """argmin over F[t] ≥ 0 of ½‖Mx − Uᵀ F‖² + l1 ΣF + ½ l2‖F‖², from the residual."""
+    resid = Mx - U.T @ F + np.outer(U[t], F[t])  # what component t has to explain
+    return np.maximum(0.0, (U[t] @ resid - l1) / (U[t] @ U[t] + l2))
+
+
+@pytest.mark.parametrize("l1, l2", [(0.0, 0.0), (0.5, 0.0), (0.0, 3.0), (2.0, 1.0)])
+def test_hals_sweep_is_sequential_exact_column_minimisation(l1, l2):
+    U, Mx, F = _ls_problem(0)
+    ref = F.copy()
+    for t in [3, 1, 0, 2]:
+        ref[t] = _hals_closed_form(U, Mx, ref, t, l1, l2)
+    hals_sweep(F, U @ U.T, U @ Mx, l1, l2, order=[3, 1, 0, 2])
+    np.testing.assert_allclose(F, ref, rtol=1e-12, atol=1e-14)
+    assert (F == 0).any()  # the bound is active somewhere: the projection is checked too
+
+
+@pytest.mark.parametrize("l1, l2", [(0.0, 0.0), (2.0, 1.0)])
+def test_hals_numba_kernel_one_sweep_is_the_closed_form(l1, l2):
+    pytest.importorskip("numba")
+    from nmfkit.solvers._hals_kernel import hals_inner_sweeps
+
+    U, Mx, F = _ls_problem(1, n=300)  # more than one block of columns
+    ref = F.copy()
+    for t in range(4):
+        ref[t] = _hals_closed_form(U, Mx, ref, t, l1, l2)
+    hals_inner_sweeps(F, U @ U.T, U @ Mx, l1, l2, None, 1, 0.0)
+    np.testing.assert_allclose(F, ref, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ BPP
+def _ill_conditioned(seed, k, cond):
+    """U (k, m) with singular values from 1 down to 1/√cond: G = UUᵀ has condition ``cond``."""
+    rng = np.random.RandomState(seed)
+    m = 3 * k
+    Q1, _ = np.linalg.qr(rng.randn(k, k))
+    Q2, _ = np.linalg.qr(rng.randn(m, k))
+    s = np.logspace(0, -0.5 * np.log10(cond), k)
+    return (Q1 * s) @ Q2.T
+
+
+@pytest.mark.parametrize("cond", [1e2, 1e6, 1e10])
+@pytest.mark.parametrize("l1, l2", [(0.0, 0.0), (0.05, 0.0), (0.0, 1e-3)])
+def test_bpp_meets_the_kkt_conditions_on_ill_conditioned_grams(cond, l1, l2):
+    k, n = 8, 60
+    U = _ill_conditioned(0, k, cond)
+    rng = np.random.RandomState(1)
+    Mx = rng.randn(U.shape[1], n)  # mixed signs: many variables at the bound
+    G, R = U @ U.T, U @ Mx
+    F = nnls_bpp(G, R, l1, l2)
+    Ga = G + l2 * np.eye(k)
+    Y = Ga @ F - (R - l1)  # gradient
+    scale = np.abs(Ga).max() * np.abs(F).max(0) + np.abs(R - l1).max(0)
+    tol = 1e-9 * scale
+    assert (F >= 0).all()
+    assert (Y >= -tol).all()  # dual feasibility
+    assert (np.abs(F * Y) <= tol * np.maximum(F, 1e-300)).all() or np.allclose(
+        F * Y, 0, atol=(tol * np.abs(F).max(0)).max())  # complementarity
+    free = F > 0
+    assert (np.abs(Y[free]) <= np.broadcast_to(tol, F.shape)[free]).all()  # stationarity
+    assert 0 < free.sum() < F.size  # both sets are non-trivial
+    # and no feasible point does better: scipy's NNLS on the same problem (no l1 / l2)
+    if l1 == 0 and l2 == 0:
+        q = lambda f: 0.5 * f @ G @ f - R[:, c] @ f  # noqa: E731
+        for c in range(0, n, 7):
+            ref = so.nnls(U.T, Mx[:, c])[0]
+            assert q(F[:, c]) <= q(ref) + 1e-9 * (abs(q(ref)) + 1)
+
+
+def test_bpp_against_scipy_nnls_with_l2_as_extra_rows():
+    """½‖M − Uᵀf‖² + ½ l2‖f‖² is least squares with √l2·I appended: scipy.optimize.nnls
+    solves it independently."""
+    U = _ill_conditioned(3, 6, 1e4)
+    Mx = np.random.RandomState(4).randn(U.shape[1], 25)
+    l2 = 0.01
+    F = nnls_bpp(U @ U.T, U @ Mx, 0.0, l2)
+    A = np.vstack([U.T, np.sqrt(l2) * np.eye(6)])
+    for c in range(25):
+        ref = so.nnls(A, np.concatenate([Mx[:, c], np.zeros(6)]))[0]
+        np.testing.assert_allclose(F[:, c], ref, rtol=1e-7, atol=1e-9)
+
+
+# ------------------------------------------------------------------ masked MU / ALS
+def _masked_problem(seed, n=9, m=11, k=3, beta=2.0, solver="masked_mu", options=None,
+                    update_H=True):
+    rng = np.random.RandomState(seed)
+    X = rng.gamma(2.0, 1.0, (n, m)) + 0.1
+    weights = rng.uniform(0.2, 3.0, (n, m))
+    weights[rng.rand(n, m) < 0.35] = 0.0  # unobserved
+    W0, H0 = rng.uniform(0.2, 1.2, (n, k)), rng.uniform(0.2, 1.2, (k, m))
+    obs = observed_entries(X, mask=weights)
+    p = Problem(X=obs.csr(), Xt=None, W=W0.copy(), H=H0.copy(), beta=beta,
+                nx=get_backend(X), M=obs, options=dict(options or {}), update_H=update_H)
+    return SOLVERS[solver](p), X, weights, W0, H0
+
+
+def _gamma_ref(beta):  # Févotte & Idier's majorisation exponent
+    return 1.0 / (2.0 - beta) if beta < 1 else (1.0 / (beta - 1.0) if beta > 2 else 1.0)
+
+
+@pytest.mark.parametrize("beta", [2.0, 1.0, 0.5, 0.0, 3.0])
+def test_masked_mu_step_equals_the_dense_weighted_update(beta):
+    s, X, Mw, W0, H0 = _masked_problem(0, beta=beta)
+    s.step()
+    g = _gamma_ref(beta)
+    WH = W0 @ H0
+    W1 = W0 * (((Mw * X * WH ** (beta - 2)) @ H0.T) / ((Mw * WH ** (beta - 1)) @ H0.T)) ** g
+    WH = W1 @ H0
+    H1 = H0 * ((W1.T @ (Mw * X * WH ** (beta - 2))) / (W1.T @ (Mw * WH ** (beta - 1)))) ** g
+    np.testing.assert_allclose(s.W, W1, rtol=1e-11)
+    np.testing.assert_allclose(s.H, H1, rtol=1e-11)
+
+
+def test_masked_objective_is_the_dense_weighted_divergence():
+    s, X, Mw, W0, H0 = _masked_problem(5)
+    assert s.objective() == pytest.approx(0.5 * (Mw * (X - W0 @ H0) ** 2).sum(), rel=1e-12)
+
+
+def test_masked_als_one_sweep_is_the_weighted_closed_form():
+    """One inner sweep: each coordinate of a row minimises Σ_j M_ij (X_ij − w·h_j)² exactly."""
+    s, X, Mw, W0, H0 = _masked_problem(1, solver="masked_als",
+                                       options={"inner_max_iter": 1, "inner_tol": 0.0},
+                                       update_H=False)
+    s.step()
+    ref = W0.copy()
+    for i in range(X.shape[0]):
+        for t in range(ref.shape[1]):
+            resid = X[i] - ref[i] @ H0 + ref[i, t] * H0[t]
+            ref[i, t] = max(0.0, (Mw[i] * H0[t]) @ resid / ((Mw[i] * H0[t]) @ H0[t]))
+    np.testing.assert_allclose(s.W, ref, rtol=1e-10)
+    np.testing.assert_array_equal(s.H, H0)  # update_H=False honoured
+
+
+def test_masked_als_inner_limit_is_weighted_nnls():
+    """Enough inner sweeps solve each row's weighted NNLS: scipy's nnls on √M-scaled rows."""
+    s, X, Mw, W0, H0 = _masked_problem(2, solver="masked_als",
+                                       options={"inner_max_iter": 3000, "inner_tol": 0.0},
+                                       update_H=False)
+    s.step()
+    for i in range(X.shape[0]):
+        sw = np.sqrt(Mw[i])
+        ref = so.nnls((H0 * sw).T, X[i] * sw)[0]
+        np.testing.assert_allclose(s.W[i], ref, rtol=1e-6, atol=1e-9)
+
+
+# ------------------------------------------------------------------ the stopping rule
+class _Scripted:
+    """A solver whose objective follows a script: f(n) after step n (f(0) at the start)."""
+
+    def __init__(self, f):
+        self.f, self.n = f, 0
+        self.W, self.H = np.ones((2, 1)), np.ones((1, 2))
+
+    def objective(self):
+        return self.f(self.n)
+
+    def step(self):
+        self.n += 1
+        return self.f(self.n)
+
+    def get_factors(self):
+        return self.W.copy(), self.H.copy()
+
+    def set_factors(self, W, H):
+        self.W, self.H = W, H
+
+    def finalize(self):
+        return self.W, self.H
+
+
+def _f_geometric(n):
+    """error e(n) = √(2 f) = 1 + 0.9ⁿ: e(0) = 2, and between checks 10 apart the error falls
+    by 0.9^(n−10)·(1 − 0.9¹⁰) ≈ 0.651·0.9^(n−10)."""
+    return 0.5 * (1.0 + 0.9**n) ** 2
+
+
+@pytest.mark.parametrize("tol, stop", [
+    (1e-2, 50),   # at 40: 0.651·0.9³⁰/2 = 0.0137 ≥ tol; at 50: 0.0048 < tol
+    (5e-2, 30),   # at 20: 0.1135 ≥ tol; at 30: 0.0396 < tol
+    (1e-3, 70),   # at 60: 0.0016 ≥ tol; at 70: 0.00057 < tol
+])
+def test_stopping_rule_exact_iteration_on_a_scripted_objective(tol, stop):
+    res = run(_Scripted(_f_geometric), tol=tol, max_iter=1000)
+    assert (res.n_iter, res.stop_reason, res.converged) == (stop, "tol", True)
+    assert res.history["n_iter"][-1] == stop
+    assert res.objective == pytest.approx(_f_geometric(stop))
+
+
+def test_stopping_rule_larger_tol_stops_sooner():
+    stops = [run(_Scripted(_f_geometric), tol=t, max_iter=1000).n_iter
+             for t in (1e-4, 1e-3, 1e-2, 1e-1)]
+    assert stops == sorted(stops, reverse=True) and len(set(stops)) == 4
+
+
+def test_stopping_rule_tol_zero_and_steady_progress_run_to_max_iter():
+    res = run(_Scripted(_f_geometric), tol=0, max_iter=123)
+    assert (res.n_iter, res.stop_reason, res.converged) == (123, "max_iter", False)
+    # a steady fall of 1% of e(0) per 10 iterations never meets tol = 1e-3
+    res = run(_Scripted(lambda n: 0.5 * (100.0 - 0.1 * n) ** 2), tol=1e-3, max_iter=200)
+    assert (res.n_iter, res.stop_reason, res.converged) == (200, "max_iter", False)
+
+
+def test_stopping_rule_stalled_or_rising_objective_stops_at_first_check():
+    for f in (lambda n: 2.0, lambda n: 2.0 + n):
+        res = run(_Scripted(f), tol=1e-4, max_iter=1000)
+        assert (res.n_iter, res.stop_reason) == (10, "tol")
