@@ -9,7 +9,8 @@
 
 Both return :class:`Ratings`: a sparse users × items matrix whose stored entries are the
 ratings (fit it with ``NMF(missing_values="unobserved")`` or :class:`nmfkit.recommend.RatingsNMF`),
-plus the original ids.
+plus the original ids and, when the titles file sits beside the ratings (``u.item``,
+``movies.dat``, ``movies.csv`` or RecBole's ``.item``), every item's title.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Ratings:
     user_ids, item_ids : ndarray, the original id of each row / column.
     rows, cols : ndarray (n_ratings,), the row and column of each rating, in file order.
     ratings, timestamps : ndarray (n_ratings,).
+    item_names : ndarray of str (n_items,) or None, the title of each column ("Toy Story
+        (1995)"; the id as text for an item the titles file lacks); None without a titles file.
     """
 
     X: sp.csr_matrix
@@ -46,6 +49,7 @@ class Ratings:
     cols: np.ndarray
     ratings: np.ndarray
     timestamps: np.ndarray
+    item_names: np.ndarray | None = None
 
     @property
     def shape(self):
@@ -107,7 +111,56 @@ def read_movielens(path) -> Ratings:
         users, items = table[:, 0], table[:, 1]
         ratings = table[:, 2].astype(float)
         stamps = table[:, 3].astype(float) if table.shape[1] > 3 else np.zeros(len(ratings))
-    return _build(users, items, ratings, stamps)
+    out = _build(users, items, ratings, stamps)
+    titles = _read_titles(f)
+    if titles:
+        out.item_names = np.array([titles.get(str(i), str(i)) for i in out.item_ids],
+                                  dtype=object)
+    return out
+
+
+def _titles_file(f: Path):
+    """The titles file beside a ratings file, or None."""
+    for name in (f.with_suffix(".item").name, "u.item", "movies.dat", "movies.csv"):
+        cand = f.parent / name
+        if cand.is_file() and cand != f:
+            return cand
+    return None
+
+
+def _read_titles(f: Path) -> dict:
+    """{item id as text: title} from the titles file beside ``f``; {} when there is none.
+
+    A malformed line is skipped (titles are labels, never data); an unreadable file gives {}.
+    """
+    t = _titles_file(f)
+    if t is None:
+        return {}
+    out = {}
+    try:
+        with open(t, encoding="utf-8" if t.suffix == ".csv" else "latin-1") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return {}
+    if t.suffix == ".item" and t.name != "u.item":  # RecBole: id, title, year, classes (tab)
+        for ln in lines[1:]:
+            parts = ln.split("\t")
+            if len(parts) >= 2 and parts[0]:
+                year = parts[2].strip() if len(parts) > 2 else ""
+                out[parts[0]] = f"{parts[1]} ({year})" if year else parts[1]
+    elif t.suffix == ".csv":  # movieId,title,genres with quoted titles
+        import csv
+
+        for row in csv.reader(lines[1:]):
+            if len(row) >= 2:
+                out[row[0]] = row[1]
+    else:  # u.item (|) and movies.dat (::): id, title, ...
+        sep = "|" if t.name == "u.item" else "::"
+        for ln in lines:
+            parts = ln.split(sep)
+            if len(parts) >= 2 and parts[0]:
+                out[parts[0]] = parts[1]
+    return out
 
 
 def _build(users, items, ratings, stamps) -> Ratings:
@@ -152,5 +205,11 @@ def movielens_100k_path() -> Path:
 
 
 def load_movielens_100k() -> Ratings:
-    """MovieLens-100k: 943 users × 1682 films, 100,000 ratings in 1..5, from RecBole's wheel."""
+    """MovieLens-100k: 943 users × 1682 films, 100,000 ratings in 1..5, from RecBole's wheel.
+
+    Returns
+    -------
+    Ratings, with ``item_names`` the film titles ("Toy Story (1995)") from the ``.item`` file
+    beside the ratings.
+    """
     return read_movielens(movielens_100k_path())

@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
+from ._topn import TopNMixin, popularity_scores, precision_at_n, top_n  # noqa: F401
 from .masked import Observed, observed_entries
 from .solvers.masked_als import _active, solve_rows
 
@@ -38,6 +39,8 @@ __all__ = [
     "cross_validate_observed",
     "heldout_error",
     "mae",
+    "popularity_scores",
+    "precision_at_n",
     "predict_entries",
     "rmse",
     "split_observed",
@@ -203,7 +206,7 @@ def cross_validate_observed(estimator, X, *, n_splits: int = 5, mask=None,
     return out
 
 
-class RatingsNMF(BaseEstimator):
+class RatingsNMF(TopNMixin, BaseEstimator):
     """Non-negative matrix factorisation of a partly observed ratings matrix, with biases.
 
     Parameters
@@ -230,6 +233,12 @@ class RatingsNMF(BaseEstimator):
         Clip predictions to this range.
     init_scale : float, default=0.1
         W and H start uniform in [0, init_scale] (biased) or at √(mean/k)·U(0.5, 1.5) (plain).
+    recommend_from : {"interactions", "ratings"}, default="interactions"
+        What :meth:`recommend` ranks by. "interactions": an NMF of rank ``n_components`` of
+        the 0/1 matrix of who rated what (fitted alongside the ratings model; the PureSVD-style
+        top-n model of Cremonesi et al. 2010), which finds the films a user will rate highly
+        far better than predicted ratings do (precision@10 on MovieLens-100k 0.24 vs 0.05,
+        popularity 0.13: docs/missing.md). "ratings": the predicted ratings.
     random_state : int, RandomState or None.
 
     Attributes
@@ -239,11 +248,16 @@ class RatingsNMF(BaseEstimator):
     global_mean_ : float, μ (0 when not biased).
     row_bias_ : ndarray (n_users,); col_bias_ : ndarray (n_items,) (zeros when not biased).
     n_iter_ : int; loss_curve_ : list of the objective after each sweep.
+    seen_ : scipy.sparse.csr_matrix (n_users, n_items) of bool, the entries fitted (rated).
+    item_count_ : ndarray (n_items,), ratings per item in the fitted data.
+    interaction_embedding_, interaction_components_ : ndarray (n_users, k), (k, n_items), the
+        NMF of the 0/1 rated matrix (``recommend_from="interactions"`` only; else None).
     """
 
     def __init__(self, n_components=15, *, biased=False, alpha=0.1, alpha_bias=None,
                  reg_weighting="count", max_iter=30, tol=1e-5, inner_max_iter=5,
-                 rating_range=None, init_scale=0.1, random_state=None):
+                 rating_range=None, init_scale=0.1, recommend_from="interactions",
+                 random_state=None):
         self.n_components = n_components
         self.biased = biased
         self.alpha = alpha
@@ -254,6 +268,7 @@ class RatingsNMF(BaseEstimator):
         self.inner_max_iter = inner_max_iter
         self.rating_range = rating_range
         self.init_scale = init_scale
+        self.recommend_from = recommend_from
         self.random_state = random_state
 
     # ---------------------------------------------------------------- fitting
@@ -329,7 +344,26 @@ class RatingsNMF(BaseEstimator):
         self.embedding_, self.components_ = W, np.ascontiguousarray(H.T)
         self.global_mean_, self.row_bias_, self.col_bias_ = mu, b, c
         self.n_features_in_ = m
+        self._fit_interactions(obs)
         return self
+
+    def _fit_interactions(self, obs: Observed) -> None:
+        """Who rated what (0/1) and, for top-n lists, an NMF of that matrix."""
+        keep = obs.weights > 0
+        ones = keep.astype(np.float64)
+        B = sp.csr_matrix((ones, obs.indices, obs.indptr), shape=obs.shape)
+        B.eliminate_zeros()
+        self.seen_ = B.astype(bool)
+        self.item_count_ = popularity_scores(B).astype(np.int64)
+        self.interaction_embedding_ = self.interaction_components_ = None
+        if self.recommend_from == "interactions":
+            from ._estimator import NMF
+
+            k = min(self.n_components, *B.shape)
+            nmf = NMF(k, init="nndsvd", max_iter=400, tol=1e-3,
+                      random_state=self.random_state)
+            self.interaction_embedding_ = nmf.fit_transform(B)
+            self.interaction_components_ = nmf.components_
 
     def _check(self):
         if not (isinstance(self.n_components, (int, np.integer)) and self.n_components >= 1):
@@ -338,6 +372,9 @@ class RatingsNMF(BaseEstimator):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v >= 0):
                 raise ValueError(f"{name} must be a float >= 0, got {v!r}.")
+        if self.recommend_from not in ("interactions", "ratings"):
+            raise ValueError(f"recommend_from must be 'interactions' or 'ratings', got "
+                             f"{self.recommend_from!r}.")
         if self.reg_weighting not in ("count", "none"):
             raise ValueError(
                 f"reg_weighting must be 'count' or 'none', got {self.reg_weighting!r}."

@@ -158,7 +158,7 @@ def cli():
 
 
 def _register() -> None:
-    from . import demo, fit, info, report, transform  # noqa: F401  (each registers itself)
+    from . import demo, fit, info, recommend, report, transform  # noqa: F401  (each registers)
 
     try:
         from . import rank  # noqa: F401  (needs nmfkit.selection)
