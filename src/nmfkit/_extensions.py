@@ -156,6 +156,17 @@ def check_backend(est, backend: str) -> None:
         )
 
 
+def user_and_graph_penalties(est, X, update_H: bool) -> list:
+    """The active Penalty objects from ``penalties=`` and ``graph=`` (a sample graph only when
+    W of the training samples is fitted: new samples in ``transform`` have no graph)."""
+    pens = _user_penalties(est, X)
+    if update_H:
+        pens += _graph_penalty(est, X)
+    else:  # new samples: the training sample graph does not apply to them
+        pens = [p for p in pens if not (isinstance(p, Graph) and p.factor == "W")]
+    return [p for p in pens if p.active]
+
+
 def prepare(est, X, W, H, update_H: bool) -> dict:
     """Keyword arguments for ``_fit.factorize`` from the estimator's extension parameters.
 
@@ -164,11 +175,7 @@ def prepare(est, X, W, H, update_H: bool) -> dict:
     ``solver_options``. When H is fixed (``transform``), sample graphs, smoothing and frozen
     rows do not apply: the fixed H already is the (smoothed) model.
     """
-    pens = _user_penalties(est, X)
-    if update_H:
-        pens += _graph_penalty(est, X)
-    else:  # new samples: the training sample graph does not apply to them
-        pens = [p for p in pens if not (isinstance(p, Graph) and p.factor == "W")]
+    pens = user_and_graph_penalties(est, X, update_H)
     options = dict(est.solver_options or {})
     targets = {"sparseness_W": est.sparseness_W, "sparseness_H": est.sparseness_H}
     if any(v is not None for v in targets.values()):
@@ -188,7 +195,7 @@ def prepare(est, X, W, H, update_H: bool) -> dict:
             "(floats in [0, 1])."
         )
     return {
-        "penalties": [p for p in pens if p.active],
+        "penalties": pens,
         "frozen_H": _frozen(est, X, H, update_H),
         "smoothing": float(est.smoothness) if update_H else 0.0,
         "solver_options": options or None,

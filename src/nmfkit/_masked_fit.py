@@ -29,13 +29,15 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------- the fit path
-def resolve_masked_solver(name: str, beta: float, penalties=()):
+def resolve_masked_solver(name: str, beta: float, penalties=(), backend: str = "numpy"):
     """The masked solver class for ``name``: itself when it honours masks, else the masked
-    variant registered for it (``masked_for``), else get_solver's error naming those that do."""
+    variant registered for it (``masked_for``), else get_solver's error naming those that do.
+    ``"auto"`` follows the one rule of ``nmfkit.solvers._auto``."""
     from .solvers import SOLVERS, get_solver
+    from .solvers._auto import resolve_solver
 
     if name == "auto":
-        name = "masked_als" if beta == 2.0 else "masked_mu"
+        name = resolve_solver(beta, penalties=penalties, backend=backend, masked=True)
     cls = SOLVERS.get(name)
     if cls is not None and not getattr(cls, "masks", False):
         variants = [n for n, c in sorted(SOLVERS.items())
@@ -50,7 +52,40 @@ def resolve_masked_solver(name: str, beta: float, penalties=()):
             )
         if fitting:
             name = fitting[0]
-    return get_solver(name, beta=beta, penalties=penalties, sparse=True, masked=True)
+    return get_solver(name, beta=beta, penalties=penalties, sparse=True, masked=True,
+                      backend=backend)
+
+
+def _refuse_unmasked_extensions(est, X, update_H: bool) -> None:
+    """Say which extension parameters cannot run on observed entries, instead of ignoring
+    them: nsNMF's smoothing and Hoyer's sparseness targets have no masked solver, and a k-NN
+    graph cannot be built from rows with missing entries."""
+    if float(est.smoothness or 0.0) > 0 and update_H:
+        raise ValueError(
+            f"smoothness={est.smoothness!r} (nsNMF) cannot be combined with a mask or "
+            "missing values: no masked solver fits X ≈ W S H. Use penalties (alpha_W/alpha_H, "
+            "l1_ratio=1) for sparser parts, or impute X first (nmfkit.NMFImputer)."
+        )
+    used = [n for n in ("sparseness_W", "sparseness_H") if getattr(est, n, None) is not None]
+    if used:
+        raise ValueError(
+            f"{', '.join(used)} (Hoyer's constraint, solver='nmfsc') cannot be combined with a "
+            "mask or missing values: nmfsc has no masked variant. Use penalties "
+            "(alpha_W/alpha_H with l1_ratio=1) for a soft sparseness."
+        )
+    if (update_H and isinstance(est.graph, str) and float(est.graph_weight) > 0
+            and _has_nan(X)):
+        raise ValueError(
+            f"graph={est.graph!r} builds a k-NN graph from the rows of X, which has missing "
+            "entries; give the sample affinity yourself (graph=an (n_samples, n_samples) "
+            "matrix) or fit complete data with a mask."
+        )
+
+
+def _has_nan(X) -> bool:
+    from .backends import get_backend
+
+    return not get_backend(X).isfinite_all(X)  # X is validated: only NaN can be non-finite
 
 
 def initialize_masked(obs: Observed, k: int, init, random_state):
@@ -96,10 +131,10 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
 
     from sklearn.utils import check_random_state
 
-    from . import _fit
+    from . import _extensions, _fit
     from .backends import get_backend
     from .penalties import sklearn_penalties
-    from .solvers import Problem
+    from .solvers import SOLVERS, Problem
 
     beta = est._beta_loss
     on_torch = nx is not None and nx.name == "torch"
@@ -109,8 +144,16 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
             "diverge. Please add small values to X, or use a positive beta_loss."
         )
     penalties = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *obs.shape)
-    name = "mu" if (on_torch and est.solver == "auto") else est.solver
-    cls = resolve_masked_solver(name, beta, penalties)
+    _refuse_unmasked_extensions(est, X, update_H)
+    extra = _extensions.user_and_graph_penalties(est, X, update_H)
+    penalties = [*penalties, *extra]
+    try:
+        cls = resolve_masked_solver(est.solver, beta, penalties,
+                                    backend="torch" if on_torch else "numpy")
+    except ValueError:
+        if not on_torch:
+            raise
+        cls = resolve_masked_solver(est.solver, beta, penalties)  # explained just below
     if on_torch and "torch" not in cls.backends:
         raise ValueError(
             f"solver {est.solver!r} with a mask or missing values runs {cls.name!r}, which has "
@@ -149,6 +192,17 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
             H = torch.as_tensor(H, dtype=dt, device=dev)
         else:
             W, H = initialize_masked(obs, k, est.init, est.random_state)
+    frozen_H = ()
+    if est.frozen_components is not None and update_H:
+        if not cls.supports_frozen:
+            ok = sorted(n for n, c in SOLVERS.items()
+                        if getattr(c, "masks", False) and c.supports_frozen
+                        and c.supports_beta(beta))
+            raise ValueError(
+                f"solver {est.solver!r} with a mask or missing values runs {cls.name!r}, which "
+                f"cannot keep frozen_components fixed; masked solvers that can: {ok}."
+            )
+        frozen_H = _extensions.apply_frozen(est.frozen_components, H)
     pen_W = [p for p in penalties if p.factor == "W"]
     pen_H = [p for p in penalties if p.factor == "H"]
     # extreme data is fitted at unit scale, as in the unmasked path (nmfkit._fit.factorize):
@@ -172,6 +226,7 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
         penalties_H=pen_H,
         update_W=True, update_H=update_H, rng=check_random_state(est.random_state),
         shuffle=est.shuffle, options=dict(est.solver_options or {}), M=obs,
+        frozen_H=frozen_H,
     )
     problem.options.pop("allow_tf32", None)  # read by the torch backend
     with nx.compute_context() if on_torch else contextlib.nullcontext():

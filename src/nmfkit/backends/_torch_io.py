@@ -194,19 +194,14 @@ def _factor_on(nx, A, shape, dtype, device, whom):
 
 
 # ------------------------------------------------------------------------------- fit
-def _auto_solver(est) -> str:
-    """``solver="auto"`` on torch, the numpy rule among the solvers that run here: "cd" for
-    Frobenius and KL (KL: only with L1/L2 penalties, which its Newton kernel takes), else "mu"."""
-    from ..penalties import has_hals_form
+def _auto_solver(est, X, penalties) -> str:
+    """``solver="auto"`` on torch: the one rule of ``nmfkit.solvers._auto`` for this
+    backend, given the penalties known so far."""
+    from ..solvers._auto import resolve_solver
 
-    beta = est._beta_loss
-    if beta == 2.0:
-        return "cd"
-    if beta != 1.0:
-        return "mu"
-    graph = est.graph is not None and est.graph_weight > 0
-    other = [p for p in (est.penalties or []) if not has_hals_form(p)]
-    return "mu" if graph or other else "cd"
+    return resolve_solver(est._beta_loss, sparse=TorchBackend.issparse(X),
+                          n_components=est._n_components, penalties=penalties,
+                          backend="torch")
 
 
 def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
@@ -220,9 +215,12 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     opts = dict(est.solver_options or {})
     solver = est.solver
     if solver == "auto":
+        from ..penalties import Penalty
         from ..solvers._auto import auto_options
 
-        solver = est._solver = _auto_solver(est)
+        known = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *X.shape)
+        known += [p for p in (est.penalties or []) if isinstance(p, Penalty)]
+        solver = est._solver = _auto_solver(est, X, known)
     nx = TorchBackend(device=nx.device, allow_tf32=bool(opts.pop("allow_tf32", False)))
     if host_input:
         from .._validation import check_non_negative, check_zeros_for_beta
@@ -292,7 +290,8 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     ext = _extensions.prepare(est, Xd, Wd, Hd, update_H)
     penalties = [*penalties, *ext.pop("penalties")]
     opts = {k: v for k, v in (ext.pop("solver_options") or {}).items() if k != "allow_tf32"}
-    if est.solver == "auto":
+    if est.solver == "auto":  # again, now that the graph penalty is known too
+        solver = est._solver = _auto_solver(est, Xd, penalties)
         opts = {**auto_options(solver, est._beta_loss), **opts}
     # n_init > 1: run 0 from (Wd, Hd), runs 1.. from init="random" with seeds drawn from
     # random_state (as nmfkit._restarts.fit_n_init on numpy), frozen rows kept in every start

@@ -17,6 +17,8 @@ The rule, in order:
 * any other β: ``"mu"``, the only solver for those losses.
 * a penalty or backend the preferred solver cannot honour: the first solver in the
   preference order (cd, anls, pgd, mu) that honours everything.
+* a mask or missing values: masked ALS (Frobenius), then masked CD, then masked MU (any β,
+  graph penalties, torch), the first that honours everything.
 """
 
 from __future__ import annotations
@@ -26,11 +28,17 @@ from ._base import SOLVERS
 __all__ = ["resolve_solver", "auto_options"]
 
 _PREFERENCE = ("cd", "anls", "pgd", "mu")
+# with a mask: exact per-row least squares first (Frobenius), then coordinate descent, then
+# masked multiplicative updates (any β, every penalty with an MU form, torch)
+_MASKED_PREFERENCE = ("masked_als", "masked_cd", "masked_mu")
 
 
 def resolve_solver(beta: float, *, sparse: bool = False, n_components=None, penalties=(),
-                   backend: str = "numpy") -> str:
+                   backend: str = "numpy", masked: bool = False) -> str:
     """The solver ``"auto"`` stands for, given the loss, the input and the penalties.
+
+    The one rule for every path (numpy, torch, masked): the first solver of the preference
+    order that handles the loss, the backend, sparse input, the mask and every penalty.
 
     Parameters
     ----------
@@ -40,22 +48,28 @@ def resolve_solver(beta: float, *, sparse: bool = False, n_components=None, pena
         so that a measured k-dependence can be added without changing callers).
     penalties : the Penalty objects of the fit.
     backend : the backend's name.
+    masked : bool, whether only some entries are observed (a mask or missing values).
 
     Returns
     -------
-    str, a registered solver name.
+    str, a registered solver name (when nothing honours everything, the preferred one, so
+    that ``get_solver`` explains what is unsupported and what would be).
     """
     first = "cd" if float(beta) in (1.0, 2.0) else "mu"
     order = (first, *[s for s in _PREFERENCE if s != first])
+    if masked:
+        order = _MASKED_PREFERENCE
     for name in order:
         cls = SOLVERS.get(name)
         if cls is None or not cls.supports_beta(beta) or backend not in cls.backends:
             continue
-        if sparse and not cls.sparse:
+        if (sparse or masked) and not cls.sparse:
             continue
-        if all(name in p.solvers for p in penalties):
+        if masked and not cls.masks:
+            continue
+        if all(cls.supports_penalty(p, beta) for p in penalties):
             return name
-    return first  # get_solver then explains what is unsupported
+    return order[0] if not masked else ("masked_als" if float(beta) == 2.0 else "masked_mu")
 
 
 def auto_options(name: str, beta: float) -> dict:

@@ -146,8 +146,9 @@ class Solver:
         return frobenius_from_grams(self.p.sq_norm_X, cross, gram) + self.p.penalty_value(W, H)
 
     @classmethod
-    def supports_penalty(cls, pen) -> bool:
-        """Whether this solver honours the penalty object ``pen``."""
+    def supports_penalty(cls, pen, beta: float | None = None) -> bool:
+        """Whether this solver honours the penalty object ``pen`` (for the loss ``beta``,
+        where a solver's support depends on it; None: for some loss it handles)."""
         return cls.name in pen.solvers
 
     @classmethod
@@ -248,8 +249,10 @@ def get_solver(name: str, *, beta: float, beta_param=None, penalties=(), sparse=
             " ('cd' and 'mu' switch to their masked variants automatically)."
         )
     for pen in penalties:
-        if not cls.supports_penalty(pen):
-            ok = sorted(n for n, c in SOLVERS.items() if c.supports_penalty(pen))
+        if not cls.supports_penalty(pen, beta):
+            ok = sorted(n for n, c in SOLVERS.items()
+                        if c.supports_penalty(pen, beta) and c.supports_beta(beta)
+                        and (c.masks or not masked) and backend in c.backends)
             raise ValueError(
                 f"solver {name!r} cannot honour the penalty {type(pen).__name__} on "
                 f"{pen.factor}; solvers that can: {ok}."

@@ -87,6 +87,16 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         "kernel": "auto",  # KL and inner sweeps: "auto" (numba when installed) or "numpy"
     }
 
+    @classmethod
+    def supports_penalty(cls, pen, beta: float | None = None) -> bool:
+        """Frobenius HALS takes every penalty with HALS terms; the KL Newton kernel only the
+        separable L1/L2 ones."""
+        from ..penalties import has_hals_form
+
+        if beta is not None and float(beta) == 1.0:
+            return has_hals_form(pen)
+        return super().supports_penalty(pen, beta)
+
     def setup(self):
         p = self.p
         self._init_layout()

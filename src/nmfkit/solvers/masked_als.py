@@ -206,7 +206,7 @@ class MaskedALS(Solver):
         self.l1H, self.l2H, _ = split_hals(p.penalties_H)
 
     @classmethod
-    def supports_penalty(cls, pen) -> bool:
+    def supports_penalty(cls, pen, beta=None) -> bool:
         return has_hals_form(pen)
 
     @property

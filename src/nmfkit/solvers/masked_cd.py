@@ -37,6 +37,7 @@ class MaskedCD(ComponentMajorSolver):
     monotone = True
     masks = True
     masked_for = ()  # reached by name; "cd" maps to masked_als
+    supports_frozen = True
     multiplicative = False
     default_options = {"inner_max_iter": 1}
 
@@ -55,15 +56,18 @@ class MaskedCD(ComponentMajorSolver):
         self.l1H, self.l2H, _ = split_hals(p.penalties_H)
 
     @classmethod
-    def supports_penalty(cls, pen) -> bool:
+    def supports_penalty(cls, pen, beta=None) -> bool:
         return has_hals_form(pen)
 
-    def _sweep(self, F, other, own_idx, other_idx, R, l1, l2):
+    def _sweep(self, F, other, own_idx, other_idx, R, l1, l2, frozen=()):
         """One pass over the components of F (k, N) with the other factor (k, N_other)
-        fixed; R (the residual at the observations) is updated in place."""
+        fixed; R (the residual at the observations) is updated in place. Frozen components
+        are skipped (never written)."""
         N = F.shape[1]
         w = self.w
         for t in range(F.shape[0]):
+            if t in frozen:
+                continue
             ot = other[t, other_idx]
             wot = w * ot
             a = np.bincount(own_idx, weights=wot * ot, minlength=N)
@@ -84,9 +88,11 @@ class MaskedCD(ComponentMajorSolver):
         R = (self.x - sampled_product(obs, self.Wt.T, self.Hc)).astype(np.float64)
         if p.update_W:
             for _ in range(sweeps):
-                self._sweep(self.Wt, self.Hc, obs.rows, obs.indices, R, self.l1W, self.l2W)
+                self._sweep(self.Wt, self.Hc, obs.rows, obs.indices, R, self.l1W, self.l2W,
+                            p.frozen_W)
         if p.update_H:
             for _ in range(sweeps):
-                self._sweep(self.Hc, self.Wt, obs.indices, obs.rows, R, self.l1H, self.l2H)
+                self._sweep(self.Hc, self.Wt, obs.indices, obs.rows, R, self.l1H, self.l2H,
+                            p.frozen_H)
         loss = 0.5 * float(np.dot(self.w, R * R))
         return loss + p.penalty_value(self.W, self.H)

@@ -73,6 +73,7 @@ class MaskedMU(Solver):
     monotone = True
     masks = True
     masked_for = ("mu",)
+    supports_frozen = True
     multiplicative = True
 
     backends = frozenset({"numpy", "torch"})
@@ -94,7 +95,7 @@ class MaskedMU(Solver):
         self.Xo = p.X  # the observed structure (CSR), shared by every quotient matrix
 
     @classmethod
-    def supports_penalty(cls, pen) -> bool:
+    def supports_penalty(cls, pen, beta=None) -> bool:
         return "mu" in pen.solvers
 
     def _csr(self, data):
@@ -114,7 +115,7 @@ class MaskedMU(Solver):
             return self.wx / y, self.w
         return self.wx * y ** (beta - 2.0), self.w * y ** (beta - 1.0)
 
-    def _finish(self, F, num, den, pen_F, penalties, transposed):
+    def _finish(self, F, num, den, pen_F, penalties, transposed, frozen=()):
         nx = self.p.nx
         num, den = MultiplicativeUpdate._add_penalties(num, den, pen_F, penalties, transposed)
         den = nx.where(den <= 0, self.p.eps, den)
@@ -123,6 +124,11 @@ class MaskedMU(Solver):
             num **= self.gamma
         if nx.name == "numpy":
             num = num.astype(F.dtype, copy=False)
+        for t in frozen:  # a factor of exactly 1 leaves a frozen component bit-identical
+            if transposed:
+                num[:, t] = 1
+            else:
+                num[t] = 1
         F *= num
 
     def step(self):
@@ -132,7 +138,7 @@ class MaskedMU(Solver):
             Ht = p.H.T
             num = nx.matmul(self._csr(q), Ht)
             den = nx.matmul(self._csr(r), Ht)
-            self._finish(p.W, num, den, p.W.T, p.penalties_W, True)
+            self._finish(p.W, num, den, p.W.T, p.penalties_W, True, p.frozen_W)
         if p.update_H:
             q, r = self._quotients(p.W, p.H)
             if nx.name == "numpy":
@@ -141,7 +147,7 @@ class MaskedMU(Solver):
             else:  # dense @ CSR: Xᵀ's structure is computed once and cached by the backend
                 num = nx.matmul(p.W.T, self._csr(q))
                 den = nx.matmul(p.W.T, self._csr(r))
-            self._finish(p.H, num, den, p.H, p.penalties_H, False)
+            self._finish(p.H, num, den, p.H, p.penalties_H, False, p.frozen_H)
 
     def objective(self) -> float:
         p = self.p
