@@ -15,13 +15,25 @@ a fix; a sparse input is never densified.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import pathlib
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+
+from ._file_checks import (
+    DECODE_ERRORS,
+    check_mtx_header,
+    check_npy,
+    check_npz,
+    decode_error,
+    open_text,
+)
 
 __all__ = ["Dataset", "read_matrix", "write_factors", "write_matrix", "write_json",
            "json_safe", "parse_image_shape", "read_pgm", "read_ldac", "FORMATS"]
@@ -84,8 +96,11 @@ def _guess_format(path: pathlib.Path) -> str:
         return ext
     if ext in ("txt", "text", "dat"):
         # a numeric table or one document per line: look at the first line
-        with _open_text(path) as fh:
-            first = fh.readline()
+        try:
+            with open_text(path) as fh:
+                first = fh.readline()
+        except DECODE_ERRORS as exc:
+            raise decode_error(path, exc) from None
         cells = first.replace("\t", " ").replace(",", " ").split()
         numeric = sum(_is_number(c) for c in cells)
         if cells and numeric >= max(1, len(cells) - 1):
@@ -164,12 +179,39 @@ def read_matrix(path, *, fmt: str | None = None, transpose: bool = False,
     return ds
 
 
+def _rows(path, delim):
+    """The non-empty rows of a table as lists of cells (decoded strictly, see _file_checks).
+
+    A ``.csv`` whose first line has more semicolons than commas is read as the European
+    style (``;`` between cells, ``,`` as the decimal mark) instead of one column of text.
+    """
+    try:
+        with open_text(path) as fh:
+            if delim is None:
+                rows = [line.split() for line in fh if line.strip()]
+            else:
+                text = fh.read()
+                first = next((line for line in text.splitlines() if line.strip()), "")
+                if delim == "," and first.count(";") > first.count(","):
+                    delim = ";"
+                rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+                        if any(c.strip() for c in r)]
+    except DECODE_ERRORS as exc:
+        raise decode_error(path, exc) from None
+    except csv.Error as exc:
+        raise ValueError(f"cannot read {str(path)!r} as a table ({exc}); check that it is a "
+                         "CSV/TSV text file") from None
+    if any("\x00" in c for r in rows[:50] for c in r):
+        raise ValueError(f"{str(path)!r} holds binary data (NUL bytes), not a text table; "
+                         "give the right file or its --format")
+    if delim == ";":
+        rows = [[c.replace(",", ".") if _is_number(c.replace(",", ".")) else c for c in r]
+                for r in rows]
+    return rows
+
+
 def _read_table(path, delim, header, row_names, dtype) -> Dataset:
-    with _open_text(path) as fh:
-        if delim is None:
-            rows = [line.split() for line in fh if line.strip()]
-        else:
-            rows = [r for r in csv.reader(fh, delimiter=delim) if any(c.strip() for c in r)]
+    rows = _rows(path, delim)
     if not rows:
         raise ValueError(f"{str(path)!r} is empty; it needs at least one row of numbers")
     if header is None:
@@ -179,9 +221,14 @@ def _read_table(path, delim, header, row_names, dtype) -> Dataset:
     body = rows[1:] if header else rows
     if not body:
         raise ValueError(f"{str(path)!r} has a header but no data rows")
-    if row_names is None:
-        row_names = any(not _is_number(r[0]) for r in body) or (
-            names is not None and len(names) == len(body[0]) - 1)
+    guessed = row_names is None
+    if guessed:
+        # labels when most of the first column is text (a few bad cells in a numeric first
+        # column are data errors, reported below, never a reason to drop the column), when
+        # the header is one cell shorter, or when the header's first cell is empty
+        non_numeric = sum(not _is_number(r[0]) for r in body)
+        row_names = (2 * non_numeric > len(body) or len(body[0]) > 1 and names is not None
+                     and (len(names) == len(body[0]) - 1 or names[0] == ""))
     start = 1 if row_names else 0
     width = len(body[0])
     first_line = 2 if header else 1
@@ -190,6 +237,8 @@ def _read_table(path, delim, header, row_names, dtype) -> Dataset:
             raise ValueError(f"line {first_line + i} of {str(path)!r} has {len(r)} cells but "
                              f"line {first_line} has {width}; every row needs the same number "
                              "of cells")
+    if width - start < 1:
+        raise ValueError(f"{str(path)!r} has row names but no columns of numbers")
     cells = [r[start:] for r in body]
     try:
         X = np.array(cells, dtype=dtype)
@@ -203,26 +252,42 @@ def _read_table(path, delim, header, row_names, dtype) -> Dataset:
                     if c.strip().lower() in _NA:
                         X[i, j] = np.nan
                         continue
-                    raise ValueError(
-                        f"cannot read cell {c!r} at line {first_line + i}, column "
-                        f"{j + start + 1} of {str(path)!r} as a number; fix the cell, or mark "
-                        "a missing value as NA (and pass --missing)") from None
+                    raise ValueError(_cell_error(path, c, first_line + i, j + start,
+                                                 guessed and j + start == 0)) from None
     labels = [r[0].strip() for r in body] if row_names else None
     if names is not None:
         names = names[start:] if len(names) == width else names[-(width - start):]
     return Dataset(X=X, row_names=labels, feature_names=names)
 
 
+def _cell_error(path, cell, line, col, first_column) -> str:
+    where = f"cell {cell!r} at line {line}, column {col + 1} of {str(path)!r}"
+    try:
+        complex(cell.strip().replace(" ", ""))
+        return (f"{where} is a complex number; NMF needs real non-negative data: give its "
+                "magnitude or real part")
+    except ValueError:
+        pass
+    hint = ("; if the first column holds row names, pass --row-names (row_names=True)"
+            if first_column else "")
+    return (f"cannot read {where} as a number; fix the cell, or mark a missing value as NA "
+            f"(and pass --missing){hint}")
+
+
 def _read_npy(path, dtype) -> Dataset:
+    check_npy(path)  # signature, header and declared size before numpy allocates anything
     try:
         A = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"cannot read {str(path)!r} as a .npy array ({exc}); object arrays "
-                         "are refused for safety: save plain numbers with np.save") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"cannot read {str(path)!r} as a .npy array ({exc}); save the matrix "
+                         "again with numpy.save") from None
     return _from_array(A, path, dtype)
 
 
 def _from_array(A, path, dtype) -> Dataset:
+    if A.dtype.kind == "c":
+        raise ValueError(f"{str(path)!r} holds complex numbers; NMF needs real non-negative "
+                         "data: save their magnitude (np.abs) or real part instead")
     if A.dtype.kind not in "biuf":
         raise ValueError(f"{str(path)!r} holds {A.dtype} values; NMF needs numbers")
     image_shape = None
@@ -232,24 +297,44 @@ def _from_array(A, path, dtype) -> Dataset:
     return Dataset(X=np.asarray(A, dtype=dtype), image_shape=image_shape)
 
 
+_READ_ERRORS = (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+                IndexError, TypeError)
+
+
 def _read_npz(path, dtype) -> Dataset:
-    try:
-        return Dataset(X=sp.load_npz(path).astype(dtype).tocsr())
-    except (ValueError, KeyError, OSError):
-        pass
+    names = check_npz(path)  # zip integrity, and every member's declared size, first
+    if "format" in names and {"shape", "data"} <= set(names):
+        try:
+            A = sp.load_npz(path)
+        except _READ_ERRORS as exc:
+            raise ValueError(f"cannot read {str(path)!r} as a scipy.sparse .npz ({exc}); save "
+                             "it again with scipy.sparse.save_npz") from None
+        if A.dtype.kind == "c":
+            raise ValueError(f"{str(path)!r} holds complex numbers; NMF needs real "
+                             "non-negative data: save their magnitude (abs) instead")
+        if A.dtype.kind not in "biuf":
+            raise ValueError(f"{str(path)!r} holds {A.dtype} values; NMF needs numbers")
+        if max(A.shape) >= 2**31:
+            raise ValueError(f"{str(path)!r} declares a sparse matrix of shape {A.shape}, "
+                             "beyond 2³¹ rows or columns; the file is damaged")
+        return Dataset(X=A.tocsr().astype(dtype))
+    key = "X" if "X" in names else names[0] if len(names) == 1 else None
+    if key is None:
+        raise ValueError(f"{str(path)!r} holds the arrays {names}; name the data "
+                         "matrix 'X' (np.savez(path, X=X)) or save one array only")
     try:
         with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            key = "X" if "X" in keys else keys[0] if len(keys) == 1 else None
-            if key is None:
-                raise ValueError(f"{str(path)!r} holds the arrays {keys}; name the data "
-                                 "matrix 'X' (np.savez(path, X=X)) or save one array only")
             A = z[key]
-            labels = {k: [str(s) for s in z[k]] for k in ("row_names", "feature_names")
-                      if k in keys and z[k].dtype.kind == "U"}
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"cannot read {str(path)!r} as .npz: {exc}") from None
+            labels = {k: [str(s) for s in z[k].ravel()] for k in ("row_names", "feature_names")
+                      if k in names and z[k].dtype.kind == "U"}
+    except _READ_ERRORS as exc:
+        raise ValueError(f"cannot read {str(path)!r} as .npz ({exc}); save it again with "
+                         "numpy.savez") from None
     ds = _from_array(A, path, dtype)
+    for k, n in (("row_names", ds.X.shape[0]), ("feature_names", ds.X.shape[-1])):
+        if k in labels and (ds.X.ndim != 2 or len(labels[k]) != n):
+            raise ValueError(f"{str(path)!r} holds {len(labels[k])} {k} for {n} "
+                             f"{'rows' if k == 'row_names' else 'columns'}; give one name each")
     ds.row_names, ds.feature_names = labels.get("row_names"), labels.get("feature_names")
     return ds
 
@@ -257,11 +342,14 @@ def _read_npz(path, dtype) -> Dataset:
 def _read_mtx(path, dtype) -> Dataset:
     from scipy.io import mmread
 
+    check_mtx_header(path)  # banner, value type and declared size before scipy allocates
     try:
         A = mmread(str(path))
     except Exception as exc:  # scipy raises many kinds for a malformed file
         raise ValueError(f"cannot read {str(path)!r} as Matrix Market: {exc}") from None
     A = sp.csr_matrix(A) if not sp.issparse(A) else A.tocsr()
+    if A.dtype.kind not in "biuf":
+        raise ValueError(f"{str(path)!r} holds {A.dtype} values; NMF needs real numbers")
     return Dataset(X=A.astype(dtype))
 
 
