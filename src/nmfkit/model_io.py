@@ -18,8 +18,12 @@ import math
 import pathlib
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
+
+from ._file_checks import check_npz
+from ._model_checks import check_attributes, check_history, check_layout, check_params
 
 __all__ = ["save", "load", "read_metadata", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -143,6 +147,13 @@ def _open(path):
         raise FileNotFoundError(f"model file {str(path)!r} does not exist; check the path")
     if not zipfile.is_zipfile(path):
         raise _bad(path, "it is not an .npz archive")
+    try:  # zip integrity and every array's declared size, before numpy allocates
+        check_npz(path)
+    except ValueError as exc:
+        if "object arrays" in str(exc):
+            raise _bad(path, "it holds an object array, which could run code when loaded",
+                       "nmfkit refuses it; only load model files you trust with pickle") from None
+        raise ValueError(f"{str(path)!r} is not a valid nmfkit model file: {exc}") from None
     try:
         z = np.load(path, allow_pickle=False)
         arrays = {k: z[k] for k in z.files}
@@ -151,7 +162,7 @@ def _open(path):
             raise _bad(path, "it holds an object array, which could run code when loaded",
                        "nmfkit refuses it; only load model files you trust with pickle") from None
         raise _bad(path, str(exc)) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise _bad(path, f"it cannot be read ({exc})") from None
     if _META_KEY not in arrays:
         raise _bad(path, "it has no nmfkit metadata")
@@ -162,6 +173,8 @@ def _open(path):
         meta = json.loads(str(raw))
     except json.JSONDecodeError as exc:
         raise _bad(path, f"its metadata is not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise _bad(path, "its metadata is nested too deeply to be nmfkit's") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise _bad(path, f"its format is {meta.get('format') if isinstance(meta, dict) else meta!r}, "
                    f"not {FORMAT_NAME!r}")
@@ -173,6 +186,7 @@ def _open(path):
             f"{str(path)!r} was written by nmfkit {meta.get('nmfkit_version', '?')} in model "
             f"format version {version}, newer than this nmfkit reads (version "
             f"{FORMAT_VERSION}); upgrade nmfkit (pip install -U nmfkit)")
+    check_layout(meta, lambda why, fix="the file was altered or damaged": _bad(path, why, fix))
     return path, arrays, meta
 
 
@@ -206,20 +220,16 @@ def load(path, *, _metadata_only: bool = False):
                    f"{shapes.get('components_')}", "the file was altered or truncated")
     attrs = meta.get("attributes") or {}
     k, m = H.shape
-    for attr, expected in (("n_components_", k), ("n_features_in_", m)):
-        if attr in attrs and attrs[attr] != expected:
-            raise _bad(path, f"{attr} = {attrs[attr]!r} disagrees with components_ of shape "
-                       f"{H.shape}", "the file was altered or truncated")
-    for key in ("feature_names", "feature_names_in"):
-        names = meta.get(key)
-        if names is not None and (not isinstance(names, list) or len(names) != m):
-            raise _bad(path, f"{key} has {len(names) if isinstance(names, list) else '?'} "
-                       f"entries for {m} features", "the file was altered or truncated")
+
+    def bad(why, fix="the file was altered or damaged"):
+        return _bad(path, why, fix)
+
+    check_attributes(attrs, k, m, bad)
     if not np.all(np.isfinite(H)) or (H.size and H.min() < 0):
         raise _bad(path, "components_ holds negative or non-finite values")
     if _metadata_only:
         return meta
-    params = _from_json(dict(meta.get("params") or {}))
+    params = check_params(_from_json(dict(meta.get("params") or {})), bad)
     known = cls().get_params(deep=False)
     unknown = sorted(set(params) - set(known))
     if unknown:
@@ -228,7 +238,7 @@ def load(path, *, _metadata_only: bool = False):
     model = cls(**{p: v for p, v in params.items() if p in known})
     try:
         model._validate_params()
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise _bad(path, f"its parameters are invalid ({exc})") from None
     model.components_ = H
     for attr in _ATTRS:
@@ -244,8 +254,8 @@ def load(path, *, _metadata_only: bool = False):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model._check_params(np.zeros((1, m), dtype=H.dtype))
-    history = {key[len("history_"):]: arrays[key].tolist() for key in arrays
-               if key.startswith("history_")}
+    history = check_history({key[len("history_"):]: arrays[key] for key in arrays
+                             if key.startswith("history_")}, bad)
     if history:
         if "n_iter" in history:
             history["n_iter"] = [int(v) for v in history["n_iter"]]
