@@ -122,6 +122,12 @@ def test_transform_ignores_the_training_sample_graph(blobs):
     m = NMF(3, graph="binary", graph_weight=10.0, random_state=0, max_iter=50).fit(X)
     W = m.transform(X[:7])  # 7 new samples: the 60-sample graph does not apply
     assert W.shape == (7, 3) and np.all(np.isfinite(W))
+    # the same components without a graph give the same transform, and the graph did shape
+    # the training fit (so the equality is not that of two identical models)
+    plain = NMF(3, random_state=0, max_iter=50).fit(X)
+    assert not np.allclose(plain.components_, m.components_, rtol=1e-3)
+    plain.components_ = m.components_.copy()
+    np.testing.assert_allclose(W, plain.transform(X[:7]), rtol=1e-10, atol=1e-12)
 
 
 def test_feature_graph_on_H(blobs):

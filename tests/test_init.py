@@ -41,7 +41,9 @@ def test_all_zero_X_gives_finite_zeros():
     X = np.zeros((6, 5))
     for init in METHODS:
         W, H = initialize(X, 3, init=init, random_state=0)
+        assert W.shape == (6, 3) and H.shape == (3, 5)
         assert np.isfinite(W).all() and np.isfinite(H).all()
+        assert not W.any() and not H.any(), init  # zeros: nothing to scale a start by
 
 
 def test_unknown_method():

@@ -254,11 +254,22 @@ def test_n_init_with_mask_keeps_the_best_restart():
 
 
 def test_auto_solver_with_mask_picks_a_masked_solver():
+    """"auto" with a mask fits only the observed entries (garbage at the unobserved ones
+    changes nothing) and is the masked solver of the one rule: masked ALS for Frobenius
+    (what solver='cd' runs with a mask), masked MU for KL."""
     X, observed = planted()
-    est = NMF(3, solver="auto", max_iter=5, tol=0).fit(X, mask=observed)
-    assert np.isfinite(est.reconstruction_err_)
-    est = NMF(3, solver="auto", beta_loss=1.0, max_iter=5, tol=0).fit(X, mask=observed)
-    assert np.isfinite(est.reconstruction_err_)
+    garbage = np.where(observed, X, 1e3)
+    for beta, named in ((2.0, "cd"), (1.0, "mu")):
+        kw = dict(beta_loss=beta, max_iter=5, tol=0, init="random", random_state=0)
+        auto = NMF(3, solver="auto", **kw)
+        W = auto.fit_transform(X, mask=observed)
+        W_garbage = NMF(3, solver="auto", **kw).fit_transform(garbage, mask=observed)
+        np.testing.assert_allclose(W_garbage, W, rtol=1e-10, atol=1e-12)
+        ref = NMF(3, solver=named, **kw)
+        np.testing.assert_allclose(ref.fit_transform(X, mask=observed), W, rtol=1e-10,
+                                   atol=1e-12)
+        np.testing.assert_allclose(ref.components_, auto.components_, rtol=1e-10, atol=1e-12)
+        assert auto.reconstruction_err_ == pytest.approx(ref.reconstruction_err_, rel=1e-12)
 
 
 def test_non_negative_factorization_with_missing_values_equals_estimator():

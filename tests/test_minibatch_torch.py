@@ -219,10 +219,14 @@ def test_custom_init_on_torch_equals_numpy():
     X = planted()
     rng = np.random.RandomState(5)
     W0, H0 = rng.rand(X.shape[0], 4), rng.rand(4, X.shape[1])
+    W0_before, H0_before = W0.copy(), H0.copy()
     params = kw(init="custom")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = MiniBatchNMF(**params).fit(X, W=W0.copy(), H=H0.copy())
+        # torch.from_numpy shares H0's memory: an in-place update of H would show in H0
         b = MiniBatchNMF(**params).fit(torch.from_numpy(X), W=W0, H=torch.from_numpy(H0))
     np.testing.assert_allclose(b.components_.numpy(), a.components_, rtol=1e-8, atol=1e-10)
-    np.testing.assert_array_equal(H0, b.components_.new_tensor(H0).numpy())  # caller's H intact
+    np.testing.assert_array_equal(H0, H0_before)  # caller's H intact
+    np.testing.assert_array_equal(W0, W0_before)  # and W
+    assert not np.shares_memory(b.components_.numpy(), H0)
