@@ -29,6 +29,7 @@ from ._validation import (
 from .backends import _is_torch_tensor, get_backend
 from .init import initialize, rank_without_custom_start
 from .losses import beta_divergence, beta_loss_to_float
+from ._unit_scale import UnitScale, error_on_data_scale
 from .penalties import sklearn_penalties
 from ._threads import thread_limits
 from .solvers import SOLVERS
@@ -279,7 +280,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32]
             )
         W, H, n_iter = self._fit_transform(X, W=W, H=H)
-        self.reconstruction_err_ = beta_divergence(X, W, H, self._beta_loss, square_root=True)
+        self.reconstruction_err_ = error_on_data_scale(
+            X, W, H, self._beta_loss,
+            lambda X_, W_, H_: beta_divergence(X_, W_, H_, self._beta_loss), get_backend(X))
         self.explained_variance_ = _topics.fitted_explained_variance(
             X, W, H, self.reconstruction_err_, self._beta_loss)
         self.n_components_ = H.shape[0]
@@ -404,8 +407,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             penalties=penalties,
         )
 
-    def _check_w_h(self, X, W, H, update_H):
-        """Validate a custom W/H, or initialise them."""
+    def _check_w_h(self, X, W, H, update_H, scale=UnitScale()):
+        """Validate a custom W/H (given on the data's scale: ``scale`` brings them to X's),
+        or initialise them from X."""
         n_samples, n_features = X.shape
         whom = type(self).__name__
         if self.init == "custom" and update_H:
@@ -420,7 +424,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     "Cast them with .astype(X.dtype)."
                 )
             # never update the caller's arrays in place
-            return W.copy(), H.copy()
+            return self._own(scale.factor_in(W)), self._own(scale.factor_in(H))
         if not update_H:
             if W is not None:
                 warnings.warn(
@@ -440,10 +444,15 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 W = np.full((n_samples, self._n_components), avg, dtype=X.dtype)
             else:
                 W = np.zeros((n_samples, self._n_components), dtype=X.dtype)
-            return W, H.copy()
+            return W, self._own(scale.factor_in(H))
         k = rank_without_custom_start(self, W, H, X.shape[1])
         return initialize(X, k, init=self.init, random_state=self.random_state,
                           h_order="F" if _sample_major(self, X) else "C")
+
+    @staticmethod
+    def _own(F):
+        """A copy the fit may update in place (dividing by a scale already made one)."""
+        return F.copy()
 
     def _fit_transform(self, X, y=None, W=None, H=None, update_H=True):
         """Fit from validated X; returns (W, H, n_iter). Shared with the public function."""
@@ -457,13 +466,16 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_non_negative(X, f"{type(self).__name__} (input X)")
         check_zeros_for_beta(X, self._beta_loss)
         check_magnitude(X)
-        W, H = self._check_w_h(X, W, H, update_H)
+        # data of extreme magnitude is fitted at unit scale, from the start on
+        scale = UnitScale.of(nx.max(X), self._beta_loss)
+        X = scale.data(X, nx)
+        W, H = self._check_w_h(X, W, H, update_H, scale)
         penalties = sklearn_penalties(
             self.alpha_W, self.alpha_H, self.l1_ratio, X.shape[0], X.shape[1]
         )
-        # penalties, graph, nsNMF, frozen components, Hoyer targets (issue 4)
-        ext = _extensions.prepare(self, X, W, H, update_H)
-        penalties = [*penalties, *ext.pop("penalties")]
+        # penalties, graph, nsNMF, frozen components, Hoyer targets
+        ext = _extensions.prepare(self, X, W, H, update_H, scale=scale)
+        penalties = scale.penalties([*penalties, *ext.pop("penalties")])
         if self.solver == "auto":  # again, now that every penalty is known
             self._solver = self._resolve_solver(X, penalties)
             ext["solver_options"] = {
@@ -499,6 +511,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 result = _fit.factorize(X, W, H, owns_factors=True, **fit_kwargs)
             if update_H:
                 self.init_objectives_ = np.array([result.objective])
+        scale.result_out(result)
+        if update_H and scale.active:
+            self.init_objectives_ = np.array([scale.objective_out(f)
+                                              for f in self.init_objectives_])
         _fit.record_fit(self, result)
         return result.W, _extensions.finish(self, result.H, update_H), result.n_iter
 

@@ -108,10 +108,13 @@ def check_frozen(F, H) -> np.ndarray:
     return F
 
 
-def apply_frozen(F, H) -> tuple:
+def apply_frozen(F, H, scale=None) -> tuple:
     """Write the fixed components into the first rows of H (numpy array or torch tensor, on
-    its device); returns their row indices."""
+    its device); returns their row indices. ``scale`` (a UnitScale): H is at unit scale, F on
+    the data's (exact: the scale is a power of two)."""
     F = check_frozen(F, H)
+    if scale is not None:
+        F = scale.factor_in(F)
     if _is_torch_tensor(H):
         import torch
 
@@ -121,7 +124,7 @@ def apply_frozen(F, H) -> tuple:
     return tuple(range(F.shape[0]))
 
 
-def _frozen(est, X, H, update_H):
+def _frozen(est, X, H, update_H, scale=None):
     F = est.frozen_components
     if F is None or not update_H:
         return ()
@@ -139,7 +142,7 @@ def _frozen(est, X, H, update_H):
         raise ValueError(
             f"solver {solver!r} cannot keep frozen_components fixed; solvers that can: {ok}."
         )
-    return apply_frozen(F, H)
+    return apply_frozen(F, H, scale)
 
 
 def check_backend(est, backend: str) -> None:
@@ -167,7 +170,7 @@ def user_and_graph_penalties(est, X, update_H: bool) -> list:
     return [p for p in pens if p.active]
 
 
-def prepare(est, X, W, H, update_H: bool) -> dict:
+def prepare(est, X, W, H, update_H: bool, scale=None) -> dict:
     """Keyword arguments for ``_fit.factorize`` from the estimator's extension parameters.
 
     Writes the frozen components into H's first rows (H is the estimator's own copy).
@@ -196,7 +199,7 @@ def prepare(est, X, W, H, update_H: bool) -> dict:
         )
     return {
         "penalties": pens,
-        "frozen_H": _frozen(est, X, H, update_H),
+        "frozen_H": _frozen(est, X, H, update_H, scale),
         "smoothing": float(est.smoothness) if update_H else 0.0,
         "solver_options": options or None,
     }

@@ -16,6 +16,8 @@ import math
 import numpy as np
 from sklearn.utils.validation import validate_data
 
+from ._unit_scale import UnitScale
+from ._validation import check_largest_value
 from .masked import Observed, _check_no_nan, observed_entries
 
 __all__ = [
@@ -113,11 +115,6 @@ def initialize_masked(obs: Observed, k: int, init, random_state):
     return initialize(Xs, k, init=init, random_state=random_state)
 
 
-def _scaled(a, f: float):
-    """a · f keeping a's dtype (numpy: the factor rounded to it first, as before)."""
-    return a * a.dtype.type(f) if isinstance(a, np.ndarray) else a * f
-
-
 def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=None):
     """Fit the estimator ``est`` (an ``NMF``) to the observed entries; returns (W, H, n_iter).
 
@@ -127,6 +124,7 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
     back as tensors on its device.
     """
     import contextlib
+    import dataclasses
     import warnings
 
     from sklearn.utils import check_random_state
@@ -143,6 +141,11 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
             "When beta_loss <= 0 and the observed entries contain zeros, the solver may "
             "diverge. Please add small values to X, or use a positive beta_loss."
         )
+    # data of extreme magnitude is fitted at unit scale, from the start on
+    check_largest_value(float(obs.values.max()) if obs.nnz else 0.0)
+    scale = UnitScale.of(float(obs.values.max()) if obs.nnz else 0.0, beta)
+    if scale.active:
+        obs = dataclasses.replace(obs, values=scale.values(obs.values))
     penalties = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *obs.shape)
     _refuse_unmasked_extensions(est, X, update_H)
     extra = _extensions.user_and_graph_penalties(est, X, update_H)
@@ -167,8 +170,10 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
         k = H.shape[0] if H is not None else est._n_components
         fill = math.sqrt((mean if mean > 0 else 1.0) / k) if cls.multiplicative else 0.0
         W, H = factors_on_device(est, nx, obs, W, H, update_H, fill)
+        W = W if not update_H else scale.factor_in(W)
+        H = scale.factor_in(H)
     elif est.init == "custom" or not update_H:
-        W, H = est._check_w_h(X, W, H, update_H)
+        W, H = est._check_w_h(X, W, H, update_H, scale)
         if not update_H:
             # a multiplicative update cannot leave zero: start from a flat positive W
             mean = float(np.mean(obs.values)) if obs.nnz else 1.0
@@ -202,22 +207,10 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
                 f"solver {est.solver!r} with a mask or missing values runs {cls.name!r}, which "
                 f"cannot keep frozen_components fixed; masked solvers that can: {ok}."
             )
-        frozen_H = _extensions.apply_frozen(est.frozen_components, H)
+        frozen_H = _extensions.apply_frozen(est.frozen_components, H, scale)
+    penalties = scale.penalties(penalties)
     pen_W = [p for p in penalties if p.factor == "W"]
     pen_H = [p for p in penalties if p.factor == "H"]
-    # extreme data is fitted at unit scale, as in the unmasked path (nmfkit._fit.factorize):
-    # d_β is homogeneous of degree β, so X/s from (W/√s, H/√s) is the same problem
-    s = float(obs.values.max()) if obs.nnz else 0.0
-    scaled = s > 0 and not (_fit._SCALE_RANGE[0] <= s <= _fit._SCALE_RANGE[1])
-    if scaled:
-        import dataclasses
-
-        root_s, s_beta = math.sqrt(s), s**beta
-        obs = dataclasses.replace(obs, values=_scaled(obs.values, 1.0 / s))
-        W = _scaled(W, 1.0 / root_s)
-        H = _scaled(H, 1.0 / root_s)
-        pen_W = _fit._rescaled_penalties(pen_W, root_s, s_beta)
-        pen_H = _fit._rescaled_penalties(pen_H, root_s, s_beta)
     nx = nx if on_torch else get_backend(W)
     Xo = obs.csr()
     problem = Problem(
@@ -234,13 +227,13 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
             cls(problem), tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
             callback=est.callback, verbose=est.verbose,
         )
-    W, H = result.W, result.H
-    if scaled:
-        W = _scaled(W, root_s)
-        H = _scaled(H, root_s)
-        result.history["objective"] = [f * s_beta for f in result.history["objective"]]
+    from .solvers.masked_mu import weighted_divergence_nx
+
+    div = weighted_divergence_nx(nx, obs, result.W, result.H, beta)  # at unit scale
+    error = scale.error_out(math.sqrt(2.0 * max(float(div), 0.0)))
+    scale.result_out(result)
     _fit.record_fit(est, result)
-    return W, H, result.n_iter
+    return result.W, result.H, result.n_iter, error
 
 
 # ------------------------------------------------------------------ estimator entry points
@@ -289,13 +282,11 @@ def fit_transform_masked(est, X, mask=None, W=None, H=None):
     Sets the estimator's fitted attributes; ``reconstruction_err_`` is
     √(2·Σ M_ij d_β(X_ij, (WH)_ij)) over the observed entries.
     """
-    from .solvers.masked_mu import weighted_divergence_nx
-
     est._validate_params()
     X, obs, nx, host_input = _entry(est, X, mask, reset=True)
     _check_observed_non_negative(est, obs)
     est._check_params(X)
-    W, H, n_iter = fit_masked(est, X, obs, W=W, H=H, nx=nx)
+    W, H, n_iter, error = fit_masked(est, X, obs, W=W, H=H, nx=nx)
     finals = [est.loss_curve_[-1]]
     if getattr(est, "n_init", 1) > 1:
         # restarts as in the unmasked path: run 0 is the n_init=1 fit, runs 1.. start from
@@ -307,14 +298,13 @@ def fit_transform_masked(est, X, mask=None, W=None, H=None):
         for seed in restart_seeds(est.random_state, est.n_init - 1):
             run = clone(est).set_params(init="random", random_state=int(seed), n_init=1)
             run._check_params(X)
-            Wr, Hr, nr = fit_masked(run, X, obs, nx=nx)
+            Wr, Hr, nr, er = fit_masked(run, X, obs, nx=nx)
             finals.append(run.loss_curve_[-1])
             if finals[-1] < min(finals[:-1]):
-                W, H, n_iter = Wr, Hr, nr
+                W, H, n_iter, error = Wr, Hr, nr, er
                 for name in est._fitted_attributes():
                     setattr(est, name, getattr(run, name))
-    div = weighted_divergence_nx(nx, obs, W, H, est._beta_loss)
-    est.reconstruction_err_ = math.sqrt(2.0 * max(div, 0))
+    est.reconstruction_err_ = error
     if host_input:  # backend="torch" with numpy input: numpy out
         W, H = nx.to_numpy(W), nx.to_numpy(H)
     est.n_components_ = H.shape[0]
@@ -331,7 +321,7 @@ def transform_masked(est, X, mask=None):
     fitted = {k: getattr(est, k) for k in est._fitted_attributes() if hasattr(est, k)}
     try:
         est._check_params(X)
-        W, _, _ = fit_masked(est, X, obs, H=est.components_, update_H=False, nx=nx)
+        W, _, _, _ = fit_masked(est, X, obs, H=est.components_, update_H=False, nx=nx)
     finally:
         for k, v in fitted.items():
             setattr(est, k, v)
@@ -348,7 +338,7 @@ def factorization_masked(est, X, W=None, H=None, update_H: bool = True):
     X, obs, nx, host_input = _entry(est, X, None, reset=True)
     _check_observed_non_negative(est, obs)
     est._check_params(X)
-    W, H, n_iter = fit_masked(est, X, obs, W=W, H=H, update_H=False, nx=nx)
+    W, H, n_iter, _ = fit_masked(est, X, obs, W=W, H=H, update_H=False, nx=nx)
     if host_input:
         W, H = nx.to_numpy(W), nx.to_numpy(H)
     return W, H, n_iter

@@ -143,7 +143,13 @@ def fitted_explained_variance(X, W, H, reconstruction_err=None, beta_loss=2.0) -
     from .backends import get_backend
     from .losses import beta_divergence
 
+    from ._unit_scale import UnitScale
+
     nx = get_backend(X, W, H)
+    scale = UnitScale.of(nx.max(X), 2.0)  # a ratio: computed at unit scale, exactly
+    if scale.active:  # (‖X‖² of data at 1e-200 underflows)
+        X, W, H = scale.data(X, nx), scale.factor_in(W), scale.factor_in(H)
+        reconstruction_err = None
     n = X.shape[0]
     mu = np.asarray(nx.to_numpy(nx.sum(X, axis=0)), dtype=np.float64).ravel() / max(n, 1)
     total = nx.sq_norm(X) - n * float(mu @ mu)

@@ -221,7 +221,12 @@ def check_magnitude(X) -> None:
     if not (X.nnz if sp.issparse(X) else X.size):
         return
     # max and −min instead of abs(X).max(): no temporary the size of X
-    top = max(float(X.max()), -float(X.min()))
+    check_largest_value(max(float(X.max()), -float(X.min())))
+
+
+def check_largest_value(top: float) -> None:
+    """Reject data whose largest value ``top`` makes the objective unrepresentable in float64
+    (every backend and path calls this with its own max)."""
     if top > MAX_ABS_VALUE:
         raise ValueError(
             f"X's largest value {top:.3g} is too large: the NMF objective (of order ‖X‖²) "

@@ -106,6 +106,16 @@ class NumpyBackend:
         return a / s
 
     @staticmethod
+    def times_pow2(a, exponent: int):
+        """a · 2**exponent, exact and in a's dtype (dense or sparse): no power of two is formed,
+        so neither 2**-1030 nor float32's 2**128 overflows on the way."""
+        if sp.issparse(a):
+            out = a.copy()
+            out.data = np.ldexp(out.data, exponent)
+            return out
+        return np.ldexp(a, exponent)
+
+    @staticmethod
     def with_data(X, data):
         """A sparse matrix with X's structure and the given values."""
         out = X.copy()

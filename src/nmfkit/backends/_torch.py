@@ -200,6 +200,17 @@ class TorchBackend:
             return torch.sparse_coo_tensor(a.indices(), a.values() / s, a.shape).coalesce()
         return a / s
 
+    @classmethod
+    def times_pow2(cls, a, exponent: int):
+        """a · 2**exponent, exact and in a's dtype, in steps of at most 2**±60 (each
+        representable in float32), dense or sparse."""
+        exponent = int(exponent)
+        while exponent:
+            step = max(-60, min(60, exponent))
+            a = cls.divide_scalar(a, 2.0 ** -step)
+            exponent -= step
+        return a
+
     # ------------------------------------------------------------------ algebra
     def matmul(self, A, B):
         """A @ B where either operand may be sparse CSR; returns a dense tensor.

@@ -256,10 +256,19 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     check_memory(device, needed)
     Xd = nx.asarray(X, dtype=dtype) if (host_input or X.device != torch.device(device)) else X
     n, m = Xd.shape
+    # data of extreme magnitude is fitted at unit scale, from the start on
+    from .._unit_scale import UnitScale
+    from .._validation import check_largest_value
+
+    check_largest_value(nx.max(Xd))
+    scale = UnitScale.of(nx.max(Xd), est._beta_loss)
+    Xd = scale.data(Xd, nx)
 
     if est.init == "custom" and update_H:
-        Hd = _factor_on(nx, H, (est._n_components, m), dtype, device, f"{whom} (input H)")
-        Wd = _factor_on(nx, W, (n, est._n_components), dtype, device, f"{whom} (input W)")
+        Hd = scale.factor_in(
+            _factor_on(nx, H, (est._n_components, m), dtype, device, f"{whom} (input H)"))
+        Wd = scale.factor_in(
+            _factor_on(nx, W, (n, est._n_components), dtype, device, f"{whom} (input W)"))
         if est._n_components == "auto":
             est._n_components = Hd.shape[0]
     elif not update_H:
@@ -270,7 +279,8 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
             H = H.to(dtype)
         elif H is not None:
             H = np.asarray(H, dtype=np.float64 if dtype == torch.float64 else np.float32)
-        Hd = _factor_on(nx, H, (est._n_components, m), dtype, device, f"{whom} (input H)")
+        Hd = scale.factor_in(
+            _factor_on(nx, H, (est._n_components, m), dtype, device, f"{whom} (input H)"))
         if est._n_components == "auto":
             est._n_components = Hd.shape[0]
         kk = Hd.shape[0]
@@ -287,8 +297,8 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
     # penalties, graph, nsNMF, frozen components (issue 4) on the device; writes frozen rows
     from .. import _extensions
 
-    ext = _extensions.prepare(est, Xd, Wd, Hd, update_H)
-    penalties = [*penalties, *ext.pop("penalties")]
+    ext = _extensions.prepare(est, Xd, Wd, Hd, update_H, scale=scale)
+    penalties = scale.penalties([*penalties, *ext.pop("penalties")])
     opts = {k: v for k, v in (ext.pop("solver_options") or {}).items() if k != "allow_tf32"}
     if est.solver == "auto":  # again, now that the graph penalty is known too
         solver = est._solver = _auto_solver(est, Xd, penalties)
@@ -317,8 +327,9 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
 
     with nx.compute_context():  # the starts in one batch when they can be (_batched_runs)
         result, objectives = fit_starts(Xd, starts, fit_kwargs)
+    scale.result_out(result)
     if update_H:
-        est.init_objectives_ = objectives
+        est.init_objectives_ = np.array([scale.objective_out(f) for f in objectives])
     _fit.record_fit(est, result)
     Wr, Hr = result.W, result.H
     if host_input:
