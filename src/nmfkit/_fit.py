@@ -4,9 +4,16 @@ It owns what is common to all solvers: the stopping rule, the objective history,
 iteration and wall-clock limits, the callback hook and interrupt handling. A solver only
 provides ``step()`` (and ``objective()``).
 
-Stopping rule (scikit-learn's MU rule, applied to every solver): every ``check_every``
-iterations, with e = √(2·objective), stop when (e_prev − e) / e_init < tol. The objective is
-the loss plus the penalties. ``tol=0`` runs exactly ``max_iter`` iterations.
+Stopping rules (a solver names its own in ``stop_rule``; docs/solvers.md has the table):
+
+* "error" — scikit-learn's MU rule, nmfkit's default for every solver: every
+  ``check_every`` iterations, with e = √(2·objective), stop when (e_prev − e) / e_init < tol.
+  The objective is the loss plus the penalties (``solver.stopping_objective``; "mu" compares
+  the loss alone, as scikit-learn's MU does).
+* "violation" — scikit-learn's CD rule (plain ``solver="cd"``): after every iteration, stop
+  when the projected-gradient violation of its sweeps is ≤ tol × that of the first iteration.
+
+``tol=0`` runs exactly ``max_iter`` iterations.
 """
 
 from __future__ import annotations
@@ -143,7 +150,12 @@ def run(
     start = time.perf_counter()
     f0 = solver.objective()
     hist_iter, hist_obj, hist_time = [0], [f0], [0.0]
-    e_init = _error(f0)
+    by_violation = getattr(solver, "stop_rule", "error") == "violation"
+    if by_violation:
+        check_every = 1
+    v_init = None
+    stopping_objective = getattr(solver, "stopping_objective", None) or (lambda f: f)
+    e_init = _error(stopping_objective(f0))
     e_prev = e_init
     f_last = f0
     n_iter = 0
@@ -188,8 +200,16 @@ def run(
             if e_init == 0.0:
                 converged, reason = True, "exact"
                 break
-            if check:
-                e = _error(f)
+            if check and by_violation:
+                v = float(solver.violation)
+                v_init = v if v_init is None else v_init
+                logger.info("iteration %d, %.3fs, violation %.6g", n_iter, elapsed, v / v_init
+                            if v_init else 0.0)
+                if v_init == 0.0 or v / v_init <= tol:
+                    converged, reason = True, "tol"
+                    break
+            elif check:
+                e = _error(stopping_objective(f))
                 logger.info("iteration %d, %.3fs, error %.6g", n_iter, elapsed, e)
                 if (e_prev - e) / e_init < tol:
                     converged, reason = True, "tol"
@@ -230,21 +250,6 @@ def run(
     )
 
 
-# data whose largest value lies outside this range is fitted at unit scale (see factorize)
-_SCALE_RANGE = (1e-6, 1e6)
-
-
-def _rescaled_penalties(penalties, root_s: float, s_beta: float):
-    """Penalties for the problem in X' = X/s, W' = W/√s, H' = H/√s (objective ÷ s^β)."""
-    import dataclasses
-
-    out = []
-    for pen in penalties:
-        factor = root_s ** getattr(pen, "degree", 1) / s_beta
-        out.append(dataclasses.replace(pen, weight=pen.weight * factor))
-    return out
-
-
 def factorize(
     X,
     W,
@@ -273,12 +278,8 @@ def factorize(
 ) -> FitResult:
     """Fit W, H ≥ 0 from validated inputs and initial factors with the named solver.
 
-    Data whose largest entry lies outside [1e-6, 1e6] is fitted at unit scale: the
-    β-divergence is homogeneous, D_β(sX | sWH) = s^β D_β(X | WH), so fitting X/s from
-    (W/√s, H/√s) with penalty weights rescaled by their degree is the same problem; the factors
-    are scaled back at the end and the history is reported on the original scale. This keeps
-    the dtype-relative safeguards meaningful for data at 1e−30 or 1e+30 and avoids overflow
-    of ‖X‖² in float32.
+    Data of extreme magnitude is fitted at unit scale (nmfkit._unit_scale: the β-divergence is
+    homogeneous); the factors and the history come back on the data's scale.
 
     ``owns_factors=True`` tells the solver that W and H are the caller's scratch copies,
     referenced nowhere else that matters: it may work in them in place (no second copy).
@@ -295,15 +296,15 @@ def factorize(
         sparse=nx.issparse(X),
         backend=nx.name,
     )
-    s = nx.max(X)
-    scaled = s > 0 and not (_SCALE_RANGE[0] <= s <= _SCALE_RANGE[1])
-    if scaled:
-        root_s, s_beta = math.sqrt(s), s**beta
-        X = nx.divide_scalar(X, s)
-        W = W / root_s
-        H = H / root_s
-        penalties_W = _rescaled_penalties(penalties_W, root_s, s_beta)
-        penalties_H = _rescaled_penalties(penalties_H, root_s, s_beta)
+    from ._unit_scale import UnitScale
+
+    # the estimators already fit at unit scale (a no-op for them); direct callers may not
+    scale = UnitScale.of(nx.max(X), beta)
+    scaled = scale.active
+    X = scale.data(X, nx)
+    W, H = scale.factor_in(W), scale.factor_in(H)
+    penalties_W = scale.penalties(penalties_W)
+    penalties_H = scale.penalties(penalties_H)
     Xp, Xt = nx.prepare_X(X)
     problem = Problem(
         X=Xp,
@@ -335,9 +336,4 @@ def factorize(
         callback=callback,
         verbose=verbose,
     )
-    if scaled:
-        result.W = result.W * root_s
-        result.H = result.H * root_s
-        result.objective *= s_beta
-        result.history["objective"] = [f * s_beta for f in result.history["objective"]]
-    return result
+    return scale.result_out(result)

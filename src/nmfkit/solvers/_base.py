@@ -100,6 +100,10 @@ class Solver:
     multiplicative: bool = False
     #: solver-specific options with their defaults (passed as ``solver_options``)
     default_options: dict = {}
+    #: the fit loop's stopping rule for this solver (nmfkit._fit.run): "error", the relative
+    #: decrease of √(2·objective) every 10 iterations; or "violation", scikit-learn's CD rule
+    #: (the solver then provides ``violation``, the projected-gradient measure of its step)
+    stop_rule: str = "error"
 
     def __init__(self, problem: Problem):
         self.p = problem
@@ -140,6 +144,11 @@ class Solver:
         return beta_divergence(self.p.X, W, H, self.p.beta, nx=self.p.nx) + self.p.penalty_value(
             W, H
         )
+
+    def stopping_objective(self, f: float) -> float:
+        """The objective the "error" stopping rule compares, given the full objective ``f``
+        (loss plus penalties); a solver that follows scikit-learn's rule may drop terms."""
+        return f
 
     def _frobenius_objective(self, cross: float, gram: float, W=None, H=None) -> float:
         """½‖X − WH‖² from Gram products, plus the penalties."""

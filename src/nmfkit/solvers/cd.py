@@ -50,7 +50,7 @@ from ..penalties import split_hals
 from ._base import ComponentMajorSolver, register_solver
 from ._blocked import BlockedExtrapolation
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
-from ._hals_kernel import hals_inner_sweeps
+from ._hals_kernel import hals_inner_sweeps, hals_sweep_violation
 from ._kl_kernels import HAVE_NUMBA, kl_cd_update
 
 __all__ = ["CoordinateDescent"]
@@ -120,7 +120,19 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             )
         if p.beta == 1.0:
             self._setup_kl()
+        # plain Frobenius HALS on numpy stops as scikit-learn's CD does (nmfkit._fit): each
+        # step measures the projected-gradient violation of its sweeps
+        o = self.options
+        self._violation = None
+        if (p.beta == 2.0 and p.nx.name == "numpy" and not o["inner"] and not o["extrapolate"]
+                and not self.extraW and not self.extraH):
+            self.stop_rule = "violation"
+            self._violation = 0.0
 
+    @property
+    def violation(self) -> float:
+        """The projected-gradient violation of the last step (scikit-learn's CD measure)."""
+        return self._violation
     def _factors_replaced(self):
         self._reset_extrapolation()
         self._reset_blocked()
@@ -194,7 +206,10 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
                 _TRACE.append((F.shape[1], n_sweeps, done))
             return
         if n_sweeps == 1:
-            hals_sweep(F, G, R, l1, l2, order(), extra, nx=nx)
+            if self._violation is not None:  # plain cd: scikit-learn's stopping measure
+                self._violation += hals_sweep_violation(F, G, R, l1, l2, order())
+            else:
+                hals_sweep(F, G, R, l1, l2, order(), extra, nx=nx)
             return
         first, old = None, nx.empty_like(F)
         for _ in range(n_sweeps):
@@ -317,6 +332,8 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
 
     def step(self):
         p = self.p
+        if self._violation is not None:
+            self._violation = 0.0
         if p.beta == 1.0:
             return self._step_kl()
         if (self.options["extrapolate"] and p.update_W and p.update_H

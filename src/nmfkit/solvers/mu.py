@@ -39,6 +39,13 @@ class MultiplicativeUpdate(Solver):
     backends = frozenset({"numpy", "torch"})
     supports_frozen = True
 
+    def stopping_objective(self, f: float) -> float:
+        """The loss without the penalties: scikit-learn's MU rule compares the β-divergence
+        of the current factors alone, so that with ``alpha_W``/``alpha_H`` it stops where
+        scikit-learn's does."""
+        pen = self.p.penalty_value()
+        return f - float(pen) if pen else f
+
     def setup(self):
         p = self.p
         self.gamma = _gamma(p.beta)
