@@ -13,6 +13,7 @@ Public names are re-exported from :mod:`nmfkit.selection`.
 
 from __future__ import annotations
 
+import os
 from itertools import combinations
 
 import numpy as np
@@ -25,6 +26,7 @@ from ._restarts import Restarts
 from .clustering import cluster_labels
 
 __all__ = [
+    "check_consensus_memory",
     "connectivity_matrix",
     "consensus_matrix",
     "cophenetic_correlation",
@@ -38,6 +40,43 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------ consensus clustering
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def consensus_bytes(n_samples: int, n_matrices: int = 1) -> int:
+    """Peak bytes of consensus clustering of n samples, keeping ``n_matrices`` results: each
+    kept (n, n) float64 matrix, plus the working set of one (the sum, the symmetrised
+    distances, the condensed distances and the reordered copy: about 3.5 more)."""
+    return int(8 * n_samples * n_samples * (n_matrices + 3.5))
+
+
+def check_consensus_memory(n_samples: int, n_matrices: int = 1, available=None) -> None:
+    """Refuse, before anything is allocated, consensus matrices that would not fit in half of
+    the memory available now."""
+    need = consensus_bytes(n_samples, n_matrices)
+    avail = _available_memory() if available is None else available
+    if avail is not None and need > avail // 2:
+        raise MemoryError(
+            f"consensus clustering of {n_samples} samples needs about {need / 1e9:.1f} GB "
+            f"({n_matrices} n×n consensus matrices and their working copies), more than half "
+            f"of the {avail / 1e9:.1f} GB available; leave 'consensus' out of the methods (cv, "
+            "stability and explained_variance do not need it), or choose k on a random "
+            "subset of the samples."
+        )
+
+
 def connectivity_matrix(labels) -> np.ndarray:
     """C[i, j] = 1 when items i and j share a cluster label, else 0; shape (n, n).
 
@@ -72,29 +111,37 @@ def consensus_matrix(runs, *, of: str = "samples") -> np.ndarray:
     runs = list(runs)
     if not runs:
         raise ValueError("consensus_matrix needs at least one run; got an empty sequence.")
-    C = None
+    C = buf = None
     for r in runs:
         r = np.asarray(r)
-        labels = r if r.ndim == 1 else cluster_labels(r, of=of)
-        Ci = connectivity_matrix(labels)
+        labels = (r if r.ndim == 1 else cluster_labels(r, of=of)).ravel()
         if C is None:
-            C = Ci
-        elif Ci.shape != C.shape:
+            check_consensus_memory(labels.size)
+            C = np.zeros((labels.size, labels.size))
+            buf = np.empty(C.shape, dtype=bool)
+        elif labels.size != C.shape[0]:
             raise ValueError(
-                f"every run must cluster the same items; got {Ci.shape[0]} and {C.shape[0]}."
+                f"every run must cluster the same items; got {labels.size} and {C.shape[0]}."
             )
-        else:
-            C += Ci
-    return C / len(runs)
+        # in place: one (n, n) sum and one boolean buffer, whatever the number of runs
+        np.equal(labels[:, None], labels[None, :], out=buf)
+        buf &= (labels >= 0)[:, None]
+        C += buf
+    C /= len(runs)
+    np.fill_diagonal(C, 1.0)
+    return C
 
 
 def _distances(C) -> np.ndarray:
     C = np.asarray(C, dtype=np.float64)
     if C.ndim != 2 or C.shape[0] != C.shape[1]:
         raise ValueError(f"a consensus matrix must be square; got shape {C.shape}.")
-    D = 1.0 - (C + C.T) / 2.0
+    D = C + C.T
+    D *= -0.5
+    D += 1.0
     np.fill_diagonal(D, 0.0)
-    return squareform(np.clip(D, 0.0, 1.0), checks=False)
+    np.clip(D, 0.0, 1.0, out=D)
+    return squareform(D, checks=False)
 
 
 def cophenetic_correlation(C, *, method: str = "average") -> float:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,7 @@ from sklearn.utils import check_random_state
 
 from ._consensus import (
     amari_distance,
+    check_consensus_memory,
     connectivity_matrix,
     consensus_components,
     consensus_matrix,
@@ -40,6 +42,9 @@ from ._consensus import (
     stability,
 )
 from ._cv import cross_validation_error, permute_columns
+from ._rank_verdict import BETTER, METHODS, check_count, check_ks, check_methods, notes
+from ._rank_verdict import format_table as _format_table
+from ._rank_verdict import plot as _plot
 from ._restarts import Restarts, fit_restarts
 from .losses import beta_divergence
 from .metrics import explained_variance
@@ -65,7 +70,6 @@ __all__ = [
 
 logger = logging.getLogger("nmfkit")
 
-METHODS = ("cv", "consensus", "stability", "explained_variance", "permutation")
 _PRIORITY = ("cv", "cophenetic", "permutation", "explained_variance", "stability")
 
 
@@ -85,6 +89,10 @@ class RankSelection:
     suggestions : dict of criterion → k, what each criterion alone suggests.
     cv_method : "mask", "bicv" or None.
     consensus : dict k → :func:`reorder_consensus` output ("matrix", "order", "linkage").
+    notes : list of str, warnings about the verdict: the suggested k at the edge of the tried
+        range (widen it), restarts that stopped at ``max_iter``. Each is also issued as a
+        ``UserWarning`` by :func:`select_rank`.
+    better : dict of column → "higher" or "lower", the way each measure improves.
     """
 
     ks: np.ndarray
@@ -94,6 +102,13 @@ class RankSelection:
     suggestions: dict
     cv_method: str | None = None
     consensus: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    better: dict = field(default_factory=lambda: dict(BETTER))
+
+    @property
+    def at_edge(self) -> bool:
+        """True when the suggested k is the smallest or largest rank tried (with > 1 tried)."""
+        return self.ks.size > 1 and self.suggested_k in (int(self.ks[0]), int(self.ks[-1]))
 
     def curves(self) -> dict:
         """Plot-ready curves: {"k": [...], measure: [...]} with only the measured columns."""
@@ -110,14 +125,12 @@ class RankSelection:
         return pd.DataFrame(self.curves()).set_index("k")
 
     def __str__(self) -> str:
-        c = self.curves()
-        names = [n for n in c if n != "k"]
-        lines = ["k  " + "  ".join(f"{n:>12.12}" for n in names)]
-        for i, k in enumerate(c["k"]):
-            vals = ("" if c[n][i] is None else f"{c[n][i]:.4g}" for n in names)
-            lines.append(f"{k:<3d}" + "  ".join(f"{v:>12}" for v in vals))
-        lines.append(f"suggested k = {self.suggested_k}: {self.reason}")
-        return "\n".join(lines)
+        return _format_table(self.curves(), self.suggested_k, self.reason, self.notes)
+
+    def plot(self, *, title: str = "Rank selection"):
+        """Every measured criterion against k, each panel titled with the way it improves and
+        the suggested k marked (dashed line). Needs matplotlib; returns the Figure."""
+        return _plot(self, title=title)
 
 
 def consensus_nmf(X, n_components: int, *, n_runs: int = 20, density_threshold: float = 0.5,
@@ -256,12 +269,16 @@ def select_rank(X, ks=range(2, 9), *, methods=("cv", "consensus", "stability",
     cophenetic correlation, permutation baseline, explained-variance elbow and stability; every
     criterion's own choice is in ``suggestions``.
     """
-    ks = np.array(sorted({int(k) for k in ks}), dtype=int)
-    if ks.size == 0 or ks.min() < 1:
-        raise ValueError(f"ks must be positive ranks; got {ks.tolist()!r}.")
-    unknown = set(methods) - set(METHODS)
-    if unknown or not methods:
-        raise ValueError(f"unknown methods {sorted(unknown)!r}; choose among {list(METHODS)}.")
+    if not hasattr(X, "shape") or len(X.shape) != 2:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D matrix (n_samples, n_features); got {X.ndim}-D.")
+    ks = check_ks(ks, X.shape)
+    methods = check_methods(methods)
+    n_runs = check_count("n_runs", n_runs)
+    cv_folds = check_count("cv_folds", cv_folds)
+    if "consensus" in methods:  # one kept (n, n) matrix per k
+        check_consensus_memory(X.shape[0], n_matrices=int(ks.size))
     rng = check_random_state(random_state)
     cols = ["cv_error", "cv_se", "cophenetic", "dispersion", "amari", "explained_variance",
             "relative_error", "objective", "perm_explained_variance", "perm_cophenetic",
@@ -321,5 +338,9 @@ def select_rank(X, ks=range(2, 9), *, methods=("cv", "consensus", "stability",
     reason = f"{_WHY[crit].format(cv_method=cv_method)}; {_COLUMN[crit]} {vals}"
     if others:
         reason += ". Other criteria: " + ", ".join(others)
+    said = notes(ks, t, k_best, crit, n_runs, nmf_params)
+    for text in said:
+        warnings.warn(text, UserWarning, stacklevel=2)
     return RankSelection(ks=ks, table=t, suggested_k=k_best, reason=reason,
-                         suggestions=suggestions, cv_method=cv_method, consensus=consensus)
+                         suggestions=suggestions, cv_method=cv_method, consensus=consensus,
+                         notes=said)

@@ -4,11 +4,14 @@ rank curves and the consensus map of the suggested k."""
 
 from __future__ import annotations
 
+import time
+
 import click
 
+from .._rank_verdict import format_table
 from ..selection import METHODS, select_rank
 from ._app import Console, cli, common_options
-from ._data import check_rank, check_values, input_options, load_input, prepare_out_dir
+from ._data import check_values, input_options, load_input, prepare_out_dir
 from .fit import LossType, _solver_names
 
 _METHOD_ALIASES = {"cophenetic": "consensus", "dispersion": "consensus", "ev":
@@ -28,15 +31,51 @@ class KsType(click.ParamType):
             if ".." in text or "-" in text:
                 lo, _, rest = text.partition("..") if ".." in text else text.partition("-")
                 hi, _, step = rest.partition(":")
-                ks = list(range(int(lo), int(hi) + 1, int(step or 1)))
+                # a range stays lazy: 2..9999999999 is checked against X, never built
+                ks = range(int(lo), int(hi) + 1, int(step or 1))
             else:
                 ks = sorted({int(t) for t in text.split(",") if t})
         except ValueError:
             ks = []
-        if not ks or min(ks) < 1:
-            self.fail(f"{value!r} is not a list of ranks; write 2..10, 2..10:2 or 2,3,5",
-                      param, ctx)
+        if not len(ks) or min(ks[0], ks[-1]) < 1:
+            self.fail(f"{value!r} is not a list of ranks (positive whole numbers); write "
+                      "2..10, 2..10:2 or 2,3,5", param, ctx)
         return ks
+
+
+def check_ks_fit(ks, ds) -> None:
+    """--ks against the data: every rank at most min(samples, features)."""
+    n, m = ds.shape
+    top = max(ks[0], ks[-1]) if isinstance(ks, range) else max(ks)
+    if top > min(n, m):
+        raise click.BadParameter(
+            f"ranks up to {top} but {ds.source!r} is {n}×{m}, so a rank can be at most "
+            f"{min(n, m)}; give e.g. --ks 2..{min(n, m, 10)}", param_hint="--ks")
+
+
+def check_consensus_fit(methods, ds, n_ks: int) -> None:
+    """--method consensus keeps one samples × samples matrix per k: refuse what cannot fit."""
+    from .._consensus import check_consensus_memory
+
+    if "consensus" not in methods:
+        return
+    try:
+        check_consensus_memory(ds.shape[0], n_matrices=n_ks)
+    except MemoryError as exc:
+        text = str(exc).split(";")[0]
+        raise click.BadParameter(
+            f"{text}; leave consensus out (e.g. --method cv,explained_variance) or give fewer "
+            "samples (rows)", param_hint="--method") from None
+
+
+def _progress_lines(console, started):
+    """One stderr line per finished (k, restarts) batch, for logs and pipes (no bar)."""
+
+    def line(done, total, message):
+        click.echo(f"rank: {done}/{total} {message} done ({time.perf_counter() - started:.0f} "
+                   "s)", err=True)
+
+    return line
 
 
 class MethodsType(click.ParamType):
@@ -70,8 +109,10 @@ class MethodsType(click.ParamType):
 @click.option("--solver", type=click.Choice(_solver_names()), default=None)
 @click.option("--max-iter", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--tol", type=click.FloatRange(0), default=1e-4, show_default=True)
-@click.option("--seed", "random_state", type=int, default=0, show_default=True)
-@click.option("--n-jobs", type=int, default=None, help="Parallel workers for the restarts.")
+@click.option("--seed", "random_state", type=click.IntRange(0, 2**32 - 1), default=0,
+              show_default=True)
+@click.option("--n-jobs", type=int, default=None,
+              help="Parallel workers for the restarts (-1: all cores).")
 @click.option("--out", "out_dir", default="nmfkit-rank", show_default=True,
               help="Output folder (created).")
 @click.option("--report/--no-report", default=True, show_default=True)
@@ -88,15 +129,24 @@ def rank(input_path, ks, methods, n_runs, beta_loss, solver, max_iter, tol, rand
     from ..io import write_json, write_matrix
 
     console = Console(quiet, progress, verbose)
+    if n_jobs is not None and (n_jobs == 0 or n_jobs < -1):
+        raise click.BadParameter(f"{n_jobs} is not a number of workers; give a positive "
+                                 "number or -1 (all cores)", param_hint="--n-jobs")
     ds = load_input(input_path, **read)
     check_values(ds)
-    check_rank(max(ks), ds)
+    check_ks_fit(ks, ds)
+    check_consensus_fit(methods, ds, len(ks))
     out = prepare_out_dir(out_dir)
     if solver is None:
         solver = "cd" if beta_loss in ("frobenius", 2.0) else "mu"
     bar = console.bar(0, "rank")
+    lines = None
+    if not console.show_bar and not quiet and progress is not False:
+        lines = _progress_lines(console, time.perf_counter())
 
     def on_step(done, total, message):
+        if lines is not None:
+            lines(done, total, message)
         if bar.total != total:
             bar.total = total
         bar.update(done - bar.n)
@@ -112,6 +162,7 @@ def rank(input_path, ks, methods, n_runs, beta_loss, solver, max_iter, tol, rand
                                  beta_loss=beta_loss, solver=solver, max_iter=max_iter, tol=tol)
     finally:
         bar.close()
+    # unconverged restarts are explained once, in a note, not one warning per fit
     console.replay([w for w in caught if "Maximum number of iterations" not in str(w.message)])
     curves = result.curves()
     names = [n for n in curves if n != "k"]
@@ -123,28 +174,28 @@ def rank(input_path, ks, methods, n_runs, beta_loss, solver, max_iter, tol, rand
         "input": ds.source, "shape": list(ds.shape), "methods": list(methods),
         "n_runs": n_runs, "suggested_k": int(result.suggested_k), "reason": result.reason,
         "suggestions": {k: int(v) for k, v in result.suggestions.items()},
-        "cv_method": result.cv_method, "curves": curves}))
+        "cv_method": result.cv_method, "notes": result.notes,
+        "better": {n: result.better.get(n) for n in names}, "curves": curves}))
     if report:
         try:
             files.append(_report(out, result, curves, ds))
         except ImportError as exc:
             console.warn(f"no report.html: {exc}")
-    console.say(str(result))
+    console.say(format_table(curves, result.suggested_k, result.reason, []))  # notes: stderr
     console.say("wrote " + ", ".join(str(p) for p in files))
 
 
 def _report(out, result, curves, ds):
-    from ..plot import figure_to_png, plot_consensus, plot_rank_curves
+    from ..plot import figure_to_png, plot_consensus
     from ..report import Section, write_report
 
     sec = Section(title=f"Rank selection for {ds.source}",
                   metrics={"suggested k": int(result.suggested_k), "reason": result.reason,
                            **{f"suggested by {k}": int(v) for k, v in
-                              result.suggestions.items()}})
-    plotted = {n: v for n, v in curves.items() if n not in ("k", "cv_se", "n_not_converged")}
-    sec.figures.append(("Criteria against k", figure_to_png(plot_rank_curves(
-        curves["k"], {n: [float("nan") if x is None else x for x in v]
-                      for n, v in plotted.items()}))))
+                              result.suggestions.items()},
+                           **{f"note {i + 1}": t for i, t in enumerate(result.notes)}})
+    sec.figures.append(("Criteria against k (dashed line: the suggested k)",
+                        figure_to_png(result.plot(title=f"Rank selection for {ds.source}"))))
     for k in (int(result.suggested_k),):
         if k in result.consensus:
             sec.figures.append((f"Consensus matrix at k={k}", figure_to_png(plot_consensus(
