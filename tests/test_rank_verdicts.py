@@ -164,3 +164,13 @@ def test_cli_rank_refuses_with_the_option_named(csv6, tmp_path, args, option):
     r = run("rank", csv6, "--out", tmp_path / "r", *args)
     assert r.exit_code == 2 and r.stderr.startswith("error: ") and option in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.output
+
+
+def test_masked_cv_memory_is_checked_before_allocating():
+    import scipy.sparse as sp
+
+    from nmfkit._cv import cross_validation_error
+
+    X = sp.csr_matrix((np.ones(3), ([0, 5, 7], [1, 2, 3])), shape=(10**6, 10**6))
+    with pytest.raises(MemoryError, match="use cv='bicv'"):
+        cross_validation_error(X, 2, method="mask")

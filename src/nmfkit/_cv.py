@@ -59,6 +59,21 @@ def _divergence_sum(x, p, beta: float) -> float:
                         / (beta * (beta - 1))))
 
 
+def _check_mask_memory(n: int, m: int) -> None:
+    """Masked CV holds a shuffled index of every entry (8 bytes) and an n × m boolean mask:
+    refuse it before allocating when that passes half of the memory available."""
+    from ._consensus import _available_memory
+
+    need = 9 * n * m
+    avail = _available_memory()
+    if avail is not None and need > avail // 2:
+        raise MemoryError(
+            f"cv='mask' on a {n}×{m} X needs about {need / 1e9:.1f} GB (an index of every "
+            f"entry and an n×m mask), more than half of the {avail / 1e9:.1f} GB available; "
+            "use cv='bicv' (bi-cross-validation holds out blocks, no mask of X's size)."
+        )
+
+
 def _mask_supported() -> bool:
     from ._estimator import NMF
 
@@ -114,6 +129,7 @@ def cross_validation_error(X, n_components: int, *, method: str = "auto", n_fold
         if not 0 < holdout < 1:
             raise ValueError(f"holdout must be a fraction in (0, 1); got {holdout!r}.")
         n_test = max(1, int(holdout * n * m))
+        _check_mask_memory(n, m)
         if n_folds * n_test > n * m:
             raise ValueError(
                 f"n_folds * holdout = {n_folds * holdout!r} > 1: the held-out sets cannot be "
