@@ -57,7 +57,8 @@ def test_fit_csv_writes_everything(tmp_path, csv_file):
     model = nmfkit.load(out / "model.npz")
     np.testing.assert_allclose(model.components_, H.X, rtol=1e-12)
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 3 and "http" not in html.split("<body>")[1]
+    assert html.count("data:image/png;base64,") >= 2 and "http" not in html.split("<body>")[1]
+    assert '<table class="top">' in html  # top features as text, not a picture
     assert "relative error" in r.output
 
 
@@ -139,11 +140,12 @@ def test_report_command(tmp_path, csv_file):
     invoke("fit", path, "-k", 2, "--out", tmp_path / "o", "--no-report")
     r = invoke("report", tmp_path / "o" / "model.npz", "--out", tmp_path / "a.html")
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "a.html").read_text().count("data:image/png") == 2
+    html = (tmp_path / "a.html").read_text()  # convergence figure, top features as a table
+    assert html.count("data:image/png") == 1 and '<table class="top">' in html
     r = invoke("report", tmp_path / "o" / "model.npz", path)
     assert r.exit_code == 0, r.output
     html = (tmp_path / "o" / "report.html").read_text()
-    assert html.count("data:image/png") == 3 and "explained_variance" in html
+    assert html.count("data:image/png") == 2 and "explained variance" in html
 
 
 def test_info():

@@ -37,27 +37,28 @@ def test_every_section_figure_is_a_valid_png(fitted):
                         rank_curves={"ks": [2, 3, 4], "cophenetic": [0.9, 0.99, 0.8],
                                      "error": [3.0, 1.0, 0.9]})
     captions = [c for c, _ in sec.figures]
+    # image-shaped features: the parts as images, no table of pixel names
     assert captions == ["Objective against iteration", "Parts: the rows of H shown as images",
-                        "Top 10 features of each component",
                         "Coefficients: which components each sample uses",
                         "Consensus over restarts (reordered)",
                         "Rank-selection criteria against k"]
+    assert sec.tables == []
     html = render_report([sec], title="T")
     pngs = _pngs(html)
-    assert len(pngs) == 6
+    assert len(pngs) == 5
     for p in pngs:
         assert base64.b64decode(p)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "toy &lt;data&gt;" in html  # titles are escaped
-    assert "explained_variance" in html and "relative_error" in html
-    # self-contained: no external resource of any kind
-    assert not re.search(r'(src|href)="(?!data:)', html)
+    assert "explained variance" in html and "relative error" in html
+    # self-contained: no external resource of any kind (links only to anchors in the page)
+    assert not re.search(r'(src|href)="(?!data:|#)', html)
 
 
 def test_without_data_only_model_figures(fitted):
     model, _ = fitted
     sec = model_section(model, title="m")
-    assert [c for c, _ in sec.figures] == ["Objective against iteration",
-                                           "Top 10 features of each component"]
+    assert [c for c, _ in sec.figures] == ["Objective against iteration"]
+    assert [c for c, _ in sec.tables] == ["Top 10 features of each component (rows of H)"]
     assert "relative_error" not in sec.metrics
 
 

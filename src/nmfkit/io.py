@@ -354,13 +354,16 @@ def _read_mtx(path, dtype) -> Dataset:
 
 
 def _read_text(path, weighting, max_features, stop_words, min_df, dtype, vocabulary=None,
-               idf=None, *, max_df=1.0, doc_sep=None, encoding=None) -> Dataset:
+               idf=None, *, max_df=1.0, doc_sep=None, encoding=None,
+               on_stage=None) -> Dataset:
     """Text documents (see :mod:`nmfkit.text`) → a TF-IDF / count Dataset with its vocabulary."""
     from .text import read_documents, vectorize
 
     if weighting not in ("tfidf", "counts"):
         raise ValueError(f"unknown text weighting {weighting!r}; use tfidf or counts")
-    docs, names = read_documents(path, doc_sep=doc_sep, encoding=encoding)
+    docs, names = read_documents(path, doc_sep=doc_sep, encoding=encoding, on_stage=on_stage)
+    if on_stage is not None:  # e.g. the CLI's stage messages
+        on_stage(f"vectorising {len(docs)} documents ({weighting})")
     X, vocab, idf_out = vectorize(docs, weighting=weighting, stop_words=stop_words,
                                   min_df=min_df, max_df=max_df, max_features=max_features,
                                   vocabulary=vocabulary, idf=idf, dtype=dtype,

@@ -7,6 +7,10 @@ Orientation: W (n_samples, k) holds the per-sample coefficients, H (k, n_feature
 - :func:`plot_coefficients` — heat map of W, samples grouped by their dominant component
 - :func:`plot_consensus` — a consensus matrix reordered by hierarchical clustering
 - :func:`plot_rank_curves` — rank-selection criteria against k
+- :func:`plot_component_profiles` — each row of H as a curve in its own panel (spectra)
+
+Labels (feature and sample names, titles) are drawn as plain text: a ``$`` in a column name is
+not read as matplotlib mathtext.
 """
 
 from __future__ import annotations
@@ -18,7 +22,23 @@ import math
 import numpy as np
 
 __all__ = ["plot_convergence", "plot_basis_images", "plot_top_features", "plot_coefficients",
-           "plot_consensus", "plot_rank_curves", "figure_to_png"]
+           "plot_consensus", "plot_rank_curves", "plot_component_profiles", "figure_to_png",
+           "HEATMAP_MAX_ROWS"]
+
+HEATMAP_MAX_ROWS = 300  # samples drawn in the coefficient heat map (evenly spaced)
+WIDE = 11.0  # inches: figures meant to fill the report's width
+
+
+def _text(label) -> str:
+    """A label as literal text: matplotlib would read ``$...$`` as mathtext (and fail on
+    e.g. ``price $bn^$``)."""
+    return str(label).replace("$", r"\$")
+
+
+def _integer_ticks(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _plt():
@@ -43,14 +63,15 @@ def plot_convergence(history: dict, *, title: str = "Convergence"):
     plt = _plt()
     it = np.asarray(history.get("n_iter", []), dtype=float)
     f = np.asarray(history.get("objective", []), dtype=float)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(WIDE, 3.2))
     ok = np.isfinite(f)
     ax.plot(it[ok], f[ok], marker="o", ms=3, lw=1.2)
     if ok.any() and np.all(f[ok] > 0):
         ax.set_yscale("log")
+    _integer_ticks(ax.xaxis)
     ax.set_xlabel("iteration")
     ax.set_ylabel("objective")
-    ax.set_title(title)
+    ax.set_title(_text(title))
     ax.grid(alpha=0.3)
     return fig
 
@@ -74,7 +95,7 @@ def plot_basis_images(H, image_shape, *, max_components: int = 64, title: str = 
         if i < k:
             ax.imshow(H[i].reshape(h, w), cmap=cmap, interpolation="nearest")
             ax.set_title(str(i), fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(_text(title))
     return fig
 
 
@@ -97,15 +118,15 @@ def plot_top_features(H, feature_names=None, *, n_top: int = 10, max_components:
         top = np.argsort(H[i])[::-1][:n_top]
         ax.barh(range(len(top)), H[i, top][::-1], color="C0")
         ax.set_yticks(range(len(top)))
-        ax.set_yticklabels([str(names[j])[:18] for j in top[::-1]], fontsize=7)
+        ax.set_yticklabels([_text(str(names[j])[:18]) for j in top[::-1]], fontsize=7)
         ax.tick_params(axis="x", labelsize=6)
         ax.set_title(f"component {i}", fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(_text(title))
     fig.tight_layout()
     return fig
 
 
-def plot_coefficients(W, *, row_names=None, max_rows: int = 300,
+def plot_coefficients(W, *, row_names=None, max_rows: int = HEATMAP_MAX_ROWS,
                       title: str = "Coefficients W (rows scaled to max 1)"):
     """Heat map of W (n_samples, k): rows scaled to their maximum, grouped by dominant component.
 
@@ -120,15 +141,17 @@ def plot_coefficients(W, *, row_names=None, max_rows: int = 300,
     m = A.max(axis=1, keepdims=True)
     A = np.divide(A, m, out=np.zeros_like(A), where=m > 0)
     order = np.lexsort((-A.max(axis=1), A.argmax(axis=1)))
-    fig, ax = plt.subplots(figsize=(min(2 + 0.35 * W.shape[1], 12), 4.5))
+    fig, ax = plt.subplots(figsize=(WIDE, 4.5))
     im = ax.imshow(A[order], aspect="auto", cmap="viridis", interpolation="nearest")
+    _integer_ticks(ax.xaxis)
     ax.set_xlabel("component")
     ax.set_ylabel("sample (grouped by dominant component)")
     if row_names is not None and len(order) <= 40:
         ax.set_yticks(range(len(order)))
-        ax.set_yticklabels([str(row_names[idx[o]]) for o in order], fontsize=6)
+        ax.set_yticklabels([_text(row_names[idx[o]]) for o in order], fontsize=6)
     fig.colorbar(im, ax=ax, fraction=0.04)
-    ax.set_title(title)
+    shown = f" — {len(idx)} of {W.shape[0]} samples shown" if len(idx) < W.shape[0] else ""
+    ax.set_title(_text(title) + shown)
     return fig
 
 
@@ -148,11 +171,11 @@ def plot_consensus(C, *, labels=None, title: str = "Consensus matrix"):
                    interpolation="nearest")
     if labels is not None and len(order) <= 60:
         ax.set_xticks(range(len(order)))
-        ax.set_xticklabels([str(labels[o]) for o in order], rotation=90, fontsize=5)
+        ax.set_xticklabels([_text(labels[o]) for o in order], rotation=90, fontsize=5)
         ax.set_yticks(range(len(order)))
-        ax.set_yticklabels([str(labels[o]) for o in order], fontsize=5)
+        ax.set_yticklabels([_text(labels[o]) for o in order], fontsize=5)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_title(title)
+    ax.set_title(_text(title))
     return fig
 
 
@@ -166,8 +189,45 @@ def plot_rank_curves(ks, curves: dict, *, title: str = "Rank selection"):
     for ax, name in zip(axes[0], names):
         ax.plot(list(ks), np.asarray(curves[name], dtype=float), marker="o")
         ax.set_xlabel("k")
-        ax.set_title(name, fontsize=9)
+        _integer_ticks(ax.xaxis)
+        ax.set_title(_text(name), fontsize=9)
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(_text(title))
+    fig.tight_layout()
+    return fig
+
+
+def plot_component_profiles(H, *, x=None, max_components: int = 40, xlabel: str = "feature",
+                            title: str = "Parts (rows of H), one panel per component"):
+    """Each row of H (k, n_features) as a curve in its own small panel (spectra, profiles).
+
+    ``x`` (n_features,) gives the horizontal axis (e.g. wavelengths); default the column index.
+    Panels share the horizontal axis; each curve is scaled to its own maximum, so shapes can
+    be compared even when the components' weights differ by orders of magnitude.
+    """
+    plt = _plt()
+    H = np.asarray(H, dtype=float)
+    x = np.arange(H.shape[1]) if x is None else np.asarray(x, dtype=float)
+    if x.shape != (H.shape[1],):
+        raise ValueError(f"x has shape {x.shape} but H has {H.shape[1]} features; give one "
+                         "position per column of H")
+    k = min(H.shape[0], max_components)
+    cols = min(k, 4)
+    rows = int(math.ceil(k / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDE, 1.7 * rows + 0.6), squeeze=False,
+                             sharex=True)
+    for i, ax in enumerate(axes.ravel()):
+        if i >= k:
+            ax.axis("off")
+            continue
+        m = H[i].max()
+        ax.plot(x, H[i] / m if m > 0 else H[i], lw=1, color=f"C{i % 10}")
+        ax.set_title(f"component {i} (max {m:.3g})", fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.set_yticks([0, 1])
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel(_text(xlabel), fontsize=7)
+    fig.suptitle(_text(title))
     fig.tight_layout()
     return fig

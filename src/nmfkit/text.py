@@ -101,7 +101,20 @@ def _split(text: str, doc_sep: str | None) -> list:
     return [d for d in docs if d]
 
 
-def read_documents(path, *, doc_sep: str | None = None, encoding: str | None = None):
+def _auto_sep(text: str):
+    """``"%"`` when the text is in fortune (strfile) format — at least two lines that hold
+    only ``%`` — else None."""
+    count = 0
+    for line in text.splitlines():
+        if line.rstrip() == "%":
+            count += 1
+            if count >= 2:
+                return "%"
+    return None
+
+
+def read_documents(path, *, doc_sep: str | None = None, encoding: str | None = None,
+                   on_stage=None):
     """The documents of a text file or folder, and a name for each.
 
     Parameters
@@ -111,9 +124,12 @@ def read_documents(path, *, doc_sep: str | None = None, encoding: str | None = N
     doc_sep : str or None, default=None
         None: a file holds one document per non-empty line, and a folder one document per
         file. A string (e.g. ``"%"``): documents are separated by lines equal to it, in a
-        file or in each file of a folder.
+        file or in each file of a folder. ``"auto"``: ``"%"`` for files in fortune format
+        (at least two lines holding only ``%``), else None, decided file by file.
     encoding : str or None, default=None
         The files' encoding; None reads UTF-8 (with or without a byte-order mark).
+    on_stage : callable or None
+        Told (one line of text) when ``"auto"`` finds a separator.
 
     Returns
     -------
@@ -123,6 +139,17 @@ def read_documents(path, *, doc_sep: str | None = None, encoding: str | None = N
         ``doc_sep``) for a folder.
     """
     path = pathlib.Path(path)
+    auto = doc_sep == "auto"
+    found = []
+
+    def sep_of(text, p):
+        if not auto:
+            return doc_sep
+        sep = _auto_sep(text)
+        if sep is not None:
+            found.append(p.name)
+        return sep
+
     if doc_sep is not None and (not doc_sep.strip() or "\n" in doc_sep):
         raise ValueError(f"the document separator {doc_sep!r} must be a non-empty line of "
                          "text, e.g. %")
@@ -131,18 +158,24 @@ def read_documents(path, *, doc_sep: str | None = None, encoding: str | None = N
         docs, names = [], []
         for p in files:
             text = decode(_read_bytes(p), p, encoding)
-            if doc_sep is None:
+            sep = sep_of(text, p)
+            if sep is None:
                 docs.append(text)
                 names.append(p.name)
             else:
-                parts = _split(text, doc_sep)
+                parts = _split(text, sep)
                 docs += parts
                 names += [f"{p.name}:{i}" for i in range(len(parts))]
     else:
-        docs = _split(decode(_read_bytes(path), path, encoding), doc_sep)
+        text = decode(_read_bytes(path), path, encoding)
+        docs = _split(text, sep_of(text, path))
         names = [f"doc{i}" for i in range(len(docs))]
+    if found and on_stage is not None:
+        on_stage(f"documents separated by lines of '%' (fortune format) in "
+                 f"{', '.join(found[:3])}{' ...' if len(found) > 3 else ''}; "
+                 "--doc-sep sets another separator")
     if not docs:
-        how = (f"documents separated by lines of {doc_sep!r}" if doc_sep is not None
+        how = (f"documents separated by lines of {doc_sep!r}" if doc_sep not in (None, "auto")
                else "a folder of text files or a file with one document per line")
         raise ValueError(f"no documents found in {str(path)!r}; give {how}")
     return docs, names

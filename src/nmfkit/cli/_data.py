@@ -31,8 +31,22 @@ def input_options(f):
                      help="Text input: TF-IDF weights or raw counts."),
         click.option("--max-features", type=click.IntRange(1), default=None,
                      help="Text input: keep the most frequent words only."),
-        click.option("--stop-words", type=click.Choice(["english"]), default=None,
-                     help="Text input: drop common English words."),
+        click.option("--stop-words", type=click.Choice(["english", "none"]), default="english",
+                     show_default=True,
+                     help="Text input: drop common English words (and contraction fragments "
+                          "such as don, ll), or keep every word."),
+        click.option("--min-df", type=DocFreq(), default="2", show_default=True,
+                     help="Text input: keep words found in at least this many documents (or "
+                          "this share of them, e.g. 0.001)."),
+        click.option("--max-df", type=DocFreq(), default="0.5", show_default=True,
+                     help="Text input: drop words found in more than this share of the "
+                          "documents (or this many)."),
+        click.option("--doc-sep", default=None, metavar="LINE",
+                     help="Text input: documents are separated by lines equal to LINE (e.g. "
+                          "'%%'); default: '%%' in files in fortune format (lines holding only "
+                          "%%), else one document per line (per file in a folder)."),
+        click.option("--encoding", default=None,
+                     help="Text input: the files' encoding (default UTF-8), e.g. latin-1."),
         click.option("--float32", "float32", is_flag=True,
                      help="Read the data as float32 (half the memory)."),
     ]
@@ -41,11 +55,43 @@ def input_options(f):
     return f
 
 
+class DocFreq(click.ParamType):
+    """A document frequency: a count (an integer ≥ 1) or a share (a number in (0, 1))."""
+
+    name = "count|share"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        text = str(value).strip()
+        try:
+            v = int(text)
+        except ValueError:
+            try:
+                v = float(text)
+            except ValueError:
+                v = None
+        ok = (isinstance(v, int) and v >= 1) or (isinstance(v, float) and 0 < v <= 1)
+        if not ok:
+            self.fail(f"{value!r} is neither a document count (an integer ≥ 1) nor a share of "
+                      "the documents (a number in (0, 1])", param, ctx)
+        return v
+
+
 def load_input(path, *, fmt, transpose, header, row_names, text_weighting, max_features,
-               stop_words, float32, vocabulary=None, idf=None) -> Dataset:
+               stop_words, float32, min_df=1, max_df=1.0, doc_sep=None, encoding=None,
+               vocabulary=None, idf=None, on_stage=None) -> Dataset:
+    """Read INPUT with the input options; ``on_stage(text)`` hears the text reader's stages."""
+    if doc_sep is not None and fmt is None:
+        fmt = "text"  # a separator line only means something for text (e.g. fortune files)
+    text_options = {"max_df": max_df, "doc_sep": "auto" if doc_sep is None else doc_sep,
+                    "encoding": encoding}
+    if on_stage is not None:
+        text_options["on_stage"] = on_stage
     return read_matrix(path, fmt=fmt, transpose=transpose, header=header, row_names=row_names,
                        text_weighting=text_weighting, max_features=max_features,
-                       stop_words=stop_words, vocabulary=vocabulary, idf=idf,
+                       stop_words=None if stop_words == "none" else stop_words, min_df=min_df,
+                       vocabulary=vocabulary, idf=idf, text_options=text_options,
                        dtype=np.float32 if float32 else np.float64)
 
 

@@ -21,6 +21,7 @@ from ._data import (
 )
 from ._extensions import NAN_HINT, extension_options, extension_params
 from ._scale import check_scale_params, run_scaled, scale_options
+from ._stages import Stages, describe, input_size
 
 _LOSS_ALIASES = {"fro": "frobenius", "frobenius": "frobenius", "kl": "kullback-leibler",
                  "kullback-leibler": "kullback-leibler", "is": "itakura-saito",
@@ -213,7 +214,8 @@ def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write report.html (needs matplotlib).")
 @click.option("--top", "n_top", type=click.IntRange(1), default=10, show_default=True,
-              help="Features per component in the report.")
+              help="Features per component in top_features.csv, summary.json and the report "
+                   "(and the words printed for text input).")
 @common_options
 def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbose, **opts):
     """Factorise INPUT ≈ W H and write W, H, model.npz, summary.json and report.html.
@@ -224,8 +226,10 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
     of .npz row chunks) is streamed from disk; with --dask the fit runs on a Dask cluster.
     """
     console = Console(quiet, progress, verbose)
+    stages = Stages(console)
     read = {k: opts.pop(k) for k in ("fmt", "transpose", "header", "row_names",
-                                     "text_weighting", "max_features", "stop_words", "float32")}
+                                     "text_weighting", "max_features", "stop_words", "float32",
+                                     "min_df", "max_df", "doc_sep", "encoding")}
     batch_size = opts.pop("batch_size")
     max_memory, dask_address = opts.pop("max_memory"), opts.pop("dask_address")
     params = estimator_params(opts)
@@ -234,19 +238,26 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
                            batch_size=batch_size, read=read,
                            flag="--max-memory" if max_memory is not None else "--dask")
         return _fit_scaled(input_path, params, read, max_memory, dask_address, out_dir,
-                           image_shape, report, n_top, console)
+                           image_shape, report, n_top, console, stages)
     if batch_size is not None:
         params = minibatch_params(params, batch_size)
-    ds = load_input(input_path, **read)
+    stages.say(f"reading {input_path} ({input_size(input_path)})")
+    ds = load_input(input_path, **read, on_stage=stages.say)
+    stages.say(f"read {describe(ds.X)}" + (f"; {ds.shape[0]} documents, a vocabulary of "
+                                          f"{ds.shape[1]} words" if ds.fmt == "text" else ""))
     check_values(ds, allow_nan=params.get("missing_values") is not None,
                  nan_hint=NAN_HINT)
     check_rank(params["n_components"], ds)
     shape = image_shape_for(ds, image_shape, ds.shape[1])
     out = prepare_out_dir(out_dir)
     fitter = run_minibatch if batch_size is not None else run_fit
+    stages.say(f"fitting k={params['n_components']} ({_describe_fit(params, batch_size)})")
     model, W, seconds, caught = fitter(params, ds.X, console)
+    stages.say(f"fitted: {model.n_iter_} iterations in {seconds:.1f}s "
+               f"({getattr(model, 'stop_reason_', None) or 'done'})")
     console.replay(caught)
-    write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console)
+    write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console,
+                  stages=stages)
     if getattr(model, "stop_reason_", None) == "interrupted":
         click.echo(f"interrupted after {model.n_iter_} iterations: wrote the factors of the "
                    f"last complete iteration to {out}", err=True)
@@ -254,8 +265,14 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
     return 0
 
 
+def _describe_fit(params: dict, batch_size) -> str:
+    loss = params.get("beta_loss")
+    how = f"solver {params.get('solver')}, loss {loss}"
+    return how + (f", mini-batches of {batch_size} rows" if batch_size else "")
+
+
 def _fit_scaled(input_path, params, read, max_memory, dask_address, out_dir, image_shape,
-                report, n_top, console):
+                report, n_top, console, stages=None):
     """The --max-memory / --dask branch of ``fit``: the same outputs as an in-memory fit."""
     out = prepare_out_dir(out_dir)
     if dask_address is None:  # the streamed fit reads the data's shape before fitting
@@ -266,13 +283,19 @@ def _fit_scaled(input_path, params, read, max_memory, dask_address, out_dir, ima
         if params["n_components"] > min(n, m):
             raise ValueError(f"-k {params['n_components']} is larger than the data allow: X "
                              f"is {n}×{m}, so k can be at most {min(n, m)}; choose a smaller -k")
+    stages = stages or Stages(console)
+    stages.say(f"fitting k={params['n_components']} from {input_path} "
+               f"({input_size(input_path)}; {_describe_fit(params, None)}, "
+               + (f"within {max_memory}" if dask_address is None else f"Dask {dask_address}")
+               + ")")
     model, W, ds, seconds, caught, metrics, scale = run_scaled(
         input_path, params, read, max_memory=max_memory, dask_address=dask_address,
         console=console)
+    stages.say(f"fitted: {model.n_iter_} iterations in {seconds:.1f}s")
     console.replay(caught)
     shape = image_shape_for(None, image_shape, model.components_.shape[1])
     write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console,
-                  metrics=metrics, scale=scale)
+                  metrics=metrics, scale=scale, stages=stages)
     if model.stop_reason_ == "interrupted":  # the library's deferred Ctrl-C
         click.echo(f"interrupted after {model.n_iter_} iterations: wrote the factors of the "
                    f"last complete iteration to {out}", err=True)
@@ -291,60 +314,110 @@ def _input_info(ds, read) -> dict:
 
 
 def write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console,
-                  metrics=None, scale=None):
-    """W, H (input's style), model.npz, summary.json and report.html; prints what it wrote.
+                  metrics=None, scale=None, stages=None):
+    """W, H (input's style), model.npz, top_features.csv, summary.json and report.html; prints
+    what it wrote (and, for text input, the top words of each component).
 
     ``metrics`` (precomputed, e.g. block by block for a streamed fit) replaces the in-memory
-    metrics; ``scale`` (how a --max-memory / --dask fit ran) goes into summary.json.
+    metrics; ``scale`` (how a --max-memory / --dask fit ran) goes into summary.json. When a
+    file cannot be written, the error says which files the folder holds and which it lacks.
     """
+    from .._topics import top_features_of
     from ..io import write_factors, write_json
     from ..model_io import save as save_model
     from ._extensions import observed_summary
     from .info import versions
 
+    stages = stages or Stages(console)
     H = model.components_
-    files = write_factors(out, W, H, fmt=ds.fmt, row_names=ds.row_names,
-                          feature_names=ds.feature_names)
-    meta = {"image_shape": list(shape) if shape else None, "input_format": ds.fmt,
-            "transpose": bool(read.get("transpose")),
-            "text_weighting": read.get("text_weighting") if ds.fmt == "text" else None,
-            "idf": ds.extra.get("idf")}
-    if scale is not None:
-        meta["fitted_by"] = scale["fitted_by"]
-    files.append(save_model(model, out / "model.npz", feature_names=ds.feature_names,
-                            metadata=meta))
-    if metrics is None:
-        metrics = observed_summary(ds.X, W, H, model.beta_loss,
-                                   model.get_params().get("missing_values"))
-    info = {
-        "input": _input_info(ds, read),
-        "parameters": {k: v for k, v in model.get_params().items() if k != "callback"},
-        "objective": (float(model.loss_curve_[-1]) if getattr(model, "loss_curve_", None)
-                      else None),
-        "reconstruction_err": float(model.reconstruction_err_),
-        "n_iter": int(model.n_iter_),
-        "stop_reason": getattr(model, "stop_reason_", None),
-        "seconds": seconds,
-        "metrics": metrics,
-        "versions": versions(),
-    }
-    if scale is not None:
-        info["scale"] = scale
+    stages.say(f"writing W, H, model, top features, summary{', report' if report else ''} "
+               f"to {out}")
+    files = []
+    planned = ["W", "H", "model.npz", "top_features.csv", "summary.json"] + (
+        ["report.html"] if report else [])
+    with _incomplete_folder(out, files, planned):
+        files += write_factors(out, W, H, fmt=ds.fmt, row_names=ds.row_names,
+                               feature_names=ds.feature_names)
+        meta = {"image_shape": list(shape) if shape else None, "input_format": ds.fmt,
+                "transpose": bool(read.get("transpose")),
+                "text_weighting": read.get("text_weighting") if ds.fmt == "text" else None,
+                "idf": ds.extra.get("idf")}
+        if scale is not None:
+            meta["fitted_by"] = scale["fitted_by"]
+        files.append(save_model(model, out / "model.npz", feature_names=ds.feature_names,
+                                metadata=meta))
+        top = top_features_of(model, n_top, ds.feature_names)
+        files.append(top.to_csv(out / "top_features.csv"))
+        if metrics is None:
+            metrics = observed_summary(ds.X, W, H, model.beta_loss,
+                                       model.get_params().get("missing_values"))
+        info = {
+            "input": _input_info(ds, read),
+            "parameters": {k: v for k, v in model.get_params().items() if k != "callback"},
+            "objective": (float(model.loss_curve_[-1]) if getattr(model, "loss_curve_", None)
+                          else None),
+            "reconstruction_err": float(model.reconstruction_err_),
+            "n_iter": int(model.n_iter_),
+            "stop_reason": getattr(model, "stop_reason_", None),
+            "seconds": seconds,
+            "metrics": metrics,
+            "top_features": top.to_dict(),
+            "versions": versions(),
+        }
+        if scale is not None:
+            info["scale"] = scale
+        info["files"] = [str(p) for p in files + [out / "summary.json"]]
+        files.append(write_json(out / "summary.json", info))
     if report:
         try:
-            files.append(_report(out, model, W, ds, shape, n_top, seconds, metrics))
+            path = _report(out, model, W, ds, shape, n_top, seconds, metrics)
         except ImportError as exc:
             console.warn(f"no report.html: {exc}")
-    files.append(out / "summary.json")
-    info["files"] = [str(p) for p in files]
-    write_json(out / "summary.json", info)
+        except Exception as exc:  # the other outputs are complete: say so, keep them
+            info["report_error"] = f"{type(exc).__name__}: {exc}"
+            write_json(out / "summary.json", info)
+            raise ValueError(f"could not write the report {str(out / 'report.html')!r} "
+                             f"({type(exc).__name__}: {exc}); the other outputs in {str(out)!r} "
+                             "are complete (" + ", ".join(p.name for p in files) + "); "
+                             "rerun with --no-report, or make the report later with "
+                             "nmfkit report") from None
+        else:
+            files.append(path)
+            info["files"] = [str(p) for p in files]
+            write_json(out / "summary.json", info)
     n, m = info["input"]["shape"]
     console.say(f"{ds.source}: {n}×{m}, k={H.shape[0]}, "
                 f"{model.n_iter_} iterations ({getattr(model, 'stop_reason_', '-')}) in "
                 f"{seconds:.2f}s; "
                 f"relative error {metrics['relative_error']:.4f}, explained variance "
                 f"{metrics['explained_variance']:.4f}")
+    if ds.fmt == "text":
+        console.say(f"top {top.n_top} words of each component:")
+        for c in range(top.n_components):
+            console.say(f"  {c:>3}: " + ", ".join(top.words(c)))
     console.say("wrote " + ", ".join(str(p) for p in files))
+
+
+class _incomplete_folder:
+    """Turn a failure while writing into one clear error that lists what the folder holds."""
+
+    def __init__(self, out, files, planned):
+        self.out, self.files, self.planned = out, files, planned
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        have = [p.name for p in self.files]
+        missing = [n for n in self.planned
+                   if not any(h == n or h.startswith(n + ".") for h in have)]
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise OSError(f"writing the outputs to {str(self.out)!r} failed ({detail}); the folder "
+                      f"is incomplete: it holds {', '.join(have) or 'nothing new'} but not "
+                      f"{', '.join(missing)}; free space or choose another --out and rerun"
+                      ) from None
 
 
 def _report(out, model, W, ds, shape, n_top, seconds, metrics):
