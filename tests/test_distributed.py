@@ -49,8 +49,9 @@ def test_equals_in_memory_fit(client, solver, beta, alpha):
                    beta_loss=beta, init="custom", W=W0, H=H0, tol=0, max_iter=15,
                    alpha_W=alpha, l1_ratio=0.5, split_every=2)
     assert abs(res.objective - ref.objective) <= 1e-6 * ref.objective
-    np.testing.assert_allclose(res.H, ref.H, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(res.W, ref.W, rtol=1e-8, atol=1e-10)
+    # docs/scaling.md promises the in-memory iterates to 1e-9 (measured: 3e-12 at most)
+    np.testing.assert_allclose(res.H, ref.H, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(res.W, ref.W, rtol=1e-9, atol=1e-12)
     assert res.n_iter == 15
 
 
@@ -101,7 +102,7 @@ def test_worker_killed_mid_fit_gives_the_same_result():
             res = fit_dask(da.from_array(X, chunks=(50, 20)), 4, client=c, init="custom",
                            W=W0, H=H0, tol=0, max_iter=12, callback=kill_one, sync_every=4)
             assert killed and killed[0] not in c.run(os.getpid).values()
-    np.testing.assert_allclose(res.H, ref.H, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.H, ref.H, rtol=1e-9, atol=1e-12)
     assert abs(res.objective - ref.objective) <= 1e-6 * ref.objective
 
 
