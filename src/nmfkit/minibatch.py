@@ -80,6 +80,16 @@ from .solvers.mu import _gamma
 
 __all__ = ["MiniBatchNMF"]
 
+
+def _interruptible() -> bool:
+    """Whether a KeyboardInterrupt can reach this fit (main thread, SIGINT not ignored)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL)
+
 logger = logging.getLogger("nmfkit")
 
 
@@ -365,6 +375,16 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self._components_numerator = nx.copy(H)
             self._components_denominator = nx.full(H.shape, 1.0, H.dtype)
 
+    def _save_step(self, H, Wb):
+        """What one mini-batch step changes in place, copied (see :meth:`_restore_step`)."""
+        nx = _backend(self)
+        return (nx.copy(H), nx.copy(Wb), nx.copy(self._components_numerator),
+                nx.copy(self._components_denominator))
+
+    def _restore_step(self, saved, H, W, batch) -> None:
+        H[:], W[batch] = saved[0], saved[1]
+        self._components_numerator, self._components_denominator = saved[2], saved[3]
+
     def _solve_W(self, X, H, max_iter, prepared=None):
         """W for fixed H (see ``_minibatch_steps.mu_solve_W``; HALS for "cd"/"anls")."""
         return mu_solve_W(self, X, H, max_iter, prepared)
@@ -426,28 +446,46 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         n_steps = self.max_iter * n_steps_per_iter
         handler = _verbose_handler(self.verbose)
         rows = row_index(nx, X)  # sparse torch X: its row pointer on the host, read once
+        # Ctrl-C rolls the interrupted step back: H, the batch's W rows and the sums are kept
+        # from before each step (k × n_features copies, small next to a step's products)
+        keep = _interruptible()
+        done, reason = 0, "max_iter"
         try:
-            i = 0
             for i, (batch, ob) in zip(range(n_steps), batches):
                 Xb = take_rows(nx, X, batch, rows)
                 Wb = W[batch]  # a view: updated in place
-                cost = self._minibatch_step(Xb, Wb, H, update_H, ob)
-                if update_H and converged(
-                    self, Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps
-                ):
+                saved = self._save_step(H, Wb) if keep else None
+                try:
+                    cost = self._minibatch_step(Xb, Wb, H, update_H, ob)
+                    stop = update_H and converged(
+                        self, Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps)
+                except KeyboardInterrupt:
+                    if saved is None:
+                        raise
+                    self._restore_step(saved, H, W, batch)
+                    reason = "interrupted"
+                    break
+                done = i + 1
+                if stop:
+                    reason = "tol"
                     break
                 if self.tol > 0:
                     H_buffer[:] = H
         finally:
             if handler is not None:
                 logger.removeHandler(handler)
-        if self.fresh_restarts and obs is not None:
+        self.stop_reason_ = reason
+        if reason == "interrupted":
+            warnings.warn(f"Fit interrupted by the user after {done} complete mini-batch "
+                          "steps; returning the factors of the last complete step.",
+                          RuntimeWarning, stacklevel=3)
+        elif self.fresh_restarts and obs is not None:
             W = masked_solve_W(self, obs, H, self._transform_max_iter)
         elif self.fresh_restarts:
             W = self._solve_W(X, H, self._transform_max_iter)
-        n_steps = i + 1
+        n_steps = max(done, 1) if reason != "interrupted" else done
         n_iter = int(np.ceil(n_steps / n_steps_per_iter))
-        if n_iter == self.max_iter and self.tol > 0:
+        if n_iter == self.max_iter and self.tol > 0 and reason == "max_iter":
             warnings.warn(
                 f"Maximum number of iterations {self.max_iter} reached. Increase it to"
                 " improve convergence.",

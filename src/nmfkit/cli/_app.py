@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
+import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -12,6 +15,49 @@ from .. import __version__
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BUG = 1
+
+
+def _as_ctrl_c(signum, frame):
+    """Hand SIGTERM to whatever answers Ctrl-C at this moment (a fit loop's deferred stop,
+    the ``fit`` command's two-stage handler, or Python's KeyboardInterrupt)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        return handler(signal.SIGINT, frame)
+    raise KeyboardInterrupt  # SIGINT ignored (a background job): still stop
+
+
+def _sigterm_as_ctrl_c():
+    """SIGTERM (what ``timeout``, ``kill`` and batch schedulers send) acts as Ctrl-C in every
+    subcommand and fit mode: the fit stops and writes its last complete iterate. Returns the
+    previous handler, or None where none can be set (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _as_ctrl_c)
+
+
+# "The 'random_state' parameter of NMF must be ..." → "--seed must be ..."
+_PARAM_PHRASE = re.compile(r"[Tt]he '(\w+)' parameter of \w+")
+_PARAM_ASSIGN = re.compile(r"\b(\w+) ?==? ?(?=[\w'\"(\[-])")
+
+
+def _option_names() -> dict:
+    """Python parameter name → the option that sets it (first seen over all subcommands)."""
+    names = {}
+    for command in cli.commands.values():
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name not in names:
+                names[param.name] = max(param.opts, key=len)
+    return names
+
+
+def cli_wording(message: str) -> str:
+    """A library message in the words of the command line: parameters become options."""
+    names = _option_names()
+    message = _PARAM_PHRASE.sub(lambda m: names.get(m.group(1), m.group(0)), message)
+    message = _PARAM_ASSIGN.sub(
+        lambda m: f"{names[m.group(1)]} " if m.group(1) in names else m.group(0), message)
+    return message.replace(", an instance of 'numpy.random.mtrand.RandomState'", "")
 
 
 def _one_line(message: str) -> str:
@@ -22,6 +68,7 @@ class NmfkitGroup(click.Group):
     """A click group whose ``main`` turns every user mistake into ``error: ...`` and exit 2."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        previous = _sigterm_as_ctrl_c()
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                               standalone_mode=False, **extra)
@@ -44,8 +91,16 @@ class NmfkitGroup(click.Group):
             if isinstance(exc, MemoryError):
                 msg = f"not enough memory ({msg or 'MemoryError'}); try --float32, a smaller -k " \
                       "or a smaller input"
-            _stderr(f"error: {msg or type(exc).__name__}")
+            _stderr(f"error: {cli_wording(str(msg)) or type(exc).__name__}")
             sys.exit(EXIT_USER_ERROR)
+        except Exception as exc:  # a bug: still one line (the traceback with -vv)
+            logging.getLogger("nmfkit").debug("details", exc_info=True)
+            _stderr(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))[:300]} "
+                    "(a bug in nmfkit: rerun with -vv for the traceback and report it)")
+            sys.exit(EXIT_BUG)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         if standalone_mode:
             sys.exit(rv if isinstance(rv, int) else 0)
         return rv

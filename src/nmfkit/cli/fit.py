@@ -108,7 +108,7 @@ def estimator_params(opts: dict) -> dict:
 def _install_sigint(handler):
     """Ctrl-C ends the fit after the current iteration (the callback stops it); returns the
     previous handler, or None where no handler can be set (not the main thread, or SIGINT
-    ignored by the parent)."""
+    ignored by the parent). SIGTERM reaches the same handler (see ``_app``)."""
     if threading.current_thread() is not threading.main_thread():
         return None
     previous = signal.getsignal(signal.SIGINT)
@@ -189,7 +189,11 @@ def minibatch_params(params: dict, batch_size: int) -> dict:
 
 
 def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
-    """Fit MiniBatchNMF(**params) on X; returns (model, W, seconds, warnings)."""
+    """Fit MiniBatchNMF(**params) on X; returns (model, W, seconds, warnings).
+
+    Ctrl-C (or SIGTERM) stops the fit with ``stop_reason_ = "interrupted"``: MiniBatchNMF
+    rolls the interrupted mini-batch step back and returns the last complete one.
+    """
     from .. import MiniBatchNMF
 
     model = MiniBatchNMF(**params)
@@ -197,6 +201,7 @@ def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         W = model.fit_transform(X)
+    caught = [w for w in caught if "interrupted by the user" not in str(w.message)]
     return model, W, time.perf_counter() - t0, caught
 
 
