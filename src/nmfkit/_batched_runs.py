@@ -132,14 +132,13 @@ def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(),
     from .losses import beta_divergence
     from .penalties import Graph, split_hals
 
-    s = nx.max(X)
-    scaled = s > 0 and not (_fit._SCALE_RANGE[0] <= s <= _fit._SCALE_RANGE[1])
-    if scaled:  # as _fit.factorize: fit X/s from (W/√s, H/√s), penalties rescaled
-        root_s, s_beta = math.sqrt(s), s**beta
-        X = nx.divide_scalar(X, s)
-        starts = [(W / root_s, H / root_s) for W, H in starts]
-        penalties_W = _fit._rescaled_penalties(penalties_W, root_s, s_beta)
-        penalties_H = _fit._rescaled_penalties(penalties_H, root_s, s_beta)
+    from ._unit_scale import UnitScale
+
+    scale = UnitScale.of(nx.max(X), beta)  # extreme data at unit scale (a no-op otherwise)
+    X = scale.data(X, nx)
+    starts = [(scale.factor_in(W), scale.factor_in(H)) for W, H in starts]
+    penalties_W = scale.penalties(penalties_W)
+    penalties_H = scale.penalties(penalties_H)
     X, Xt = nx.prepare_X(X)
     sparse = nx.issparse(X)
     pens = (*split_hals(penalties_W)[:2], *split_hals(penalties_H)[:2])
@@ -212,13 +211,10 @@ def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(),
     for run in range(r):
         Wr, Hr, n_iter, why = done[run]
         objs = [float(f0[run]), *(float(v) for v in hist[1:n_iter + 1, run])]
-        if scaled:
-            Wr, Hr = Wr * root_s, Hr * root_s
-            objs = [v * s_beta for v in objs]
-        out.append(_fit.FitResult(
+        out.append(scale.result_out(_fit.FitResult(
             W=Wr, H=Hr, n_iter=n_iter, objective=objs[-1], converged=why in ("tol", "exact"),
             stop_reason=why,
             history={"n_iter": list(range(n_iter + 1)), "objective": objs,
                      "time": times[:n_iter + 1]},
-        ))
+        )))
     return out
