@@ -11,6 +11,8 @@ import click
 import numpy as np
 import scipy.sparse as sp
 
+from .._validation import MAX_WEIGHT
+
 NAN_HINT = "fill or drop it, or pass --missing nan to leave missing entries out of the fit"
 
 
@@ -89,6 +91,9 @@ def _penalties(kind: str, values) -> list:
         if factors[0] not in ("W", "H") or not (lam >= 0 and math.isfinite(lam)):
             raise click.BadParameter(f"{text!r} is not λ, W=λ or H=λ with λ ≥ 0",
                                      param_hint=f"--{kind}")
+        if lam > MAX_WEIGHT:
+            raise click.BadParameter(f"{text!r}: λ must be at most {MAX_WEIGHT:g} (a larger "
+                                     "weight overflows the objective)", param_hint=f"--{kind}")
         out += [cls(lam, f) for f in factors if lam > 0]
     return out
 
@@ -106,7 +111,13 @@ def _read_frozen(path) -> np.ndarray:
 
 def check_device(backend, device) -> None:
     """A GPU asked for but not there is a user error with a fix, not an assertion."""
-    if device is None or not str(device).startswith("cuda"):
+    if device is None:
+        return
+    kind, _, index = str(device).strip().lower().partition(":")
+    if kind not in ("cpu", "cuda", "mps", "xpu") or (index and not index.isdigit()):
+        raise click.BadParameter(f"{device!r} is not a torch device; use cpu, cuda or cuda:N "
+                                 "(N the GPU's number)", param_hint="--device")
+    if kind != "cuda":
         return
     if backend != "torch":
         raise click.BadParameter(f"--device {device} needs --backend torch",
