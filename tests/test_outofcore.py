@@ -82,20 +82,35 @@ def test_random_init_matches_nmf_and_objective_decreases(memmap):
     assert np.all(np.diff(hist) <= 1e-12 * hist[0])
 
 
-def test_zarr_hdf5_and_npz_folder(tmp_path, memmap):
+def _file_kw(W0, H0):
+    return dict(init="custom", W=W0, H=H0, tol=0, max_iter=8, max_memory="200KB")
+
+
+def test_zarr_array(tmp_path, memmap):
+    zarr = pytest.importorskip("zarr")
     _, X, W0, H0 = memmap
     ref = _in_memory(X, W0, H0, "cd", 2.0, 8)
-    kw = dict(init="custom", W=W0, H=H0, tol=0, max_iter=8, max_memory="200KB")
-    zarr = pytest.importorskip("zarr")
     z = zarr.open_array(str(tmp_path / "X.zarr"), mode="w", shape=X.shape, chunks=(50, 30),
                         dtype="f8")
     z[:] = X
-    np.testing.assert_allclose(fit_out_of_core(z, 4, **kw).H, ref.H, rtol=1e-9)
+    np.testing.assert_allclose(fit_out_of_core(z, 4, **_file_kw(W0, H0)).H, ref.H, rtol=1e-9)
+
+
+def test_hdf5_dataset(tmp_path, memmap):
     h5py = pytest.importorskip("h5py")
+    _, X, W0, H0 = memmap
+    ref = _in_memory(X, W0, H0, "cd", 2.0, 8)
     with h5py.File(tmp_path / "X.h5", "w") as f:
         f.create_dataset("X", data=X, chunks=(40, 30))
     with h5py.File(tmp_path / "X.h5", "r") as f:
-        np.testing.assert_allclose(fit_out_of_core(f["X"], 4, **kw).H, ref.H, rtol=1e-9)
+        res = fit_out_of_core(f["X"], 4, **_file_kw(W0, H0))
+    np.testing.assert_allclose(res.H, ref.H, rtol=1e-9)
+
+
+def test_npz_folder(tmp_path, memmap):
+    """A folder of sparse .npz row chunks: numpy and scipy only."""
+    _, X, W0, H0 = memmap
+    kw = _file_kw(W0, H0)
     Xs = X.copy()
     Xs[Xs < 0.5] = 0
     folder = tmp_path / "chunks"
