@@ -1,4 +1,10 @@
-"""Helpers shared by the example scripts: find packaged data by path, save figures."""
+"""Helpers shared by the example scripts: find packaged data by path, the common options
+(``--out``, ``--seed``, ``--quick``), save figures.
+
+Figures go to ``--out`` (default ``nmfkit-examples/`` in the current folder). The figures in
+docs/examples/ were made with ``--out docs/examples``; nothing writes there unless asked.
+``--quick`` runs each example on a small share of its data or with few iterations (under a
+minute each), to check that it works, not to reproduce the documented numbers."""
 
 from __future__ import annotations
 
@@ -7,8 +13,7 @@ import importlib.util
 import pathlib
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-FIGURES = ROOT / "docs" / "examples"
+FIGURES = pathlib.Path("nmfkit-examples")
 
 
 def package_dir(name: str, install: str) -> pathlib.Path:
@@ -22,8 +27,11 @@ def package_dir(name: str, install: str) -> pathlib.Path:
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--out", type=pathlib.Path, default=FIGURES,
-                   help=f"folder for the figures (default: {FIGURES})")
+                   help=f"folder for the figures (default: ./{FIGURES}; the documented "
+                        "figures: --out docs/examples)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true",
+                   help="a short run on part of the data (checks the script, not the numbers)")
     return p
 
 

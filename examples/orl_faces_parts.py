@@ -34,6 +34,8 @@ def main():
                    help="comma list of plain, nsnmf, hoyer (Hoyer's nmfsc needs far more "
                         "iterations than the others: slow)")
     args = p.parse_args()
+    if args.quick:
+        args.max_iter, args.variants = 5, "plain"
     X = load_orl()
     print(f"ORL faces: {X.shape[0]} images × {X.shape[1]} pixels")
     variants = {"plain": {"solver": "cd"}}

@@ -10,7 +10,7 @@ With ``--choose-k``, ``select_rank`` first measures the held-out KL divergence p
 (bi-cross-validation), the consensus of document clusters over restarts, the stability of the
 topics and the explained variance for the candidate ``--ks``, and the topics are then fitted at
 the suggested k; without it, at ``--k``. The topics are always printed (top words and an
-example headline) and drawn as bar charts in docs/examples/reuters_topics.png.
+example headline) and drawn as bar charts in reuters_topics.png under ``--out``.
 
     python examples/reuters_topics.py [--k 10]
     python examples/reuters_topics.py --choose-k --n-init 3   # docs/model_selection.md
@@ -58,8 +58,12 @@ def main():
     p.add_argument("--n-runs", type=int, default=5, help="restarts per k for --choose-k")
     p.add_argument("--n-init", type=int, default=1,
                    help="fits kept best-of: the first from NNDSVDa, the others random")
-    p.add_argument("--json", default=None, help="also write the curves and topics here")
+    p.add_argument("--json", default=None,
+                   help="also write the curves and topics to this file under --out")
     args = p.parse_args()
+    if args.quick:  # few topics, few iterations, two candidate ranks
+        KL.update(max_iter=30)
+        args.k, args.ks, args.n_runs, args.n_init = 5, "3,5", 2, 1
     X, vocab, titles = load_reuters()
     print(f"Reuters: {X.shape[0]} documents × {X.shape[1]} words, {X.nnz} non-zeros (sparse)")
     res = None
@@ -91,7 +95,7 @@ def main():
         if res is not None:
             out.update(curves=res.curves(), suggested_k=res.suggested_k, reason=res.reason,
                        suggestions=res.suggestions)
-        with open(args.json, "w") as f:
+        with open(args.out / args.json, "w") as f:
             json.dump(out, f, indent=1)
 
 
