@@ -22,8 +22,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["open_text", "decode_error", "check_npy", "check_npz", "check_mtx_header",
-           "DECODE_ERRORS"]
+__all__ = ["open_text", "decode_error", "check_npy", "check_npz", "read_mtx", "DECODE_ERRORS"]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _COMPRESSED = {".gz": (b"\x1f\x8b", gzip.open, "gzip"), ".bz2": (b"BZh", bz2.open, "bzip2"),
@@ -157,8 +156,20 @@ def check_npz(path) -> list:
 
 
 # ------------------------------------------------------------------------------ Matrix Market
-def check_mtx_header(path) -> None:
-    """The banner and size line of a Matrix Market file, checked before scipy allocates."""
+_MTX_SYMMETRY = ("general", "symmetric", "skew-symmetric")
+
+
+def read_mtx(path):
+    """A Matrix Market file as a scipy CSR matrix (float64), every part checked first.
+
+    scipy's reader trusts the size line (a truncated coordinate file crashes the process), so
+    the file is parsed here: the banner, the size line against the file's size before any
+    allocation, then exactly the declared number of entries, each index inside the shape.
+    """
+    import warnings
+
+    import scipy.sparse as sp
+
     path = pathlib.Path(path)
     size = path.stat().st_size
     try:
@@ -167,19 +178,67 @@ def check_mtx_header(path) -> None:
             line = fh.readline()
             while line.startswith("%"):
                 line = fh.readline()
+            words = banner.lower().split()
+            if len(words) < 5 or words[0] != "%%matrixmarket" or words[1] != "matrix":
+                raise ValueError(f"{_name(path)} is not a Matrix Market file (its first line is "
+                                 "not '%%MatrixMarket matrix ...'); save it with "
+                                 "scipy.io.mmwrite")
+            layout, field, symmetry = words[2], words[3], words[4]
+            dims = _mtx_size(path, size, layout, field, symmetry, line)
+            body = fh.read()
     except DECODE_ERRORS as exc:
         raise decode_error(path, exc) from None
-    words = banner.lower().split()
-    if len(words) < 5 or words[0] != "%%matrixmarket" or words[1] != "matrix":
-        raise ValueError(f"{_name(path)} is not a Matrix Market file (its first line is not "
-                         "'%%MatrixMarket matrix ...'); save it with scipy.io.mmwrite")
-    layout, field = words[2], words[3]
+    rows, cols = dims[:2]
+    width = {"coordinate": 2 if field == "pattern" else 3, "array": 1}[layout]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": counted below
+            values = np.loadtxt(io.StringIO(body), dtype=np.float64, comments="%", ndmin=2)
+    except ValueError as exc:
+        raise ValueError(f"{_name(path)} has a malformed entry ({exc}); each line after the "
+                         f"size line must hold {width} number(s)") from None
+    if values.size == 0:
+        values = values.reshape(0, width)
+    if layout == "coordinate":
+        expected = dims[2]
+    else:
+        expected = {"general": rows * cols, "symmetric": rows * (rows + 1) // 2,
+                    "skew-symmetric": rows * (rows - 1) // 2}[symmetry]
+    if values.shape != (expected, width):
+        raise ValueError(f"{_name(path)} declares {expected:,} entries but holds "
+                         f"{values.shape[0]:,} lines of {values.shape[1]} number(s): the file is "
+                         "truncated or damaged; give an intact copy")
+    if layout == "array":
+        if symmetry == "general":
+            return sp.csr_matrix(values[:, 0].reshape(cols, rows).T)
+        upper = np.triu_indices(rows, k=0 if symmetry == "symmetric" else 1)
+        i, j, v = upper[1], upper[0], values[:, 0]
+    else:
+        ij = values[:, :2]
+        if not (np.all(ij == np.round(ij)) and np.all(ij >= 1)
+                and np.all(ij[:, 0] <= rows) and np.all(ij[:, 1] <= cols)):
+            raise ValueError(f"{_name(path)} has an entry whose row or column is not an "
+                             f"integer in 1..{rows} / 1..{cols}: the file is damaged")
+        i, j = ij[:, 0].astype(np.int64) - 1, ij[:, 1].astype(np.int64) - 1
+        v = values[:, 2] if field != "pattern" else np.ones(len(i))
+    if symmetry != "general":
+        off = i != j
+        sign = 1.0 if symmetry == "symmetric" else -1.0
+        i, j, v = (np.concatenate([i, j[off]]), np.concatenate([j, i[off]]),
+                   np.concatenate([v, sign * v[off]]))
+    return sp.coo_matrix((v, (i, j)), shape=(rows, cols)).tocsr()
+
+
+def _mtx_size(path, size, layout, field, symmetry, line) -> list:
+    """The size line, checked against the banner and against the file's size."""
     if field == "complex":
         raise ValueError(f"{_name(path)} holds complex numbers; NMF needs real non-negative "
                          "data: save their magnitude (abs) or real part instead")
-    if field not in ("real", "integer", "pattern", "double"):
-        raise ValueError(f"{_name(path)} has the value type {field!r}; NMF reads real, "
-                         "integer or pattern matrices")
+    if layout not in ("coordinate", "array") or field not in ("real", "integer", "pattern") \
+            or symmetry not in _MTX_SYMMETRY or (layout == "array" and field == "pattern"):
+        raise ValueError(f"{_name(path)} is a Matrix Market '{layout} {field} {symmetry}' "
+                         "matrix; nmfkit reads coordinate or array matrices of real, integer "
+                         "or pattern values (general, symmetric or skew-symmetric)")
     try:
         dims = [int(v) for v in line.split()]
     except ValueError:
@@ -189,9 +248,14 @@ def check_mtx_header(path) -> None:
         raise ValueError(f"{_name(path)} has a malformed size line {line.strip()!r}; it must "
                          f"hold {want} non-negative integers")
     rows, cols = dims[:2]
+    if symmetry != "general" and rows != cols:
+        raise ValueError(f"{_name(path)} declares a {symmetry} matrix of shape {rows}×{cols}, "
+                         "which is not square: the file is damaged")
     # every stored value takes at least two characters ("0\n") of the file
-    values = dims[2] if layout == "coordinate" else rows * cols
+    values = dims[2] if layout == "coordinate" else rows * cols // (2 if symmetry != "general"
+                                                                    else 1)
     if values * 2 > size or max(rows, cols) >= 2**31:
         raise ValueError(f"{_name(path)} declares a {rows}×{cols} matrix with {values:,} "
                          f"values, more than its {size:,} bytes can hold (or beyond 2³¹ "
                          "rows/columns): the file is truncated or damaged")
+    return dims

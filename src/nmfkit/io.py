@@ -28,11 +28,11 @@ import scipy.sparse as sp
 
 from ._file_checks import (
     DECODE_ERRORS,
-    check_mtx_header,
     check_npy,
     check_npz,
     decode_error,
     open_text,
+    read_mtx,
 )
 
 __all__ = ["Dataset", "read_matrix", "write_factors", "write_matrix", "write_json",
@@ -340,17 +340,8 @@ def _read_npz(path, dtype) -> Dataset:
 
 
 def _read_mtx(path, dtype) -> Dataset:
-    from scipy.io import mmread
-
-    check_mtx_header(path)  # banner, value type and declared size before scipy allocates
-    try:
-        A = mmread(str(path))
-    except Exception as exc:  # scipy raises many kinds for a malformed file
-        raise ValueError(f"cannot read {str(path)!r} as Matrix Market: {exc}") from None
-    A = sp.csr_matrix(A) if not sp.issparse(A) else A.tocsr()
-    if A.dtype.kind not in "biuf":
-        raise ValueError(f"{str(path)!r} holds {A.dtype} values; NMF needs real numbers")
-    return Dataset(X=A.astype(dtype))
+    # parsed and checked by nmfkit: scipy's reader trusts the declared size
+    return Dataset(X=read_mtx(path).astype(dtype))
 
 
 def _read_text(path, weighting, max_features, stop_words, min_df, dtype, vocabulary=None,

@@ -112,8 +112,12 @@ def check_values(ds: Dataset, *, allow_nan: bool = False, nan_hint: str = "") ->
         i, j = _first(X, bad_nan, coo if sp.issparse(X) else None)
         raise ValueError(f"{ds.source!r} has a missing value (NaN) at {_where(ds, i, j)}; "
                          f"{nan_hint or 'fill or drop it'}")
+    from .._validation import MAX_ABS_VALUE
+
     for mask, what, fix in (
         (np.isinf(data), "an infinite value", "replace it with a finite number"),
+        (np.abs(np.nan_to_num(data, nan=0.0)) > MAX_ABS_VALUE, "a value too large to fit",
+         f"NMF's objective overflows beyond {MAX_ABS_VALUE:g}: divide the data by a constant"),
         (np.nan_to_num(data, nan=0.0) < 0, "a negative value",
          "NMF needs non-negative data: clip negatives to 0 or shift the data"),
     ):
@@ -135,8 +139,8 @@ def _first(X, mask, coo):
 def check_rank(k: int, ds: Dataset) -> None:
     n, m = ds.shape
     if k > min(n, m):
-        raise ValueError(f"-k {k} is larger than the data allow: X is {n}×{m}, so k can be at "
-                         f"most {min(n, m)}; choose a smaller -k")
+        raise ValueError(f"-k {k} is larger than the data allow: X is {n}×{m} (in "
+                         f"{ds.source!r}), so k can be at most {min(n, m)}; choose a smaller -k")
 
 
 def image_shape_for(ds: Dataset, text, n_features: int):
