@@ -66,8 +66,8 @@ def plot_convergence(history: dict, *, title: str = "Convergence"):
     fig, ax = plt.subplots(figsize=(WIDE, 3.2))
     ok = np.isfinite(f)
     ax.plot(it[ok], f[ok], marker="o", ms=3, lw=1.2)
-    if ok.any() and np.all(f[ok] > 0):
-        ax.set_yscale("log")
+    if ok.any() and np.all(f[ok] > 0) and f[ok].max() > 10 * f[ok].min():
+        ax.set_yscale("log")  # only where the curve spans more than a decade
     _integer_ticks(ax.xaxis)
     ax.set_xlabel("iteration")
     ax.set_ylabel("objective")

@@ -229,7 +229,8 @@ h1{font-size:1.6em;margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-botto
 h3{font-size:1em;margin:1.2em 0 .3em}
 .meta{color:#666;font-size:.9em}table{border-collapse:collapse;font-size:.9em;margin:8px 0}
 td,th{border:1px solid #ddd;padding:3px 10px;text-align:left;vertical-align:top}
-th{background:#f4f4f4;font-weight:600}.tables{display:flex;gap:24px;flex-wrap:wrap}
+th{background:#f4f4f4;font-weight:600}
+.tables{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}caption{text-align:left;font-weight:600;padding:2px 0}
 table.top td{line-height:1.9}.feat{white-space:nowrap;margin-right:10px}
 .bar{display:inline-block;height:7px;background:#4c78a8;margin-left:3px;vertical-align:middle}
 figure{margin:14px 0}figcaption{color:#555;font-size:.9em;margin-bottom:4px}

@@ -82,8 +82,8 @@ def load_input(path, *, fmt, transpose, header, row_names, text_weighting, max_f
                stop_words, float32, min_df=1, max_df=1.0, doc_sep=None, encoding=None,
                vocabulary=None, idf=None, on_stage=None) -> Dataset:
     """Read INPUT with the input options; ``on_stage(text)`` hears the text reader's stages."""
-    if doc_sep is not None and fmt is None:
-        fmt = "text"  # a separator line only means something for text (e.g. fortune files)
+    if (doc_sep is not None or encoding is not None) and fmt is None:
+        fmt = "text"  # separators and encodings are options of text input only
     text_options = {"max_df": max_df, "doc_sep": "auto" if doc_sep is None else doc_sep,
                     "encoding": encoding}
     if on_stage is not None:

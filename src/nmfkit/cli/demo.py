@@ -133,7 +133,8 @@ def demo(n_components: int, out_dir: str, seed: int, only_digits: bool, quiet, p
         model, W, seconds = _fit(Xr, console, "Reuters", n_components=10, init="nndsvda",
                                  solver="mu", beta_loss="kullback-leibler", max_iter=200,
                                  tol=1e-4, random_state=seed)
-        top = [", ".join(vocab[j] for j in np.argsort(h)[::-1][:6]) for h in model.components_]
+        topics = model.top_features(6, feature_names=vocab)
+        top = [", ".join(topics.words(c)) for c in range(topics.n_components)]
         console.say(f"Reuters: X is {Xr.shape[0]}×{Xr.shape[1]} (sparse counts), KL NMF k=10, "
                     f"{model.n_iter_} iterations in {seconds:.2f}s; topics:")
         for i, words in enumerate(top):
