@@ -193,7 +193,7 @@ def model_section(model, *, title: str, X=None, W=None, feature_names=None, row_
     if image_shape is None:
         top = top_features_of(model, n_top, feature_names)
         sec.tables.append((f"Top {top.n_top} features of each component (rows of H)",
-                           top_features_table(top)))
+                           top_features_table(top, bars=not spectrum)))
     history = getattr(model, "history_", None)
     if history and len(history.get("objective", [])) > 1:
         sec.figures.append(("Objective against iteration", plot.figure_to_png(
