@@ -143,12 +143,12 @@ def test_fit_with_math_like_column_names(tmp_path):
 
 def test_late_report_failure_is_said_and_the_rest_kept(tmp_path, monkeypatch):
     runner, cli = _cli()
-    import nmfkit.cli.fit as fit_mod
+    import nmfkit.cli._outputs as outputs
 
     def broken(*args, **kwargs):
         raise RuntimeError("renderer exploded")
 
-    monkeypatch.setattr(fit_mod, "_report", broken)
+    monkeypatch.setattr(outputs, "_report", broken)
     path = tmp_path / "x.csv"
     path.write_text("a,b,c\n1,2,3\n4,5,6\n7,8,10\n")
     out = tmp_path / "o"
