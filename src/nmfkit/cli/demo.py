@@ -18,6 +18,7 @@ import numpy as np
 
 from ._app import Console, cli, common_options
 from ._data import prepare_out_dir
+from ._stages import Stages
 
 
 def package_dir(name: str):
@@ -83,9 +84,11 @@ def demo(n_components: int, out_dir: str, seed: int, only_digits: bool, quiet, p
     from ..metrics import summary
 
     console = Console(quiet, progress, verbose)
+    stages = Stages(console)
     out = prepare_out_dir(out_dir)
     sections, results = [], {}
     X = load_digits().data.astype(np.float64)
+    stages.say(f"fitting the digits: {X.shape[0]} × {X.shape[1]}, k={n_components}")
     model, W, seconds = _fit(X, console, "digits", n_components=n_components, init="nndsvda",
                              solver="cd", max_iter=400, tol=1e-5, random_state=seed)
     H = model.components_
@@ -115,6 +118,8 @@ def demo(n_components: int, out_dir: str, seed: int, only_digits: bool, quiet, p
                                       extra_metrics={"seconds": seconds}))
     faces = None if only_digits else load_orl_faces()
     if faces is not None:
+        stages.say(f"fitting the ORL faces: {faces[0].shape[0]} × {faces[0].shape[1]}, k=49")
+    if faces is not None:
         Xf, shape, labels = faces
         model, W, seconds = _fit(Xf, console, "ORL faces", n_components=49, init="nndsvda",
                                  solver="cd", max_iter=25, tol=1e-4, random_state=seed)
@@ -128,6 +133,8 @@ def demo(n_components: int, out_dir: str, seed: int, only_digits: bool, quiet, p
                                           X=Xf, W=W, image_shape=shape, row_names=labels,
                                           n_top=5, extra_metrics={"seconds": seconds}))
     news = None if only_digits else load_reuters()
+    if news is not None:
+        stages.say(f"fitting Reuters: {news[0].shape[0]} × {news[0].shape[1]} counts, k=10")
     if news is not None:
         Xr, vocab, titles = news
         model, W, seconds = _fit(Xr, console, "Reuters", n_components=10, init="nndsvda",
@@ -149,6 +156,8 @@ def demo(n_components: int, out_dir: str, seed: int, only_digits: bool, quiet, p
     written = [out / "W.npy", out / "H.npy", out / "summary.json"]
     if report:
         from ..report import write_report
+
+        stages.say(f"writing the report ({len(sections)} sections) to {out / 'report.html'}")
 
         written += [out / "parts.png", write_report(
             out / "report.html", sections, title="nmfkit demo",
