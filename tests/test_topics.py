@@ -313,3 +313,18 @@ def test_fortunes_topics_are_not_stop_words(tmp_path):
     with_stop = [c["features"][:5] for c in summary["top_features"]["components"]
                  if set(c["features"][:5]) & SK]
     assert len(with_stop) <= 2, with_stop
+
+
+def test_report_of_a_saved_text_model_shows_its_words(tmp_path, fortune_file):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "o"
+    assert invoke("fit", fortune_file, "--format", "text", "-k", 3, "--out", out,
+                  "--no-report").exit_code == 0
+    r = invoke("report", out / "model.npz", "--out", tmp_path / "r.html")
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "r.html").read_text()
+    table = html.split('<table class="top">')[1].split("</table>")[0]
+    summary = json.loads((out / "summary.json").read_text())
+    for comp in summary["top_features"]["components"]:
+        for word in comp["features"]:
+            assert f">{word}<" in table
