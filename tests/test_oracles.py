@@ -370,3 +370,67 @@ def test_stopping_rule_stalled_or_rising_objective_stops_at_first_check():
     for f in (lambda n: 2.0, lambda n: 2.0 + n):
         res = run(_Scripted(f), tol=1e-4, max_iter=1000)
         assert (res.n_iter, res.stop_reason) == (10, "tol")
+
+
+def test_bpp_more_than_eight_components_and_all_zero_columns():
+    """k = 12 (passive sets packed into two bytes: grouping by whole keys), columns whose
+    optimum is exactly zero (R ≤ 0) and a single-column / single-component problem."""
+    k, n = 12, 40
+    U = _ill_conditioned(5, k, 1e4)
+    Mx = np.random.RandomState(6).randn(U.shape[1], n)
+    G, R = U @ U.T, U @ Mx
+    R[:, :3] = -np.abs(R[:, :3])  # optimum 0: only the gradient condition holds
+    F = nnls_bpp(G, R)
+    assert (F[:, :3] == 0).all()
+    for c in range(3, n):
+        ref = so.nnls(U.T, Mx[:, c])[0]
+        q = lambda f: 0.5 * f @ G @ f - R[:, c] @ f  # noqa: E731
+        assert q(F[:, c]) <= q(ref) + 1e-9 * (abs(q(ref)) + 1)
+    assert len({tuple(col) for col in (F > 0).T}) > 5  # many distinct passive sets
+    # one column, one component
+    np.testing.assert_allclose(nnls_bpp(G, R[:, 5:6]), F[:, 5:6], rtol=1e-9, atol=1e-12)
+    g, r = np.array([[4.0]]), np.array([[2.0, -1.0, 8.0]])
+    np.testing.assert_array_equal(nnls_bpp(g, r), [[0.5, 0.0, 2.0]])
+
+
+def test_bpp_empty_problems_keep_shape_and_dtype():
+    for k, n in ((3, 0), (0, 4)):
+        F = nnls_bpp(np.eye(k, dtype=np.float32), np.ones((k, n), dtype=np.float32))
+        assert F.shape == (k, n) and F.dtype == np.float32
+
+
+def test_bpp_singular_gram_still_meets_kkt():
+    """Two identical components make G_PP exactly singular (the least-squares fallback)."""
+    rng = np.random.RandomState(7)
+    U = rng.rand(5, 20)
+    U[3] = U[1]
+    Mx = rng.rand(20, 15)
+    G, R = U @ U.T, U @ Mx
+    F = nnls_bpp(G, R)
+    Y = G @ F - R
+    assert (F >= 0).all() and np.isfinite(F).all()
+    assert (Y >= -1e-9 * np.abs(R).max()).all()
+    assert np.abs(F * Y).max() <= 1e-9 * np.abs(R).max() * max(1.0, F.max())
+    for c in range(15):  # same objective as scipy's NNLS
+        ref = so.nnls(U.T, Mx[:, c])[0]
+        assert np.linalg.norm(U.T @ F[:, c] - Mx[:, c]) == pytest.approx(
+            np.linalg.norm(U.T @ ref - Mx[:, c]), rel=1e-9)
+
+
+def test_bpp_is_scale_invariant_and_solves_float32_in_float64():
+    """The KKT tolerance follows the data's scale — R or G scaled by up to 1e±6 is the same
+    problem (measured: beyond a 1e8 ratio between R and G the single tolerance, 1e−12 of the
+    larger, no longer fits the smaller and the answer degrades) — and float32 input is solved
+    in float64 (cond(G) = 1e6 would ruin float32)."""
+    U = _ill_conditioned(8, 6, 1e6)
+    Mx = np.random.RandomState(9).randn(U.shape[1], 20)
+    G, R = U @ U.T, U @ Mx
+    F = nnls_bpp(G, R)
+    for s in (1e-6, 1e6):
+        np.testing.assert_allclose(nnls_bpp(G, R * s), F * s, rtol=1e-8, atol=1e-12 * s)
+        np.testing.assert_allclose(nnls_bpp(G * s, R), F / s, rtol=1e-8, atol=1e-12 / s)
+    G32, R32 = G.astype(np.float32), R.astype(np.float32)
+    F32 = nnls_bpp(G32, R32)
+    assert F32.dtype == np.float32
+    F64 = nnls_bpp(G32.astype(np.float64), R32.astype(np.float64))
+    np.testing.assert_allclose(F32, F64.astype(np.float32), rtol=1e-6, atol=1e-6 * F64.max())
