@@ -163,15 +163,30 @@ def test_rank_larger_than_data(solver):
     assert W.shape == (4, 7)
 
 
-@settings(max_examples=40, deadline=None)
+def _valid_matrix(n, m, seed, density, exponent):
+    """A non-negative n × m matrix with real content: |N(0, 1)| at 10**exponent, a share
+    ``density`` of it non-zero (at least one entry)."""
+    rng = np.random.default_rng(seed)
+    X = np.abs(rng.standard_normal((n, m))) * 10.0**exponent
+    X[rng.random((n, m)) > density] = 0.0
+    X[rng.integers(n), rng.integers(m)] = 10.0**exponent
+    return X
+
+
+@settings(max_examples=60, deadline=None)
 @given(
-    X=hnp.arrays(
-        np.float64,
-        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6),
-        elements=st.one_of(
-            st.floats(-1e3, 1e3),
-            st.sampled_from([0.0, np.nan, np.inf, -np.inf, 1e-300, 1e300]),
+    X=st.one_of(
+        hnp.arrays(
+            np.float64,
+            hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6),
+            elements=st.one_of(
+                st.floats(-1e3, 1e3),
+                st.sampled_from([0.0, np.nan, np.inf, -np.inf, 1e-300, 1e300]),
+            ),
         ),
+        # valid input with content: element-wise draws above are mostly invalid or near zero
+        st.builds(_valid_matrix, st.integers(1, 12), st.integers(1, 12),
+                  st.integers(0, 2**32 - 1), st.floats(0.2, 1.0), st.integers(-300, 300)),
     )
 )
 def test_hypothesis_any_matrix_is_an_error_or_a_finite_fit(X):
