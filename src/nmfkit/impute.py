@@ -110,12 +110,40 @@ class NMFImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return X == self.missing_values
 
     def fit(self, X, y=None):
-        """Fit the NMF to the observed entries of X (n_samples, n_features)."""
+        """Fit the NMF to the observed entries of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Non-negative data; entries equal to ``missing_values`` (NaN by default) are
+            missing and not fitted.
+        y : Ignored
+            Not used, present for scikit-learn API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted imputer (``nmf_``, ``components_``, ``n_iter_``).
+        """
         self.fit_transform(X)
         return self
 
     def fit_transform(self, X, y=None):
-        """Fit, then return X with its missing entries replaced by the reconstruction."""
+        """Fit, then return X with its missing entries replaced by the reconstruction.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Non-negative data with missing entries (``missing_values``).
+        y : Ignored
+            Not used, present for scikit-learn API consistency.
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features)
+            X with every missing entry replaced by (WH)_ij; observed entries unchanged, X's
+            dtype.
+        """
         self._validate_params()
         X = self._validate(X, reset=True)
         nmf = self._nmf()
@@ -128,8 +156,20 @@ class NMFImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self._fill(X, W)
 
     def transform(self, X):
-        """X with its missing entries replaced by (WH)_ij, W solved from each row's observed
-        entries with H fixed. Shape and dtype of X."""
+        """X with its missing entries replaced by (WH)_ij, H fixed.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New rows, with the columns seen in :meth:`fit`; W is solved for each row from its
+            observed entries.
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features)
+            X with every missing entry replaced by (WH)_ij; observed entries unchanged, X's
+            dtype.
+        """
         check_is_fitted(self, "nmf_")
         X = self._validate(X, reset=False)
         W = self.nmf_.transform(X)

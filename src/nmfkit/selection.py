@@ -42,7 +42,8 @@ from ._consensus import (
     stability,
 )
 from ._cv import cross_validation_error, permute_columns
-from ._rank_verdict import BETTER, METHODS, check_count, check_ks, check_methods, notes
+from ._rank_verdict import METHODS  # noqa: F401  (re-exported for the CLI)
+from ._rank_verdict import BETTER, check_count, check_ks, check_methods, notes
 from ._rank_verdict import format_table as _format_table
 from ._rank_verdict import plot as _plot
 from ._restarts import Restarts, fit_restarts
