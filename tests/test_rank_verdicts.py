@@ -174,3 +174,13 @@ def test_masked_cv_memory_is_checked_before_allocating():
     X = sp.csr_matrix((np.ones(3), ([0, 5, 7], [1, 2, 3])), shape=(10**6, 10**6))
     with pytest.raises(MemoryError, match="use cv='bicv'"):
         cross_validation_error(X, 2, method="mask")
+
+
+def test_restart_factors_are_estimated_before_fitting():
+    from nmfkit._rank_verdict import check_restarts_memory
+
+    with pytest.raises(MemoryError, match="lower n_runs"):
+        check_restarts_memory((10_000, 5_000), 50, 10**5, available=16 * 10**9)
+    check_restarts_memory((10_000, 5_000), 50, 20, available=16 * 10**9)
+    with pytest.raises(MemoryError, match="n_runs=10000000000"):
+        select_rank(planted(3), [2, 3], methods=("stability",), n_runs=10**10)

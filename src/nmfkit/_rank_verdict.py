@@ -88,6 +88,22 @@ def check_count(name: str, value, low: int = 1) -> int:
     return int(value)
 
 
+def check_restarts_memory(shape, k_max: int, n_runs: int, available=None) -> None:
+    """The restarts of one k are all kept (W and H of every run, for consensus and
+    stability): refuse, before fitting, a number of runs whose factors cannot fit in half of
+    the memory available."""
+    from ._consensus import _available_memory
+
+    need = 8 * n_runs * k_max * (shape[0] + shape[1])
+    avail = _available_memory() if available is None else available
+    if avail is not None and need > avail // 2:
+        raise MemoryError(
+            f"n_runs={n_runs} restarts at k={k_max} keep {need / 1e9:.1f} GB of factors (W "
+            f"and H of every run), more than half of the {avail / 1e9:.1f} GB available; "
+            "lower n_runs or the largest k."
+        )
+
+
 def notes(ks, table, suggested_k: int, crit: str, n_runs: int, nmf_params: dict) -> list:
     """Plain-language warnings about a verdict (empty when there is nothing to say)."""
     out = []

@@ -43,7 +43,14 @@ from ._consensus import (
 )
 from ._cv import cross_validation_error, permute_columns
 from ._rank_verdict import METHODS  # noqa: F401  (re-exported for the CLI)
-from ._rank_verdict import BETTER, check_count, check_ks, check_methods, notes
+from ._rank_verdict import (
+    BETTER,
+    check_count,
+    check_ks,
+    check_methods,
+    check_restarts_memory,
+    notes,
+)
 from ._rank_verdict import format_table as _format_table
 from ._rank_verdict import plot as _plot
 from ._restarts import Restarts, fit_restarts
@@ -280,6 +287,8 @@ def select_rank(X, ks=range(2, 9), *, methods=("cv", "consensus", "stability",
     cv_folds = check_count("cv_folds", cv_folds)
     if "consensus" in methods:  # one kept (n, n) matrix per k
         check_consensus_memory(X.shape[0], n_matrices=int(ks.size))
+    if set(methods) - {"cv"}:
+        check_restarts_memory(X.shape, int(ks[-1]), n_runs)
     rng = check_random_state(random_state)
     cols = ["cv_error", "cv_se", "cophenetic", "dispersion", "amari", "explained_variance",
             "relative_error", "objective", "perm_explained_variance", "perm_cophenetic",
