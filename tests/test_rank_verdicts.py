@@ -159,6 +159,7 @@ def test_cli_rank_edge_warning_progress_lines_and_full_table(csv6, tmp_path):
     (["--seed", "-1"], "--seed"),
     (["--n-jobs", "0"], "--n-jobs"),
     (["--method", "cv,foo"], "--method"),
+    (["--n-runs", "100000000000"], "--n-runs 100000000000 restarts"),
 ])
 def test_cli_rank_refuses_with_the_option_named(csv6, tmp_path, args, option):
     r = run("rank", csv6, "--out", tmp_path / "r", *args)

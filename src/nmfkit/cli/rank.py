@@ -53,19 +53,28 @@ def check_ks_fit(ks, ds) -> None:
             f"{min(n, m)}; give e.g. --ks 2..{min(n, m, 10)}", param_hint="--ks")
 
 
-def check_consensus_fit(methods, ds, n_ks: int) -> None:
-    """--method consensus keeps one samples × samples matrix per k: refuse what cannot fit."""
+def check_memory_fit(methods, ds, ks, n_runs: int) -> None:
+    """--method consensus keeps one samples × samples matrix per k, and the restarts keep
+    their factors: refuse what cannot fit, naming the options that change it."""
     from .._consensus import check_consensus_memory
+    from .._rank_verdict import check_restarts_memory
 
-    if "consensus" not in methods:
-        return
-    try:
-        check_consensus_memory(ds.shape[0], n_matrices=n_ks)
-    except MemoryError as exc:
-        text = str(exc).split(";")[0]
-        raise click.BadParameter(
-            f"{text}; leave consensus out (e.g. --method cv,explained_variance) or give fewer "
-            "samples (rows)", param_hint="--method") from None
+    if "consensus" in methods:
+        try:
+            check_consensus_memory(ds.shape[0], n_matrices=len(ks))
+        except MemoryError as exc:
+            text = str(exc).split(";")[0]
+            raise click.BadParameter(
+                f"{text}; leave consensus out (e.g. --method cv,explained_variance) or give "
+                "fewer samples (rows)", param_hint="--method") from None
+    if set(methods) - {"cv"}:
+        top = max(ks[0], ks[-1]) if isinstance(ks, range) else max(ks)
+        try:
+            check_restarts_memory(ds.shape, top, n_runs)
+        except MemoryError as exc:
+            text = str(exc).split(";")[0].replace(f"n_runs={n_runs}", f"--n-runs {n_runs}")
+            raise click.BadParameter(f"{text}; lower --n-runs or the largest of --ks",
+                                     param_hint="--n-runs") from None
 
 
 def _progress_lines(console, started):
@@ -135,7 +144,7 @@ def rank(input_path, ks, methods, n_runs, beta_loss, solver, max_iter, tol, rand
     ds = load_input(input_path, **read)
     check_values(ds)
     check_ks_fit(ks, ds)
-    check_consensus_fit(methods, ds, len(ks))
+    check_memory_fit(methods, ds, ks, n_runs)
     out = prepare_out_dir(out_dir)
     if solver is None:
         solver = "cd" if beta_loss in ("frobenius", 2.0) else "mu"
