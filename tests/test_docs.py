@@ -32,10 +32,12 @@ DATA_PACKAGES = {
     "reuters": ("lda", "pip install lda==3.0.2"),
     "Indian_pines": ("tensorly", "pip install tensorly"),
 }
-# optional imports → the extra that provides them
-EXTRAS = {"torch": "torch", "dask": "dask", "distributed": "dask", "zarr": "zarr",
-          "h5py": "h5py", "matplotlib": "plot", "pandas": "pandas", "numba": "numba",
-          "tqdm": "progress", "click": "cli"}
+# optional imports → how to install them
+EXTRAS = {"torch": 'pip install "nmfkit[torch]"', "dask": 'pip install "nmfkit[dask]"',
+          "distributed": 'pip install "nmfkit[dask]"', "zarr": 'pip install "nmfkit[outofcore]"',
+          "h5py": 'pip install "nmfkit[outofcore]"', "matplotlib": 'pip install "nmfkit[plot]"',
+          "pandas": "pip install pandas", "numba": 'pip install "nmfkit[fast]"',
+          "tqdm": 'pip install "nmfkit[progress]"', "click": 'pip install "nmfkit[cli]"'}
 
 
 def blocks(path: pathlib.Path):
@@ -71,7 +73,7 @@ def missing_requirement(code: str) -> str | None:
         for name in names:
             top = name.split(".")[0]
             if top in EXTRAS and importlib.util.find_spec(top) is None:
-                return f"needs {top} (pip install \"nmfkit[{EXTRAS[top]}]\")"
+                return f"needs {top} ({EXTRAS[top]})"
     for needle, (pkg, how) in DATA_PACKAGES.items():
         if needle in code and importlib.util.find_spec(pkg) is None:
             return f"needs the data in the {pkg} package ({how})"
@@ -107,6 +109,11 @@ def test_doc_block_runs(path, line, code, skip, tmp_path_factory, monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a doc may show a warning; it must not fail
             exec(compiled, state["ns"])
+    except ImportError as exc:  # an optional package a library call needs, with its fix
+        if "pip install" in str(exc):
+            state["skipped"].append(line)
+            pytest.skip(f"needs an optional package: {exc}")
+        raise
     except NameError as exc:
         if state["skipped"]:
             pytest.skip(f"uses what a skipped block (line {state['skipped'][-1]}) defines: "
