@@ -434,3 +434,36 @@ def test_bpp_is_scale_invariant_and_solves_float32_in_float64():
     assert F32.dtype == np.float32
     F64 = nnls_bpp(G32.astype(np.float64), R32.astype(np.float64))
     np.testing.assert_allclose(F32, F64.astype(np.float32), rtol=1e-6, atol=1e-6 * F64.max())
+
+
+class _ScriptedViolation(_Scripted):
+    """scikit-learn's CD rule: the solver reports the projected-gradient violation of each
+    iteration; v(n) = 0.8^(n−1) relative to the first."""
+
+    stop_rule = "violation"
+
+    @property
+    def violation(self):
+        return 5.0 * 0.8 ** (self.n - 1)
+
+
+@pytest.mark.parametrize("tol, stop", [
+    (0.1, 12),    # 0.8¹⁰ = 0.107 > 0.1, 0.8¹¹ = 0.086 ≤ 0.1: stops after iteration 12
+    (0.5, 5),     # 0.8³ = 0.512 > 0.5, 0.8⁴ = 0.41
+    (1e-3, 32),   # 0.8³⁰ = 0.00124, 0.8³¹ = 0.00099
+])
+def test_violation_rule_checks_every_iteration_against_the_first(tol, stop):
+    res = run(_ScriptedViolation(_f_geometric), tol=tol, max_iter=1000)
+    assert (res.n_iter, res.stop_reason, res.converged) == (stop, "tol", True)
+
+
+def test_error_rule_compares_the_stopping_objective():
+    """A solver may stop on part of its objective (MU: the loss without the penalties):
+    a flat penalty term added to the reported objective must not change where it stops."""
+    class Penalised(_Scripted):
+        def stopping_objective(self, f):
+            return f - 100.0
+
+    res = run(Penalised(lambda n: _f_geometric(n) + 100.0), tol=1e-2, max_iter=1000)
+    assert (res.n_iter, res.stop_reason) == (50, "tol")
+    assert res.objective == pytest.approx(_f_geometric(50) + 100.0)
