@@ -181,6 +181,41 @@ def test_hals_sweep_is_sequential_exact_column_minimisation(l1, l2):
     assert (F == 0).any()  # the bound is active somewhere: the projection is checked too
 
 
+def test_hals_sweep_defaults_and_backend_dispatch():
+    """No penalty and every component by default; a backend with its own sweep (torch) gets
+    the call with every argument, the numpy backend never hands it over."""
+    U, Mx, F = _ls_problem(2)
+    ref = F.copy()
+    for t in range(4):
+        ref[t] = _hals_closed_form(U, Mx, ref, t, 0.0, 0.0)
+    G, R = U @ U.T, U @ Mx
+    F1 = F.copy()
+    hals_sweep(F1, G, R)
+    np.testing.assert_allclose(F1, ref, rtol=1e-12, atol=1e-14)
+
+    calls = []
+
+    class Device:
+        name = "device"
+
+        def hals_sweep(self, *args):
+            calls.append(args)
+            return "device sweep"
+
+    pens = (object(),)
+    assert hals_sweep(F, G, R, 0.5, 0.25, [2, 0], pens, nx=Device()) == "device sweep"
+    assert len(calls) == 1 and calls[0][0] is F and calls[0][1] is G and calls[0][2] is R
+    assert calls[0][3:] == (0.5, 0.25, [2, 0], pens)
+
+    class NumpyNamed(Device):
+        name = "numpy"
+
+    F2 = F.copy()
+    hals_sweep(F2, G, R, nx=NumpyNamed())
+    assert len(calls) == 1  # not handed over
+    np.testing.assert_allclose(F2, ref, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("l1, l2", [(0.0, 0.0), (2.0, 1.0)])
 def test_hals_numba_kernel_one_sweep_is_the_closed_form(l1, l2):
     pytest.importorskip("numba")
