@@ -138,14 +138,16 @@ def format_table(curves: dict, suggested_k: int, reason: str, notes_: list) -> s
     names = [n for n in curves if n != "k"]
     widths = [max(len(n), 9) for n in names]
     head = "k    " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths))
-    better = "     " + "  ".join(f"{BETTER.get(n, '').split(' ')[0]:>{w}}"
-                                 for n, w in zip(names, widths))
+    way = {n: "baseline" if "baseline" in BETTER.get(n, "") else BETTER.get(n, "")
+           for n in names}
+    better = "     " + "  ".join(f"{way[n]:>{w}}" for n, w in zip(names, widths))
     lines = [head, better.rstrip()]
     for i, k in enumerate(curves["k"]):
         vals = ("" if curves[n][i] is None else f"{curves[n][i]:.4g}" for n in names)
         mark = "*" if k == suggested_k else " "
         lines.append(f"{k:<3d}{mark} " + "  ".join(f"{v:>{w}}" for v, w in zip(vals, widths)))
-    lines.append("(second row: which way is better; * marks the suggested k)")
+    lines.append("(second row: which way is better, or a column-permuted noise baseline; "
+                 "* marks the suggested k)")
     lines.append(f"suggested k = {suggested_k}: {reason}")
     lines += [f"note: {t}" for t in notes_]
     return "\n".join(lines)
@@ -153,12 +155,14 @@ def format_table(curves: dict, suggested_k: int, reason: str, notes_: list) -> s
 
 def plot(result, *, title: str = "Rank selection"):
     """One panel per measured criterion, each titled with the way it improves, the suggested
-    k marked by a dashed line on every panel. Returns a matplotlib Figure."""
+    k marked by a dashed line on every panel; a column-permuted baseline is drawn (dotted)
+    in its measure's panel. Returns a matplotlib Figure."""
     from .plot import _plt
 
     plt = _plt()
     curves = result.curves()
-    names = [n for n in curves if n not in ("k", "cv_se", "n_not_converged")]
+    names = [n for n in curves if n not in ("k", "cv_se", "n_not_converged")
+             and not n.startswith("perm_")]  # the noise baselines share their measure's panel
     if not names:
         raise ValueError("nothing to plot: no criterion was measured")
     cols = min(len(names), 3)
@@ -171,7 +175,12 @@ def plot(result, *, title: str = "Rank selection"):
             se = np.array([np.nan if v is None else v for v in curves["cv_se"]], dtype=float)
             ax.errorbar(ks, y, yerr=se, marker="o", capsize=3)
         else:
-            ax.plot(ks, y, marker="o")
+            ax.plot(ks, y, marker="o", label="X")
+        base = curves.get(f"perm_{name}")
+        if base is not None:
+            ax.plot(ks, [np.nan if v is None else v for v in base], marker=".", color="0.5",
+                    linestyle=":", label="X, columns permuted (noise)")
+            ax.legend(fontsize=7)
         ax.axvline(result.suggested_k, color="tab:red", linestyle="--", linewidth=1)
         way = BETTER.get(name, "")
         ax.set_title(f"{name} (noise baseline)" if "baseline" in way else
