@@ -200,3 +200,14 @@ def test_cli_recommend(tmp_path):
     bad.write_text("user,item,rating\n1,2,good\n")
     res = CliRunner().invoke(cli, ["recommend", str(bad), "--out", str(out)])
     assert res.exit_code == 2 and "bad.csv" in res.output and "Traceback" not in res.output
+
+
+def test_dense_prediction_is_estimated_before_allocating(monkeypatch):
+    import nmfkit._consensus as cons
+
+    X, _, _ = planted(n=20, m=12)
+    m = RatingsNMF(2, max_iter=2, random_state=0).fit(X)
+    assert m.predict_matrix(rows=[0, 1]).shape == (2, 12)
+    monkeypatch.setattr(cons, "_available_memory", lambda: 100)
+    with pytest.raises(MemoryError, match="recommend_many"):
+        m.predict_matrix()

@@ -290,7 +290,21 @@ class RatingsNMF(TopNMixin, BaseEstimator):
         ndarray of shape (len(rows), n_items)
             Predicted ratings, clipped to ``rating_range``.
         """
+        from sklearn.utils.validation import check_is_fitted
+
+        from ._consensus import _available_memory
+
+        check_is_fitted(self, "components_")
         rows = np.arange(self.embedding_.shape[0]) if rows is None else np.asarray(rows)
+        need = 8 * rows.size * self.components_.shape[1]
+        avail = _available_memory()
+        if avail is not None and need > avail // 2:
+            raise MemoryError(
+                f"predict_matrix for {rows.size} users × {self.components_.shape[1]} items needs "
+                f"{need / 1e9:.1f} GB, more than half of the {avail / 1e9:.1f} GB available; "
+                "pass fewer rows, predict the entries you need with predict(rows, cols), or "
+                "use recommend_many (scored by blocks of users)."
+            )
         P = self.embedding_[rows] @ self.components_
         P += self.global_mean_ + self.row_bias_[rows, None] + self.col_bias_[None, :]
         if self.rating_range is not None:
