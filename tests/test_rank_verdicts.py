@@ -185,3 +185,17 @@ def test_restart_factors_are_estimated_before_fitting():
     check_restarts_memory((10_000, 5_000), 50, 20, available=16 * 10**9)
     with pytest.raises(MemoryError, match="n_runs=10000000000"):
         select_rank(planted(3), [2, 3], methods=("stability",), n_runs=10**10)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_folds=1.5), "n_folds"), (dict(n_folds=0), "n_folds"),
+    (dict(holdout=float("nan"), method="mask"), "holdout"),
+    (dict(holdout="5%", method="mask"), "holdout"),
+])
+def test_cross_validation_parameters_are_checked(kwargs, match):
+    from nmfkit._cv import cross_validation_error
+
+    with pytest.raises(ValueError, match=match):
+        cross_validation_error(planted(3), 2, **kwargs)
+    with pytest.raises(ValueError, match="whole rank"):
+        cross_validation_error(planted(3), 2.5)

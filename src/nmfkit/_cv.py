@@ -112,8 +112,12 @@ def cross_validation_error(X, n_components: int, *, method: str = "auto", n_fold
         method = "mask" if _mask_supported() and not sp.issparse(X) and small else "bicv"
     if method not in ("mask", "bicv"):
         raise ValueError(f"method must be 'auto', 'mask' or 'bicv'; got {method!r}.")
-    if int(n_folds) < 1:
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
         raise ValueError(f"n_folds must be a positive int; got {n_folds!r}.")
+    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
+            or not 1 <= n_components <= min(X.shape):
+        raise ValueError(f"n_components must be a whole rank in 1..{min(X.shape)} (X is "
+                         f"{X.shape[0]}×{X.shape[1]}); got {n_components!r}.")
     beta = beta_loss_to_float(nmf_params.get("beta_loss", "frobenius"))
     rng = check_random_state(random_state)
     n, m = X.shape
@@ -126,7 +130,7 @@ def cross_validation_error(X, n_components: int, *, method: str = "auto", n_fold
             folds.append(num / max(count, 1))
 
     if method == "mask":
-        if not 0 < holdout < 1:
+        if not (isinstance(holdout, (int, float, np.floating)) and 0 < holdout < 1):
             raise ValueError(f"holdout must be a fraction in (0, 1); got {holdout!r}.")
         n_test = max(1, int(holdout * n * m))
         _check_mask_memory(n, m)
