@@ -153,6 +153,8 @@ def consensus_nmf(X, n_components: int, *, n_runs: int = 20, density_threshold: 
     """
     from ._estimator import non_negative_factorization
 
+    n_runs = check_count("n_runs", n_runs)
+    n_components = check_count("n_components", n_components)
     runs = fit_restarts(X, n_components, n_runs=n_runs, random_state=random_state,
                         n_jobs=n_jobs, **nmf_params)
     H, info = consensus_components(runs, n_components, density_threshold=density_threshold,
