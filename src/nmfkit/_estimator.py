@@ -1,8 +1,8 @@
 """The scikit-learn estimator ``NMF`` and the function ``non_negative_factorization``.
 
-Both share one ``_fit_transform``, so they cannot drift. The estimator validates its input,
-maps scikit-learn's parameters onto nmfkit's pieces (penalties, initialisation, solver) and
-delegates the arithmetic to ``nmfkit._fit.factorize``.
+Both share one ``_fit_transform``, so they cannot drift. The estimator validates its input and
+parameters; the fit itself — on numpy, scipy.sparse or torch — is the one of
+:mod:`nmfkit._engine` (observed entries: :mod:`nmfkit._masked_fit`).
 """
 
 from __future__ import annotations
@@ -17,23 +17,14 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _extensions, _fit, _topics
-from ._validation import (
-    check_finite_params,
-    check_init_factor,
-    check_magnitude,
-    check_non_negative,
-    check_zeros_for_beta,
-    split_masked_array,
-)
+from . import _topics
+from ._validation import check_finite_params, check_non_negative, split_masked_array
 from .backends import _is_torch_tensor, get_backend
-from .init import initialize, rank_without_custom_start
 from .losses import beta_divergence, beta_loss_to_float
-from ._unit_scale import UnitScale, error_on_data_scale
+from ._unit_scale import error_on_data_scale
 from .penalties import sklearn_penalties
-from ._threads import thread_limits
 from .solvers import SOLVERS
-from .solvers._auto import auto_options, resolve_solver
+from .solvers._auto import resolve_solver
 
 __all__ = ["NMF", "non_negative_factorization"]
 
@@ -407,127 +398,19 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             penalties=penalties,
         )
 
-    def _check_w_h(self, X, W, H, update_H, scale=UnitScale()):
-        """Validate a custom W/H (given on the data's scale: ``scale`` brings them to X's),
-        or initialise them from X."""
-        n_samples, n_features = X.shape
-        whom = type(self).__name__
-        if self.init == "custom" and update_H:
-            H = check_init_factor(H, (self._n_components, n_features), f"{whom} (input H)")
-            W = check_init_factor(W, (n_samples, self._n_components), f"{whom} (input W)")
-            if self._n_components == "auto":
-                self._n_components = H.shape[0]
-            if H.dtype != X.dtype or W.dtype != X.dtype:
-                raise TypeError(
-                    "H and W should have the same dtype as X. Got "
-                    f"H.dtype = {H.dtype} and W.dtype = {W.dtype}; X.dtype = {X.dtype}. "
-                    "Cast them with .astype(X.dtype)."
-                )
-            # never update the caller's arrays in place
-            return self._own(scale.factor_in(W)), self._own(scale.factor_in(H))
-        if not update_H:
-            if W is not None:
-                warnings.warn(
-                    "When update_H=False, the provided initial W is not used.", RuntimeWarning
-                )
-            H = check_init_factor(H, (self._n_components, n_features), f"{whom} (input H)")
-            if self._n_components == "auto":
-                self._n_components = H.shape[0]
-            if H.dtype != X.dtype:
-                raise TypeError(
-                    f"H should have the same dtype as X. Got H.dtype = {H.dtype}; "
-                    f"X.dtype = {X.dtype}. Cast it with .astype(X.dtype)."
-                )
-            if self._solver == "mu":
-                # multiplicative updates cannot move away from zero
-                avg = np.sqrt(_mean(X) / self._n_components)
-                W = np.full((n_samples, self._n_components), avg, dtype=X.dtype)
-            else:
-                W = np.zeros((n_samples, self._n_components), dtype=X.dtype)
-            return W, self._own(scale.factor_in(H))
-        k = rank_without_custom_start(self, W, H, X.shape[1])
-        return initialize(X, k, init=self.init, random_state=self.random_state,
-                          h_order="F" if _sample_major(self, X) else "C")
+    def _check_w_h(self, X, W, H, update_H):
+        """Validate a custom W/H or a fixed H, or initialise (W, H) from X (numpy/scipy X;
+        MiniBatchNMF starts this way too)."""
+        from . import _engine
 
-    @staticmethod
-    def _own(F):
-        """A copy the fit may update in place (dividing by a scale already made one)."""
-        return F.copy()
+        return _engine.start(self, X, W, H, update_H)
 
     def _fit_transform(self, X, y=None, W=None, H=None, update_H=True):
-        """Fit from validated X; returns (W, H, n_iter). Shared with the public function."""
-        self._check_params(X)
-        nx = get_backend(X, backend=self.backend, device=self.device)
-        _extensions.check_backend(self, nx.name)  # Hoyer sparseness (nmfsc) is numpy-only
-        if nx.name == "torch":  # validation, init and the fit on the device (issue 7)
-            from .backends._torch_io import fit_torch
+        """Fit from validated X; returns (W, H, n_iter). Shared with the public function:
+        both are the one fit of nmfkit._engine, on every backend."""
+        from . import _engine
 
-            return fit_torch(self, nx, X, W, H, update_H)
-        check_non_negative(X, f"{type(self).__name__} (input X)")
-        check_zeros_for_beta(X, self._beta_loss)
-        check_magnitude(X)
-        # data of extreme magnitude is fitted at unit scale, from the start on
-        scale = UnitScale.of(nx.max(X), self._beta_loss)
-        X = scale.data(X, nx)
-        W, H = self._check_w_h(X, W, H, update_H, scale)
-        penalties = sklearn_penalties(
-            self.alpha_W, self.alpha_H, self.l1_ratio, X.shape[0], X.shape[1]
-        )
-        # penalties, graph, nsNMF, frozen components, Hoyer targets
-        ext = _extensions.prepare(self, X, W, H, update_H, scale=scale)
-        penalties = scale.penalties([*penalties, *ext.pop("penalties")])
-        if self.solver == "auto":  # again, now that every penalty is known
-            self._solver = self._resolve_solver(X, penalties)
-            ext["solver_options"] = {
-                **auto_options(self._solver, self._beta_loss), **(ext.get("solver_options") or {})
-            }
-        nx = get_backend(X)
-        fit_kwargs = dict(
-            solver=self._solver,
-            beta=self._beta_loss,
-            beta_param=self.beta_loss,
-            nx=nx,
-            penalties_W=[p for p in penalties if p.factor == "W"],
-            penalties_H=[p for p in penalties if p.factor == "H"],
-            update_H=update_H,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            max_time=self.max_time,
-            callback=self.callback,
-            random_state=self.random_state,
-            shuffle=self.shuffle,
-            verbose=self.verbose,
-            **ext,
-        )
-        if update_H and self.n_init > 1:
-            from ._restarts import fit_n_init
-
-            result, self.init_objectives_ = fit_n_init(self, X, W, H, fit_kwargs)
-        else:
-            if _sample_major(self, X):
-                H = np.asfortranarray(H)  # cd's sample-major layout on sparse X (W6 memory)
-            with thread_limits(self.n_jobs):  # BLAS / numba threads of this one fit
-                # W, H are this fit's own copies: the solver may work in them in place
-                result = _fit.factorize(X, W, H, owns_factors=True, **fit_kwargs)
-            if update_H:
-                self.init_objectives_ = np.array([result.objective])
-        scale.result_out(result)
-        if update_H and scale.active:
-            self.init_objectives_ = np.array([scale.objective_out(f)
-                                              for f in self.init_objectives_])
-        _fit.record_fit(self, result)
-        return result.W, _extensions.finish(self, result.H, update_H), result.n_iter
-
-
-def _sample_major(est, X) -> bool:
-    """Whether the fit keeps H F-ordered (solver "cd" on sparse X, Frobenius: W6 memory)."""
-    return (isinstance(est, NMF) and est._solver == "cd" and est._beta_loss == 2
-            and sp.issparse(X))
-
-
-def _mean(X) -> float:
-    n = X.shape[0] * X.shape[1]
-    return float(X.sum() / n) if n else 0.0
+        return _engine.fit(self, X, W=W, H=H, update_H=update_H)
 
 
 def non_negative_factorization(

@@ -173,7 +173,9 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
         W = W if not update_H else scale.factor_in(W)
         H = scale.factor_in(H)
     elif est.init == "custom" or not update_H:
-        W, H = est._check_w_h(X, W, H, update_H, scale)
+        from ._engine import given_factors
+
+        W, H = given_factors(est, get_backend(X), X, W, H, update_H, scale, False)
         if not update_H:
             # a multiplicative update cannot leave zero: start from a flat positive W
             mean = float(np.mean(obs.values)) if obs.nnz else 1.0

@@ -1,10 +1,10 @@
 """Restarts: many NMF fits of the same data from different seeds, in parallel with joblib.
 
 ``fit_restarts`` keeps every run (for consensus clustering and stability, see
-:mod:`nmfkit._consensus`); ``best_of`` and ``fit_n_init`` keep the best run and are the path
-behind ``NMF(n_init=...)`` on numpy. ``fit_starts`` is that path on torch: the runs share one
-set of batched products (:mod:`nmfkit._batched_runs`) when the solver and options allow it,
-else they run one after another. Public names are re-exported from :mod:`nmfkit.selection`.
+:mod:`nmfkit._consensus`); ``fit_starts`` keeps the best run and is the path behind
+``NMF(n_init=...)`` on every backend: on a device the runs share one set of batched products
+(:mod:`nmfkit._batched_runs`) when the solver and options allow it, on numpy they run over
+``n_jobs`` threads. Public names are re-exported from :mod:`nmfkit.selection`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["Restarts", "fit_restarts", "restart_seeds", "best_of", "fit_n_init", "fit_starts"]
+__all__ = ["Restarts", "fit_restarts", "restart_seeds", "fit_starts"]
 
 logger = logging.getLogger("nmfkit")
 
@@ -37,18 +37,6 @@ def _parallel(fn, items, n_jobs, prefer):
     # one BLAS thread per run: n_jobs runs × a full BLAS pool each would oversubscribe the cores
     with thread_limits(1 if prefer == "threads" else None):
         return Parallel(n_jobs=n_jobs, prefer=prefer)(delayed(fn)(*it) for it in items)
-
-
-def best_of(fit_one, n_init: int, *, n_jobs=None, prefer: str = "threads"):
-    """Run ``fit_one(i)`` for i = 0..n_init−1 and keep the result of lowest ``.objective``.
-
-    Returns (best result, ndarray of every run's final objective, index of the best). Ties
-    keep the lowest index, so run 0 wins unless another run is strictly better.
-    """
-    results = _parallel(fit_one, [(i,) for i in range(n_init)], n_jobs, prefer)
-    objectives = np.array([float(r.objective) for r in results])
-    best = int(np.argmin(objectives))
-    return results[best], objectives, best
 
 
 @dataclass
@@ -139,41 +127,8 @@ def fit_restarts(
     )
 
 
-def fit_n_init(estimator, X, W0, H0, fit_kwargs: dict):
-    """The ``n_init > 1`` path of :class:`nmfkit.NMF`: best of ``n_init`` fits.
-
-    Run 0 starts from (W0, H0), the initialisation a single fit would use, with the
-    estimator's own ``random_state``: so ``n_init > 1`` is never worse than ``n_init=1``. Runs
-    1..n_init−1 start from ``init="random"`` with seeds drawn from ``random_state``. Runs go in
-    parallel over ``estimator.n_jobs`` joblib workers (threads).
-
-    Returns (best FitResult, ndarray (n_init,) of every run's final objective).
-    """
-    from . import _fit
-    from .init import initialize
-
-    seeds = restart_seeds(estimator.random_state, estimator.n_init - 1)
-
-    def fit_one(i):
-        if i == 0:
-            return _fit.factorize(X, W0, H0, **fit_kwargs)
-        seed = int(seeds[i - 1])
-        W, H = initialize(X, H0.shape[0], init="random", random_state=seed)
-        # frozen components keep their given values in every restart
-        frozen_H = list(fit_kwargs.get("frozen_H", ()))
-        frozen_W = list(fit_kwargs.get("frozen_W", ()))
-        if frozen_H:
-            H[frozen_H] = H0[frozen_H]
-        if frozen_W:
-            W[:, frozen_W] = W0[:, frozen_W]
-        return _fit.factorize(X, W, H, **{**fit_kwargs, "random_state": seed})
-
-    best, objectives, _ = best_of(fit_one, estimator.n_init, n_jobs=estimator.n_jobs)
-    return best, objectives
-
-
-def fit_starts(X, starts, fit_kwargs: dict, *, batched: bool = True):
-    """Fit X from each start and keep the best: the ``n_init`` path of the torch backend.
+def fit_starts(X, starts, fit_kwargs: dict, *, batched: bool = True, n_jobs=None):
+    """Fit X from each start and keep the best: the ``n_init`` path of every backend.
 
     Parameters
     ----------
@@ -182,7 +137,9 @@ def fit_starts(X, starts, fit_kwargs: dict, *, batched: bool = True):
         single fit uses, the seed is that run's ``random_state``.
     fit_kwargs : keyword arguments of :func:`nmfkit._fit.factorize` (without ``random_state``).
     batched : run the starts as one batch when :func:`nmfkit._batched_runs.batchable` allows
-        (each run then equals its sequential fit to rounding); False: one after another.
+        (each run then equals its sequential fit to rounding); False: one after another, or
+        over ``n_jobs`` joblib threads.
+    n_jobs : int or None, threads for unbatched starts (None or 1: sequential).
 
     Returns (best FitResult, ndarray (len(starts),) of every run's final objective); ties keep
     the lowest index, as the sequential path does.
@@ -196,8 +153,10 @@ def fit_starts(X, starts, fit_kwargs: dict, *, batched: bool = True):
     else:
         if batched and len(starts) > 1:
             logger.debug("n_init runs one after another: %s", why)
-        results = [_fit.factorize(X, W0, H0, **{**fit_kwargs, "random_state": seed})
-                   for W0, H0, seed in starts]
+        def one(W0, H0, seed):
+            return _fit.factorize(X, W0, H0, **{**fit_kwargs, "random_state": seed})
+
+        results = _parallel(one, starts, n_jobs, "threads")
     objectives = np.array([float(r.objective) for r in results])
     best = int(np.argmin(objectives))
     return results[best], objectives

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._restarts import restart_seeds
 from .backends import _is_torch_tensor, get_backend
 
 __all__ = ["BatchedResult", "batched_factorize", "restart_seeds"]
@@ -67,11 +68,6 @@ class BatchedResult:
         """(W, H) of the best restart: W (n_samples, k), H (k, n_features)."""
         b = self.best
         return self.W[b], self.H[b]
-
-
-def restart_seeds(random_state, n: int) -> np.ndarray:
-    """n independent integer seeds drawn from ``random_state`` (int, RandomState or None)."""
-    return check_random_state(random_state).randint(np.iinfo(np.int32).max, size=n)
 
 
 # ------------------------------------------------------------------ framework helpers

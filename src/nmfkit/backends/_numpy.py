@@ -15,9 +15,44 @@ __all__ = ["NumpyBackend"]
 
 
 class NumpyBackend:
-    """Array operations for numpy arrays and scipy.sparse matrices/arrays."""
+    """Array operations for numpy arrays and scipy.sparse matrices/arrays.
+
+    Also the reference of the backend contract: every operation the fit needs has a numpy
+    definition here, and another backend overrides what differs (``TorchBackend``).
+    """
 
     name = "numpy"
+    #: whether n_init's starts run as one batch of products (a device) or one after another
+    batches_restarts = False
+
+    # ----------------------------------------------------------------- the fit's placement
+    def configured(self, options: dict) -> "NumpyBackend":
+        """This backend with the solver options it reads itself (removed from ``options``);
+        numpy reads none."""
+        return self
+
+    def place(self, X, *, k_total: int, dense_WH: bool = False, kl_cd: bool = False):
+        """(X where the fit runs, whether it came from the host, the backend bound to it).
+        A device backend checks its free memory for the fit first; numpy fits X in place."""
+        return X, False, self
+
+    @staticmethod
+    def compute_context():
+        """The context a fit runs in (torch: no autograd, TF32 policy); nothing on numpy."""
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def mean_value(X) -> float:
+        """mean(X) over all n·m entries (implicit zeros of a sparse X included), a float."""
+        n = X.shape[0] * X.shape[1]
+        return float(X.sum() / n) if n else 0.0
+
+    @staticmethod
+    def initialize(X, k, *, init, random_state, h_order="C", host_init, on_device=False):
+        """The start (W, H) of ``init`` for X; ``host_init`` is nmfkit.init.initialize."""
+        return host_init(X, k, init=init, random_state=random_state, h_order=h_order)
 
     # ----------------------------------------------------------------- creation
     @staticmethod

@@ -75,6 +75,33 @@ class TorchBackend:
     def __repr__(self) -> str:
         return f"TorchBackend(device={self.device!r}, allow_tf32={self.allow_tf32})"
 
+    batches_restarts = True
+
+    # ----------------------------------------------------------------- the fit's placement
+    def configured(self, options: dict) -> "TorchBackend":
+        """This backend with TF32 products only when ``options["allow_tf32"]`` (removed)."""
+        return TorchBackend(device=self.device, allow_tf32=bool(options.pop("allow_tf32", False)))
+
+    def place(self, X, *, k_total: int, dense_WH: bool = False, kl_cd: bool = False):
+        """(X on the device, whether it came from the host, the backend bound to that device);
+        the device's free memory is checked for the whole fit before X moves."""
+        from . import _torch_io
+
+        return _torch_io.place(self, X, k_total=k_total, dense_WH=dense_WH, kl_cd=kl_cd)
+
+    def mean_value(self, X) -> float:
+        n = X.shape[0] * X.shape[1]
+        total = self.sum(X) if self.issparse(X) else float(X.sum(dtype=torch.float64))
+        return float(total) / n if n else 0.0
+
+    def initialize(self, X, k, *, init, random_state, h_order="C", host_init, on_device=False):
+        """The start of ``init`` on X's device (on the CPU exactly numpy's); ``on_device``
+        draws a random start's numbers on the host without copying X there."""
+        from . import _torch_io
+
+        return _torch_io.init_factors(self, X, k, init, random_state,
+                                      on_host=False if on_device else None)
+
     # ----------------------------------------------------------------- creation
     def _dev(self, like=None):
         if self.device is not None:

@@ -1,6 +1,7 @@
-"""The estimator's torch path: validate tensors on their device, initialise, move, fit, return.
+"""The torch backend's side of a fit: validate tensors on their device, check device memory,
+place X, draw starts on the device. The fit itself is nmfkit._engine's, as on numpy.
 
-Two ways in (issue 7):
+Two ways in:
 
 * a torch tensor X (dense, or sparse COO/CSR/CSC): validated with torch operations on its own
   device (never ``numpy`` on a CUDA tensor), fitted there; W and H come back as tensors on
@@ -17,15 +18,13 @@ torch.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import torch
 
-from ..init import rank_without_custom_start
 from ._torch import TorchBackend, _quiet_sparse
 
-__all__ = ["validate_tensor", "fit_torch", "init_factors", "bytes_needed", "check_memory"]
+__all__ = ["validate_tensor", "place", "init_factors", "bytes_needed", "check_memory"]
 
 
 def validate_tensor(est, X, *, reset: bool):
@@ -193,40 +192,13 @@ def _factor_on(nx, A, shape, dtype, device, whom):
     return torch.as_tensor(np.array(A_host, copy=True), dtype=dtype, device=device)
 
 
-# ------------------------------------------------------------------------------- fit
-def _auto_solver(est, X, penalties) -> str:
-    """``solver="auto"`` on torch: the one rule of ``nmfkit.solvers._auto`` for this
-    backend, given the penalties known so far."""
-    from ..solvers._auto import resolve_solver
-
-    return resolve_solver(est._beta_loss, sparse=TorchBackend.issparse(X),
-                          n_components=est._n_components, penalties=penalties,
-                          backend="torch")
-
-
-def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
-    """The torch branch of ``NMF._fit_transform``: returns (W, H, n_iter) in the caller's
-    framework (tensors for tensor input, numpy for numpy input)."""
-    from .. import _fit
-    from ..penalties import sklearn_penalties
-
-    whom = type(est).__name__
+# ------------------------------------------------------------------------------- placement
+def place(nx: TorchBackend, X, *, k_total: int, dense_WH: bool, kl_cd: bool):
+    """X on the fit's device: (tensor, whether X came from the host, the backend bound to
+    that device). The device's free memory is checked for the whole fit (``k_total``: the
+    rank times the number of restarts held at once) before X moves."""
     host_input = not isinstance(X, torch.Tensor)
-    opts = dict(est.solver_options or {})
-    solver = est.solver
-    if solver == "auto":
-        from ..penalties import Penalty
-        from ..solvers._auto import auto_options
-
-        known = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, *X.shape)
-        known += [p for p in (est.penalties or []) if isinstance(p, Penalty)]
-        solver = est._solver = _auto_solver(est, X, known)
-    nx = TorchBackend(device=nx.device, allow_tf32=bool(opts.pop("allow_tf32", False)))
     if host_input:
-        from .._validation import check_non_negative, check_zeros_for_beta
-
-        check_non_negative(X, f"{whom} (input X)")
-        check_zeros_for_beta(X, est._beta_loss)
         device = nx.device or torch.device("cpu")
         nnz = X.nnz if hasattr(X, "nnz") else None
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
@@ -234,105 +206,9 @@ def fit_torch(est, nx: TorchBackend, X, W, H, update_H: bool):
         device = nx.device or X.device
         nnz = X.values().numel() if nx.issparse(X) else None
         dtype = X.dtype
-        if est._beta_loss <= 0:
-            has_zero = (nnz < X.shape[0] * X.shape[1]) if nnz is not None else bool((X == 0).any())
-            if has_zero or (nnz is not None and bool((X.values() == 0).any())):
-                raise ValueError(
-                    "When beta_loss <= 0 and X contains zeros, the solver may diverge. "
-                    "Please add small values to X, or use a positive beta_loss."
-                )
-    nx = TorchBackend(device=device, allow_tf32=nx.allow_tf32)
-    k = est._n_components if est._n_components not in (None, "auto") else None
-    if k is None:
-        k = H.shape[0] if H is not None else X.shape[1]
     itemsize = torch.empty((), dtype=dtype).element_size()
-    runs = max(1, int(getattr(est, "n_init", 1))) if update_H else 1  # n_init: r working sets
-    needed = bytes_needed(
-        tuple(X.shape), nnz, int(k) * runs, itemsize,
-        dense_WH=est._beta_loss != 2.0 and solver == "mu",
-        on_device=not host_input and X.device == torch.device(device),
-        kl_cd=est._beta_loss == 1.0 and solver == "cd",
-    )
-    check_memory(device, needed)
-    Xd = nx.asarray(X, dtype=dtype) if (host_input or X.device != torch.device(device)) else X
-    n, m = Xd.shape
-    # data of extreme magnitude is fitted at unit scale, from the start on
-    from .._unit_scale import UnitScale
-    from .._validation import check_largest_value
-
-    check_largest_value(nx.max(Xd))
-    scale = UnitScale.of(nx.max(Xd), est._beta_loss)
-    Xd = scale.data(Xd, nx)
-
-    if est.init == "custom" and update_H:
-        Hd = scale.factor_in(
-            _factor_on(nx, H, (est._n_components, m), dtype, device, f"{whom} (input H)"))
-        Wd = scale.factor_in(
-            _factor_on(nx, W, (n, est._n_components), dtype, device, f"{whom} (input W)"))
-        if est._n_components == "auto":
-            est._n_components = Hd.shape[0]
-    elif not update_H:
-        if W is not None:
-            warnings.warn("When update_H=False, the provided initial W is not used.",
-                          RuntimeWarning)
-        if isinstance(H, torch.Tensor):
-            H = H.to(dtype)
-        elif H is not None:
-            H = np.asarray(H, dtype=np.float64 if dtype == torch.float64 else np.float32)
-        Hd = scale.factor_in(
-            _factor_on(nx, H, (est._n_components, m), dtype, device, f"{whom} (input H)"))
-        if est._n_components == "auto":
-            est._n_components = Hd.shape[0]
-        kk = Hd.shape[0]
-        if solver == "mu":
-            total = nx.sum(Xd) if nx.issparse(Xd) else float(Xd.sum(dtype=torch.float64))
-            Wd = nx.full((n, kk), math.sqrt(total / (n * m) / kk), dtype)
-        else:
-            Wd = nx.zeros((n, kk), dtype)
-    else:
-        k = rank_without_custom_start(est, W, H, m)
-        Wd, Hd = init_factors(nx, Xd, k, est.init, est.random_state)
-
-    penalties = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, n, m)
-    # penalties, graph, nsNMF, frozen components (issue 4) on the device; writes frozen rows
-    from .. import _extensions
-
-    ext = _extensions.prepare(est, Xd, Wd, Hd, update_H, scale=scale)
-    penalties = scale.penalties([*penalties, *ext.pop("penalties")])
-    opts = {k: v for k, v in (ext.pop("solver_options") or {}).items() if k != "allow_tf32"}
-    if est.solver == "auto":  # again, now that the graph penalty is known too
-        solver = est._solver = _auto_solver(est, Xd, penalties)
-        opts = {**auto_options(solver, est._beta_loss), **opts}
-    # n_init > 1: run 0 from (Wd, Hd), runs 1.. from init="random" with seeds drawn from
-    # random_state (as nmfkit._restarts.fit_n_init on numpy), frozen rows kept in every start
-    starts = [(Wd, Hd, est.random_state)]
-    if update_H and getattr(est, "n_init", 1) > 1:
-        from ..batched import restart_seeds
-
-        frozen = list(ext["frozen_H"])
-        for seed in restart_seeds(est.random_state, est.n_init - 1):
-            Wr, Hr = init_factors(nx, Xd, Hd.shape[0], "random", int(seed), on_host=False)
-            if frozen:
-                Hr[frozen] = Hd[frozen]
-            starts.append((Wr, Hr, int(seed)))
-    fit_kwargs = dict(
-        solver=solver, beta=est._beta_loss, beta_param=est.beta_loss, nx=nx,
-        penalties_W=[p for p in penalties if p.factor == "W"],
-        penalties_H=[p for p in penalties if p.factor == "H"],
-        update_H=update_H, tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
-        callback=est.callback, shuffle=est.shuffle, solver_options=opts, verbose=est.verbose,
-        **ext,
-    )
-    from .._restarts import fit_starts
-
-    with nx.compute_context():  # the starts in one batch when they can be (_batched_runs)
-        result, objectives = fit_starts(Xd, starts, fit_kwargs)
-    scale.result_out(result)
-    if update_H:
-        est.init_objectives_ = np.array([scale.objective_out(f) for f in objectives])
-    _fit.record_fit(est, result)
-    Wr, Hr = result.W, result.H
-    if host_input:
-        Wr, Hr = nx.to_numpy(Wr), nx.to_numpy(Hr)
-    Hr = _extensions.finish(est, Hr, update_H)  # nsNMF: components_ = S H
-    return Wr, Hr, result.n_iter
+    on_device = not host_input and X.device == torch.device(device)
+    check_memory(device, bytes_needed(tuple(X.shape), nnz, int(k_total), itemsize,
+                                      dense_WH=dense_WH, on_device=on_device, kl_cd=kl_cd))
+    bound = TorchBackend(device=device, allow_tf32=nx.allow_tf32)
+    return (X if on_device else bound.asarray(X, dtype=dtype)), host_input, bound

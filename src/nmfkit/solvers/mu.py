@@ -34,6 +34,7 @@ def _gamma(beta: float) -> float:
 class MultiplicativeUpdate(Solver):
     name = "mu"
     betas = None  # every β
+    multiplicative = True
     sparse = True
     monotone = True
     backends = frozenset({"numpy", "torch"})

@@ -1,0 +1,215 @@
+"""The one fit of ``NMF`` and ``non_negative_factorization``, on every backend.
+
+Validated X (a numpy array, a scipy.sparse matrix or a torch tensor) and the estimator's
+parameters become one fit, in one order, whatever the backend:
+
+1. the backend (``get_backend``: from the input, or ``backend=``/``device=``), configured by
+   the solver options it reads (TF32 on torch); the checks of X that need its values;
+2. ``solver="auto"`` resolved by the one rule (``nmfkit.solvers._auto``) for this backend;
+3. X placed where the fit runs (torch: the device memory is checked before X moves);
+4. extreme magnitudes brought to unit scale (``nmfkit._unit_scale``) before the start;
+5. the start: custom W/H, a fixed H (``update_H=False``), or an initialisation;
+6. penalties and extensions (``nmfkit._extensions``), ``auto`` again now that they are known;
+7. the fit: one start, or the ``n_init`` starts (threads on numpy, one batch on a device);
+8. the result back on the data's scale and in the caller's array type.
+
+The observed-entries fit (a mask or missing values) is :mod:`nmfkit._masked_fit`; it takes its
+custom starts from :func:`given_factors` here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _extensions, _fit
+from ._threads import thread_limits
+from ._unit_scale import UnitScale
+from ._validation import (
+    check_init_factor,
+    check_largest_value,
+    check_non_negative,
+    check_zeros_for_beta,
+)
+from .backends import _is_torch_tensor, get_backend
+from .init import initialize, rank_without_custom_start
+from .penalties import Penalty, sklearn_penalties
+from .solvers import SOLVERS
+from .solvers._auto import auto_options, resolve_solver
+
+__all__ = ["fit", "given_factors", "start"]
+
+
+def _check_values(est, nx, X) -> None:
+    """The checks of X's values that validation left: sign and location of a negative entry
+    (host data; a tensor's sign was checked on its device), zeros with β ≤ 0, magnitude."""
+    whom = f"{type(est).__name__} (input X)"
+    if not _is_torch_tensor(X):
+        nx = get_backend(X)  # host data is checked on the host, before it moves
+        check_non_negative(X, whom)
+        check_zeros_for_beta(X, est._beta_loss)
+    elif est._beta_loss <= 0 and nx.min(X) <= 0:
+        raise ValueError(
+            "When beta_loss <= 0 and X contains zeros, the solver may diverge. "
+            "Please add small values to X, or use a positive beta_loss."
+        )
+    check_largest_value(nx.max(X))
+
+
+def _resolve(est, X, nx, penalties) -> None:
+    """``solver="auto"`` → the solver the one rule picks for this backend and these penalties."""
+    if est.solver == "auto":
+        est._solver = resolve_solver(est._beta_loss, sparse=nx.issparse(X),
+                                     n_components=est._n_components, penalties=penalties,
+                                     backend=nx.name)
+
+
+def given_factors(est, nx, X, W, H, update_H: bool, scale: UnitScale, multiplicative: bool):
+    """A custom start (``init="custom"``) or the fixed H of ``update_H=False``: checked on the
+    host (they are small), copied to X's backend, device and dtype, brought to unit scale.
+
+    For a fixed H, W starts flat and positive for a multiplicative solver (it cannot leave
+    zero) and at zero otherwise. Returns (W, H), the fit's own copies.
+    """
+    import warnings
+
+    n, m = X.shape
+    whom = type(est).__name__
+    dtype = nx.dtype_of(X)
+
+    def own(F, shape, which):
+        host = nx.to_numpy(F) if _is_torch_tensor(F) else F
+        host = check_init_factor(host, shape, f"{whom} (input {which})")
+        if est._n_components == "auto":
+            est._n_components = host.shape[0] if which == "H" else host.shape[1]
+        strict = _is_torch_tensor(F) or not _is_torch_tensor(X)  # numpy W/H follow a tensor X
+        if strict and np.dtype(host.dtype) != np.dtype(str(dtype).replace("torch.", "")):
+            cast = ".to(X.dtype)" if _is_torch_tensor(F) else ".astype(X.dtype)"
+            raise TypeError(
+                f"{which} should have the same dtype as X. Got {which}.dtype = {host.dtype}; "
+                f"X.dtype = {dtype}. Cast it with {cast}."
+            )
+        return scale.factor_in(nx.asarray(np.array(host, copy=True), dtype=dtype))
+
+    if update_H:
+        H = own(H, (est._n_components, m), "H")
+        W = own(W, (n, est._n_components), "W")
+        return W, H
+    if W is not None:
+        warnings.warn("When update_H=False, the provided initial W is not used.", RuntimeWarning)
+    H = own(H, (est._n_components, m), "H")
+    k = H.shape[0]
+    if multiplicative:
+        W = nx.full((n, k), float(np.sqrt(max(nx.mean_value(X), 0.0) / k)), dtype)
+    else:
+        W = nx.zeros((n, k), dtype)
+    return W, H
+
+
+def start(est, X, W, H, update_H: bool, scale: UnitScale = UnitScale()):
+    """The start of a fit of numpy/scipy X (also MiniBatchNMF's): the custom or fixed factors
+    (:func:`given_factors`) or the estimator's ``init``."""
+    nx = get_backend(X)
+    if est.init == "custom" or not update_H:
+        solver = getattr(est, "_solver", None) or est.solver
+        multiplicative = getattr(SOLVERS.get(solver), "multiplicative", False)
+        return given_factors(est, nx, X, W, H, update_H, scale, multiplicative)
+    return _initialised(est, nx, X, W, H, False)
+
+
+def _initialised(est, nx, X, W, H, k_hint_sample_major: bool):
+    """The start of ``init`` (random, NNDSVD family) for X on its backend."""
+    k = rank_without_custom_start(est, W, H, X.shape[1])
+    return nx.initialize(X, k, init=est.init, random_state=est.random_state,
+                         h_order="F" if k_hint_sample_major else "C", host_init=initialize)
+
+
+def _sample_major(est, nx, X) -> bool:
+    """Whether H is kept F-ordered (cd on sparse numpy X, Frobenius: no C-order copies)."""
+    return (nx.name == "numpy" and est._solver == "cd" and est._beta_loss == 2
+            and nx.issparse(X))
+
+
+def _restart_starts(est, nx, X, W, H, frozen_H):
+    """Run 0 = the single fit's start; runs 1.. start from ``init="random"`` with seeds drawn
+    from ``random_state`` (so n_init > 1 is never worse than n_init = 1); frozen rows kept."""
+    from ._restarts import restart_seeds
+
+    starts = [(W, H, est.random_state)]
+    for seed in restart_seeds(est.random_state, est.n_init - 1):
+        Wr, Hr = nx.initialize(X, H.shape[0], init="random", random_state=int(seed),
+                               h_order="C", host_init=initialize, on_device=True)
+        if frozen_H:
+            Hr[list(frozen_H)] = H[list(frozen_H)]
+        starts.append((Wr, Hr, int(seed)))
+    return starts
+
+
+def fit(est, X, W=None, H=None, update_H: bool = True):
+    """Fit the estimator ``est`` to validated X; returns (W, H, n_iter) in X's framework
+    (numpy for numpy input fitted on another backend). Sets the fitted history attributes."""
+    est._check_params(X)
+    nx = get_backend(X, backend=est.backend, device=est.device)
+    _extensions.check_backend(est, nx.name)  # Hoyer sparseness (nmfsc) is numpy-only
+    options = dict(est.solver_options or {})
+    nx = nx.configured(options)  # reads (and removes) the backend's own options
+    _check_values(est, nx, X)
+    beta = est._beta_loss
+    n, m = X.shape
+    known = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, n, m)
+    known += [p for p in (est.penalties or []) if isinstance(p, Penalty)]
+    _resolve(est, X, nx, known)
+    k = est._n_components if est._n_components not in (None, "auto") else (
+        H.shape[0] if H is not None else m)
+    runs = max(1, int(getattr(est, "n_init", 1))) if update_H else 1
+    X, host_input, nx = nx.place(X, k_total=int(k) * runs,
+                                 dense_WH=beta != 2.0 and est._solver == "mu",
+                                 kl_cd=beta == 1.0 and est._solver == "cd")
+
+    # data of extreme magnitude is fitted at unit scale, from the start on
+    scale = UnitScale.of(nx.max(X), beta)
+    X = scale.data(X, nx)
+    if est.init == "custom" or not update_H:
+        multiplicative = getattr(SOLVERS.get(est._solver), "multiplicative", False)
+        W, H = given_factors(est, nx, X, W, H, update_H, scale, multiplicative)
+    else:
+        W, H = _initialised(est, nx, X, W, H, _sample_major(est, nx, X))
+
+    ext = _extensions.prepare(est, X, W, H, update_H, scale=scale)
+    penalties = [*sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, n, m),
+                 *ext.pop("penalties")]
+    _resolve(est, X, nx, penalties)  # again, now that the graph penalty is known too
+    options.update(ext.pop("solver_options") or {})
+    if est.solver == "auto":
+        options = {**auto_options(est._solver, beta), **options}
+    penalties = scale.penalties(penalties)
+    fit_kwargs = dict(
+        solver=est._solver, beta=beta, beta_param=est.beta_loss, nx=nx,
+        penalties_W=[p for p in penalties if p.factor == "W"],
+        penalties_H=[p for p in penalties if p.factor == "H"],
+        update_H=update_H, tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
+        callback=est.callback, shuffle=est.shuffle, solver_options=options or None,
+        verbose=est.verbose, **ext,
+    )
+    if _sample_major(est, nx, X):
+        H = np.asfortranarray(H)  # cd's sample-major layout on sparse X (no C-order copies)
+    if update_H and runs > 1:
+        from ._restarts import fit_starts
+
+        starts = _restart_starts(est, nx, X, W, H, ext.get("frozen_H", ()))
+        with nx.compute_context():  # one batch on a device when the solver allows it
+            result, objectives = fit_starts(X, starts, fit_kwargs, n_jobs=est.n_jobs,
+                                            batched=nx.batches_restarts)
+    else:
+        with thread_limits(est.n_jobs), nx.compute_context():
+            # W, H are this fit's own copies: the solver may work in them in place
+            result = _fit.factorize(X, W, H, owns_factors=True, random_state=est.random_state,
+                                    **fit_kwargs)
+        objectives = [result.objective]
+    scale.result_out(result)
+    if update_H:
+        est.init_objectives_ = np.array([scale.objective_out(f) for f in objectives])
+    _fit.record_fit(est, result)
+    Wr, Hr = result.W, result.H
+    if host_input:
+        Wr, Hr = nx.to_numpy(Wr), nx.to_numpy(Hr)
+    return Wr, _extensions.finish(est, Hr, update_H), result.n_iter
