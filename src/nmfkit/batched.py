@@ -15,9 +15,10 @@ shared by the B restarts. The same code runs on numpy and on torch (CPU or CUDA)
 Solvers: ``"mu"`` (Lee & Seung multiplicative updates) and ``"cd"`` (HALS, one sweep per
 half-iteration, batched across restarts), both for the Frobenius loss, dense or sparse X.
 Each restart b started from ``init="random"`` with seed ``seeds[b]`` follows the same
-trajectory as a single fit from that start (to rounding), so the best restart is a valid
-``n_init`` result. The restarts share one stopping rule: stop when every restart's relative
-decrease of √(2·objective) over ``check_every`` iterations is below ``tol``.
+trajectory as a single fit from that start (to rounding), stopping on the single fit's rule
+(the relative decrease of √(2·objective) over ``check_every`` iterations below ``tol``), so
+the best restart is a valid ``n_init`` result. ``batched_factorize`` is a thin call of the
+engine's batched runs (:mod:`nmfkit._batched_runs`), which ``NMF(n_init=r)`` uses on a device.
 
 The update kernels (``_mu_step``, ``_cd_step``, with optional L1/L2 weights) also serve
 ``NMF(n_init=r)`` on torch through :mod:`nmfkit._batched_runs`, which gives each restart its own
@@ -26,11 +27,9 @@ stopping rule and history so that every run equals its single fit.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.utils import check_random_state
 
 from ._restarts import restart_seeds
 from .backends import _is_torch_tensor, get_backend
@@ -48,8 +47,9 @@ class BatchedResult:
     H : array (B, k, n_features)
     objectives : ndarray (B,), final ½‖X − W_b H_b‖² of each restart (float64, host).
     seeds : ndarray (B,), the seed of each restart's random initialisation.
-    n_iter : int, iterations run (the same for every restart).
-    history : dict, "n_iter" list and "objective" list of (B,) arrays.
+    n_iter : int, the most iterations any restart ran (each stops on its own rule).
+    history : dict, "n_iter" list and "objective" list of (B,) arrays (a restart that has
+        stopped keeps its final objective).
     """
 
     W: object
@@ -102,15 +102,6 @@ def _cross_WtX(nx, X, Xt, W, sparse):
     return P.reshape(B, k, X.shape[1])
 
 
-def _objectives(sq_X, WtX, H, WtW, HHt, nx):
-    """½(‖X‖² − 2⟨WᵀX, H⟩ + ⟨WᵀW, HHᵀ⟩) per restart, clamped at 0."""
-    return np.maximum(0.5 * (sq_X - 2.0 * _bsum(nx, WtX * H) + _bsum(nx, WtW * HHt)), 0.0)
-
-
-# ------------------------------------------------------------------ updates
-# l1W, l2W, l1H, l2H: L1 / L2 penalty weights (penalties.split_hals), as the single-fit
-# solvers apply them: MU adds l1 + l2·F to the denominator, HALS shifts R by l1 and G's
-# diagonal by l2.
 def _mu_den_penalty(den, F, l1, l2):
     if l1:
         den += l1
@@ -284,83 +275,38 @@ def batched_factorize(
     seeds = restart_seeds(random_state, n_restarts) if seeds is None else np.asarray(seeds)
     if seeds.ndim != 1 or seeds.size < 1:
         raise ValueError(f"seeds must be a non-empty 1-D sequence of ints, got {seeds!r}.")
+    from ._batched_runs import _stack, factorize_starts
+    from ._validation import check_non_negative
+    from .init import initialize
+
     nx = get_backend(X, backend=backend, device=device)
     tensor_in = _is_torch_tensor(X)
-    if nx.name == "torch" and not tensor_in:
+    if not tensor_in:
         from sklearn.utils import check_array
 
         X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
-        X = nx.asarray(X)
-    elif nx.name == "numpy":
-        from sklearn.utils import check_array
-
-        X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
-    if nx.min(X) < 0:
+        check_non_negative(X, "batched_factorize")
+    elif nx.min(X) < 0:
         raise ValueError(
             "Negative values in data passed to batched_factorize: NMF needs non-negative "
             "data; clip or shift X."
         )
-    X, Xt = nx.prepare_X(X)
-    sparse = nx.issparse(X)
-    n, m = X.shape
     k, B = int(n_components), int(seeds.size)
-    dtype = nx.dtype_of(nx.sparse_data(X) if sparse else X)
-    if nx.name == "torch":
-        from .backends._torch_io import bytes_needed, check_memory
-
-        item = nx.sparse_data(X).element_size() if sparse else X.element_size()
-        check_memory(X.device, bytes_needed((n, m), 0 if sparse else None, B * k, item,
-                                            dense_WH=False, on_device=True))
-    eps = nx.eps(dtype)
+    X, host_input, nx = nx.place(X, k_total=B * k)
     # random starts, exactly those of nmfkit.init.initialize(init="random", seed)
-    total = nx.sum(X) if sparse else float(X.sum())
-    avg = math.sqrt(float(total) / (n * m) / k)
-    W0 = np.empty((B, n, k))
-    H0 = np.empty((B, k, m))
-    np_dtype = np.float64 if str(dtype).endswith("float64") else np.float32
-    for b, s in enumerate(seeds):
-        rng = check_random_state(int(s))
-        H0[b] = np.abs(avg * rng.standard_normal(size=(k, m)).astype(np_dtype, copy=False))
-        W0[b] = np.abs(avg * rng.standard_normal(size=(n, k)).astype(np_dtype, copy=False))
-    W = nx.asarray(W0.astype(np_dtype))
-    H = nx.asarray(H0.astype(np_dtype))
-    if nx.name == "torch":
-        dev = nx.sparse_data(X).device if sparse else X.device
-        W, H = W.to(dev), H.to(dev)
-
-    sq_X = nx.sq_norm(X)
-    WtX0 = _cross_WtX(nx, X, Xt, W, sparse)
-    f = _objectives(sq_X, WtX0, H, _t(nx, W) @ W, H @ _t(nx, H), nx)
-    e_init = np.sqrt(2 * f)
-    e_prev = e_init
-    hist_it, hist_f = [0], [f]
-    n_iter = 0
-    step = _mu_step if solver == "mu" else _cd_step
-    ctx = nx.compute_context() if hasattr(nx, "compute_context") else None
-    if ctx is not None:
-        ctx.__enter__()
-    try:
-        for n_iter in range(1, max_iter + 1):
-            WtX, WtW = step(nx, X, Xt, W, H, sparse, eps)
-            if n_iter % check_every == 0 or n_iter == max_iter:
-                f = _objectives(sq_X, WtX, H, WtW, H @ _t(nx, H), nx)
-                hist_it.append(n_iter)
-                hist_f.append(f)
-                if tol > 0 and n_iter % check_every == 0:
-                    e = np.sqrt(2 * f)
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        rel = np.where(e_init > 0, (e_prev - e) / e_init, 0.0)
-                    if np.all(rel < tol):
-                        break
-                    e_prev = e
-    finally:
-        if ctx is not None:
-            ctx.__exit__(None, None, None)
-    if hist_it[-1] != n_iter:
-        f = _objectives(sq_X, WtX, H, WtW, H @ _t(nx, H), nx)
-        hist_it.append(n_iter)
-        hist_f.append(f)
-    if nx.name == "torch" and not tensor_in:
+    starts = [nx.initialize(X, k, init="random", random_state=int(s), host_init=initialize,
+                            on_device=True) for s in seeds]
+    with nx.compute_context():
+        runs = factorize_starts(X, starts, solver=solver, beta=2.0, nx=nx, tol=tol,
+                                max_iter=max_iter, check_every=check_every)
+    W = _stack(nx, [r.W for r in runs])
+    H = _stack(nx, [r.H for r in runs])
+    if host_input and nx.name != "numpy":
         W, H = nx.to_numpy(W), nx.to_numpy(H)
-    return BatchedResult(W=W, H=H, objectives=np.asarray(f, dtype=np.float64), seeds=seeds,
-                         n_iter=n_iter, history={"n_iter": hist_it, "objective": hist_f})
+    n_iter = max(r.n_iter for r in runs)
+    # each run's objective per iteration, held at its last value once it has stopped
+    table = np.array([[h[min(t, len(h) - 1)] for h in (r.history["objective"] for r in runs)]
+                      for t in range(n_iter + 1)])
+    return BatchedResult(W=W, H=H, objectives=np.array([r.objective for r in runs]),
+                         seeds=seeds, n_iter=n_iter,
+                         history={"n_iter": list(range(n_iter + 1)), "objective": list(table)})
