@@ -170,3 +170,12 @@ def test_each_solver_names_its_rule():
     m = NMF(8, solver="cd", solver_options={"inner": True}, random_state=0, tol=1e-3,
             max_iter=400).fit(X)
     assert m.n_iter_ % 10 == 0
+
+
+def test_cd_on_torch_stops_by_the_same_violation_rule():
+    pytest.importorskip("torch")
+    X = load_digits().data[:400]
+    a = NMF(8, solver="cd", tol=1e-2, random_state=0).fit(X)
+    b = NMF(8, solver="cd", tol=1e-2, random_state=0, backend="torch", device="cpu").fit(X)
+    assert a.n_iter_ == b.n_iter_ and a.stop_reason_ == b.stop_reason_ == "tol"
+    assert b.reconstruction_err_ == pytest.approx(a.reconstruction_err_, rel=1e-8)

@@ -145,7 +145,8 @@ def hals_inner_sweeps(F, G, R, l1: float, l2: float, order, n_sweeps: int,
     return total / max(1, -(-F.shape[1] // BLOCK))
 
 
-def hals_sweep_violation(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None) -> float:
+def hals_sweep_violation(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None,
+                         nx=None) -> float:
     """One HALS sweep of F (k, N) in place, returning scikit-learn's CD violation.
 
     The update is ``nmfkit.nnls.hals_sweep``'s (numpy, one component at a time). Before
@@ -157,7 +158,10 @@ def hals_sweep_violation(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None) 
     sweeps) falls to ``tol`` times that of the first iteration.
 
     A dead component (G[t, t] + l2 ≤ 0) contributes to the violation and is left unchanged.
+    With a torch ``nx`` the same sweep runs on the tensors' device, with one host read.
     """
+    if nx is not None and nx.name != "numpy":
+        return _sweep_violation_tensor(F, G, R, l1, l2, order)
     k = F.shape[0]
     if order is None:
         order = range(k)
@@ -184,3 +188,22 @@ def hals_sweep_violation(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None) 
         buf += F[t]
         np.maximum(buf, 0, out=F[t])
     return violation
+
+
+def _sweep_violation_tensor(F, G, R, l1, l2, order):
+    """``hals_sweep_violation`` on torch tensors: no host synchronisation per component (dead
+    components get a zero step instead of a branch); the violation is read once."""
+    import torch
+
+    diag = torch.diagonal(G) + l2
+    ih = torch.where(diag > 0, 1.0 / torch.where(diag > 0, diag, 1.0), 0.0)
+    violation = torch.zeros((), dtype=torch.float64, device=F.device)
+    for t in range(F.shape[0]) if order is None else order:
+        g = G[t] @ F - R[t]  # the gradient of row t at the point the sweep has reached
+        if l1:
+            g += l1
+        if l2:
+            g += l2 * F[t]
+        violation += torch.maximum(-g, g * (F[t] > 0)).sum(dtype=torch.float64)
+        F[t] = torch.clamp(F[t] - g * ih[t], min=0)
+    return float(violation)

@@ -120,13 +120,13 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             )
         if p.beta == 1.0:
             self._setup_kl()
-        # plain Frobenius HALS on numpy stops as scikit-learn's CD does (nmfkit._fit): each
+        # plain Frobenius HALS stops as scikit-learn's CD does (nmfkit._fit): each
         # step measures the projected-gradient violation of its sweeps. The accelerated
         # variants keep nmfkit's rule: measured at extrapolated starts, the violation of
         # "auto" on the ORL faces stayed above 1e-4 of the first for 200 iterations
         o = self.options
         self._vbuf = None
-        if (p.beta == 2.0 and p.nx.name == "numpy" and not o["inner"] and not o["extrapolate"]
+        if (p.beta == 2.0 and not o["inner"] and not o["extrapolate"]
                 and not self.extraW and not self.extraH):
             self.stop_rule = "violation"
             self._vbuf = np.zeros(1)
@@ -182,6 +182,10 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         if p.sparse:
             R = p.nx.matmul(p.Xt, Wt.T).T
             return R if p.nx.name == "numpy" else p.nx.ascontiguous(R)
+        if p.nx.name == "numpy" and p.X.flags.c_contiguous:
+            # as (Xᵀ W)ᵀ: OpenBLAS runs Wᵀ X (k rows, an inner dimension of n_samples) up to
+            # 7× slower (W1, 10000×2000 float32, k=20: 680 against 88 ms)
+            return np.ascontiguousarray((p.Xt @ Wt.T).T)
         return Wt @ p.X
 
     def _n_sweeps(self, k, N, extra=()):
@@ -210,7 +214,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             return
         if n_sweeps == 1:
             if self._vbuf is not None:  # plain cd: scikit-learn's stopping measure
-                self._vbuf[0] += hals_sweep_violation(F, G, R, l1, l2, order())
+                self._vbuf[0] += hals_sweep_violation(F, G, R, l1, l2, order(), nx=nx)
             else:
                 hals_sweep(F, G, R, l1, l2, order(), extra, nx=nx)
             return
