@@ -462,7 +462,7 @@ def test_fit_max_memory_streams_blocks_and_matches_in_memory_fit(tmp_path):
     assert r.exit_code == 0, r.output
     s = json.loads((out / "summary.json").read_text())
     assert s["scale"]["mode"] == "out-of-core" and s["scale"]["block_rows"] < 30  # ≥ 3 blocks
-    ref = nmfkit.NMF(3, init="random", random_state=0, max_iter=30, tol=0,
+    ref = nmfkit.NMF(3, init="random", random_state=0, solver="cd", max_iter=30, tol=0,
                      solver_options={"inner": False})
     W_ref = ref.fit_transform(X)
     np.testing.assert_allclose(np.load(out / "H.npy"), ref.components_, rtol=1e-9, atol=1e-12)
@@ -485,7 +485,7 @@ def test_fit_max_memory_folder_of_npz_chunks(tmp_path):
     r = invoke("fit", folder, "-k", 3, "--max-memory", "64KB", "--max-iter", 20, "--tol", 0,
                "--out", out, "--quiet", "--no-report")
     assert r.exit_code == 0, r.output
-    ref = nmfkit.NMF(3, init="random", random_state=0, max_iter=20, tol=0,
+    ref = nmfkit.NMF(3, init="random", random_state=0, solver="cd", max_iter=20, tol=0,
                      solver_options={"inner": False}).fit(X)
     H = read_matrix(out / "H.npz").X
     np.testing.assert_allclose(H, ref.components_, rtol=1e-8, atol=1e-10)
@@ -534,7 +534,7 @@ def test_fit_dask_local_matches_in_memory_fit(tmp_path):
     assert r.exit_code == 0, r.output
     s = json.loads((out / "summary.json").read_text())
     assert s["scale"]["mode"] == "dask"
-    ref = nmfkit.NMF(3, init="random", random_state=0, max_iter=20, tol=0,
+    ref = nmfkit.NMF(3, init="random", random_state=0, solver="cd", max_iter=20, tol=0,
                      solver_options={"inner": False}).fit(X)
     np.testing.assert_allclose(np.load(out / "H.npy"), ref.components_, rtol=1e-8,
                                atol=1e-10)

@@ -75,7 +75,7 @@ def test_random_init_matches_nmf_and_objective_decreases(memmap):
     res = fit_out_of_core(Xm, 4, random_state=0, tol=0, max_iter=20, max_memory="200KB")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = NMF(4, init="random", random_state=0, tol=0, max_iter=20,
+        est = NMF(4, init="random", random_state=0, solver="cd", tol=0, max_iter=20,
                   solver_options={"inner": False}).fit(X)
     np.testing.assert_allclose(res.H, est.components_, rtol=1e-8, atol=1e-12)
     hist = np.asarray(res.history["objective"])

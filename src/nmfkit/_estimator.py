@@ -57,17 +57,21 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     init : {"random", "nndsvd", "nndsvda", "nndsvdar", "custom"} or None
         Initialisation (see :func:`nmfkit.init.initialize`). None: "nndsvda" when
         k ≤ min(n_samples, n_features), else "random".
-    solver : str, default="cd"
-        A registered solver or "auto": "cd" (accelerated HALS for Frobenius, Newton
-        coordinate descent for KL), "anls" (exact alternating NNLS, block principal pivoting),
-        "pgd" (accelerated projected gradient), "mu" (multiplicative updates, any β), and
-        those of the extensions. "auto" picks per loss, input and penalties from the
-        measurements in docs/benchmarks.md (``nmfkit.solvers._auto``). docs/solvers.md
-        describes each; ``nmfkit.solvers.solver_table()`` lists what each supports.
+    solver : str, default="auto"
+        A registered solver or "auto": "cd" (HALS for Frobenius, scikit-learn's iteration and
+        stopping rule; Newton coordinate descent for KL), "anls" (exact alternating NNLS,
+        block principal pivoting), "pgd" (accelerated projected gradient), "mu"
+        (multiplicative updates, any β, scikit-learn's), and those of the extensions. "auto"
+        (the default; scikit-learn's is "cd") picks per loss, input and penalties from the
+        measurements in docs/benchmarks.md (``nmfkit.solvers._auto``): accelerated HALS for
+        Frobenius, which reaches scikit-learn's result sooner. docs/solvers.md describes each;
+        ``nmfkit.solvers.solver_table()`` lists what each supports.
     beta_loss : float or {"frobenius", "kullback-leibler", "itakura-saito"}
     tol : float ≥ 0, default=1e-4
         Stop when the relative decrease of √(2·objective) over 10 iterations, divided by its
-        initial value, falls below tol. 0 runs ``max_iter`` iterations.
+        initial value, falls below tol; "cd" (Frobenius) stops as scikit-learn's CD, when the
+        projected-gradient violation falls below tol times the first iteration's (the table
+        in docs/solvers.md). 0 runs ``max_iter`` iterations.
     max_iter : int ≥ 1, default=200
     random_state : int, RandomState or None
     alpha_W, alpha_H, l1_ratio : regularisation, scaled as in scikit-learn.
@@ -187,7 +191,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_components="auto",
         *,
         init=None,
-        solver="cd",
+        solver="auto",
         beta_loss="frobenius",
         tol=1e-4,
         max_iter=200,
@@ -421,7 +425,7 @@ def non_negative_factorization(
     *,
     init=None,
     update_H=True,
-    solver="cd",
+    solver="auto",
     beta_loss="frobenius",
     tol=1e-4,
     max_iter=200,
