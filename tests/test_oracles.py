@@ -155,6 +155,57 @@ def test_kl_cd_sweep_over_all_components_matches_sequential_scalar_minimisation(
     np.testing.assert_allclose(F, ref, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kl_cd_row_without_observations_goes_to_zero(kernel):
+    """A row of X with no stored value has φ(w) = w·(Σ_j B_tj + l1): its minimiser is 0 and a
+    single step must land there from any start (zero curvature: the step is −w); rows after
+    it are updated as usual."""
+    F, B, X = _kl_problem(5, n=6)
+    X = X.tolil()
+    X[3, :] = 0.0
+    X = sp.csr_matrix(X)
+    X.eliminate_zeros()
+    X = sp.csr_matrix(np.vstack([X.toarray(), np.zeros((1, X.shape[1]))]))  # and a last one
+    F = np.ascontiguousarray(np.hstack([F, F[:, :1]]))
+    F[0, 3] = F[0, 6] = 50.0  # far above anything B's column sums could pay for
+    ref = F.copy()
+    for i in (0, 1, 2, 4, 5):
+        phi, _ = _kl_phi(X, F, B, 0, i, 0.0, 0.0)
+        ref[0, i] = so.minimize_scalar(phi, bounds=(0, 50), method="bounded",
+                                       options={"xatol": 1e-13, "maxiter": 2000}).x
+    _kl_call(F, B, X, 0, 0.0, 0.0, 1, kernel)
+    assert F[0, 3] == 0.0 and F[0, 6] == 0.0
+    _kl_call(F, B, X, 0, 0.0, 0.0, 10, kernel)
+    np.testing.assert_allclose(F[0], np.where(np.isin(np.arange(7), (3, 6)), 0.0, ref[0]),
+                               rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kl_cd_from_a_zero_row_of_wh_stays_finite(kernel):
+    """Where every component of a row is 0, (FᵀB) = 0 at its non-zeros: the floor keeps the
+    quotients finite and Newton climbs from 0 to the minimiser."""
+    F, B, X = _kl_problem(6)
+    F[:, 2] = 0.0
+    phi, _ = _kl_phi(X, F, B, 1, 2, 0.0, 0.0)
+    ref = so.minimize_scalar(phi, bounds=(1e-12, 50), method="bounded",
+                             options={"xatol": 1e-13, "maxiter": 2000}).x
+    kl_cd_update(F, B, X, B.sum(1), 0.0, 0.0, [1], 80, 1e-12, _use_numba(kernel))
+    assert np.isfinite(F).all()
+    assert F[1, 2] == pytest.approx(ref, rel=1e-7)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("scale", [1e-4, 1e4])
+def test_kl_cd_steps_are_scale_equivariant(kernel, scale):
+    """KL is homogeneous: X → sX, F → sF scales every Newton iterate by s exactly (the
+    curvature then falls below 1 or rises far above it: no hidden absolute threshold)."""
+    F, B, X = _kl_problem(7)
+    Fs = np.ascontiguousarray(F * scale)
+    _kl_call(F, B, X, 1, 0.0, 0.0, 2, kernel)
+    _kl_call(Fs, B, X * scale, 1, 0.0, 0.0, 2, kernel)
+    np.testing.assert_allclose(Fs, F * scale, rtol=1e-10)
+
+
 # ------------------------------------------------------------------ HALS
 def _ls_problem(seed, k=4, n=7, m=30):
     rng = np.random.RandomState(seed)
