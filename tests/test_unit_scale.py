@@ -103,3 +103,21 @@ def test_custom_start_and_penalties_scale_with_the_data():
     Wb = b.fit_transform(BASE * s, W=W0 * s ** 0.5, H=H0 * s ** 0.5)
     np.testing.assert_allclose(Wb / s ** 0.5, Wa, rtol=1e-10)
     np.testing.assert_allclose(b.components_ / s ** 0.5, a.components_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e-310, 1e-200, 1e90])
+def test_out_of_core_fits_extreme_data_at_unit_scale(tmp_path, scale):
+    """Streamed X at 1e-310 used to stop after one iteration ('exact': its Σx² underflowed);
+    it now follows the unit-scale fit, scaled back."""
+    from nmfkit.outofcore import fit_out_of_core
+
+    X = np.random.default_rng(0).random((60, 20))
+    np.save(tmp_path / "one.npy", X)
+    np.save(tmp_path / "s.npy", X * scale)
+    ref = fit_out_of_core(str(tmp_path / "one.npy"), 3, max_iter=30, random_state=0)
+    r = fit_out_of_core(str(tmp_path / "s.npy"), 3, max_iter=30, random_state=0)
+    assert r.n_iter == ref.n_iter == 30
+    root = math.sqrt(scale)
+    rel = np.linalg.norm(X - (r.W / root) @ (r.H / root)) / np.linalg.norm(X)
+    rel_ref = np.linalg.norm(X - ref.W @ ref.H) / np.linalg.norm(X)
+    assert rel == pytest.approx(rel_ref, rel=1e-6)

@@ -224,6 +224,35 @@ class _LocalEngine:
                    for a, b, Xb in self.source.blocks(self.rows))
 
 
+class ScaledBlocks:
+    """A row-block source read at unit scale: each block divided by 2**exponent as it is read
+    (exact; one extra block in memory), for data of extreme magnitude (nmfkit._unit_scale)."""
+
+    def __init__(self, source, exponent: int):
+        self.source, self.exponent = source, int(exponent)
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+    def blocks(self, rows: int):
+        from .backends import get_backend
+
+        for a, b, Xb in self.source.blocks(rows):
+            yield a, b, get_backend(Xb).times_pow2(Xb, -self.exponent)
+
+
+def unit_scaled(source, summary, rows, beta: float):
+    """(source, summary, UnitScale): extreme data gets a scaled view and its summary from one
+    more pass (its Σx² may have under- or overflowed); ordinary data is returned as it is."""
+    from ._unit_scale import UnitScale
+
+    scale = UnitScale.of(summary[3], beta)
+    if not scale.active:
+        return source, summary, scale
+    source = ScaledBlocks(source, scale.exponent)
+    return source, _summary(source, rows), scale
+
+
 def _summary(source, rows):
     out = None
     for _, _, Xb in source.blocks(rows):
@@ -343,12 +372,20 @@ def fit_out_of_core(
     rows, _ = block_rows(source, k, budget, cfg)
     summary = _summary(source, rows)
     check_summary(summary, beta)
+    from ._validation import check_largest_value
+
+    check_largest_value(summary[3])
+    source, summary, scale = unit_scaled(source, summary, rows, beta)
+    if scale.active:
+        pens = scale.penalties(pens)
+        cfg = BlockConfig(solver, beta, tuple(p for p in pens if p.factor == "W"),
+                          tuple(p for p in pens if p.factor == "H"), int(sweeps))
     dtype = source.dtype
     if init == "custom":
         if W is None or H is None or W.shape != (n, k) or H.shape != (k, m):
             raise ValueError(f"init='custom' needs W of shape {(n, k)} and H of shape {(k, m)}.")
-        W = np.array(W, dtype=dtype, order="C", copy=True)
-        H = np.array(H, dtype=dtype, order="C", copy=True)
+        W = scale.factor_in(np.array(W, dtype=dtype, order="C", copy=True))
+        H = scale.factor_in(np.array(H, dtype=dtype, order="C", copy=True))
     elif init == "random":
         W, H = random_init(n, m, k, summary[0] / (n * m), dtype, random_state)
     else:
@@ -357,5 +394,6 @@ def fit_out_of_core(
     solver_obj = StreamedSolver(_LocalEngine(source, W, rows), H, cfg, float(summary[1]))
     result = _fit.run(solver_obj, tol=tol, max_iter=max_iter, max_time=max_time,
                       callback=callback, verbose=verbose)
+    scale.result_out(result)
     result.block_rows = rows
     return result
