@@ -492,3 +492,4 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 ConvergenceWarning,
             )
         return W, H, n_iter, n_steps
+                saved = None  # nothing of this step changed yet

@@ -186,6 +186,8 @@ def minibatch_params(params: dict, batch_size: int) -> dict:
                                f"{', '.join(sorted(extra))}; drop them or --batch-size")
     out = {k: params[k] for k in _MINIBATCH_KEEP if k in allowed}
     out["batch_size"] = batch_size
+    if out.get("tol") == 0:  # --tol 0 runs all --max-iter passes, as for NMF
+        out["max_no_improvement"] = None
     return out
 
 

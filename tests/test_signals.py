@@ -1,0 +1,84 @@
+"""Real signals to a running ``nmfkit fit`` in each fit mode: Ctrl-C (SIGINT) and SIGTERM (what
+``timeout``, ``kill`` and batch schedulers send) must both stop the fit and leave an output
+folder with a loadable model of the last complete iterate and ``stop_reason: interrupted``."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("click")
+
+import nmfkit  # noqa: E402
+
+# a shell may start children with SIGINT ignored; restore Python's default handler
+_CODE = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from nmfkit.cli import main; main()")
+
+# mode → (options, the stderr text that shows the fit is iterating): the "fitting" stage
+# line, or the streamed fits' iteration log (a Dask cluster takes a while to start). A random
+# start (no SVD) makes "fitting" mean the loop is about to begin.
+MODES = {
+    "plain": (["--init", "random"], "fitting"),
+    "n-init": (["--n-init", "3", "--init", "random"], "fitting"),
+    "batch-size": (["--batch-size", "5", "--init", "random"], "fitting"),
+    "max-memory": (["--max-memory", "64MB"], "iteration"),
+    "dask": (["--dask", "local"], "iteration"),
+}
+
+
+def _start(tmp_path, extra):
+    np.save(tmp_path / "x.npy", np.random.RandomState(0).rand(1000, 30))
+    out = tmp_path / "o"
+    args = [sys.executable, "-c", _CODE, "fit", str(tmp_path / "x.npy"), "-k", "5", "--tol",
+            "0", "--max-iter", "100000", "--out", str(out), "--no-report", "-v",
+            *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            bufsize=1), out
+
+
+def _wait_until_fitting(p, marker, seconds=120):
+    """Read stderr until the fit is iterating (``marker``), then let it run a little."""
+    seen, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            time.sleep(2.0)
+            return seen
+    raise AssertionError(f"the fit did not start: {''.join(seen)}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("mode", list(MODES))
+def test_signal_writes_last_iterate(tmp_path, mode, sig):
+    if mode == "dask":
+        pytest.importorskip("dask.distributed")
+    options, marker = MODES[mode]
+    p, out = _start(tmp_path, options)
+    try:
+        seen = _wait_until_fitting(p, marker)
+        assert p.poll() is None, "".join(seen)  # still fitting: the signal interrupts it
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    err = "".join(seen) + err
+    assert p.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert "wrote the factors of the last complete iteration" in err, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted", summary
+    model = nmfkit.load(out / "model.npz")
+    assert model.components_.shape == (5, 30)
+    assert np.all(np.isfinite(model.components_)) and model.components_.min() >= 0
+    W = np.load(out / "W.npy")
+    assert W.shape == (1000, 5) and np.all(np.isfinite(W)) and W.min() >= 0
