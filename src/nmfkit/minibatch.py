@@ -449,28 +449,28 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         # Ctrl-C rolls the interrupted step back: H, the batch's W rows and the sums are kept
         # from before each step (k × n_features copies, small next to a step's products)
         keep = _interruptible()
-        done, reason = 0, "max_iter"
+        done, reason, saved = 0, "max_iter", None
         try:
             for i, (batch, ob) in zip(range(n_steps), batches):
+                saved = None  # nothing of this step changed yet
                 Xb = take_rows(nx, X, batch, rows)
                 Wb = W[batch]  # a view: updated in place
-                saved = self._save_step(H, Wb) if keep else None
-                try:
-                    cost = self._minibatch_step(Xb, Wb, H, update_H, ob)
-                    stop = update_H and converged(
-                        self, Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps)
-                except KeyboardInterrupt:
-                    if saved is None:
-                        raise
-                    self._restore_step(saved, H, W, batch)
-                    reason = "interrupted"
-                    break
-                done = i + 1
+                saved = (self._save_step(H, Wb), batch) if keep else None
+                cost = self._minibatch_step(Xb, Wb, H, update_H, ob)
+                stop = update_H and converged(
+                    self, Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps)
+                done, saved = i + 1, None  # the step is complete
                 if stop:
                     reason = "tol"
                     break
                 if self.tol > 0:
                     H_buffer[:] = H
+        except KeyboardInterrupt:
+            if not keep:  # no copy was kept (a worker thread): nothing to return
+                raise
+            if saved is not None:
+                self._restore_step(saved[0], H, W, saved[1])
+            reason = "interrupted"
         finally:
             if handler is not None:
                 logger.removeHandler(handler)
@@ -492,4 +492,3 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 ConvergenceWarning,
             )
         return W, H, n_iter, n_steps
-                saved = None  # nothing of this step changed yet
