@@ -121,3 +121,21 @@ def test_out_of_core_fits_extreme_data_at_unit_scale(tmp_path, scale):
     rel = np.linalg.norm(X - (r.W / root) @ (r.H / root)) / np.linalg.norm(X)
     rel_ref = np.linalg.norm(X - ref.W @ ref.H) / np.linalg.norm(X)
     assert rel == pytest.approx(rel_ref, rel=1e-6)
+
+
+def test_dask_fits_extreme_data_at_unit_scale():
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    from nmfkit.distributed import fit_dask
+
+    X = np.random.default_rng(0).random((60, 20))
+    with distributed.LocalCluster(processes=False, n_workers=1, dashboard_address=None) as c, \
+            distributed.Client(c) as client:
+        ref = fit_dask(da.from_array(X, chunks=(20, 20)), 3, client=client, max_iter=30,
+                       random_state=0)
+        r = fit_dask(da.from_array(X * 1e-310, chunks=(20, 20)), 3, client=client,
+                     max_iter=30, random_state=0)
+    assert r.n_iter == ref.n_iter == 30
+    root = math.sqrt(1e-310)
+    rel = np.linalg.norm(X - (r.W / root) @ (r.H / root)) / np.linalg.norm(X)
+    assert rel == pytest.approx(np.linalg.norm(X - ref.W @ ref.H) / np.linalg.norm(X), rel=1e-6)

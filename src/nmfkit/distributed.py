@@ -35,6 +35,8 @@ from ._blocks import (
     merge_summaries,
 )
 from .losses import beta_loss_to_float
+from ._unit_scale import UnitScale
+from ._validation import check_largest_value
 from .outofcore import StreamedSolver, check_summary, random_init
 from .penalties import sklearn_penalties
 
@@ -133,6 +135,13 @@ class _DaskEngine:
         return float(self._tree(parts, operator.add))
 
 
+def _times_pow2(Xb, exponent: int):
+    """A block times 2**exponent (runs on a worker)."""
+    from .backends import get_backend
+
+    return get_backend(Xb).times_pow2(Xb, exponent)
+
+
 def fit_dask(
     X,
     n_components: int,
@@ -216,14 +225,24 @@ def fit_dask(
         for s in summ[1:]:
             total = merge_summaries(total, s)
         check_summary(total, beta)
+        check_largest_value(total[3])
+        scale = UnitScale.of(total[3], beta)  # extreme data: the blocks at unit scale, exactly
+        if scale.active:
+            xf = client.map(_times_pow2, xf, exponent=-scale.exponent, pure=False)
+            total = None
+            for s in client.gather(client.map(block_summary, xf, pure=False)):
+                total = s if total is None else merge_summaries(total, s)
+            pens = scale.penalties(pens)
+            cfg = BlockConfig(solver, beta, tuple(p for p in pens if p.factor == "W"),
+                              tuple(p for p in pens if p.factor == "H"), int(sweeps))
         dtype = np.dtype(X.dtype) if np.dtype(X.dtype) in (np.float32, np.float64) else np.dtype(
             np.float64)
         if init == "custom":
             if W is None or H is None or W.shape != (n, k) or H.shape != (k, m):
                 raise ValueError(f"init='custom' needs W of shape {(n, k)} and H of shape "
                                  f"{(k, m)}.")
-            W0 = np.array(W, dtype=dtype, order="C")
-            H0 = np.array(H, dtype=dtype, order="C", copy=True)
+            W0 = scale.factor_in(np.array(W, dtype=dtype, order="C"))
+            H0 = scale.factor_in(np.array(H, dtype=dtype, order="C", copy=True))
         elif init == "random":
             W0, H0 = random_init(n, m, k, total[0] / (n * m), dtype, random_state)
         else:
@@ -233,7 +252,7 @@ def fit_dask(
                           max_iter=max_iter, max_time=max_time, callback=callback,
                           verbose=verbose)
         result.W = np.asarray(result.W)
-        return result
+        return scale.result_out(result)
     finally:
         if own is not None:
             cluster = getattr(own, "cluster", None)
