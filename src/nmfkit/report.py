@@ -260,6 +260,19 @@ def _table(d: dict, caption: str) -> str:
     return f'<table class="metrics"><caption>{esc(caption)}</caption><tbody>{rows}</tbody></table>'
 
 
+def _png_width(b64: str) -> int:
+    """The pixel width of a base64 PNG (its IHDR field); small figures (parts grids, the
+    consensus map) keep their own size instead of being stretched to the page's width."""
+    import base64
+    import struct
+
+    try:
+        head = base64.b64decode(b64[:44])
+        return struct.unpack(">I", head[16:20])[0] if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
+    except (ValueError, struct.error):
+        return 0
+
+
 def _anchor(i: int, title: str) -> str:
     return f"s{i}-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40]
 
@@ -305,7 +318,7 @@ def render_report(sections, *, title: str = "nmfkit report", subtitle: str = "")
             parts.append(f'<h3 id="{a}-{j}">{esc(caption)}</h3>{block}')
             j += 1
         for caption, png in sec.figures:
-            narrow = ' class="narrow"' if caption.startswith("Parts: the rows of H") else ""
+            narrow = ' class="narrow"' if _png_width(png) < 700 else ""
             parts.append(f'<figure id="{a}-{j}"><figcaption>{esc(caption)}</figcaption>'
                          f'<img{narrow} alt="{esc(caption)}" src="data:image/png;base64,{png}">'
                          "</figure>")
