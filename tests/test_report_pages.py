@@ -177,3 +177,12 @@ def test_early_write_failure_lists_what_the_folder_holds(tmp_path, monkeypatch):
     assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "No space left on device" in r.stderr
     assert "the folder is incomplete: it holds W.csv, H.csv but not model.npz" in r.stderr
+
+
+def test_rank_criteria_in_figures_are_in_the_glossary(fitted):
+    model, X = fitted
+    sec = model_section(model, title="r", rank_curves={"ks": [2, 3, 4],
+                                                        "cophenetic": [0.9, 0.99, 0.8],
+                                                        "cv_error": [3.0, 1.0, 0.9]})
+    glossary = render_report([sec]).split('id="glossary"')[1]
+    assert "<dt>cophenetic</dt>" in glossary and "<dt>cv_error</dt>" in glossary

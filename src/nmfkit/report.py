@@ -57,6 +57,21 @@ GLOSSARY = {
     "max_iter": ("iteration limit", "The most iterations the fit may run."),
     "random_state": ("seed", "The random seed of the start, for reproducible fits."),
     "batch_size": ("batch size", "Rows per mini-batch of the online fit (MiniBatchNMF)."),
+    "cv_error": ("cv_error", "Cross-validated error: the reconstruction error of held-out "
+                 "entries at each k; lower is better."),
+    "cv_se": ("cv_se", "The standard error of cv_error over the folds."),
+    "cophenetic": ("cophenetic", "Cophenetic correlation of the consensus matrix over "
+                   "restarts (Brunet et al. 2004); near 1 when the clustering is stable."),
+    "dispersion": ("dispersion", "Dispersion of the consensus matrix (Kim & Park 2007), in "
+                   "[0, 1]; 1 when every pair of samples is always or never clustered together."),
+    "amari": ("amari", "Amari-type distance between the components of the restarts; 0 when "
+              "every restart finds the same parts."),
+    "perm_explained_variance": ("perm_explained_variance", "Explained variance of the same "
+                                "fit on X with each column permuted: the baseline of noise."),
+    "perm_cophenetic": ("perm_cophenetic", "Cophenetic correlation on the column-permuted X: "
+                        "the baseline of noise."),
+    "n_not_converged": ("n_not_converged", "Restarts that reached the iteration limit before "
+                        "the tolerance."),
     "suggested k": ("suggested k", "The rank the criteria point to together, with its reason."),
     "reason": ("reason", "Why that rank is suggested."),
 }
@@ -77,6 +92,8 @@ class Section:
     notes : list of str, paragraphs under the tables
     settings : dict, the fit's parameters, shown as a second table
     tables : list of (caption, html) blocks shown before the figures (e.g. top features)
+    terms : list of str, more quantities the figures show (e.g. rank-selection criteria) to
+        explain in the glossary
     """
 
     title: str
@@ -85,6 +102,7 @@ class Section:
     notes: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     tables: list = field(default_factory=list)
+    terms: list = field(default_factory=list)
 
 
 def _fmt(v) -> str:
@@ -217,6 +235,7 @@ def model_section(model, *, title: str, X=None, W=None, feature_names=None, row_
             plot.plot_consensus(consensus, labels=row_names))))
     if rank_curves:
         curves = {k: v for k, v in rank_curves.items() if k != "ks"}
+        sec.terms += list(curves)
         sec.figures.append(("Rank-selection criteria against k", plot.figure_to_png(
             plot.plot_rank_curves(rank_curves["ks"], curves))))
     return sec
@@ -310,7 +329,7 @@ def render_report(sections, *, title: str = "nmfkit report", subtitle: str = "")
         if settings:
             parts.append(_table(settings, "Settings"))
         parts.append("</div>")
-        used += [k for k in (*metrics, *settings) if k not in used]
+        used += [k for k in (*metrics, *settings, *sec.terms) if k not in used]
         for note in sec.notes:
             parts.append(f"<p>{esc(note)}</p>")
         j = 0
