@@ -20,22 +20,24 @@ _CODE = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler
          "from nmfkit.cli import main; main()")
 
 # mode → (options, the stderr text that shows the fit is iterating): the "fitting" stage
-# line, or the streamed fits' iteration log (a Dask cluster takes a while to start). A random
-# start (no SVD) makes "fitting" mean the loop is about to begin.
+# line, or the streamed fits' iteration log (a Dask cluster takes a while to start; the log
+# needs tol > 0). A random start (no SVD) makes "fitting" mean the loop is about to begin;
+# --tol 0 also turns off MiniBatchNMF's no-improvement stop.
+_LONG = ["--tol", "1e-300"]
 MODES = {
-    "plain": (["--init", "random"], "fitting"),
-    "n-init": (["--n-init", "3", "--init", "random"], "fitting"),
-    "batch-size": (["--batch-size", "5", "--init", "random"], "fitting"),
-    "max-memory": (["--max-memory", "64MB"], "iteration"),
-    "dask": (["--dask", "local"], "iteration"),
+    "plain": (["--init", "random", *_LONG], "fitting"),
+    "n-init": (["--n-init", "3", "--init", "random", *_LONG], "fitting"),
+    "batch-size": (["--batch-size", "5", "--init", "random", "--tol", "0"], "fitting"),
+    "max-memory": (["--max-memory", "64MB", *_LONG], "iteration"),
+    "dask": (["--dask", "local", *_LONG], "iteration"),
 }
 
 
 def _start(tmp_path, extra):
     np.save(tmp_path / "x.npy", np.random.RandomState(0).rand(1000, 30))
     out = tmp_path / "o"
-    args = [sys.executable, "-c", _CODE, "fit", str(tmp_path / "x.npy"), "-k", "5", "--tol",
-            "0", "--max-iter", "100000", "--out", str(out), "--no-report", "-v",
+    args = [sys.executable, "-c", _CODE, "fit", str(tmp_path / "x.npy"), "-k", "5",
+            "--max-iter", "100000", "--out", str(out), "--no-report", "-v",
             *extra]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             bufsize=1), out

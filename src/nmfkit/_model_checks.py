@@ -84,8 +84,13 @@ def check_attributes(attrs: dict, k: int, m: int, bad) -> None:
         raise bad(f"attribute stop_reason_ is {reason!r}, not a string")
 
 
-def check_params(params: dict, bad) -> dict:
-    """Parameters that would hang or need what is absent: refused, or (devices) replaced."""
+def check_params(params: dict, k: int, m: int, bad) -> dict:
+    """Parameters that disagree with the arrays, would hang, or need what is absent: refused,
+    or (devices) replaced."""
+    rank = params.get("n_components", "auto")
+    if not (rank == "auto" or (rank is None and k == m) or (_is_int(rank) and rank == k)):
+        raise bad(f"parameter n_components = {rank!r} disagrees with components_ of shape "
+                  f"({k}, {m})", "the file was altered or damaged")
     for name in _NOT_FROM_FILES:
         if params.get(name) is not None:
             raise bad(f"parameter {name!r} is {params[name]!r}; model files never carry it")

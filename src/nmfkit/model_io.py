@@ -229,7 +229,7 @@ def load(path, *, _metadata_only: bool = False):
         raise _bad(path, "components_ holds negative or non-finite values")
     if _metadata_only:
         return meta
-    params = check_params(_from_json(dict(meta.get("params") or {})), bad)
+    params = check_params(_from_json(dict(meta.get("params") or {})), k, m, bad)
     known = cls().get_params(deep=False)
     unknown = sorted(set(params) - set(known))
     if unknown:
