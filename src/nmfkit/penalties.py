@@ -55,9 +55,12 @@ class Penalty:
     def __post_init__(self):
         if self.factor not in ("W", "H"):
             raise ValueError(f"factor must be 'W' or 'H', got {self.factor!r}.")
-        if not (self.weight >= 0):
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float, np.number)):
+            raise TypeError(f"{type(self).__name__} weight must be a number, got "
+                            f"{type(self.weight).__name__}: {self.weight!r}.")
+        if not (self.weight >= 0) or not np.isfinite(self.weight):
             raise ValueError(
-                f"{type(self).__name__} weight must be >= 0, got {self.weight!r}."
+                f"{type(self).__name__} weight must be >= 0 and finite, got {self.weight!r}."
             )
 
     @property
