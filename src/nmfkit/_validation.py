@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from sklearn.utils import check_array
 
 __all__ = ["check_non_negative", "check_init_factor", "check_zeros_for_beta",
-           "check_finite_params", "check_ranks", "check_methods", "BETA_RANGE", "MAX_WEIGHT"]
+           "check_finite_params", "split_masked_array", "BETA_RANGE", "MAX_WEIGHT"]
 
 #: the β-divergences nmfkit fits: beyond |β| = 10, X**β over- or underflows for ordinary data
 #: (the literature uses β in [0, 2], occasionally up to 3)
@@ -120,34 +120,6 @@ def split_masked_array(X, mask, whom: str, *, allow_mask: bool = True):
                             f"non-negative weights of X's shape; got {type(mask).__name__} "
                             "that is not numeric.") from None
     return X, mask
-
-
-def check_ranks(ks, name: str = "ks") -> list:
-    """Candidate ranks: a non-empty iterable of integers ≥ 1 (2.5 or "3" are refused)."""
-    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
-        raise TypeError(f"{name} must be an iterable of integer ranks (e.g. range(2, 9)); got "
-                        f"{ks!r}.")
-    ks = list(ks)
-    bad = [k for k in ks if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool))
-           and not (_is_real(k) and np.isfinite(k) and float(k).is_integer())]
-    if bad:
-        raise ValueError(f"{name} must hold integer ranks; got {bad[:3]!r}.")
-    return [int(k) for k in ks]
-
-
-def check_methods(methods, known, name: str = "methods") -> tuple:
-    """A collection of method names; a single string is one name, not its characters."""
-    if isinstance(methods, str):
-        methods = (methods,)
-    try:
-        methods = tuple(methods)
-    except TypeError:
-        raise TypeError(f"{name} must be a list of names among {list(known)}; got "
-                        f"{methods!r}.") from None
-    wrong = [m for m in methods if not isinstance(m, str)]
-    if wrong:
-        raise TypeError(f"{name} must hold names (str) among {list(known)}; got {wrong[:3]!r}.")
-    return methods
 
 
 def check_non_negative(X, whom: str) -> None:
