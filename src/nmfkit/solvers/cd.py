@@ -136,6 +136,17 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         """The projected-gradient violation of the last step (scikit-learn's CD measure)."""
         return float(self._vbuf[0])
 
+    def objective(self):
+        """The objective; for Frobenius on dense numpy X from Gram products, as every step
+        reports it (one product X Hᵀ instead of forming WH and two passes over X − WH: the
+        fit's starting objective cost about two of "auto"'s iterations on W1)."""
+        p, nx = self.p, self.p.nx
+        if p.beta != 2.0 or p.sparse or nx.name != "numpy" or p.M is not None:
+            return super().objective()
+        Wt, Hc = self.Wt, self.Hc
+        return self._frobenius_objective(nx.vdot(self._cross_W(Hc), Wt),
+                                         nx.vdot(Wt @ Wt.T, Hc @ Hc.T), Wt.T, Hc)
+
     def _factors_replaced(self):
         self._reset_extrapolation()
         self._reset_blocked()
