@@ -92,10 +92,11 @@ def _check(r, path, out):
 
 @pytest.mark.parametrize("kind", ["truncated", "flipped"])
 @pytest.mark.parametrize("name", ["data.csv", "data.npy", "dense.npz", "sparse.npz",
-                                  "data.mtx", "model.npz"])
+                                  "data.mtx", "model.npz", "streamed.npy"])
 def test_damaged_file_exit_0_or_one_error_line(tmp_path, name, kind):
     files = _valid_files(tmp_path)
-    original = files[tmp_path / name]
+    streamed = name == "streamed.npy"  # the same .npy, read block by block (--max-memory)
+    original = files[tmp_path / ("data.npy" if streamed else name)]
     rng = np.random.RandomState(sum(map(ord, name + kind)))  # seeded: the same damage
     for case in range(N_CASES):
         path = tmp_path / f"case{case}_{name}"
@@ -105,6 +106,8 @@ def test_damaged_file_exit_0_or_one_error_line(tmp_path, name, kind):
             args = ["transform", path, tmp_path / "data.csv", "--out", out, "-q"]
         else:
             args = ["fit", path, "-k", 2, "--max-iter", 30, "--out", out, "--no-report", "-q"]
+            if streamed:
+                args += ["--max-memory", "64MB"]
         _check(_invoke(args), path, out)
 
 

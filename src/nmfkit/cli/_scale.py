@@ -8,6 +8,7 @@ the quality metrics block by block, so the data are never held whole in memory.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import time
 import warnings
@@ -82,11 +83,47 @@ def open_streamed(path) -> tuple[object, Dataset]:
         raise click.UsageError(f"--max-memory streams a .npy file or a folder of .npz chunks, "
                                f"not {p.name!r}; save the matrix with numpy.save, or drop "
                                f"--max-memory")
+    _check_streamed(p)
     source = open_blocks(str(p))
     ds = Dataset(X=None, fmt="npz" if p.is_dir() else "npy", source=str(p),
                  extra={"shape": tuple(int(s) for s in source.shape),
                         "sparse": p.is_dir(), "dtype": str(source.dtype)})
     return source, ds
+
+
+#: the library's messages about the values of X (the streamed pass finds them, not the CLI)
+_ABOUT_VALUES = ("Negative values", "NaN", "infinit", "too large")
+
+
+@contextlib.contextmanager
+def _naming(path):
+    """A streamed fit's complaint about the data's values names the file it read."""
+    try:
+        yield
+    except ValueError as exc:
+        msg = str(exc)
+        if any(w in msg for w in _ABOUT_VALUES) and str(path) not in msg:
+            raise ValueError(f"{str(path)!r}: {msg}") from None
+        raise
+
+
+def _check_streamed(p: pathlib.Path) -> None:
+    """What a streamed file declares is checked as for an in-memory read (before mapping it):
+    headers against sizes, archives intact, numbers real and not objects."""
+    from .._file_checks import check_npy, check_npz
+
+    files = sorted(p.glob("*.npz")) if p.is_dir() else [p]
+    for f in files:
+        if f.suffix == ".npy":
+            check_npy(f)
+            dtype = np.load(f, mmap_mode="r").dtype
+        else:
+            check_npz(f)
+            with np.load(f, allow_pickle=False) as z:
+                dtype = z["data"].dtype if "data" in z.files else z[z.files[0]].dtype
+        if dtype.kind not in "biuf":
+            what = "complex numbers" if dtype.kind == "c" else f"{dtype} values"
+            raise ValueError(f"{str(f)!r} holds {what}; NMF needs real non-negative data")
 
 
 def streamed_metrics(source, W, H, beta_loss, rows: int) -> dict:
@@ -167,8 +204,9 @@ def run_scaled(input_path, params: dict, read: dict, *, max_memory, dask_address
                 except ValueError:
                     raise click.BadParameter(f"{max_memory!r} is not a size; write e.g. 512MB "
                                              f"or 2GB", param_hint="--max-memory") from None
-                result = fit_out_of_core(source, params["n_components"], max_memory=max_memory,
-                                         callback=on_iteration, **kw)
+                with _naming(input_path):
+                    result = fit_out_of_core(source, params["n_components"],
+                                             max_memory=max_memory, callback=on_iteration, **kw)
                 rows, how = result.block_rows, f"fit_out_of_core(max_memory={max_memory!r})"
                 extra = {"mode": "out-of-core", "max_memory": max_memory, "block_rows": rows}
             else:
@@ -176,8 +214,9 @@ def run_scaled(input_path, params: dict, read: dict, *, max_memory, dask_address
                 from ..distributed import fit_dask
 
                 address = None if dask_address == "local" else dask_address
-                result = fit_dask(X, params["n_components"], address=address,
-                                  callback=on_iteration, **kw)
+                with _naming(input_path):
+                    result = fit_dask(X, params["n_components"], address=address,
+                                      callback=on_iteration, **kw)
                 how = f"fit_dask(address={dask_address!r})"
                 extra = {"mode": "dask", "address": dask_address}
         finally:
