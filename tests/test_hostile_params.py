@@ -354,3 +354,11 @@ def test_minibatch_interrupt_returns_the_last_complete_step(monkeypatch):
     assert m.stop_reason_ == "interrupted" and m.n_steps_ == 6
     np.testing.assert_array_equal(m.components_, reference["H"])
     assert np.all(np.isfinite(W)) and W.min() >= 0
+
+
+@pytest.mark.parametrize("make", [lambda k: NMF(k, max_iter=5),
+                                  lambda k: MiniBatchNMF(k, max_iter=2)])
+def test_a_rank_beyond_memory_is_refused_before_allocating(make):
+    with pytest.raises(ValueError, match=r"n_components=1000000000 needs W .* more than this "
+                                         r"machine's .* Choose n_components <= .* = 5"):
+        make(10**9).fit(X_POS)

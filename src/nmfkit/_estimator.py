@@ -18,7 +18,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _topics
-from ._validation import check_finite_params, check_non_negative, split_masked_array
+from ._validation import (
+    check_finite_params,
+    check_non_negative,
+    check_rank_size,
+    split_masked_array,
+)
 from .backends import _is_torch_tensor, get_backend
 from .losses import beta_divergence, beta_loss_to_float
 from ._unit_scale import error_on_data_scale
@@ -384,6 +389,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._n_components = self.n_components
         if self._n_components is None:
             self._n_components = X.shape[1]
+        check_rank_size(self._n_components, X.shape, X.dtype.itemsize, type(self).__name__)
         self._beta_loss = beta_loss_to_float(self.beta_loss)
         self._solver = self._resolve_solver(X)
         if self._solver == "mu" and self.init == "nndsvd":

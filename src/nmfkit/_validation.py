@@ -11,7 +11,8 @@ import scipy.sparse as sp
 from sklearn.utils import check_array
 
 __all__ = ["check_non_negative", "check_init_factor", "check_zeros_for_beta",
-           "check_finite_params", "split_masked_array", "BETA_RANGE", "MAX_WEIGHT"]
+           "check_finite_params", "split_masked_array", "check_rank_size", "BETA_RANGE",
+           "MAX_WEIGHT"]
 
 #: the β-divergences nmfkit fits: beyond |β| = 10, X**β over- or underflows for ordinary data
 #: (the literature uses β in [0, 2], occasionally up to 3)
@@ -205,3 +206,29 @@ def check_largest_value(top: float) -> None:
             f"overflows float64 beyond {MAX_ABS_VALUE:g}. Divide X by a constant (e.g. X / "
             "X.max()) and scale the factors back: W·√c, H·√c."
         )
+
+
+def _memory_bytes():
+    """This machine's physical memory in bytes, or None where it cannot be read."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_rank_size(k, shape, itemsize: int, whom: str) -> None:
+    """Refuse a rank whose factors (W, H and the k × k products) cannot fit in memory, before
+    anything is allocated: ``n_components=10**6`` on a 8 × 5 X would ask for terabytes."""
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        return
+    n, m = int(shape[0]), int(shape[1])
+    need = itemsize * (int(k) * (n + m) + 2 * int(k) ** 2)
+    memory = _memory_bytes()
+    if memory is not None and need > memory:
+        raise ValueError(
+            f"n_components={int(k)} needs W ({n}×{k}), H ({k}×{m}) and {k}×{k} products: "
+            f"about {need / 2**30:.3g} GiB, more than this machine's {memory / 2**30:.3g} GiB "
+            f"of memory. Choose n_components <= min(n_samples, n_features) = {min(n, m)} "
+            "(a larger rank adds no information).")

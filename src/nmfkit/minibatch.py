@@ -70,6 +70,7 @@ from ._minibatch_steps import (
 from ._validation import (
     check_finite_params,
     check_non_negative,
+    check_rank_size,
     check_zeros_for_beta,
     split_masked_array,
 )
@@ -353,6 +354,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._n_components = self.n_components
         if self._n_components is None:
             self._n_components = X.shape[1]
+        check_rank_size(self._n_components, X.shape, X.dtype.itemsize, type(self).__name__)
         self._beta_loss = beta_loss_to_float(self.beta_loss)
         self._batch_size = min(self.batch_size, X.shape[0])
         self._rho = self.forget_factor ** (self._batch_size / X.shape[0])
