@@ -111,27 +111,42 @@ def test_kl_cd_one_newton_step_is_exactly_newton(kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_kl_cd_safeguard_far_start_never_increases_phi(kernel):
+@pytest.mark.parametrize("l1, l2, scale", [(0.0, 0.0, 1.0), (0.3, 8.0, 1.0), (0.0, 0.0, 1e-3)])
+def test_kl_cd_safeguard_far_start_never_increases_phi(kernel, l1, l2, scale):
     """From 5× above the minimiser, with the other components nearly zero, the raw Newton
     step lands below zero; clipped at w = 0 the objective would rise (log of the tiny rest
-    of WH). The safeguard halves the step until φ does not increase: every single step is a
-    descent step, and the sequence still reaches scipy's minimiser."""
-    F, B, X = _kl_problem(3, others=1e-4)
+    of WH). The safeguard halves the step until φ does not increase — by any amount, also
+    on data at 1e−3 where φ changes by less than 1 — so every single step is a descent step
+    (the L2 term included), and the sequence still reaches scipy's minimiser."""
+    F, B, X = _kl_problem(3, others=1e-4 * scale)
+    X = X * scale
     t = 2
     n = F.shape[1]
-    phis = [_kl_phi(X, F, B, t, i, 0.0, 0.0)[0] for i in range(n)]
-    refs = [so.minimize_scalar(p, bounds=(1e-12, 1e3), method="bounded",
-                               options={"xatol": 1e-13, "maxiter": 2000}).x for p in phis]
+    phis = [_kl_phi(X, F, B, t, i, l1, l2)[0] for i in range(n)]
+    refs = [so.minimize_scalar(p, bounds=(1e-12 * scale, 1e3 * scale), method="bounded",
+                               options={"xatol": 1e-13 * scale, "maxiter": 2000}).x
+            for p in phis]
     F[t] = 5.0 * np.array(refs)
     raw_overshoots = 0
     for i in range(n):
-        g, h = _kl_phi(X, F, B, t, i, 0.0, 0.0)[1](F[t, i])
+        g, h = _kl_phi(X, F, B, t, i, l1, l2)[1](F[t, i])
         raw_overshoots += F[t, i] - g / h < 0
     assert raw_overshoots == n  # the test really exercises the safeguard
     assert all(phis[i](0.0) > phis[i](F[t, i]) for i in range(n))  # and w = 0 is worse
+    # the first step exactly: the clipped Newton step, halved until φ does not increase
+    expected = []
+    for i in range(n):
+        w = F[t, i]
+        g, h = _kl_phi(X, F, B, t, i, l1, l2)[1](w)
+        step = max(-g / h, -w)
+        while phis[i](w + step) > phis[i](w):
+            step *= 0.5
+        expected.append(w + step)
     prev = [phis[i](F[t, i]) for i in range(n)]
-    for _ in range(40):
-        _kl_call(F, B, X, t, 0.0, 0.0, 1, kernel)
+    for it in range(40):
+        _kl_call(F, B, X, t, l1, l2, 1, kernel)
+        if it == 0:
+            np.testing.assert_allclose(F[t], expected, rtol=1e-12)
         cur = [phis[i](F[t, i]) for i in range(n)]
         for a, b in zip(prev, cur):
             assert b <= a + 1e-12 * abs(a)
