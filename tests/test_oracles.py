@@ -599,3 +599,15 @@ def test_error_rule_compares_the_stopping_objective():
     res = run(Penalised(lambda n: _f_geometric(n) + 100.0), tol=1e-2, max_iter=1000)
     assert (res.n_iter, res.stop_reason) == (50, "tol")
     assert res.objective == pytest.approx(_f_geometric(50) + 100.0)
+
+
+def test_fit_loop_history_and_silence(capfd):
+    """The history starts at iteration 0, time 0, with the starting objective; times never
+    go back; the loop prints nothing unless asked (verbose=0 by default)."""
+    res = run(_Scripted(_f_geometric), tol=1e-2, max_iter=1000)
+    h = res.history
+    assert h["n_iter"][0] == 0 and h["time"][0] == 0.0 and h["objective"][0] == _f_geometric(0)
+    assert h["n_iter"] == list(range(51))  # the scripted solver reports f after every step
+    assert np.all(np.diff(h["time"]) >= 0)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
