@@ -45,6 +45,10 @@ def check_finite_params(est) -> None:
         if _is_real(value) and not np.isfinite(float(value)):
             raise ValueError(f"The {name!r} parameter of {whom} must be a finite number; got "
                              f"{value!r}.")
+    for key, value in (params.get("solver_options") or {}).items():
+        if _is_real(value) and not np.isfinite(float(value)):
+            raise ValueError(f"solver_options[{key!r}] of {whom} must be a finite number; got "
+                             f"{value!r}.")
     beta = params.get("beta_loss")
     if _is_real(beta) and not BETA_RANGE[0] <= float(beta) <= BETA_RANGE[1]:
         raise ValueError(

@@ -19,6 +19,12 @@ def align_features(ds, model_names, n_features: int, source: str):
                          "--transpose)")
     if ds.feature_names is None or model_names is None or ds.feature_names == model_names:
         return ds
+    for names, whose in ((ds.feature_names, repr(source)), (model_names, "the model")):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:  # matching by name would silently pick one of the copies
+            raise ValueError(f"{whose} names several columns {repeated[:3]}; columns are "
+                             "matched to the model's features by name, so names must be "
+                             "unique: rename the columns, or give them in the model's order")
     index = {name: j for j, name in enumerate(ds.feature_names)}
     missing = [name for name in model_names if name not in index]
     if missing:
