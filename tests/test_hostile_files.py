@@ -250,3 +250,20 @@ def test_model_fitted_on_a_gpu_loads_and_transforms_here(model_file):
     W = model.transform(X)
     W = W.numpy() if hasattr(W, "numpy") else W
     assert W.shape == (10, 2) and np.all(np.isfinite(W))
+
+
+def test_transform_refuses_repeated_column_names(tmp_path):
+    click = pytest.importorskip("click")  # noqa: F841
+    from click.testing import CliRunner
+
+    from nmfkit.cli._app import cli
+
+    (tmp_path / "fit.csv").write_text("a,b,c\n1,2,3\n4,5,6\n7,8,9\n")
+    (tmp_path / "new.csv").write_text("b,a,b\n1,2,3\n4,5,6\n")
+    r = CliRunner().invoke(cli, ["fit", str(tmp_path / "fit.csv"), "-k", "1", "--out",
+                                 str(tmp_path / "o"), "-q", "--no-report"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["transform", str(tmp_path / "o" / "model.npz"),
+                                 str(tmp_path / "new.csv"), "--out", str(tmp_path / "t"), "-q"])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert "new.csv' names several columns ['b']" in r.stderr

@@ -306,6 +306,12 @@ def test_masked_array_mask_is_honoured_and_list_mask_works():
         NMF(2).fit(Xm, mask=~hidden)
 
 
+def test_solver_options_must_be_finite():
+    with pytest.raises(ValueError, match=r"solver_options\['block_columns'\] of NMF must be a "
+                                         "finite number; got nan"):
+        NMF(2, solver_options={"block_columns": math.nan}).fit(X_POS)
+
+
 def test_device_is_honoured_or_refused():
     with pytest.raises(ValueError, match="device='cuda' needs the torch backend"):
         NMF(2, device="cuda").fit(X_POS)
