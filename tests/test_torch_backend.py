@@ -240,12 +240,12 @@ def test_tf32_only_on_opt_in():
 def test_nndsvd_fixup_matches_numpy_init():
     from sklearn.utils.extmath import randomized_svd
 
-    from nmfkit.backends._torch_io import _nndsvd_from_svd
+    from nmfkit.init import nndsvd_from_svd
 
     X = _data(25, 18, seed=3) + 0.01
     U, S, V = randomized_svd(X, 5, random_state=0)
     for init in ("nndsvd", "nndsvda"):
-        W, H = _nndsvd_from_svd(U, S, V, 5, init, X.mean(), np.random.RandomState(0))
+        W, H = nndsvd_from_svd(U, S, V, init, X.mean(), np.random.RandomState(0))
         Wr, Hr = initialize(X, 5, init=init, random_state=0)
         np.testing.assert_allclose(W, Wr, rtol=1e-10)
         np.testing.assert_allclose(H, Hr, rtol=1e-10)
@@ -353,7 +353,10 @@ def test_requires_grad_input_is_fitted_without_autograd():
 @pytest.mark.parametrize("sparse", [False, True])
 def test_device_init_path(sparse):
     """The initialisation used on CUDA (X stays on the device), exercised on CPU tensors."""
-    from nmfkit.backends._torch_io import init_factors
+    from nmfkit.init import initial_factors
+
+    def init_factors(nx, X, k, init, seed, on_host):
+        return initial_factors(nx, X, k, init, seed, on_device=not on_host)
 
     X = _data(40, 25, seed=5) + (0.0 if sparse else 0.01)
     Xt = torch.as_tensor(X).to_sparse_csr() if sparse else torch.as_tensor(X)

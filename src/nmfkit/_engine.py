@@ -31,7 +31,7 @@ from ._validation import (
     check_zeros_for_beta,
 )
 from .backends import _is_torch_tensor, get_backend
-from .init import initialize, rank_without_custom_start
+from .init import initial_factors, rank_without_custom_start
 from .penalties import Penalty, sklearn_penalties
 from .solvers import SOLVERS
 from .solvers._auto import auto_options, resolve_solver
@@ -119,8 +119,8 @@ def start(est, X, W, H, update_H: bool, scale: UnitScale = UnitScale()):
 def _initialised(est, nx, X, W, H, k_hint_sample_major: bool):
     """The start of ``init`` (random, NNDSVD family) for X on its backend."""
     k = rank_without_custom_start(est, W, H, X.shape[1])
-    return nx.initialize(X, k, init=est.init, random_state=est.random_state,
-                         h_order="F" if k_hint_sample_major else "C", host_init=initialize)
+    return initial_factors(nx, X, k, est.init, est.random_state,
+                           h_order="F" if k_hint_sample_major else "C")
 
 
 def _sample_major(est, nx, X) -> bool:
@@ -136,8 +136,7 @@ def _restart_starts(est, nx, X, W, H, frozen_H):
 
     starts = [(W, H, est.random_state)]
     for seed in restart_seeds(est.random_state, est.n_init - 1):
-        Wr, Hr = nx.initialize(X, H.shape[0], init="random", random_state=int(seed),
-                               h_order="C", host_init=initialize, on_device=True)
+        Wr, Hr = initial_factors(nx, X, H.shape[0], "random", int(seed), on_device=True)
         if frozen_H:
             Hr[list(frozen_H)] = H[list(frozen_H)]
         starts.append((Wr, Hr, int(seed)))

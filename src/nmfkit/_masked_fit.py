@@ -97,20 +97,15 @@ def initialize_masked(obs: Observed, k: int, init, random_state):
     sparse matrix of observations scaled by n·m/nnz (an unbiased estimate of the full matrix),
     so no dense n × m array is formed.
     """
-    from sklearn.utils import check_random_state
-
-    from .init import initialize, resolve_init
+    from .init import initialize, random_factors, resolve_init
 
     n, m = obs.shape
     dtype = obs.values.dtype
     init = resolve_init(init, k, n, m)
     mean = float(np.mean(obs.values)) if obs.nnz else 1.0
-    if init == "random" or obs.nnz == 0:
-        rng = check_random_state(random_state)
-        avg = math.sqrt((mean if mean > 0 else 1.0) / k)
-        H = np.abs(avg * rng.standard_normal(size=(k, m))).astype(dtype)
-        W = np.abs(avg * rng.standard_normal(size=(n, k))).astype(dtype)
-        return W, H
+    if init == "random" or obs.nnz == 0:  # drawn in float64, then X's dtype
+        W, H = random_factors(n, m, k, mean if mean > 0 else 1.0, np.float64, random_state)
+        return W.astype(dtype), H.astype(dtype)
     Xs = obs.csr(obs.values * dtype.type(n * m / obs.nnz))
     return initialize(Xs, k, init=init, random_state=random_state)
 

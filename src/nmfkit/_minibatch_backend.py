@@ -187,8 +187,8 @@ def take_rows(nx, X, sl: slice, index=None):
 def init_torch(est, nx, X, W, H):
     """Initial (W, H) on X's device in X's dtype: from ``init`` as ``NMF`` on torch does
     (exactly numpy's factors on the CPU), or the given ones with ``init="custom"``."""
-    from .backends._torch_io import _factor_on, init_factors
-    from .init import rank_without_custom_start
+    from .backends._torch_io import _factor_on
+    from .init import initial_factors, rank_without_custom_start
 
     whom = type(est).__name__
     n, m = X.shape
@@ -199,7 +199,7 @@ def init_torch(est, nx, X, W, H):
         Wd = _factor_on(nx, W, (n, est._n_components), X.dtype, nx.device, f"{whom} (input W)")
         return Wd, Hd
     k = rank_without_custom_start(est, W, H, m)
-    return init_factors(nx, X, k, est.init, est.random_state)
+    return initial_factors(nx, X, k, est.init, est.random_state)
 
 
 def apply_frozen_torch(F, H) -> tuple:

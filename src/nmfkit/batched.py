@@ -277,7 +277,7 @@ def batched_factorize(
         raise ValueError(f"seeds must be a non-empty 1-D sequence of ints, got {seeds!r}.")
     from ._batched_runs import _stack, factorize_starts
     from ._validation import check_non_negative
-    from .init import initialize
+    from .init import initial_factors
 
     nx = get_backend(X, backend=backend, device=device)
     tensor_in = _is_torch_tensor(X)
@@ -294,8 +294,7 @@ def batched_factorize(
     k, B = int(n_components), int(seeds.size)
     X, host_input, nx = nx.place(X, k_total=B * k)
     # random starts, exactly those of nmfkit.init.initialize(init="random", seed)
-    starts = [nx.initialize(X, k, init="random", random_state=int(s), host_init=initialize,
-                            on_device=True) for s in seeds]
+    starts = [initial_factors(nx, X, k, "random", int(s), on_device=True) for s in seeds]
     with nx.compute_context():
         runs = factorize_starts(X, starts, solver=solver, beta=2.0, nx=nx, tol=tol,
                                 max_iter=max_iter, check_every=check_every)

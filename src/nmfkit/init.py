@@ -12,7 +12,8 @@ import scipy.sparse as sp
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import randomized_svd
 
-__all__ = ["initialize", "INIT_METHODS", "resolve_init"]
+__all__ = ["initialize", "initial_factors", "random_factors", "nndsvd_from_svd", "INIT_METHODS",
+           "resolve_init"]
 
 INIT_METHODS = ("random", "nndsvd", "nndsvda", "nndsvdar")
 
@@ -98,18 +99,43 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
         )
     dtype = X.dtype
     avg_X = _mean(X)
-
     if init == "random":
-        avg = np.sqrt(avg_X / n_components)
-        rng = check_random_state(random_state)
-        H = _scaled(avg, rng.standard_normal(size=(n_components, n_features)).astype(dtype, copy=False))
-        np.abs(H, out=H)
-        H = np.asfortranarray(H) if h_order == "F" else H
-        W = _scaled(avg, rng.standard_normal(size=(n_samples, n_components)).astype(dtype, copy=False))
-        np.abs(W, out=W)
-        return W, H
-
+        return random_factors(n_samples, n_features, n_components, avg_X, dtype, random_state,
+                              h_order=h_order)
     U, S, V = randomized_svd(X, n_components, random_state=random_state)
+    W, H = nndsvd_from_svd(U, S, V, init, avg_X, random_state, eps=eps)
+    H = H.astype(dtype, copy=False)
+    return W.astype(dtype, copy=False), np.asfortranarray(H) if h_order == "F" else H
+
+
+def random_factors(n_samples: int, n_features: int, n_components: int, mean, dtype,
+                   random_state, h_order: str = "C"):
+    """The 'random' start from mean(X) alone: |N(0,1)|·√(mean/k), H drawn first, then W
+    (scikit-learn's order, so the same seed gives the same start). Every path that starts at
+    random draws here: in memory, on a device (numbers drawn on the host, O((n+m)·k)), from
+    observed entries only, streamed from disk and on a Dask cluster.
+
+    ``mean`` is a float or a scalar of X's dtype (then the scaling runs in that precision,
+    as scikit-learn's does); ``h_order`` 'F' converts H before W is drawn, so the start never
+    holds two copies of H at once.
+    """
+    dtype = np.dtype(dtype)
+    avg = np.sqrt(mean / n_components)
+    rng = check_random_state(random_state)
+    H = _scaled(avg, rng.standard_normal(size=(n_components, n_features)).astype(dtype, copy=False))
+    H = np.abs(H, out=H).astype(dtype, copy=False)
+    H = np.asfortranarray(H) if h_order == "F" else H
+    W = _scaled(avg, rng.standard_normal(size=(n_samples, n_components)).astype(dtype, copy=False))
+    return np.abs(W, out=W).astype(dtype, copy=False), H
+
+
+def nndsvd_from_svd(U, S, V, init: str, avg_X, random_state, eps: float = 1e-6):
+    """NNDSVD (Boutsidis & Gallopoulos 2008) from a rank-k SVD U (n, k), S (k,), V (k, m):
+    each singular pair's positive or negative part, whichever has the larger norm product;
+    'nndsvda' fills the zeros with mean(X) (``avg_X``), 'nndsvdar' with mean(X)·|N(0,1)|/100
+    drawn from ``random_state``. Returns float64 (W, H) for any SVD (numpy's randomized SVD,
+    a device's low-rank SVD)."""
+    n_components = S.shape[0]
     W = np.zeros_like(U)
     H = np.zeros_like(V)
     # the leading singular pair of a non-negative matrix can be taken non-negative
@@ -122,10 +148,11 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
         x_p_nrm, y_p_nrm = np.sqrt(np.dot(x_p, x_p)), np.sqrt(np.dot(y_p, y_p))
         x_n_nrm, y_n_nrm = np.sqrt(np.dot(x_n, x_n)), np.sqrt(np.dot(y_n, y_n))
         m_p, m_n = x_p_nrm * y_p_nrm, x_n_nrm * y_n_nrm
-        if m_p > m_n:
-            u, v, sigma = x_p / x_p_nrm, y_p / y_p_nrm, m_p
-        else:
-            u, v, sigma = x_n / x_n_nrm, y_n / y_n_nrm, m_n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if m_p > m_n:
+                u, v, sigma = x_p / x_p_nrm, y_p / y_p_nrm, m_p
+            else:
+                u, v, sigma = x_n / x_n_nrm, y_n / y_n_nrm, m_n
         lbd = np.sqrt(S[j] * sigma)
         W[:, j] = lbd * u
         H[j, :] = lbd * v
@@ -143,5 +170,32 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
         rng = check_random_state(random_state)
         W[W == 0] = abs(avg_X * rng.standard_normal(size=len(W[W == 0])) / 100)
         H[H == 0] = abs(avg_X * rng.standard_normal(size=len(H[H == 0])) / 100)
-    H = H.astype(dtype, copy=False)
-    return W.astype(dtype, copy=False), np.asfortranarray(H) if h_order == "F" else H
+    return W, H
+
+
+def initial_factors(nx, X, n_components: int, init, random_state, h_order: str = "C",
+                    on_device: bool = False):
+    """The start of ``init`` for X on its backend (numpy array, sparse matrix or tensor), in
+    X's dtype and on its device.
+
+    Host data (and a CPU tensor, unless ``on_device``) gets exactly :func:`initialize`'s
+    numbers. On a device X never leaves it: 'random' draws its O((n+m)·k) numbers on the host,
+    the NNDSVD family takes the backend's randomized low-rank SVD (``nx.randomized_svd``;
+    as good a start as numpy's, not the same numbers).
+    """
+    if nx.on_host(X) and not on_device:
+        W, H = initialize(nx.to_numpy(X) if nx.name != "numpy" else X, n_components,
+                          init=init, random_state=random_state, h_order=h_order)
+        return (W, H) if nx.name == "numpy" else (nx.asarray(W), nx.asarray(H))
+    n, m = X.shape
+    check_init_rank(init, n_components, n, m)
+    init = resolve_init(init, n_components, n, m)
+    dtype = nx.dtype_of(X)
+    mean = nx.mean_value(X)
+    if init == "random":
+        W, H = random_factors(n, m, n_components, mean, np.float64, random_state)
+    else:
+        rng = check_random_state(random_state)
+        U, S, V = nx.randomized_svd(X, n_components, seed=int(rng.randint(2**31 - 1)))
+        W, H = nndsvd_from_svd(U, S, V, init, mean, rng)
+    return nx.asarray(W, dtype=dtype), nx.asarray(H, dtype=dtype)

@@ -15,14 +15,12 @@ process's anonymous memory stays within the bound (the kernel's page cache is no
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import check_random_state
 
 from . import _fit
 from ._blocks import (
@@ -276,11 +274,9 @@ def check_summary(summary, beta: float) -> None:
 
 def random_init(n, m, k, mean_X, dtype, random_state):
     """nmfkit/scikit-learn's 'random' init from mean(X) alone (same draws as in memory)."""
-    avg = math.sqrt(mean_X / k)
-    rng = check_random_state(random_state)
-    H = np.abs(avg * rng.standard_normal(size=(k, m)).astype(dtype, copy=False))
-    W = np.abs(avg * rng.standard_normal(size=(n, k)).astype(dtype, copy=False))
-    return W, H
+    from .init import random_factors
+
+    return random_factors(n, m, k, float(mean_X), dtype, random_state)
 
 
 def block_rows(source, k: int, max_memory: int, cfg: BlockConfig) -> tuple[int, int]:

@@ -50,9 +50,16 @@ class NumpyBackend:
         return float(X.sum() / n) if n else 0.0
 
     @staticmethod
-    def initialize(X, k, *, init, random_state, h_order="C", host_init, on_device=False):
-        """The start (W, H) of ``init`` for X; ``host_init`` is nmfkit.init.initialize."""
-        return host_init(X, k, init=init, random_state=random_state, h_order=h_order)
+    def on_host(X) -> bool:
+        """Whether X lives in host memory (starts are then drawn exactly as numpy's)."""
+        return True
+
+    @staticmethod
+    def randomized_svd(X, k: int, seed: int):
+        """A rank-k SVD (U (n, k), S (k,), V (k, m)) as float64 numpy arrays."""
+        from sklearn.utils.extmath import randomized_svd
+
+        return randomized_svd(X, k, random_state=seed)
 
     # ----------------------------------------------------------------- creation
     @staticmethod

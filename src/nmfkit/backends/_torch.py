@@ -94,13 +94,23 @@ class TorchBackend:
         total = self.sum(X) if self.issparse(X) else float(X.sum(dtype=torch.float64))
         return float(total) / n if n else 0.0
 
-    def initialize(self, X, k, *, init, random_state, h_order="C", host_init, on_device=False):
-        """The start of ``init`` on X's device (on the CPU exactly numpy's); ``on_device``
-        draws a random start's numbers on the host without copying X there."""
-        from . import _torch_io
+    @staticmethod
+    def on_host(X) -> bool:
+        return X.device.type == "cpu"
 
-        return _torch_io.init_factors(self, X, k, init, random_state,
-                                      on_host=False if on_device else None)
+    def randomized_svd(self, X, k: int, seed: int):
+        """A rank-k SVD from ``torch.svd_lowrank`` on X's device (X never leaves it), seeded
+        without touching torch's global generator; returned as float64 numpy arrays."""
+        n, m = X.shape
+        gen_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            A = X.to_sparse_coo() if self.issparse(X) else X
+            U, S, V = torch.svd_lowrank(A, q=min(k + 10, n, m), niter=4)
+        finally:
+            torch.random.set_rng_state(gen_state)
+        return (U[:, :k].double().cpu().numpy(), S[:k].double().cpu().numpy(),
+                V[:, :k].double().cpu().numpy().T)
 
     # ----------------------------------------------------------------- creation
     def _dev(self, like=None):

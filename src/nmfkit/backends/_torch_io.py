@@ -17,14 +17,13 @@ torch.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
 
 from ._torch import TorchBackend, _quiet_sparse
 
-__all__ = ["validate_tensor", "place", "init_factors", "bytes_needed", "check_memory"]
+__all__ = ["validate_tensor", "place", "bytes_needed", "check_memory"]
 
 
 def validate_tensor(est, X, *, reset: bool):
@@ -104,78 +103,6 @@ def check_memory(device, needed: int) -> None:
             f"{free / 2**30:.2f} GiB of {total / 2**30:.2f} GiB are free. Use float32, a "
             "sparse X, a smaller n_components, solver='cd' (no WH temporaries), or the CPU."
         )
-
-
-# ------------------------------------------------------------------------------- init
-def init_factors(nx: TorchBackend, X, k: int, init, random_state, on_host=None):
-    """Initial (W, H) on X's device, in X's dtype. On the CPU they are exactly numpy's.
-
-    ``on_host`` (default: X is on the CPU) runs :func:`nmfkit.init.initialize` on a numpy view;
-    otherwise "random" draws numpy's numbers on the host (O((n+m)·k) copied) and NNDSVD takes
-    a randomized SVD on the device (``torch.svd_lowrank``) — X never leaves the device.
-    """
-    from ..init import check_init_rank, initialize, resolve_init
-
-    if on_host is None:
-        on_host = X.device.type == "cpu"
-    if on_host:
-        W, H = initialize(nx.to_numpy(X), k, init=init, random_state=random_state)
-        return nx.asarray(W), nx.asarray(H)
-    from sklearn.utils import check_random_state
-
-    n, m = X.shape
-    check_init_rank(init, k, n, m)
-    init = resolve_init(init, k, n, m)
-    total = X.values().sum(dtype=torch.float64) if nx.issparse(X) else X.sum(dtype=torch.float64)
-    avg_X = float(total) / (n * m)
-    rng = check_random_state(random_state)
-    dt = X.dtype
-    if init == "random":
-        avg = math.sqrt(avg_X / k)
-        H = np.abs(avg * rng.standard_normal(size=(k, m)))
-        W = np.abs(avg * rng.standard_normal(size=(n, k)))
-        return (torch.as_tensor(W, dtype=dt, device=X.device),
-                torch.as_tensor(H, dtype=dt, device=X.device))
-    # NNDSVD from a randomized SVD on the device; the sign fix-up runs on the small factors
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(int(rng.randint(2**31 - 1)))
-    try:
-        A = X.to_sparse_coo() if nx.issparse(X) else X
-        U, S, V = torch.svd_lowrank(A, q=min(k + 10, n, m), niter=4)
-    finally:
-        torch.random.set_rng_state(gen_state)
-    U = U[:, :k].double().cpu().numpy()
-    S = S[:k].double().cpu().numpy()
-    V = V[:, :k].double().cpu().numpy().T
-    W, H = _nndsvd_from_svd(U, S, V, k, init, avg_X, rng)
-    return (torch.as_tensor(W, dtype=dt, device=X.device),
-            torch.as_tensor(H, dtype=dt, device=X.device))
-
-
-def _nndsvd_from_svd(U, S, V, k, init, avg_X, rng, eps=1e-6):
-    """Boutsidis & Gallopoulos' NNDSVD sign fix-up of a rank-k SVD (as nmfkit.init does)."""
-    W, H = np.zeros_like(U), np.zeros_like(V)
-    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
-    H[0, :] = np.sqrt(S[0]) * np.abs(V[0, :])
-    for j in range(1, k):
-        x, y = U[:, j], V[j, :]
-        xp, yp, xn, yn = np.maximum(x, 0), np.maximum(y, 0), -np.minimum(x, 0), -np.minimum(y, 0)
-        xpn, ypn, xnn, ynn = (np.linalg.norm(v) for v in (xp, yp, xn, yn))
-        mp, mn = xpn * ypn, xnn * ynn
-        u, v, sigma = (xp / xpn, yp / ypn, mp) if mp > mn else (xn / xnn, yn / ynn, mn)
-        lbd = np.sqrt(S[j] * sigma)
-        W[:, j], H[j, :] = lbd * u, lbd * v
-    W[W < eps] = 0
-    H[H < eps] = 0
-    np.nan_to_num(W, copy=False, nan=0.0)
-    np.nan_to_num(H, copy=False, nan=0.0)
-    if init == "nndsvda":
-        W[W == 0] = avg_X
-        H[H == 0] = avg_X
-    elif init == "nndsvdar":
-        W[W == 0] = abs(avg_X * rng.standard_normal(size=int((W == 0).sum())) / 100)
-        H[H == 0] = abs(avg_X * rng.standard_normal(size=int((H == 0).sum())) / 100)
-    return W, H
 
 
 def _factor_on(nx, A, shape, dtype, device, whom):
