@@ -267,3 +267,23 @@ def test_transform_refuses_repeated_column_names(tmp_path):
                                  str(tmp_path / "new.csv"), "--out", str(tmp_path / "t"), "-q"])
     assert r.exit_code == 2 and r.stderr.count("\n") == 1
     assert "new.csv' names several columns ['b']" in r.stderr
+
+
+def test_damaged_checkpoints_are_named(tmp_path):
+    from nmfkit.checkpoint import load_checkpoint, save_checkpoint
+
+    rng = np.random.RandomState(0)
+    p = save_checkpoint(tmp_path / "c.npz", rng.rand(6, 2), rng.rand(2, 4), 7, 1.5)
+    assert load_checkpoint(p).n_iter == 7
+    data = p.read_bytes()
+    bad = tmp_path / "bad.npz"
+    for damaged in (data[: len(data) // 2], data[:10] + bytes(20) + data[30:]):
+        bad.write_bytes(damaged)
+        with pytest.raises(ValueError, match=r"bad\.npz"):
+            load_checkpoint(bad)
+    np.savez(bad, W=-rng.rand(6, 2), H=rng.rand(2, 4), meta=np.array('{"n_iter": 3}'))
+    with pytest.raises(ValueError, match=r"W is not a 2-D array of finite non-negative"):
+        load_checkpoint(bad)
+    np.savez(bad, W=rng.rand(6, 2), H=rng.rand(2, 4), meta=np.array('{"n_iter": "3"}'))
+    with pytest.raises(ValueError, match=r"n_iter is '3', not an integer"):
+        load_checkpoint(bad)

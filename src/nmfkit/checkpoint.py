@@ -72,17 +72,50 @@ def save_checkpoint(path, W, H, n_iter: int, objective=None, metadata=None) -> P
 
 
 def load_checkpoint(path) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint` / :class:`Checkpointer`."""
-    with np.load(Path(path), allow_pickle=False) as z:
-        try:
+    """Read a checkpoint written by :func:`save_checkpoint` / :class:`Checkpointer`.
+
+    Everything read is checked first (the archive, every array's declared size, the JSON's
+    types, finite non-negative factors of matching rank), so a damaged or crafted file is a
+    ``ValueError`` naming it, never a crash or a resumed fit from garbage.
+    """
+    from ._file_checks import check_npz
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; check the path")
+
+    def bad(why):
+        return ValueError(f"{str(path)!r} is not a valid nmfkit checkpoint: {why}.")
+
+    try:
+        check_npz(path)
+        with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             W, H = z["W"], z["H"]
-        except KeyError as exc:
-            raise ValueError(f"{str(path)!r} is not an nmfkit checkpoint (missing {exc}).") from None
-    if meta.get("format", 0) > _FORMAT:
+    except KeyError as exc:
+        raise ValueError(f"{str(path)!r} is not an nmfkit checkpoint (missing {exc}).") from None
+    except (ValueError, RecursionError, OSError, EOFError) as exc:
+        raise bad(str(exc)) from None
+    if not isinstance(meta, dict):
+        raise bad("its metadata is not a JSON object")
+    version = meta.get("format", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f"unknown format {version!r}")
+    if version > _FORMAT:
         raise ValueError(f"{str(path)!r} was written by a newer nmfkit (format "
                          f"{meta['format']}); upgrade nmfkit to read it.")
-    return Checkpoint(W, H, int(meta["n_iter"]), meta.get("objective"), meta.get("metadata", {}))
+    n_iter = meta.get("n_iter")
+    if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 0:
+        raise bad(f"n_iter is {n_iter!r}, not an integer >= 0")
+    for name, F in (("W", W), ("H", H)):
+        if F.ndim != 2 or F.dtype.kind != "f" or not np.all(np.isfinite(F)) or (
+                F.size and F.min() < 0):
+            raise bad(f"{name} is not a 2-D array of finite non-negative floats")
+    if W.shape[1] != H.shape[0]:
+        raise bad(f"W {W.shape} and H {H.shape} disagree on the rank")
+    extra = meta.get("metadata", {})
+    return Checkpoint(W, H, n_iter, meta.get("objective"), extra if isinstance(extra, dict)
+                      else {})
 
 
 class Checkpointer:
