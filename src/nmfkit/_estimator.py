@@ -254,16 +254,49 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ public API
     def fit(self, X, y=None, **params):
-        """Learn the factorisation of X. ``params`` (W, H) go to :meth:`fit_transform`."""
+        """Learn the factorisation X ≈ W H.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Non-negative data (numpy, scipy.sparse CSR/CSC, or a torch tensor).
+        y : Ignored
+            Not used, present for scikit-learn API consistency.
+        **params : dict
+            ``W``, ``H`` (initial guesses for ``init="custom"``) and ``mask``, passed to
+            :meth:`fit_transform`.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator (``components_``, ``n_iter_``, ``reconstruction_err_``, ...).
+        """
         self.fit_transform(X, **params)
         return self
 
     def fit_transform(self, X, y=None, W=None, H=None, mask=None):
-        """Learn the factorisation of X and return W, shape (n_samples, n_components).
+        """Learn the factorisation X ≈ W H and return W.
 
-        W, H : initial guesses, used when ``init="custom"``.
-        mask : None, or a boolean / non-negative weight matrix of X's shape (dense or
-            sparse): fit only the entries with weight > 0, weighted (see nmfkit.masked).
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Non-negative data (numpy, scipy.sparse CSR/CSC, or a torch tensor; NaN only with
+            ``missing_values=np.nan``).
+        y : Ignored
+            Not used, present for scikit-learn API consistency.
+        W : array-like of shape (n_samples, n_components), default=None
+            Initial guess for W, used when ``init="custom"``.
+        H : array-like of shape (n_components, n_features), default=None
+            Initial guess for H, used when ``init="custom"``.
+        mask : {array-like, sparse matrix} of X's shape, default=None
+            Boolean or non-negative weights: only the entries with weight > 0 are fitted,
+            each with its weight (see :mod:`nmfkit.masked`). None: every entry.
+
+        Returns
+        -------
+        W : ndarray of shape (n_samples, n_components)
+            The coefficients of each sample (a tensor on X's device for tensor input); the
+            components are in ``components_``.
         """
         X, mask = split_masked_array(X, mask, type(self).__name__)
         if mask is not None or self.missing_values is not None:
@@ -291,7 +324,18 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return W
 
     def transform(self, X):
-        """The coefficients W of X for the learned components (H fixed)."""
+        """The coefficients W of new data for the learned components (H fixed).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Non-negative data with the columns the model was fitted on.
+
+        Returns
+        -------
+        W : ndarray of shape (n_samples, n_components)
+            The coefficients, in X's dtype (a tensor on X's device for tensor input).
+        """
         check_is_fitted(self)
         X, _ = split_masked_array(X, None, f"{type(self).__name__}.transform", allow_mask=False)
         if self.missing_values is not None:
@@ -324,7 +368,18 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return W
 
     def inverse_transform(self, X):
-        """Map coefficients back to data space: X @ components_."""
+        """Map coefficients back to data space: W @ components_.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Coefficients W, e.g. the output of :meth:`transform`.
+
+        Returns
+        -------
+        X_approx : ndarray of shape (n_samples, n_features)
+            The reconstruction W H.
+        """
         check_is_fitted(self)
         k = self.components_.shape[0]
         shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
@@ -358,7 +413,23 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def save(self, path, *, feature_names=None, metadata=None):
         """Write the fitted model to a safe ``.npz`` file; read it with :func:`nmfkit.load`.
 
-        See :func:`nmfkit.model_io.save` (no pickle; JSON metadata). Returns the path written.
+        Arrays are stored with ``allow_pickle=False`` and the parameters as JSON metadata, so
+        loading executes nothing (see :func:`nmfkit.model_io.save`).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (``.npz`` is appended when missing).
+        feature_names : sequence of str of length n_features, default=None
+            Column labels kept in the file (default: ``feature_names_in_`` when fitted on a
+            DataFrame); :meth:`top_features` of the loaded model uses them.
+        metadata : dict, default=None
+            JSON-serialisable extras kept in the file (e.g. ``{"image_shape": [8, 8]}``).
+
+        Returns
+        -------
+        path : pathlib.Path
+            The path written.
         """
         from .model_io import save
 
