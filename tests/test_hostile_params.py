@@ -337,28 +337,64 @@ def test_messages_speak_of_the_users_data():
         MiniBatchNMF(2, init="custom").fit(X_POS)
 
 
-def test_minibatch_interrupt_returns_the_last_complete_step(monkeypatch):
-    """A KeyboardInterrupt in the middle of a mini-batch step: that step is rolled back."""
-    X = np.random.RandomState(2).rand(40, 6)
-    calls = {"n": 0}
+def _patched_steps(monkeypatch, at, action):
+    """MiniBatchNMF whose step number ``at`` runs ``action(H)`` first; returns the H after
+    each complete step."""
+    calls, after = {"n": 0}, []
     real = MiniBatchNMF._minibatch_step
-    reference = {}
 
     def step(self, Xb, Wb, H, update_H, obs=None):
         calls["n"] += 1
-        if calls["n"] == 7:
-            H *= 0.5  # half-way through the step ...
-            raise KeyboardInterrupt  # ... Ctrl-C
+        if calls["n"] == at:
+            action(H)
         out = real(self, Xb, Wb, H, update_H, obs)
-        reference["H"] = np.array(H)
+        after.append(np.array(H))
         return out
 
     monkeypatch.setattr(MiniBatchNMF, "_minibatch_step", step)
-    with pytest.warns(RuntimeWarning, match="interrupted by the user after 6 complete"):
+    return after
+
+
+def test_minibatch_ctrl_c_stops_after_the_current_step(monkeypatch):
+    """A real SIGINT during step 7 (Python's default handler): the step completes, the fit
+    stops there with the factors of that step, and no copies were needed."""
+    import os
+    import signal
+
+    X = np.random.RandomState(2).rand(40, 6)
+    after = _patched_steps(monkeypatch, 7, lambda H: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.warns(RuntimeWarning, match="interrupted by the user after 7 complete"):
         m = MiniBatchNMF(2, batch_size=5, max_iter=10, random_state=0, tol=0)
         W = m.fit_transform(X)
+    assert m.stop_reason_ == "interrupted" and m.n_steps_ == 7
+    np.testing.assert_array_equal(m.components_, after[-1])
+    assert np.all(np.isfinite(W)) and W.min() >= 0
+
+
+def test_minibatch_interrupt_mid_step_is_rolled_back(monkeypatch):
+    """A caller's SIGINT handler that raises KeyboardInterrupt in the middle of step 7: that
+    step is rolled back and the factors of step 6 are returned."""
+    import signal
+
+    X = np.random.RandomState(2).rand(40, 6)
+
+    def half_way(H):
+        H *= 0.5  # half-way through the step ...
+        raise KeyboardInterrupt  # ... Ctrl-C
+
+    def callers_handler(signum, frame):  # e.g. an application's own Ctrl-C handling
+        raise KeyboardInterrupt
+
+    after = _patched_steps(monkeypatch, 7, half_way)
+    previous = signal.signal(signal.SIGINT, callers_handler)
+    try:
+        with pytest.warns(RuntimeWarning, match="interrupted by the user after 6 complete"):
+            m = MiniBatchNMF(2, batch_size=5, max_iter=10, random_state=0, tol=0)
+            W = m.fit_transform(X)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert m.stop_reason_ == "interrupted" and m.n_steps_ == 6
-    np.testing.assert_array_equal(m.components_, reference["H"])
+    np.testing.assert_array_equal(m.components_, after[-1])
     assert np.all(np.isfinite(W)) and W.min() >= 0
 
 

@@ -42,6 +42,7 @@ from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _fit
 from ._estimator import NMF
 from ._minibatch_backend import (
     apply_frozen_torch,
@@ -80,16 +81,6 @@ from .masked import weighted_divergence
 from .solvers.mu import _gamma
 
 __all__ = ["MiniBatchNMF"]
-
-
-def _interruptible() -> bool:
-    """Whether a KeyboardInterrupt can reach this fit (main thread, SIGINT not ignored)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    return signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL)
 
 logger = logging.getLogger("nmfkit")
 
@@ -448,9 +439,13 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         n_steps = self.max_iter * n_steps_per_iter
         handler = _verbose_handler(self.verbose)
         rows = row_index(nx, X)  # sparse torch X: its row pointer on the host, read once
-        # Ctrl-C rolls the interrupted step back: H, the batch's W rows and the sums are kept
-        # from before each step (k × n_features copies, small next to a step's products)
-        keep = _interruptible()
+        # Ctrl-C stops the fit at the end of the current step where Python's default handler
+        # can be deferred (no copies); where a caller's handler may raise KeyboardInterrupt
+        # mid-step, H, the batch's W rows and the sums are kept from before each step and the
+        # interrupted step is rolled back
+        deferred = _fit._DeferredInterrupt()
+        deferred.__enter__()
+        keep = deferred.snapshot_needed
         done, reason, saved = 0, "max_iter", None
         try:
             for i, (batch, ob) in zip(range(n_steps), batches):
@@ -462,6 +457,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 stop = update_H and converged(
                     self, Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps)
                 done, saved = i + 1, None  # the step is complete
+                if deferred.requested:
+                    reason = "interrupted"
+                    break
                 if stop:
                     reason = "tol"
                     break
@@ -474,6 +472,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 self._restore_step(saved[0], H, W, saved[1])
             reason = "interrupted"
         finally:
+            deferred.__exit__()
             if handler is not None:
                 logger.removeHandler(handler)
         self.stop_reason_ = reason
