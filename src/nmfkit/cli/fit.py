@@ -195,7 +195,7 @@ def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
     """Fit MiniBatchNMF(**params) on X; returns (model, W, seconds, warnings).
 
     Ctrl-C (or SIGTERM) stops the fit with ``stop_reason_ = "interrupted"``: MiniBatchNMF
-    rolls the interrupted mini-batch step back and returns the last complete one.
+    finishes the current mini-batch step and returns it (a second Ctrl-C abandons the fit).
     """
     from .. import MiniBatchNMF
 
