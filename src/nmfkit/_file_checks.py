@@ -67,6 +67,9 @@ def decode_error(path, exc) -> ValueError:
         byte = exc.object[exc.start]
         return ValueError(f"{_name(path)} is not UTF-8 text (byte {byte:#04x} near offset "
                           f"{exc.start}); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+    if isinstance(exc, (PermissionError, IsADirectoryError, FileNotFoundError)):
+        return ValueError(f"cannot read {_name(path)} ({exc.strerror or exc}); check the path "
+                          "and its permissions")
     return ValueError(f"cannot read {_name(path)}: it is damaged or truncated ({exc}); give an "
                       "intact copy")
 
