@@ -85,9 +85,11 @@ def test_b():
     pass
 ''')
     monkeypatch.delenv("CI", raising=False)
-    res = pytester.runpytest("-p", "no:cacheprovider")
+    # in a subprocess: the real tests/test_sklearn_suite.py may already be imported here
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert res.ret != 0
     res.stderr.fnmatch_lines(["*collected 2 tests*fewer than the 3 expected*"])
     # a selection of single tests is not a shrunken suite
-    res = pytester.runpytest("-p", "no:cacheprovider", "test_sklearn_suite.py::test_a")
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                        "test_sklearn_suite.py::test_a")
     res.assert_outcomes(passed=1)

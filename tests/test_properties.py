@@ -63,8 +63,10 @@ def _beta_divergence(X, W, H, beta):
         return float((Y - X).sum() + (X[pos] * np.log(X[pos] / Y[pos])).sum())
     if beta == 0.0:
         return float((X / Y - np.log(X / Y) - 1.0).sum())
-    return float((X**beta + (beta - 1) * Y**beta - beta * X * Y ** (beta - 1)).sum()
-                 / (beta * (beta - 1)))
+    pos = X > 0  # d_β(0 | y) = y^β / β: no X·Y^(β−1) term (0·∞ where MU zeroed WH, β < 1)
+    cross = np.zeros_like(Y)
+    cross[pos] = X[pos] * Y[pos] ** (beta - 1)
+    return float((X**beta + (beta - 1) * Y**beta - beta * cross).sum() / (beta * (beta - 1)))
 
 
 def _objective(X, W, H, beta, alpha_W, alpha_H, l1_ratio):
