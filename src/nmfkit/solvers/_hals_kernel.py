@@ -18,9 +18,8 @@ cores, but inside a fit it slowed both the sweeps and the BLAS products that fol
 (ORL faces, 40 iterations: sweeps 0.50 → 0.90 s, X Hᵀ 0.25 → 0.53 s): numba's and
 OpenBLAS's thread pools compete for the same cores.
 
-Compiled with ``fastmath`` and lazily on first use; numba is optional
-(``pip install "nmfkit[fast]"``) and the numpy sweep in ``nmfkit.nnls.hals_sweep`` is used
-without it.
+Compiled with ``fastmath`` and lazily on first use. numba is a dependency of nmfkit; where it
+is missing, the numpy sweep in ``nmfkit.nnls.hals_sweep`` is used instead.
 """
 
 from __future__ import annotations
