@@ -287,3 +287,14 @@ def test_damaged_checkpoints_are_named(tmp_path):
     np.savez(bad, W=rng.rand(6, 2), H=rng.rand(2, 4), meta=np.array('{"n_iter": "3"}'))
     with pytest.raises(ValueError, match=r"n_iter is '3', not an integer"):
         load_checkpoint(bad)
+
+
+def test_compressed_npy_is_named_and_compressed_mtx_is_read(tmp_path):
+    np.save(tmp_path / "z.npy", np.ones((3, 2)))
+    (tmp_path / "z.npy.gz").write_bytes(gzip.compress((tmp_path / "z.npy").read_bytes()))
+    with pytest.raises(ValueError, match=r"z\.npy\.gz' is a compressed \.npy.*decompress it"):
+        read_matrix(tmp_path / "z.npy.gz")
+    S = sp.random(5, 4, density=0.5, format="csr", random_state=0)
+    mmwrite(str(tmp_path / "g.mtx"), S)
+    (tmp_path / "g.mtx.gz").write_bytes(gzip.compress((tmp_path / "g.mtx").read_bytes()))
+    np.testing.assert_allclose(read_matrix(tmp_path / "g.mtx.gz").X.toarray(), S.toarray())

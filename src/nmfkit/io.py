@@ -150,6 +150,10 @@ def read_matrix(path, *, fmt: str | None = None, transpose: bool = False,
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     fmt = fmt or _guess_format(path)
+    if fmt in ("npy", "npz") and path.suffix.lower() in (".gz", ".bz2", ".xz"):
+        raise ValueError(f"{str(path)!r} is a compressed .{fmt}, which NumPy cannot map or "
+                         f"read; decompress it first (e.g. gunzip), or save with "
+                         f"{'numpy.savez_compressed' if fmt == 'npz' else 'numpy.save'}")
     if fmt in ("csv", "tsv", "ws"):
         delim = {"csv": ",", "tsv": "\t", "ws": None}[fmt]
         X, labels, names = read_table(path, delim, header, row_names, dtype)
