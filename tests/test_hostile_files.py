@@ -233,8 +233,10 @@ def test_model_with_zero_components_or_a_hanging_transform(model_file):
 
     with pytest.raises(ValueError, match=r"at least one component"):
         nmfkit.load(_rewrite(path, zero, components_=np.zeros((0, 6))))
-    with pytest.raises(ValueError, match=r"max_iter = 1000000000000 is beyond"):
-        nmfkit.load(_rewrite(path, lambda m: m["params"].update(max_iter=10**12, tol=0)))
+    with pytest.warns(UserWarning, match=r"sets max_iter=1000000000000; transform runs at "
+                                         r"most 1,000,000 iterations"):
+        model = nmfkit.load(_rewrite(path, lambda m: m["params"].update(max_iter=10**12, tol=0)))
+    assert model.max_iter == 10**6
     with pytest.raises(ValueError, match=r"'callback'.*never carry"):
         nmfkit.load(_rewrite(path, lambda m: m["params"].update(callback="print")))
 

@@ -37,7 +37,7 @@ def _start(tmp_path, extra):
     np.save(tmp_path / "x.npy", np.random.RandomState(0).rand(1000, 30))
     out = tmp_path / "o"
     args = [sys.executable, "-c", _CODE, "fit", str(tmp_path / "x.npy"), "-k", "5",
-            "--max-iter", "100000", "--out", str(out), "--no-report", "-v",
+            "--max-iter", "10000000", "--out", str(out), "--no-report", "-v",
             *extra]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             bufsize=1), out

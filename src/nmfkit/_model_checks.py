@@ -17,8 +17,8 @@ import numpy as np
 __all__ = ["check_layout", "check_attributes", "check_params", "check_history",
            "MAX_FILE_ITER"]
 
-#: iteration limits a model file may carry: transform runs max_iter iterations at most, and
-#: no fit needs more than this (a file asking 10¹² with tol=0 would never return)
+#: the iterations a loaded model's transform may run (a file asking 10¹² with tol=0 would
+#: never return): larger limits are lowered to this, with a warning
 MAX_FILE_ITER = 1_000_000
 #: parameters holding Python objects that a model file cannot carry (they are not saved)
 _NOT_FROM_FILES = ("callback", "penalties")
@@ -85,8 +85,8 @@ def check_attributes(attrs: dict, k: int, m: int, bad) -> None:
 
 
 def check_params(params: dict, k: int, m: int, bad) -> dict:
-    """Parameters that disagree with the arrays, would hang, or need what is absent: refused,
-    or (devices) replaced."""
+    """Parameters that disagree with the arrays are refused; iteration limits that would hang
+    ``transform`` are lowered and a device this machine lacks is replaced (with warnings)."""
     rank = params.get("n_components", "auto")
     if not (rank == "auto" or (rank is None and k == m) or (_is_int(rank) and rank == k)):
         raise bad(f"parameter n_components = {rank!r} disagrees with components_ of shape "
@@ -94,12 +94,14 @@ def check_params(params: dict, k: int, m: int, bad) -> dict:
     for name in _NOT_FROM_FILES:
         if params.get(name) is not None:
             raise bad(f"parameter {name!r} is {params[name]!r}; model files never carry it")
+    params = dict(params)
     for name in ("max_iter", "transform_max_iter", "fresh_restarts_max_iter"):
         value = params.get(name)
         if _is_int(value) and value > MAX_FILE_ITER:
-            raise bad(f"parameter {name} = {value} is beyond the {MAX_FILE_ITER:,} iterations "
-                      "a model file may ask for (transform could run for days)",
-                      f"re-save it with {name} <= {MAX_FILE_ITER:,}")
+            warnings.warn(f"the model file sets {name}={value}; transform runs at most "
+                          f"{MAX_FILE_ITER:,} iterations of a loaded model (with tol=0 it "
+                          "would otherwise run for days)", UserWarning, stacklevel=3)
+            params[name] = MAX_FILE_ITER
     return _device_here(params)
 
 
