@@ -611,3 +611,18 @@ def test_fit_loop_history_and_silence(capfd):
     assert np.all(np.diff(h["time"]) >= 0)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_bpp_warm_start_reaches_the_same_solution():
+    """A warm start (the previous solution's support, as alternating NNLS passes) from the
+    optimum itself, from a wrong support, or from everything passive ends at the same KKT
+    point as a cold start."""
+    U = _ill_conditioned(10, 7, 1e6)
+    Mx = np.random.RandomState(11).randn(U.shape[1], 30)
+    G, R = U @ U.T, U @ Mx
+    cold = nnls_bpp(G, R, 0.01, 0.001)
+    wrong = np.where(cold > 0, 0.0, 1.0)  # exactly the complement of the optimal support
+    for init in (cold, wrong, np.ones_like(cold)):
+        np.testing.assert_allclose(nnls_bpp(G, R, 0.01, 0.001, init=init), cold, rtol=1e-8,
+                                   atol=1e-12)
+    assert (nnls_bpp(G, R, 0.01, 0.001, max_iter=0) == 0).all()  # no pivoting: F = 0
