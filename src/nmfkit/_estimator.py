@@ -304,7 +304,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
             return fit_transform_masked(self, X, mask=mask, W=W, H=H)
         self._validate_params()
-        if _is_torch_tensor(X):  # torch input is validated on its device (issue 7)
+        if _is_torch_tensor(X):  # torch input is validated on its device
             from .backends._torch_io import validate_tensor
 
             X = validate_tensor(self, X, reset=True)
@@ -342,7 +342,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             from .masked import transform_masked
 
             return transform_masked(self, X)
-        if _is_torch_tensor(X):  # torch input is validated on its device (issue 7)
+        if _is_torch_tensor(X):  # torch input is validated on its device
             from .backends._torch_io import validate_tensor
 
             X = validate_tensor(self, X, reset=False)
@@ -467,7 +467,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             warnings.warn(_MU_NNDSVD_WARNING, UserWarning)
 
     def _resolve_solver(self, X, penalties=None):
-        """The solver name, with "auto" resolved (nmfkit.solvers._auto, issue 3)."""
+        """The solver name, with "auto" resolved (nmfkit.solvers._auto)."""
         if self.solver != "auto":
             return self.solver
         if penalties is None:
@@ -541,7 +541,7 @@ def non_negative_factorization(
         from .masked import factorization_masked
 
         return factorization_masked(est, X, W=W, H=H, update_H=update_H)
-    if _is_torch_tensor(X):  # torch input is validated on its device (issue 7)
+    if _is_torch_tensor(X):  # torch input is validated on its device
         from .backends._torch_io import validate_tensor
 
         X = validate_tensor(est, X, reset=True)

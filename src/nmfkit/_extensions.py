@@ -1,4 +1,4 @@
-"""The estimator's side of the extensions of issue 4: validate and translate the NMF
+"""The estimator's side of the extensions: validate and translate the NMF
 parameters ``penalties``, ``graph``/``graph_weight``/``graph_neighbors``, ``smoothness``,
 ``frozen_components`` and ``sparseness_W``/``sparseness_H`` into what ``_fit.factorize``
 takes (penalty objects, frozen indices, the nsNMF θ, solver options), and turn the fitted raw

@@ -81,7 +81,7 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
     random_state : int, RandomState or None; makes 'random' and 'nndsvdar' deterministic.
     h_order : 'C' or 'F', the memory layout of the returned H (the same values). 'F' is what
         solver "cd" works in on sparse X; for 'random' the conversion happens before W is
-        drawn, so that the start never holds X, W and two copies of H at once (W6 memory).
+        drawn, so that the start never holds X, W and two copies of H at once (peak memory).
 
     Notes
     -----

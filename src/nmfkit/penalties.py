@@ -13,7 +13,7 @@ written once for both factors. Each penalty lists the solvers that can honour it
 list once, before fitting, and a solver never has to guess.
 
 Backends: the methods work on the factor's own framework — numpy arrays, or torch tensors on
-any device (the torch backend, issue 7). L1 and L2 use operators only; :class:`Graph` keeps its
+any device (the torch backend). L1 and L2 use operators only; :class:`Graph` keeps its
 affinity as scipy CSR and makes a torch sparse CSR copy on the factor's device and dtype the
 first time it sees a tensor (cached), so the numpy path is unchanged.
 

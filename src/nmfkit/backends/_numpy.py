@@ -201,7 +201,7 @@ class NumpyBackend:
         """Squared Frobenius norm, accumulated in float64.
 
         A float32 X is widened block by block (``block`` elements at a time): a float64 copy
-        of the whole X was the in-memory fit's largest temporary, 2× X's bytes (W7).
+        of the whole X was the in-memory fit's largest temporary, 2× X's bytes (a 1.6 GB X).
         """
         data = a.data if sp.issparse(a) else np.asarray(a).reshape(-1)
         if data.dtype == np.float64:
@@ -278,7 +278,7 @@ class NumpyBackend:
     def permutation(rng, n):
         return np.asarray(rng.permutation(n), dtype=np.intp)
 
-    # ------------------------------------------- pgd / anls ops (issue 7, same on torch)
+    # ------------------------------------------- pgd / anls ops (same on torch)
     @staticmethod
     def inner(a, b):
         """Σ a ⊙ b of two dense arrays of one shape, summed in float64 (the products in the

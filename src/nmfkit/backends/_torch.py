@@ -437,7 +437,7 @@ class TorchBackend:
             torch.backends.cudnn.allow_tf32 = old_cudnn
             torch.set_float32_matmul_precision(old_prec)
 
-    # ------------------------------------------- pgd / anls ops (issue 7, same as numpy)
+    # ------------------------------------------- pgd / anls ops (same as numpy)
     @staticmethod
     def inner(a, b):
         """Σ a ⊙ b of two dense tensors of one shape, summed in float64 (the products in the
