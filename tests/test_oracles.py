@@ -626,3 +626,56 @@ def test_bpp_warm_start_reaches_the_same_solution():
         np.testing.assert_allclose(nnls_bpp(G, R, 0.01, 0.001, init=init), cold, rtol=1e-8,
                                    atol=1e-12)
     assert (nnls_bpp(G, R, 0.01, 0.001, max_iter=0) == 0).all()  # no pivoting: F = 0
+
+
+def test_fit_loop_edge_cases_and_verbose_log(capsys):
+    """Equality at tol (strict "<" for the error rule, "≤" for the violation rule), an exact
+    start, max_iter = 0, tol = 0 with a rising objective, a solver whose step returns no
+    objective, what a callback sees, and the verbose lines."""
+    # error rule: e = 2 → 1.5 in 10 iterations is a relative fall of exactly 0.25
+    flat_after = lambda n: 2.0 if n == 0 else 1.125  # noqa: E731  (√(2·1.125) = 1.5)
+    assert run(_Scripted(flat_after), tol=0.25, max_iter=15).stop_reason == "max_iter"
+    assert run(_Scripted(flat_after), tol=0.2500001, max_iter=15).n_iter == 10
+
+    class Halving(_ScriptedViolation):  # violation 1, 1/2, 1/4, ... exactly
+        @property
+        def violation(self):
+            return 0.5 ** (self.n - 1)
+
+    res = run(Halving(_f_geometric), tol=0.25, max_iter=100)
+    assert (res.n_iter, res.stop_reason) == (3, "tol")  # 1/4 ≤ 0.25 at iteration 3
+    res = run(_Scripted(lambda n: 0.0), tol=1e-4, max_iter=100)
+    assert (res.n_iter, res.stop_reason, res.converged) == (1, "exact", True)
+    res = run(_Scripted(_f_geometric), tol=1e-4, max_iter=0)
+    assert (res.n_iter, res.objective) == (0, _f_geometric(0))
+    res = run(_Scripted(lambda n: 1.0 + n), tol=0, max_iter=25)
+    assert (res.n_iter, res.stop_reason) == (25, "max_iter")
+
+    class Quiet(_Scripted):  # objective only when asked for
+        def step(self):
+            self.n += 1
+
+    res = run(Quiet(_f_geometric), tol=1e-2, max_iter=1000)
+    assert res.n_iter == 50 and res.history["n_iter"] == [0, 10, 20, 30, 40, 50]
+    res = run(Quiet(_f_geometric), tol=0, max_iter=7)
+    assert res.history["n_iter"] == [0, 7] and res.objective == _f_geometric(7)
+
+    seen = []
+    run(_Scripted(_f_geometric), tol=0, max_iter=3, callback=seen.append)
+    assert [(i.n_iter, i.objective) for i in seen] == [(n, _f_geometric(n)) for n in (1, 2, 3)]
+    assert all(0 <= i.elapsed < 60 for i in seen)
+
+    capsys.readouterr()
+    res = run(_Scripted(_f_geometric), tol=1e-2, max_iter=1000, verbose=1)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 5 and res.history["time"][-1] < 60
+    import re
+    for n, line in zip((10, 20, 30, 40, 50), lines):
+        assert re.fullmatch(rf"iteration {n}, \d+\.\d{{3}}s, error \S+", line), line
+        assert float(line.rsplit(" ", 1)[1]) == pytest.approx(1 + 0.9**n, rel=1e-5)
+    run(Halving(_f_geometric), tol=0.25, max_iter=100, verbose=1)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(", ")[0] for line in lines] == ["iteration 1", "iteration 2",
+                                                        "iteration 3"]
+    assert [float(line.rsplit(" ", 1)[1]) for line in lines] == [1.0, 0.5, 0.25]
+    assert all(", violation " in line for line in lines)
