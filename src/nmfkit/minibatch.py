@@ -252,15 +252,47 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     # ------------------------------------------------------------------ public API
     def fit(self, X, y=None, **params):
-        """Learn the factorisation of X by mini-batches. ``params`` (W, H) as fit_transform."""
+        """Learn the factorisation X ≈ W H by mini-batches of rows.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Non-negative data (numpy, scipy.sparse, or a torch tensor).
+        y : Ignored
+            Not used, present for scikit-learn API consistency.
+        **params : dict
+            ``W``, ``H`` (initial guesses for ``init="custom"``) and ``mask``, passed to
+            :meth:`fit_transform`.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
         self.fit_transform(X, **params)
         return self
 
     def fit_transform(self, X, y=None, W=None, H=None, mask=None):
-        """Learn the factorisation of X and return W, shape (n_samples, n_components).
+        """Learn the factorisation X ≈ W H by mini-batches and return W.
 
-        mask : None, or a boolean / non-negative weight matrix of X's shape: fit only the
-            entries with weight > 0 (see ``missing_values`` and :mod:`nmfkit.masked`).
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Non-negative data (numpy, scipy.sparse, or a torch tensor).
+        y : Ignored
+            Not used, present for scikit-learn API consistency.
+        W : array-like of shape (n_samples, n_components), default=None
+            Initial guess for W, used when ``init="custom"``.
+        H : array-like of shape (n_components, n_features), default=None
+            Initial guess for H, used when ``init="custom"``.
+        mask : {array-like, sparse matrix} of X's shape, default=None
+            Boolean or non-negative weights: only the entries with weight > 0 are fitted (see
+            ``missing_values`` and :mod:`nmfkit.masked`). None: every entry.
+
+        Returns
+        -------
+        W : ndarray of shape (n_samples, n_components)
+            The coefficients of each sample (a tensor on X's device for tensor input).
         """
         self._validate_params()
         X, obs = self._validate_X(X, mask, reset=True)
@@ -282,8 +314,23 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def partial_fit(self, X, y=None, W=None, H=None, mask=None):
         """One mini-batch step on the rows of X (see the module docstring for semantics).
 
-        W, H : initial guesses used with ``init="custom"`` on the first call only.
-        mask : None, or X's observation weights (as in ``fit``).
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_rows, n_features)
+            A batch of new rows, with the columns of the first call.
+        y : Ignored
+            Not used, present for scikit-learn API consistency.
+        W : array-like of shape (n_rows, n_components), default=None
+            Initial guess for W, used with ``init="custom"`` on the first call only.
+        H : array-like of shape (n_components, n_features), default=None
+            Initial guess for H, used with ``init="custom"`` on the first call only.
+        mask : {array-like, sparse matrix} of X's shape, default=None
+            The batch's observation weights (as in :meth:`fit_transform`).
+
+        Returns
+        -------
+        self : object
+            The estimator with ``components_`` updated by this batch.
         """
         has_components = hasattr(self, "components_")
         if not has_components:
@@ -314,9 +361,23 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return self
 
     def transform(self, X, mask=None):
-        """The coefficients W of X for the learned components (``transform_max_iter`` MU
-        iterations, H fixed; observed entries only with a mask / missing_values), shape
-        (n_samples, n_components)."""
+        """The coefficients W of X for the learned components (H fixed).
+
+        ``transform_max_iter`` MU iterations; with a mask or ``missing_values``, each row is
+        solved from its observed entries only.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Non-negative data with the columns the model was fitted on.
+        mask : {array-like, sparse matrix} of X's shape, default=None
+            Observation weights; None: every entry (or those ``missing_values`` leaves).
+
+        Returns
+        -------
+        W : ndarray of shape (n_samples, n_components)
+            The coefficients (a tensor on X's device for tensor input).
+        """
         check_is_fitted(self)
         X, obs = self._validate_X(X, mask, reset=False)
         if obs is not None:
