@@ -364,7 +364,7 @@ def test_rank_command(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--ks", "5..x"], "is not a list of ranks"),
     (["--method", "vibes"], "'vibes' is not a method"),
-    (["--ks", "2..40"], "-k 40 is larger than the data allow"),
+    (["--ks", "2..40"], "--ks: ranks up to 40 but"),
 ])
 def test_rank_errors(tmp_path, args, message):
     pytest.importorskip("nmfkit.selection")
