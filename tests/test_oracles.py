@@ -679,3 +679,34 @@ def test_fit_loop_edge_cases_and_verbose_log(capsys):
                                                         "iteration 3"]
     assert [float(line.rsplit(" ", 1)[1]) for line in lines] == [1.0, 0.5, 0.25]
     assert all(", violation " in line for line in lines)
+
+
+def test_fit_loop_records_the_last_iterate_when_stopped_between_checks(capsys):
+    """A solver whose step returns no objective, stopped by the callback at iteration 7
+    (no check there): the history still ends with iteration 7 and its objective. The
+    verbose violation log is relative to the first iteration (and 0 when that is 0)."""
+    class Quiet(_Scripted):
+        def step(self):
+            self.n += 1
+
+    res = run(Quiet(_f_geometric), tol=1e-2, max_iter=100, callback=lambda i: i.n_iter == 7)
+    assert res.stop_reason == "callback" and res.n_iter == 7
+    assert res.history["n_iter"] == [0, 7] and res.objective == _f_geometric(7)
+    assert res.history["objective"] == [_f_geometric(0), _f_geometric(7)]
+    assert 0 <= res.history["time"][-1] < 60
+
+    class FromFour(_ScriptedViolation):
+        @property
+        def violation(self):
+            return 4.0 * 0.5 ** (self.n - 1)
+
+    class Zero(_ScriptedViolation):
+        violation = 0.0
+
+    capsys.readouterr()
+    run(FromFour(_f_geometric), tol=0.25, max_iter=100, verbose=1)
+    assert [float(x.rsplit(" ", 1)[1]) for x in capsys.readouterr().err.splitlines()] == [
+        1.0, 0.5, 0.25]
+    res = run(Zero(_f_geometric), tol=0.25, max_iter=100, verbose=1)
+    assert (res.n_iter, res.stop_reason) == (1, "tol")
+    assert capsys.readouterr().err.strip().endswith("violation 0")
