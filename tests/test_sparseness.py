@@ -88,7 +88,7 @@ def test_nmfsc_sparse_input(digits):
 
 
 def test_sparseness_parameter_errors(digits):
-    with pytest.raises(ValueError, match="only solver='nmfsc' .* enforces; got solver='cd'"):
+    with pytest.raises(ValueError, match="only solver='nmfsc' .* enforces; got solver='auto'"):
         NMF(3, sparseness_H=0.5).fit(digits)
     with pytest.raises(ValueError, match="solver='nmfsc' needs a target sparseness"):
         NMF(3, solver="nmfsc").fit(digits)

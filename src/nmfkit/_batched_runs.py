@@ -55,6 +55,9 @@ def batchable(*, solver, beta, penalties_W=(), penalties_H=(), update_W=True, up
     opts = {**defaults, **opts}
     if solver == "cd" and (opts["inner"] or opts["extrapolate"]):
         return "cd with inner sweeps or extrapolation"
+    if (solver == "cd" and _other.get("tol", 0) > 0
+            and not any(type(p) is Graph for p in [*penalties_W, *penalties_H])):
+        return "cd stops by scikit-learn's violation rule, measured in each run's own sweeps"
     return None
 
 
