@@ -39,22 +39,56 @@ def _start(tmp_path, extra):
     args = [sys.executable, "-c", _CODE, "fit", str(tmp_path / "x.npy"), "-k", "5",
             "--max-iter", "10000000", "--out", str(out), "--no-report", "-v",
             *extra]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             bufsize=1), out
 
 
 def _wait_until_fitting(p, marker, seconds=120):
-    """Read stderr until the fit is iterating (``marker``), then let it run a little."""
+    """Read stderr until the fit is iterating (``marker``), then let it run a little.
+
+    A reader thread feeds a queue, so a child that stops writing without exiting cannot
+    block the test past ``seconds``; the thread keeps draining stderr afterwards (the child
+    never blocks on a full pipe), and what it reads later is returned by ``rest()``.
+    """
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in iter(p.stderr.readline, ""):
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
     seen, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline:
-        line = p.stderr.readline()
-        if not line:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
             break
         seen.append(line)
         if marker in line:
             time.sleep(2.0)
-            return seen
-    raise AssertionError(f"the fit did not start: {''.join(seen)}")
+            return seen, lines
+    raise AssertionError(f"the fit did not start within {seconds} s: {''.join(seen)}")
+
+
+def _rest(lines, p, seconds=120):
+    """The child's remaining stderr once it has exited (bounded by ``seconds``)."""
+    p.wait(timeout=seconds)
+    out, deadline = [], time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1.0)
+        except Exception:
+            break
+        if line is None:
+            break
+        out.append(line)
+    return "".join(out)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -65,14 +99,14 @@ def test_signal_writes_last_iterate(tmp_path, mode, sig):
     options, marker = MODES[mode]
     p, out = _start(tmp_path, options)
     try:
-        seen = _wait_until_fitting(p, marker)
+        seen, lines = _wait_until_fitting(p, marker)
         assert p.poll() is None, "".join(seen)  # still fitting: the signal interrupts it
         p.send_signal(sig)
-        _, err = p.communicate(timeout=120)
+        err = _rest(lines, p)
     finally:
         if p.poll() is None:
             p.kill()
-            p.communicate()
+            p.wait(timeout=30)
     err = "".join(seen) + err
     assert p.returncode == 130, err
     assert "Traceback" not in err, err
