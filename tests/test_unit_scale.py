@@ -139,3 +139,25 @@ def test_dask_fits_extreme_data_at_unit_scale():
     root = math.sqrt(1e-310)
     rel = np.linalg.norm(X - (r.W / root) @ (r.H / root)) / np.linalg.norm(X)
     assert rel == pytest.approx(np.linalg.norm(X - ref.W @ ref.H) / np.linalg.norm(X), rel=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["mu", "cd"])
+@pytest.mark.parametrize("scale", [1e-310, 1e-150, 1e90])
+def test_minibatch_fits_extreme_data_at_unit_scale(solver, scale):
+    """MiniBatchNMF at 1e-150 returned W = 0 (mu) and at 1e60 an error of 1e60·3e60 (cd)."""
+    from nmfkit import MiniBatchNMF
+
+    X = np.random.default_rng(0).random((60, 20))
+    kw = dict(n_components=3, batch_size=16, max_iter=5, random_state=0, solver=solver)
+    ref = MiniBatchNMF(**kw).fit(X)
+    m = MiniBatchNMF(**kw).fit(X * scale)
+    root = math.sqrt(scale)
+    W = m.transform(X * scale)
+    rel = np.linalg.norm(X - (W / root) @ (m.components_ / root)) / np.linalg.norm(X)
+    rel_ref = np.linalg.norm(X - ref.transform(X) @ ref.components_) / np.linalg.norm(X)
+    assert rel == pytest.approx(rel_ref, abs=0.03)
+    assert m.reconstruction_err_ / scale == pytest.approx(ref.reconstruction_err_, rel=0.05)
+    from nmfkit.penalties import L1
+
+    with pytest.raises(ValueError, match="unit scale.*divide X by a constant"):
+        MiniBatchNMF(penalties=[L1(1.0, "H")], **kw).fit(X * scale)

@@ -25,6 +25,7 @@ concatenated in that order with ``batch_size=b``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -298,13 +299,20 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X, obs = self._validate_X(X, mask, reset=True)
         nx, host = self._nx, not _is_torch_tensor(X)
         X = to_device(nx, X, self, self.batch_size)
+        # data of extreme magnitude is fitted at unit scale (nmfkit._unit_scale)
+        scale = self._unit_scale(X, obs, nx)
+        X = scale.data(X, nx)
+        if obs is not None and scale.active:
+            obs = dataclasses.replace(obs, values=scale.values(obs.values))
+        W, H = scale.factor_in(W), scale.factor_in(H)
         with compute_context(nx):
             W, H, n_iter, n_steps = self._fit_transform(X, W=W, H=H, obs=obs)
             if obs is None:
                 err = beta_divergence(X, W, H, self._beta_loss, square_root=True, nx=nx)
             else:
                 err = math.sqrt(2.0 * max(weighted_divergence(obs, W, H, self._beta_loss), 0.0))
-        self.reconstruction_err_ = err
+        W, H = scale.factor_out(W), scale.factor_out(H)
+        self.reconstruction_err_ = scale.error_out(float(err))
         self.n_components_ = H.shape[0]
         self.components_ = to_caller(nx, H, host)
         self.n_iter_ = n_iter
@@ -384,9 +392,32 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             return masked_solve_W(self, obs, self.components_, self._transform_max_iter)
         nx, host = self._nx, not _is_torch_tensor(X)
         X = to_device(nx, X, self)
+        scale = self._unit_scale(X, None, nx, fitting=False)
         with compute_context(nx):
-            W = self._solve_W(X, on_backend(nx, self.components_, X), self._transform_max_iter)
-        return to_caller(nx, W, host)
+            H = scale.factor_in(on_backend(nx, self.components_, X))
+            W = self._solve_W(scale.data(X, nx), H, self._transform_max_iter)
+        return to_caller(nx, scale.factor_out(W), host)
+
+    def _unit_scale(self, X, obs, nx, fitting: bool = True):
+        """The scale at which X is fitted (exactly 1 for ordinary data). Penalty weights and
+        frozen components are given on the data's scale and do not follow it here: extreme
+        data with either is refused, with the fix."""
+        from ._unit_scale import UnitScale
+        from ._validation import check_largest_value
+
+        top = (float(obs.values.max()) if obs.nnz else 0.0) if obs is not None else nx.max(X)
+        check_largest_value(top)
+        scale = UnitScale.of(top, beta_loss_to_float(self.beta_loss))
+        if fitting and scale.active and (
+                self.frozen_components is not None or self.penalties
+                or float(self.alpha_W) > 0 or (self.alpha_H != "same" and float(self.alpha_H) > 0)):
+            raise ValueError(
+                f"MiniBatchNMF fits data whose largest value is {top:.3g} at unit scale, where "
+                "penalties and frozen_components given on the data's scale would not hold; "
+                "divide X by a constant (e.g. X / X.max()) and scale them with it, or use "
+                "NMF, which rescales them too."
+            )
+        return scale
 
     def _validate_X(self, X, mask, reset):
         # a numpy masked array's masked entries are missing entries (never silently dropped)
