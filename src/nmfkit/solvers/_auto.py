@@ -1,19 +1,19 @@
 """``solver="auto"``: the solver nmfkit picks for a problem, from the measurements recorded in
-docs/benchmarks.md (issue 3's CPU benchmark).
+docs/benchmarks.md (the CPU benchmark).
 
 The rule, in order:
 
 * β = 2 (Frobenius): ``"cd"`` with both accelerations on (repeated sweeps and
   extrapolation with restart: ``auto_options``; plain ``solver="cd"`` keeps them off for
   scikit-learn's trajectory). In docs/benchmarks.md it reached scikit-learn's 200-iteration
-  objective first on every Frobenius workload (round 4: dense W1 11.1×, sparse TF-IDF W2
-  3.0–7.0×, ORL faces W4 4.6×; round 3, before extrapolation was made memory-lean: 10.8×,
-  4.5–8.4×, 5.2×); ANLS was second on W1 (1.8×) and far slower on sparse X
-  and W4 (0.4–0.6×); PGD never reached
+  objective first on every Frobenius workload (round 4: dense 11.1×, sparse TF-IDF
+  3.0–7.0×, ORL faces 4.6×; round 3, before extrapolation was made memory-lean: 10.8×,
+  4.5–8.4×, 5.2×); ANLS was second on dense X (1.8×) and far slower on sparse X
+  and ORL faces (0.4–0.6×); PGD never reached
   the target within its time cap. The measurements showed no k- or density-dependence that
   would pick another solver, so the rule has none.
 * β = 1 (KL): ``"cd"``, Newton coordinate descent (Hsieh & Dhillon): 13× sooner than
-  scikit-learn's MU to MU's 200-iteration objective on the W3 counts.
+  scikit-learn's MU to MU's 200-iteration objective on the KL word counts.
 * any other β: ``"mu"``, the only solver for those losses.
 * a penalty or backend the preferred solver cannot honour: the first solver in the
   preference order (cd, anls, pgd, mu) that honours everything.

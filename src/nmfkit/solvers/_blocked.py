@@ -1,6 +1,7 @@
 """Extrapolated HALS in little memory, by blocks of columns ("cd" with ``extrapolate``).
 
-Memory is the reason for this module (W6 in docs/benchmarks.md: peak ≤ 1.5 × (X + W, H)).
+Memory is the reason for this module (the sparse-memory workload of docs/benchmarks.md:
+peak ≤ 1.5 × (X + W, H)).
 Ang & Gillis's extrapolation with restart as first written (``_extrapolation``, still used by
 anls and pgd) holds two full copies of the factors, because a restart redoes the iteration
 from the current point, and the whole cross product WᵀX (k, n_features): on the wide TF-IDF
@@ -27,9 +28,9 @@ changes is what is stored:
   memory). For dense X or torch (one block: a dense X dwarfs the
   factors; GPUs want few kernels), Ĥ is formed whole and the products come from BLAS / torch.
 
-Measured (docs/benchmarks.md, W6, tf-idf 11314×39116, 1.0M non-zeros): k=50 peak RSS
+Measured (docs/benchmarks.md, sparse-memory workload, tf-idf 11314×39116, 1.0M non-zeros): k=50 peak RSS
 67.4 → 45.5 MiB, k=10 25.3 → 23.1 MiB; iterations to scikit-learn's objective unchanged
-(W1 12, W2 44 / 31, W4 46).
+(dense 12, TF-IDF 44 / 31, ORL faces 46).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ those of the plain method whenever extrapolation does not pay.
 Memory: two copies of the factors (the current and the previous iterate), no more. The
 extrapolated point is written into the previous iterate's buffers (which the step then no
 longer needs), and a restart copies the current point into them again, so a step allocates
-nothing of the factors' size (W6 in docs/benchmarks.md).
+nothing of the factors' size (the sparse-memory workload of docs/benchmarks.md).
 
 Options (``solver_options``): ``extrapolate`` (on/off), ``beta0``, ``eta``, ``gamma``.
 """

@@ -100,7 +100,7 @@ def _kl_rows_numba():
 
         globals()["prange"] = numba.prange  # read by numba when it compiles the body
         # serial: measured on this 2-core machine, numba's parallel rows gained nothing on the
-        # 1.1M-non-zero W3 corpus (0.42 s vs 0.40 s per half-sweep) and cost 25 ms of
+        # 1.1M-non-zero word-count corpus (0.42 s vs 0.40 s per half-sweep) and cost 25 ms of
         # thread start-up per call on small problems, fighting BLAS's threads
         _COMPILED = numba.njit(cache=True, nogil=True)(_kl_rows_py)
     return _COMPILED

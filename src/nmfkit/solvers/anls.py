@@ -34,7 +34,7 @@ class ANLS(Extrapolation, ComponentMajorSolver):
     betas = (2.0,)
     sparse = True
     monotone = True
-    # issue 7: the same code on torch tensors (array calls through ``p.nx``; the pivoting's
+    # torch: the same code on torch tensors (array calls through ``p.nx``; the pivoting's
     # grouped solves batched on the device by ``TorchBackend.solve_passive``)
     backends = frozenset({"numpy", "torch"})
     #: warm_start: start each pivoting from the previous factor's support

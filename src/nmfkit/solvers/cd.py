@@ -16,8 +16,9 @@ ties); ``solver="auto"`` turns both on, as does ``solver_options``:
   flop takes (``sweep_cost``: measured on the 2-core benchmark machine, BLAS products ran at
   70–85 GFlop/s, the compiled sweep at 15–30, scipy's sparse products at 3–5: weight 2 for
   dense X; for sparse X the weight 1 was as fast as 0.3 on the TF-IDF benchmark). δ = 0.02
-  and these weights were chosen on W1, W2 and W4 of docs/benchmarks.md (δ = 0.1: W1 18
-  iterations to scikit-learn's objective, W4 52; δ = 0.02: 12 and 46, in less CPU time).
+  and these weights were chosen on the dense, sparse TF-IDF and ORL-faces workloads of
+  docs/benchmarks.md (δ = 0.1: dense 18 iterations to scikit-learn's objective, faces 52;
+  δ = 0.02: 12 and 46, in less CPU time).
   Every sweep is exact block minimisation, so this stays monotone. With numba the sweeps run
   by blocks of 128 columns in a compiled, vectorised kernel (``_hals_kernel``: same sweep,
   per-block stop).
@@ -27,14 +28,14 @@ ties); ``solver="auto"`` turns both on, as does ``solver_options``:
   without extrapolation (restart), so the reported objective never increases. With L1/L2
   penalties only (the usual case) it runs in ``_blocked``: steps kept in float32, factors
   updated in place by blocks of columns, so the fit holds no second copy of W and H nor a
-  whole WᵀX (W6 memory); with other penalties (a graph) in ``_extrapolation``.
+  whole WᵀX (peak memory); with other penalties (a graph) in ``_extrapolation``.
 
 **Kullback–Leibler** (β = 1): cyclic coordinate descent with safeguarded Newton steps on each
 variable (Hsieh & Dhillon 2011), O(nnz·k) per sweep, monotone; see ``_kl_kernels``. A dense
 X is converted once to CSR for this loss (its zeros only enter through Σ WH). The first
 ``mu_warmup`` iterations (default 5) are multiplicative updates, also monotone and O(nnz·k):
 from a start far from any solution, the first Newton sweep sets many entries to exactly zero
-and the descent then settles in a poorer stationary point (measured on the W3 benchmark
+and the descent then settles in a poorer stationary point (measured on the KL word-count benchmark
 corpus: 473133 after 60 CD iterations, 469667 with 5 MU iterations first).
 """
 
@@ -71,7 +72,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
     sparse = True
     monotone = True
     supports_frozen = True
-    # issue 7 (torch): the Frobenius path runs on torch tensors too — keep its array calls on
+    # torch: the Frobenius path runs on torch tensors too — keep its array calls on
     # ``p.nx`` (ascontiguous/copy/empty_like/clip_min/vdot) and pass nx to hals_sweep
     backends = frozenset({"numpy", "torch"})
     default_options = {
@@ -141,7 +142,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
     def objective(self):
         """The objective; for Frobenius on dense numpy X from Gram products, as every step
         reports it (one product X Hᵀ instead of forming WH and two passes over X − WH: the
-        fit's starting objective cost about two of "auto"'s iterations on W1)."""
+        fit's starting objective cost about two of "auto"'s iterations on the dense workload)."""
         p, nx = self.p, self.p.nx
         if p.beta != 2.0 or p.sparse or nx.name != "numpy" or p.M is not None:
             return super().objective()
@@ -158,7 +159,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         """Whether the factors are stored sample-major: Wᵀ and H as F-ordered (k, N) arrays,
         i.e. W (n, k) and Hᵀ (m, k) row-major. For sparse X on numpy (Frobenius): scipy's
         sparse products X Hᵀ and Xᵀ W then read the factor without first copying it into
-        C order (a transient copy of H, the largest array of a wide X: memory, W6), and the
+        C order (a transient copy of H, the largest array of a wide X: peak memory), and the
         compiled sweeps read either order through their block buffer."""
         return p.nx.name == "numpy" and p.sparse and p.beta == 2.0
 
@@ -174,7 +175,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
     def _order(self, k, frozen=()):
         p = self.p
         order = p.nx.permutation(p.rng, k) if p.shuffle else None
-        if frozen:  # frozen components (issue 4) are skipped by the sweeps, never written
+        if frozen:  # frozen components are skipped by the sweeps, never written
             order = [int(t) for t in (range(k) if order is None else order) if t not in frozen]
         return order
 
@@ -184,7 +185,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         p = self.p
         if p.sparse:
             R = p.nx.matmul(p.X, Hc.T).T
-            # numpy: the (n, k) product's transposed view, no contiguous copy (memory, W6);
+            # numpy: the (n, k) product's transposed view, no contiguous copy (peak memory);
             # the sweeps and the objective read either layout
             return R if p.nx.name == "numpy" else p.nx.ascontiguous(R)
         return self._dense_cross("W", Hc, p.Xt, p.X)
@@ -200,7 +201,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
     def _dense_cross(self, side, F, X, Xt):
         """F X for a dense X, as F @ X or as (Xᵀ Fᵀ)ᵀ, whichever BLAS ran faster on the first
         call. OpenBLAS's speed depends on the orientation by up to 7× and not the same way
-        for every shape (W1, 10000×2000 float32, k=20: Wᵀ X 680 ms, (Xᵀ W)ᵀ 88 ms; ORL faces,
+        for every shape (dense 10000×2000 float32, k=20: Wᵀ X 680 ms, (Xᵀ W)ᵀ 88 ms; ORL faces,
         400×10304 float64, k=49: 31–44 against 51–67 ms, and H Xᵀ the other way round). The
         trial runs each form on an eighth of the output's columns; products under 10⁷
         multiply-adds take the first form without one."""
@@ -275,7 +276,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
                 self._RW = self._cross_W(Hc)
                 self._GH = Hc @ Hc.T
             self._sweeps(Wt, self._GH, self._RW, self.l1W, self.l2W, self.extraW, p.frozen_W)
-            if p.update_H:  # recomputed next iteration: not kept through the H update (W6)
+            if p.update_H:  # recomputed next iteration: not kept through the H update (peak memory)
                 self._RW = None
         if p.update_H:
             R = self._cross_H(Wt)
@@ -299,7 +300,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             )
         self._kl_iter = 0
         self._tkl = None
-        if p.nx.name == "torch":  # issue 7: the same sweeps on tensors, vectorised over rows
+        if p.nx.name == "torch":  # torch: the same sweeps on tensors, vectorised over rows
             from ._kl_torch import TorchKL
 
             self._tkl = TorchKL(p.nx, p.X, self.Wt.dtype, self.options)
@@ -377,5 +378,5 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             return self._step_kl()
         if (self.options["extrapolate"] and p.update_W and p.update_H
                 and not self.extraW and not self.extraH):
-            return self._blocked_step()  # by blocks, restart per block (_blocked, W6 memory)
+            return self._blocked_step()  # by blocks, restart per block (_blocked: peak memory)
         return self._extrapolated_step()

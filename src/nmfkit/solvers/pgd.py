@@ -109,7 +109,7 @@ class ProjectedGradient(Extrapolation, ComponentMajorSolver):
     betas = (2.0,)
     sparse = True
     monotone = True
-    # issue 7: the same code on torch tensors (array calls through ``p.nx``)
+    # torch: the same code on torch tensors (array calls through ``p.nx``)
     backends = frozenset({"numpy", "torch"})
     #: alpha, delta, min_inner, max_inner: the inner-step rule (see the module docstring)
     default_options = {"alpha": 0.5, "delta": 0.1, "min_inner": 10, "max_inner": 50,
