@@ -13,7 +13,6 @@ Public names are re-exported from :mod:`nmfkit.selection`.
 
 from __future__ import annotations
 
-import os
 from itertools import combinations
 
 import numpy as np
@@ -41,18 +40,10 @@ __all__ = [
 
 # ------------------------------------------------------------------------ consensus clustering
 def _available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux MemAvailable), or None."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+    """Bytes of memory available now (see nmfkit._validation.available_memory)."""
+    from ._validation import available_memory
+
+    return available_memory()
 
 
 def consensus_bytes(n_samples: int, n_matrices: int = 1) -> int:
@@ -65,16 +56,15 @@ def consensus_bytes(n_samples: int, n_matrices: int = 1) -> int:
 def check_consensus_memory(n_samples: int, n_matrices: int = 1, available=None) -> None:
     """Refuse, before anything is allocated, consensus matrices that would not fit in half of
     the memory available now."""
-    need = consensus_bytes(n_samples, n_matrices)
-    avail = _available_memory() if available is None else available
-    if avail is not None and need > avail // 2:
-        raise MemoryError(
-            f"consensus clustering of {n_samples} samples needs about {need / 1e9:.1f} GB "
-            f"({n_matrices} n×n consensus matrices and their working copies), more than half "
-            f"of the {avail / 1e9:.1f} GB available; leave 'consensus' out of the methods (cv, "
-            "stability and explained_variance do not need it), or choose k on a random "
-            "subset of the samples."
-        )
+    from ._validation import require_memory
+
+    require_memory(
+        consensus_bytes(n_samples, n_matrices),
+        f"consensus clustering of {n_samples} samples needs about {{gb}} GB ({n_matrices} n×n "
+        "consensus matrices and their working copies)",
+        "leave 'consensus' out of the methods (cv, stability and explained_variance do not "
+        "need it), or choose k on a random subset of the samples.",
+        available if available is not None else _available_memory())
 
 
 def connectivity_matrix(labels) -> np.ndarray:

@@ -63,15 +63,12 @@ def _check_mask_memory(n: int, m: int) -> None:
     """Masked CV holds a shuffled index of every entry (8 bytes) and an n × m boolean mask:
     refuse it before allocating when that passes half of the memory available."""
     from ._consensus import _available_memory
+    from ._validation import require_memory
 
-    need = 9 * n * m
-    avail = _available_memory()
-    if avail is not None and need > avail // 2:
-        raise MemoryError(
-            f"cv='mask' on a {n}×{m} X needs about {need / 1e9:.1f} GB (an index of every "
-            f"entry and an n×m mask), more than half of the {avail / 1e9:.1f} GB available; "
-            "use cv='bicv' (bi-cross-validation holds out blocks, no mask of X's size)."
-        )
+    require_memory(9 * n * m, f"cv='mask' on a {n}×{m} X needs about {{gb}} GB (an index of "
+                   "every entry and an n×m mask)",
+                   "use cv='bicv' (bi-cross-validation holds out blocks, no mask of X's size).",
+                   _available_memory())
 
 
 def _mask_supported() -> bool:

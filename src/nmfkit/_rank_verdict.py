@@ -93,15 +93,12 @@ def check_restarts_memory(shape, k_max: int, n_runs: int, available=None) -> Non
     stability): refuse, before fitting, a number of runs whose factors cannot fit in half of
     the memory available."""
     from ._consensus import _available_memory
+    from ._validation import require_memory
 
-    need = 8 * n_runs * k_max * (shape[0] + shape[1])
-    avail = _available_memory() if available is None else available
-    if avail is not None and need > avail // 2:
-        raise MemoryError(
-            f"n_runs={n_runs} restarts at k={k_max} keep {need / 1e9:.1f} GB of factors (W "
-            f"and H of every run), more than half of the {avail / 1e9:.1f} GB available; "
-            "lower n_runs or the largest k."
-        )
+    require_memory(8 * n_runs * k_max * (shape[0] + shape[1]),
+                   f"n_runs={n_runs} restarts at k={k_max} keep about {{gb}} GB of factors (W "
+                   "and H of every run)", "lower n_runs or the largest k.",
+                   available if available is not None else _available_memory())
 
 
 def notes(ks, table, suggested_k: int, crit: str, n_runs: int, nmf_params: dict) -> list:

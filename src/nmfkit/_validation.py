@@ -212,6 +212,35 @@ def check_largest_value(top: float) -> None:
         )
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def require_memory(need: int, what: str, fix: str, available=None) -> None:
+    """Refuse, before anything is allocated, work whose arrays grow with user input past half
+    of the memory available now: ``MemoryError`` saying what needs how much, and the fix.
+    ``what`` reads "<the work> needs about N GB (<what is held>)" with N filled in."""
+    avail = available_memory() if available is None else available
+    if avail is not None and need > avail // 2:
+        raise MemoryError(
+            f"{what.format(gb=f'{need / 1e9:.1f}')}, more than half of the "
+            f"{avail / 1e9:.1f} GB available; {fix}"
+        )
+
+
 def _memory_bytes():
     """This machine's physical memory in bytes, or None where it cannot be read."""
     import os

@@ -296,15 +296,14 @@ class RatingsNMF(TopNMixin, BaseEstimator):
 
         check_is_fitted(self, "components_")
         rows = np.arange(self.embedding_.shape[0]) if rows is None else np.asarray(rows)
-        need = 8 * rows.size * self.components_.shape[1]
-        avail = _available_memory()
-        if avail is not None and need > avail // 2:
-            raise MemoryError(
-                f"predict_matrix for {rows.size} users × {self.components_.shape[1]} items needs "
-                f"{need / 1e9:.1f} GB, more than half of the {avail / 1e9:.1f} GB available; "
-                "pass fewer rows, predict the entries you need with predict(rows, cols), or "
-                "use recommend_many (scored by blocks of users)."
-            )
+        from ._validation import require_memory
+
+        m = self.components_.shape[1]
+        require_memory(8 * rows.size * m,
+                       f"predict_matrix for {rows.size} users × {m} items needs about {{gb}} GB",
+                       "pass fewer rows, predict the entries you need with predict(rows, "
+                       "cols), or use recommend_many (scored by blocks of users).",
+                       _available_memory())
         P = self.embedding_[rows] @ self.components_
         P += self.global_mean_ + self.row_bias_[rows, None] + self.col_bias_[None, :]
         if self.rating_range is not None:
