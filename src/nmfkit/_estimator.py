@@ -300,7 +300,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         X, mask = split_masked_array(X, mask, type(self).__name__)
         if mask is not None or self.missing_values is not None:
-            from .masked import fit_transform_masked
+            from ._masked_fit import fit_transform_masked
 
             return fit_transform_masked(self, X, mask=mask, W=W, H=H)
         self._validate_params()
@@ -339,7 +339,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X, _ = split_masked_array(X, None, f"{type(self).__name__}.transform", allow_mask=False)
         if self.missing_values is not None:
-            from .masked import transform_masked
+            from ._masked_fit import transform_masked
 
             return transform_masked(self, X)
         if _is_torch_tensor(X):  # torch input is validated on its device
@@ -538,7 +538,7 @@ def non_negative_factorization(
     est._validate_params()
     X, _ = split_masked_array(X, None, "non_negative_factorization", allow_mask=False)
     if est.missing_values is not None:  # fit the observed entries only (nmfkit.masked)
-        from .masked import factorization_masked
+        from ._masked_fit import factorization_masked
 
         return factorization_masked(est, X, W=W, H=H, update_H=update_H)
     if _is_torch_tensor(X):  # torch input is validated on its device

@@ -24,7 +24,8 @@ from sklearn.utils.validation import validate_data
 
 from ._validation import check_non_negative, check_zeros_for_beta
 from .backends import get_backend
-from .masked import Observed, initialize_masked, observed_entries, weighted_divergence
+from ._masked_fit import initialize_masked
+from .masked import Observed, observed_entries, weighted_divergence
 from .penalties import Graph, Penalty, sklearn_penalties, split_hals
 from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate
@@ -194,7 +195,7 @@ def validate_X(est, X, mask, reset: bool):
 
 def init_factors(est, X, W, H, obs):
     """Initial (W, H): as NMF without a mask; from the observed entries only with one
-    (``nmfkit.masked.initialize_masked``, as ``NMF`` does)."""
+    (``nmfkit._masked_fit.initialize_masked``, as ``NMF`` does)."""
     nx = getattr(est, "_nx", None)
     if obs is None and nx is not None and nx.name == "torch":
         from ._minibatch_backend import check_zeros, init_torch

@@ -34,14 +34,8 @@ import scipy.sparse as sp
 
 __all__ = [
     "Observed",
-    "factorization_masked",
-    "fit_masked",
-    "fit_transform_masked",
-    "initialize_masked",
     "observed_entries",
-    "resolve_masked_solver",
     "sampled_product",
-    "transform_masked",
     "weighted_divergence",
 ]
 
@@ -256,14 +250,3 @@ def weighted_divergence(obs: Observed, W, H, beta: float = 2.0) -> float:
     d = elementwise_divergence(obs.values, y, beta, floor)
     res = float(np.dot(obs.weights.astype(np.float64), d))
     return res if math.isfinite(res) else float(np.finfo(np.float64).max)
-
-
-# the fit path lives in nmfkit._masked_fit (kept apart to keep this module small)
-from ._masked_fit import (
-    factorization_masked,
-    fit_masked,
-    fit_transform_masked,
-    initialize_masked,
-    resolve_masked_solver,
-    transform_masked,
-)
