@@ -203,11 +203,11 @@ def test_cli_recommend(tmp_path):
 
 
 def test_dense_prediction_is_estimated_before_allocating(monkeypatch):
-    import nmfkit._consensus as cons
+    import nmfkit._validation as validation
 
     X, _, _ = planted(n=20, m=12)
     m = RatingsNMF(2, max_iter=2, random_state=0).fit(X)
     assert m.predict_matrix(rows=[0, 1]).shape == (2, 12)
-    monkeypatch.setattr(cons, "_available_memory", lambda: 100)
+    monkeypatch.setattr(validation, "available_memory", lambda: 100)
     with pytest.raises(MemoryError, match="recommend_many"):
         m.predict_matrix()

@@ -8,6 +8,7 @@ X (n_samples × n_features, non-negative) ≈ W H with W, H ≥ 0 and rank k.
 
 from ._estimator import NMF, non_negative_factorization
 from ._fit import FitResult, IterationInfo
+from ._version import __version__
 from .batched import batched_factorize
 from .init import initialize
 from .impute import NMFImputer
@@ -18,7 +19,6 @@ from .recommend import RatingsNMF
 from .selection import select_rank
 from .solvers import solver_table
 
-__version__ = "0.1.0"
 
 __all__ = [
     "NMF",

@@ -1,5 +1,7 @@
-"""Consensus clustering and stability of NMF factors over restarts (behind selection.py).
+"""Restarts kept whole, their consensus and the stability of their factors (behind selection).
 
+- ``fit_restarts``: ``NMF`` fitted from many seeds, every run kept (``Restarts``), threads
+  over joblib.
 - Consensus clustering (Brunet et al. 2004): the connectivity matrix of each run's hard
   clusters, their mean (the consensus matrix), its cophenetic correlation and its dispersion
   (Kim & Park 2007), and the consensus matrix reordered by average-linkage clustering.
@@ -13,6 +15,7 @@ Public names are re-exported from :mod:`nmfkit.selection`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
@@ -21,10 +24,13 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import squareform
 from sklearn.utils import check_random_state
 
-from ._restarts import Restarts
+from ._estimator import NMF
+from ._restarts import parallel_map, restart_seeds
 from .clustering import cluster_labels
 
 __all__ = [
+    "Restarts",
+    "fit_restarts",
     "check_consensus_memory",
     "connectivity_matrix",
     "consensus_matrix",
@@ -38,14 +44,94 @@ __all__ = [
 ]
 
 
+# ------------------------------------------------------------------------ restarts
+@dataclass
+class Restarts:
+    """The factors of several NMF runs on the same data, one entry per run.
+
+    Attributes
+    ----------
+    W : list of ndarray (n_samples, k)
+    H : list of ndarray (k, n_features)
+    objectives : ndarray (n_runs,), the final objective (loss + penalties) of each run.
+    seeds : ndarray (n_runs,), the ``random_state`` of each run.
+    n_not_converged : int, runs that stopped at ``max_iter``.
+    """
+
+    W: list
+    H: list
+    objectives: np.ndarray
+    seeds: np.ndarray
+    n_not_converged: int = 0
+    reconstruction_errors: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def best_index(self) -> int:
+        return int(np.argmin(self.objectives))
+
+    @property
+    def best(self):
+        """(W, H) of the run with the lowest objective."""
+        i = self.best_index
+        return self.W[i], self.H[i]
+
+
+def fit_restarts(
+    X,
+    n_components: int,
+    *,
+    n_runs: int = 10,
+    random_state=None,
+    n_jobs=None,
+    prefer: str = "threads",
+    **nmf_params,
+) -> Restarts:
+    """Fit ``NMF(n_components, **nmf_params)`` from ``n_runs`` seeds (init="random" by default).
+
+    Parameters
+    ----------
+    X : array-like or sparse matrix (n_samples, n_features), non-negative.
+    n_components : int
+    n_runs : int, default=10
+    random_state : int, RandomState or None; the seeds of the runs are drawn from it.
+    n_jobs : int or None; runs in parallel with joblib (``prefer`` "threads" or "processes").
+    **nmf_params : any other :class:`nmfkit.NMF` parameter (solver, beta_loss, max_iter, ...).
+
+    Returns
+    -------
+    Restarts
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    if int(n_runs) < 1:
+        raise ValueError(f"n_runs must be a positive int; got {n_runs!r}.")
+    params = {"init": "random", **nmf_params}
+    seeds = restart_seeds(random_state, int(n_runs))
+
+    def one(seed):
+        model = NMF(n_components=n_components, random_state=int(seed), **params)
+        W = model.fit_transform(X)
+        # stop_reason_, not a caught warning: catch_warnings is not thread-safe
+        late = model.stop_reason_ == "max_iter" and model.tol > 0
+        return W, model.components_, float(model.loss_curve_[-1]), model.reconstruction_err_, late
+
+    with warnings.catch_warnings():
+        # each run records its own ConvergenceWarning; report a count instead of n_runs warnings
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        out = parallel_map(one, [(s,) for s in seeds], n_jobs, prefer)
+    return Restarts(
+        W=[o[0] for o in out],
+        H=[o[1] for o in out],
+        objectives=np.array([o[2] for o in out]),
+        seeds=seeds,
+        n_not_converged=sum(o[4] for o in out),
+        reconstruction_errors=np.array([o[3] for o in out]),
+    )
+
+
 # ------------------------------------------------------------------------ consensus clustering
-def _available_memory() -> int | None:
-    """Bytes of memory available now (see nmfkit._validation.available_memory)."""
-    from ._validation import available_memory
-
-    return available_memory()
-
-
 def consensus_bytes(n_samples: int, n_matrices: int = 1) -> int:
     """Peak bytes of consensus clustering of n samples, keeping ``n_matrices`` results: each
     kept (n, n) float64 matrix, plus the working set of one (the sum, the symmetrised
@@ -64,7 +150,7 @@ def check_consensus_memory(n_samples: int, n_matrices: int = 1, available=None) 
         "consensus matrices and their working copies)",
         "leave 'consensus' out of the methods (cv, stability and explained_variance do not "
         "need it), or choose k on a random subset of the samples.",
-        available if available is not None else _available_memory())
+        available)
 
 
 def connectivity_matrix(labels) -> np.ndarray:

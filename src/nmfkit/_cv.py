@@ -62,13 +62,11 @@ def _divergence_sum(x, p, beta: float) -> float:
 def _check_mask_memory(n: int, m: int) -> None:
     """Masked CV holds a shuffled index of every entry (8 bytes) and an n × m boolean mask:
     refuse it before allocating when that passes half of the memory available."""
-    from ._consensus import _available_memory
     from ._validation import require_memory
 
     require_memory(9 * n * m, f"cv='mask' on a {n}×{m} X needs about {{gb}} GB (an index of "
                    "every entry and an n×m mask)",
-                   "use cv='bicv' (bi-cross-validation holds out blocks, no mask of X's size).",
-                   _available_memory())
+                   "use cv='bicv' (bi-cross-validation holds out blocks, no mask of X's size).")
 
 
 def _mask_supported() -> bool:

@@ -92,13 +92,12 @@ def check_restarts_memory(shape, k_max: int, n_runs: int, available=None) -> Non
     """The restarts of one k are all kept (W and H of every run, for consensus and
     stability): refuse, before fitting, a number of runs whose factors cannot fit in half of
     the memory available."""
-    from ._consensus import _available_memory
     from ._validation import require_memory
 
     require_memory(8 * n_runs * k_max * (shape[0] + shape[1]),
                    f"n_runs={n_runs} restarts at k={k_max} keep about {{gb}} GB of factors (W "
                    "and H of every run)", "lower n_runs or the largest k.",
-                   available if available is not None else _available_memory())
+                   available)
 
 
 def notes(ks, table, suggested_k: int, crit: str, n_runs: int, nmf_params: dict) -> list:

@@ -154,8 +154,6 @@ def cross_validate_observed(estimator, X, *, n_splits: int = 5, mask=None,
     """
     from sklearn.base import clone
 
-    from .recommend import RatingsNMF
-
     Xv = X
     if not sp.issparse(X):
         Xv = np.asarray(X, dtype=np.float64)
@@ -164,7 +162,7 @@ def cross_validate_observed(estimator, X, *, n_splits: int = 5, mask=None,
                                       missing_values=missing_values, random_state=random_state):
         est = clone(estimator)
         t0 = time.perf_counter()
-        if isinstance(est, RatingsNMF):
+        if hasattr(est, "predict"):  # a RatingsNMF: predicts its own entries
             est.fit(Xv, mask=train)
             model = est
         else:

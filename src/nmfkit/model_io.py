@@ -34,10 +34,10 @@ _ATTRS = ("n_components_", "n_features_in_", "reconstruction_err_", "n_iter_", "
 
 
 def _classes() -> dict:
-    import nmfkit
+    from ._estimator import NMF
+    from .minibatch import MiniBatchNMF
 
-    return {name: getattr(nmfkit, name) for name in ("NMF", "MiniBatchNMF")
-            if hasattr(nmfkit, name)}
+    return {"NMF": NMF, "MiniBatchNMF": MiniBatchNMF}
 
 
 def _jsonable(value):
@@ -87,7 +87,7 @@ def save(model, path, *, feature_names=None, metadata: dict | None = None) -> pa
     """
     from sklearn.utils.validation import check_is_fitted
 
-    from . import __version__
+    from ._version import __version__
 
     name = type(model).__name__
     if name not in _classes():

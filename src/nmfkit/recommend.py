@@ -292,8 +292,6 @@ class RatingsNMF(TopNMixin, BaseEstimator):
         """
         from sklearn.utils.validation import check_is_fitted
 
-        from ._consensus import _available_memory
-
         check_is_fitted(self, "components_")
         rows = np.arange(self.embedding_.shape[0]) if rows is None else np.asarray(rows)
         from ._validation import require_memory
@@ -302,8 +300,7 @@ class RatingsNMF(TopNMixin, BaseEstimator):
         require_memory(8 * rows.size * m,
                        f"predict_matrix for {rows.size} users × {m} items needs about {{gb}} GB",
                        "pass fewer rows, predict the entries you need with predict(rows, "
-                       "cols), or use recommend_many (scored by blocks of users).",
-                       _available_memory())
+                       "cols), or use recommend_many (scored by blocks of users).")
         P = self.embedding_[rows] @ self.components_
         P += self.global_mean_ + self.row_bias_[rows, None] + self.col_bias_[None, :]
         if self.rating_range is not None:

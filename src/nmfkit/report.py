@@ -298,7 +298,7 @@ def _anchor(i: int, title: str) -> str:
 
 def render_report(sections, *, title: str = "nmfkit report", subtitle: str = "") -> str:
     """The report as one HTML string (no external resources)."""
-    from . import __version__
+    from ._version import __version__
 
     esc = html.escape
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

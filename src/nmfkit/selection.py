@@ -53,7 +53,7 @@ from ._rank_verdict import (
 )
 from ._rank_verdict import format_table as _format_table
 from ._rank_verdict import plot as _plot
-from ._restarts import Restarts, fit_restarts
+from ._consensus import Restarts, fit_restarts
 from .losses import beta_divergence
 from .metrics import explained_variance
 

@@ -24,7 +24,7 @@ def _version(name: str):
 
 def versions() -> dict:
     """Versions of nmfkit, Python and the packages it uses (None when absent)."""
-    from .. import __version__
+    from .._version import __version__
 
     out = {"nmfkit": __version__, "python": platform.python_version()}
     for name in ("numpy", "scipy", "sklearn", "click", "matplotlib", "tqdm", "torch", "dask"):
