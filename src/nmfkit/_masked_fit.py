@@ -18,7 +18,7 @@ from sklearn.utils.validation import validate_data
 
 from ._unit_scale import UnitScale
 from ._validation import check_largest_value
-from .masked import Observed, _check_no_nan, observed_entries
+from .masked import Observed, check_no_nan, observed_entries
 
 __all__ = [
     "factorization_masked",
@@ -188,7 +188,9 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
         if on_torch:  # the start is drawn on the host from the observed entries (O(nnz))
             import torch
 
-            W, H = initialize_masked(obs.host(), k, est.init, est.random_state)
+            rows, cols, vals, wts = obs.host_coo()
+            host = Observed.from_coo(rows, cols, vals, wts, tuple(obs.shape), vals.dtype)
+            W, H = initialize_masked(host, k, est.init, est.random_state)
             dev, dt = obs.values.device, obs.values.dtype
             W = torch.as_tensor(W, dtype=dt, device=dev)
             H = torch.as_tensor(H, dtype=dt, device=dev)
@@ -242,7 +244,7 @@ def _validate_masked(est, X, reset: bool):
         ensure_all_finite="allow-nan", reset=reset,
     )
     if sp.issparse(X) and est.missing_values != "unobserved" and np.isnan(X.data).any():
-        _check_no_nan(X.data, "stored entries of a sparse X")
+        check_no_nan(X.data, "stored entries of a sparse X")
     return X
 
 
@@ -254,7 +256,8 @@ def _entry(est, X, mask, reset: bool):
     if nx.name == "torch":
         from .backends._torch_masked import prepare_masked
 
-        return prepare_masked(est, nx, X, mask, reset=reset)
+        return prepare_masked(est, nx, X, mask, reset=reset, validate_host=_validate_masked,
+                              host_observed=observed_entries, check_no_nan=check_no_nan)
     X = _validate_masked(est, X, reset=reset)
     return X, observed_entries(X, mask=mask, missing_values=est.missing_values), nx, False
 

@@ -114,7 +114,8 @@ def _is_nan(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isnan(v)
 
 
-def _check_no_nan(values, where: str) -> None:
+def check_no_nan(values, where: str) -> None:
+    """Refuse NaN among observed values (``where`` names them), saying how to mark missing."""
     if np.isnan(values).any():
         raise ValueError(
             f"Input X contains NaN at {where}. Pass missing_values=np.nan to treat NaN as a "
@@ -165,12 +166,12 @@ def observed_entries(X, mask=None, missing_values=None) -> Observed:
                 )
             Xc = sp.coo_matrix(X)
             Xc.sum_duplicates()
-            _check_no_nan(Xc.data, "stored entries")
+            check_no_nan(Xc.data, "stored entries")
             return Observed.from_coo(Xc.row, Xc.col, Xc.data, np.ones(Xc.nnz), shape, dtype)
         X = np.asarray(X)
         missing = np.isnan(X) if _is_nan(missing_values) else (X == missing_values)
         if not _is_nan(missing_values):
-            _check_no_nan(X[~missing], "observed entries")
+            check_no_nan(X[~missing], "observed entries")
         rows, cols = np.nonzero(~missing)
         return Observed.from_coo(rows, cols, X[rows, cols], np.ones(rows.shape[0]), shape, dtype)
 
@@ -206,7 +207,7 @@ def observed_entries(X, mask=None, missing_values=None) -> Observed:
         if _is_nan(missing_values):
             r, c, w, vals = r[~isnan], c[~isnan], w[~isnan], vals[~isnan]
         else:
-            _check_no_nan(vals, "entries the mask marks as observed")
+            check_no_nan(vals, "entries the mask marks as observed")
     elif missing_values is not None and not _is_nan(missing_values) and not sp.issparse(X):
         keep = vals != missing_values
         r, c, w, vals = r[keep], c[keep], w[keep], vals[keep]

@@ -11,6 +11,9 @@ Two ways in, as for the plain fit (see ``_torch_io``):
 Either way the fit reads a :class:`TorchObserved`: the row, column, value and weight of each
 observed entry in CSR order, as tensors on one device. Only O(nnz) values are held, never an
 n_samples × n_features array beyond a dense X itself.
+
+This module sits in the backend layer: the rules of the data layer that it applies (the host
+validation of X, the host observed set, the NaN refusal) are passed in by the masked fit.
 """
 
 from __future__ import annotations
@@ -56,13 +59,10 @@ class TorchObserved:
         return _csr(self.indptr, self.indices, self.values if data is None else data,
                     tuple(self.shape))
 
-    def host(self):
-        """The same set as a numpy :class:`nmfkit.masked.Observed` (copied to the host)."""
-        from ..masked import Observed
-
+    def host_coo(self):
+        """(rows, cols, values, weights) as numpy arrays on the host, CSR order."""
         f = lambda a: a.detach().cpu().numpy()
-        return Observed.from_coo(f(self.rows), f(self.indices), f(self.values),
-                                 f(self.weights), tuple(self.shape), f(self.values).dtype)
+        return f(self.rows), f(self.indices), f(self.values), f(self.weights)
 
     @classmethod
     def from_coords(cls, rows, cols, values, weights, shape) -> TorchObserved:
@@ -170,16 +170,15 @@ def _sparse_with_mask(X, mask, shape, check):
     return TorchObserved.from_coords(r, c, vals, w, shape)
 
 
-def observed_from_tensor(X, mask=None, missing_values=None) -> TorchObserved:
+def observed_from_tensor(X, check_no_nan, mask=None, missing_values=None) -> TorchObserved:
     """The observed entries of a validated 2-D torch X (float32/float64), on X's device.
 
     The rules of :func:`nmfkit.masked.observed_entries`: NaN or a sentinel marks missing
     dense entries; ``"unobserved"``: the stored entries of a sparse X are the observations;
     a mask gives weights (0: unobserved; with a sparse X, X's absent entries under the mask
-    are observed zeros).
+    are observed zeros). ``check_no_nan(values, where)`` raises the data layer's refusal of NaN
+    at observed entries.
     """
-    from ..masked import _check_no_nan
-
     shape = tuple(X.shape)
     if isinstance(missing_values, str) and missing_values == "nan":
         missing_values = float("nan")
@@ -198,7 +197,7 @@ def observed_from_tensor(X, mask=None, missing_values=None) -> TorchObserved:
                 "missing) or pass a mask."
             )
         if mask is not None:
-            return _sparse_with_mask(X, mask, shape, _check_no_nan)
+            return _sparse_with_mask(X, mask, shape, check_no_nan)
         if missing_values != "unobserved":
             raise ValueError(
                 "A sparse X has no missing entries unless missing_values='unobserved' says "
@@ -209,7 +208,7 @@ def observed_from_tensor(X, mask=None, missing_values=None) -> TorchObserved:
         rows, cols = X.indices()
         vals = X.values()
         if bool(torch.isnan(vals).any()):
-            _check_no_nan(np.array([np.nan]), "stored entries")
+            check_no_nan(np.array([np.nan]), "stored entries")
         return TorchObserved.from_coords(rows, cols, vals, torch.ones_like(vals), shape)
     if missing_values is None:
         missing = None
@@ -228,21 +227,23 @@ def observed_from_tensor(X, mask=None, missing_values=None) -> TorchObserved:
     if bool(torch.isnan(vals).any()):
         where = ("entries the mask marks as observed" if mask is not None
                  else "observed entries")
-        _check_no_nan(np.array([np.nan]), where)
+        check_no_nan(np.array([np.nan]), where)
     weights = M[rows, cols] if M is not None else torch.ones_like(vals)
     return TorchObserved.from_coords(rows, cols, vals, weights, shape)
 
 
 # ------------------------------------------------------------------ the estimator's entry
-def prepare_masked(est, nx, X, mask, *, reset: bool):
+def prepare_masked(est, nx, X, mask, *, reset: bool, validate_host, host_observed, check_no_nan):
     """Validate X for a masked fit on torch and gather its observed entries on the device.
+
+    The data layer's rules come in as functions: ``validate_host(est, X, reset)`` validates
+    numpy/scipy X, ``host_observed(X, mask, missing_values)`` builds its observed set,
+    ``check_no_nan(values, where)`` refuses NaN at observed entries.
 
     Returns (X, obs, nx, host_input): X validated (a tensor, or the host array for numpy
     input), the :class:`TorchObserved` set, the backend bound to the fit's device (with TF32
     as ``solver_options["allow_tf32"]`` says) and whether W and H go back to numpy.
     """
-    from .._masked_fit import _validate_masked
-    from ..masked import observed_entries
     from ._torch import TorchBackend
     from ._torch_io import validate_tensor
 
@@ -279,15 +280,15 @@ def prepare_masked(est, nx, X, mask, *, reset: bool):
         moved = 0 if torch.device(device) == checked.device else (
             checked.values().numel() * (item + 8) if sparse else n * m * item)
         check_memory(device, moved + masked_bytes_needed((n, m), bound, est.n_components, item))
-        obs = observed_from_tensor(checked.to(device), mask=mask,
+        obs = observed_from_tensor(checked.to(device), check_no_nan, mask=mask,
                                    missing_values=est.missing_values)
         return checked, obs, TorchBackend(device=device, allow_tf32=tf32), False
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu()
         mask = (mask.to_dense() if mask.layout != torch.strided else mask).numpy()
-    X = _validate_masked(est, X, reset=reset)
+    X = validate_host(est, X, reset=reset)
     device = nx.device or torch.device("cpu")
-    host = observed_entries(X, mask=mask, missing_values=est.missing_values)
+    host = host_observed(X, mask=mask, missing_values=est.missing_values)
     check_memory(device, masked_bytes_needed(host.shape, host.nnz, est.n_components,
                                              host.values.dtype.itemsize))
     obs = observed_from_host(host, device)
