@@ -3,7 +3,7 @@
 Each run follows its own single fit (:func:`nmfkit._fit.factorize`): the same updates, the same
 stopping rule (scikit-learn's, checked every ``check_every`` iterations, per run), the same
 history and stop reason, the same rescaling of extreme data. But the r runs share one set of
-batched products (the kernels of :mod:`nmfkit.batched`): X is read twice per iteration for all
+batched products (the kernels of :mod:`nmfkit.solvers.batched_steps`): X is read twice per iteration for all
 of them, not 2r times. A run that stops leaves the batch; the others go on. Objective values
 stay on the device (a (max_iter + 1, r) float64 buffer) and are read back only when the
 stopping rule needs them and once at the end, so the loop does not wait on the device at every
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from .batched import _cd_step, _mu_step, _t, graph_values
+from .solvers.batched_steps import cd_step, graph_values, mu_step
 
 __all__ = ["batchable", "factorize_starts"]
 
@@ -61,60 +61,32 @@ def batchable(*, solver, beta, penalties_W=(), penalties_H=(), update_W=True, up
     return None
 
 
-# ------------------------------------------------------------------ framework helpers
-def _stack(nx, arrays):
-    if nx.name == "torch":
-        import torch
-
-        return torch.stack(arrays)
-    return np.stack(arrays)
-
-
-def _f64(nx, A):
-    return A.double() if nx.name == "torch" else A.astype(np.float64)
-
-
-def _bsum(nx, A):
-    """Σ over the last two axes per run, on the device: (b,)."""
-    return A.sum(dim=(-1, -2)) if nx.name == "torch" else A.sum(axis=(-1, -2))
-
-
-def _host(nx, a) -> np.ndarray:
-    return a.cpu().numpy() if nx.name == "torch" else np.asarray(a)
-
-
 def _objectives(nx, sq_X, WtX, W, H, WtW, pens, graphs=((), ())):
     """½‖X − W_b H_b‖² from the Gram products plus the L1/L2 terms, float64 on the device."""
     l1W, l2W, l1H, l2H = pens
-    H64 = _f64(nx, H)
-    cross = _bsum(nx, _f64(nx, WtX) * H64)
-    gram = _bsum(nx, _f64(nx, WtW) * _f64(nx, H @ _t(nx, H)))
-    f = 0.5 * (sq_X - 2.0 * cross + gram)
-    f = f.clamp(min=0.0) if nx.name == "torch" else np.maximum(f, 0.0)
+
+    def f64(A):
+        return nx.astype(A, "float64")
+
+    def bsum(A):  # Σ over the last two axes, per run: (b,)
+        return nx.sum(A, axis=(-1, -2))
+
+    cross = bsum(f64(WtX) * f64(H))
+    gram = bsum(f64(WtW) * f64(H @ nx.mT(H)))
+    f = nx.clip_min(0.5 * (sq_X - 2.0 * cross + gram), 0.0)
     for l1, l2, F in ((l1W, l2W, W), (l1H, l2H, H)):
         if l1 or l2:
-            F64 = _f64(nx, F)
+            F64 = f64(F)
             if l1:
-                f = f + l1 * _bsum(nx, F64)
+                f = f + l1 * bsum(F64)
             if l2:
-                f = f + 0.5 * l2 * _bsum(nx, F64 * F64)
-    return f + graph_values(nx, W, graphs[0]) + graph_values(nx, _t(nx, H), graphs[1])
+                f = f + 0.5 * l2 * bsum(F64 * F64)
+    return f + graph_values(nx, W, graphs[0]) + graph_values(nx, nx.mT(H), graphs[1])
 
 
-def _history_buffer(nx, rows, cols, like):
-    if nx.name == "torch":
-        import torch
-
-        return torch.full((rows, cols), float("nan"), dtype=torch.float64, device=like.device)
-    return np.full((rows, cols), np.nan)
-
-
-def _index(nx, idx, like):
-    if nx.name == "torch":
-        import torch
-
-        return torch.as_tensor(idx, dtype=torch.int64, device=like.device)
-    return np.asarray(idx, dtype=np.intp)
+def _index(nx, idx):
+    """Run indices as an index array on the backend's device."""
+    return nx.asarray(np.asarray(idx, dtype=np.int64))
 
 
 # ------------------------------------------------------------------ the batched fit
@@ -152,24 +124,23 @@ def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(),
         beta_divergence(X, W0, H0, 2.0, nx=nx) + sum(p.value(W0.T) for p in penalties_W)
         + sum(p.value(H0) for p in penalties_H) for W0, H0 in starts
     ])
-    W = _stack(nx, [W0 for W0, _ in starts])  # (r, n, k), a copy
-    H = _stack(nx, [H0 for _, H0 in starts])  # (r, k, m)
+    W = nx.stack([W0 for W0, _ in starts])  # (r, n, k), a copy
+    H = nx.stack([H0 for _, H0 in starts])  # (r, k, m)
     r = len(starts)
     eps = nx.eps(nx.dtype_of(W))
     sq_X = nx.sq_norm(X)
-    step = _mu_step if solver == "mu" else _cd_step
+    step = mu_step if solver == "mu" else cd_step
     e_init = np.sqrt(2.0 * np.maximum(f0, 0.0))
     e_prev = e_init.copy()
-    hist = _history_buffer(nx, max_iter + 1, r, W)
+    hist = nx.full((max_iter + 1, r), np.nan, np.float64)
     act = np.arange(r)  # the run in each slot of the working batch
-    act_dev = _index(nx, act, W)
+    act_dev = _index(nx, act)
     done: dict = {}  # run -> (W, H, n_iter, reason)
     times = [0.0]
     start = time.perf_counter()
     deferred = _fit._DeferredInterrupt()
-    ctx = nx.compute_context() if hasattr(nx, "compute_context") else None
-    if ctx is not None:
-        ctx.__enter__()
+    ctx = nx.compute_context()
+    ctx.__enter__()
     deferred.__enter__()
     try:
         for it in range(1, max_iter + 1):
@@ -181,7 +152,7 @@ def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(),
             if it == 1:
                 reasons.update({j: "exact" for j in range(act.size) if e_init[act[j]] == 0.0})
             if tol > 0 and it % check_every == 0:
-                e = np.sqrt(2.0 * np.maximum(_host(nx, f), 0.0))
+                e = np.sqrt(2.0 * np.maximum(nx.to_numpy(f), 0.0))
                 for j, run in enumerate(act):
                     if j in reasons:
                         continue
@@ -202,14 +173,13 @@ def factorize_starts(X, starts, *, solver: str, beta: float, nx, penalties_W=(),
             if not keep:
                 break
             act = act[keep]
-            act_dev = _index(nx, act, W)
-            idx = _index(nx, keep, W)
+            act_dev = _index(nx, act)
+            idx = _index(nx, keep)
             W, H = W[idx], H[idx]
     finally:
         deferred.__exit__()
-        if ctx is not None:
-            ctx.__exit__(None, None, None)
-    hist = _host(nx, hist)
+        ctx.__exit__(None, None, None)
+    hist = nx.to_numpy(hist)
     out = []
     for run in range(r):
         Wr, Hr, n_iter, why = done[run]

@@ -11,7 +11,7 @@ from typing import Callable
 
 from ._numpy import NumpyBackend
 
-__all__ = ["get_backend", "register_backend", "available_backends", "NumpyBackend"]
+__all__ = ["get_backend", "register_backend", "available_backends", "is_tensor", "NumpyBackend"]
 
 _NUMPY = NumpyBackend()
 
@@ -26,9 +26,12 @@ def register_backend(name: str, factory: Callable, detector: Callable) -> None:
     _REGISTRY[name] = (factory, detector)
 
 
-def _is_torch_tensor(a) -> bool:
-    mod = type(a).__module__
-    return mod.startswith("torch")
+def is_tensor(a) -> bool:
+    """Whether ``a`` is a torch tensor (read from its type: torch is never imported here)."""
+    return type(a).__module__.startswith("torch")
+
+
+_is_torch_tensor = is_tensor  # the name other modules still import
 
 
 def _torch_factory(device=None):
@@ -64,7 +67,7 @@ def get_backend(*arrays, backend: str | None = None, device=None):
     backend : None, "numpy" or "torch"; None reads it from the inputs.
     device : torch device string, used with backend="torch".
     """
-    has_tensor = any(_is_torch_tensor(a) for a in arrays if a is not None)
+    has_tensor = any(is_tensor(a) for a in arrays if a is not None)
     if backend is None:
         backend = "torch" if has_tensor else "numpy"
     if backend == "numpy":

@@ -24,6 +24,9 @@ class NumpyBackend:
     name = "numpy"
     #: whether n_init's starts run as one batch of products (a device) or one after another
     batches_restarts = False
+    #: whether arrays are numpy arrays in host memory: memory order and BLAS orientation can
+    #: be chosen, and the compiled (numba) kernels take them
+    host_arrays = True
 
     # ----------------------------------------------------------------- the fit's placement
     def configured(self, options: dict) -> "NumpyBackend":
@@ -31,7 +34,8 @@ class NumpyBackend:
         numpy reads none."""
         return self
 
-    def place(self, X, *, k_total: int, dense_WH: bool = False, kl_cd: bool = False):
+    def place(self, X, *, k_total: int, dense_WH: bool = False, kl_cd: bool = False,
+              extra_bytes: int = 0):
         """(X where the fit runs, whether it came from the host, the backend bound to it).
         A device backend checks its free memory for the fit first; numpy fits X in place."""
         return X, False, self
@@ -43,9 +47,13 @@ class NumpyBackend:
 
         return contextlib.nullcontext()
 
-    @staticmethod
-    def mean_value(X) -> float:
+    def mean_value(self, X) -> float:
         """mean(X) over all n·m entries (implicit zeros of a sparse X included), a float."""
+        return float(self.mean(X))
+
+    @staticmethod
+    def mean(X):
+        """mean(X) over all n·m entries as a backend scalar (torch: float64, on the device)."""
         n = X.shape[0] * X.shape[1]
         return float(X.sum() / n) if n else 0.0
 
@@ -77,6 +85,55 @@ class NumpyBackend:
     @staticmethod
     def copy(a):
         return a.copy(order="K")  # keeps an F-ordered factor F-ordered (cd's sparse layout)
+
+    @staticmethod
+    def zeros_as(a, dtype):
+        """Zeros of a's shape, memory order (C or F) and device, in ``dtype``."""
+        return np.zeros(a.shape, dtype, order="C" if a.flags.c_contiguous else "F")
+
+    @staticmethod
+    def eye(k: int, like):
+        """The k × k identity in ``like``'s dtype, on its device."""
+        return np.eye(k, dtype=like.dtype)
+
+    @staticmethod
+    def astype(a, dtype):
+        """a in ``dtype`` (a copy)."""
+        return np.asarray(a).astype(dtype)
+
+    @staticmethod
+    def adopt(a, like=None):
+        """A small array kept between calls (a factor, running sums) on this backend: numpy
+        keeps its dtype; torch moves it to ``like``'s device and dtype."""
+        if type(a).__module__.split(".")[0] == "torch":
+            return a.detach().cpu().numpy()
+        return a
+
+    @staticmethod
+    def stack(arrays):
+        """Arrays of one shape stacked along a new first axis."""
+        return np.stack(arrays)
+
+    @staticmethod
+    def mT(a):
+        """The last two axes swapped (a view)."""
+        return np.swapaxes(a, -1, -2)
+
+    @staticmethod
+    def permute(a, axes):
+        """a's axes in the order ``axes`` (a view)."""
+        return np.transpose(a, axes)
+
+    @staticmethod
+    def diagonal(a):
+        """The diagonals of a stack of square matrices (..., k, k) → (..., k), writable."""
+        return np.diagonal(a, axis1=-2, axis2=-1).copy()
+
+    @staticmethod
+    def row_taker(X):
+        """``take(sl)``: rows ``sl`` (a slice) of X — a view of a dense X, a CSR copy of a
+        sparse one — with any index bookkeeping done once here."""
+        return X.__getitem__
 
     @staticmethod
     def empty_like(a):
@@ -257,6 +314,23 @@ class NumpyBackend:
     @staticmethod
     def clip_min(a, lo, out=None):
         return np.maximum(a, lo, out=out)
+
+    @staticmethod
+    def scaled(a, s: float, dtype, out=None):
+        """s·a computed in ``dtype`` (a cast first), into ``out`` when given."""
+        return np.multiply(a, np.dtype(dtype).type(s), dtype=dtype, out=out)
+
+    @staticmethod
+    def subtract(a, b, out):
+        """out ← a − b, rounded to out's dtype."""
+        return np.subtract(a, b, out=out, casting="same_kind")
+
+    @staticmethod
+    def norm(a):
+        """‖a‖_F as a backend scalar (torch: left on the device; read with :meth:`floats`)."""
+        from scipy import linalg
+
+        return linalg.norm(a)
 
     @staticmethod
     def fill_where(a, mask, value):

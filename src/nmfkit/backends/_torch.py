@@ -14,43 +14,19 @@ value. Only this module (and ``_torch_io``) imports torch.
 from __future__ import annotations
 
 import contextlib
-import warnings
 
 import numpy as np
 import torch
 
-__all__ = ["TorchBackend", "to_torch_dtype"]
+from . import _torch_io
+from ._torch_csr import csr as _csr
+from ._torch_csr import quiet_sparse as _quiet_sparse
+from ._torch_csr import to_torch_dtype
 
-_NP_TO_TORCH = {
-    np.dtype(np.float32): torch.float32,
-    np.dtype(np.float64): torch.float64,
-    np.dtype(np.float16): torch.float16,
-    np.dtype(np.int32): torch.int32,
-    np.dtype(np.int64): torch.int64,
-}
+__all__ = ["TorchBackend", "to_torch_dtype"]
 
 # elements per temporary block in sampled products and blocked reductions
 _BLOCK_ELEMENTS = 1 << 22
-
-
-def to_torch_dtype(dtype):
-    """A torch dtype for a numpy dtype, a torch dtype or None."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    return _NP_TO_TORCH[np.dtype(dtype)]
-
-
-@contextlib.contextmanager
-def _quiet_sparse():
-    """Silence torch's 'sparse CSR support is in beta state' warning for our own calls."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        yield
-
-
-def _csr(crow, col, values, size):
-    with _quiet_sparse():
-        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
 
 
 class TorchBackend:
@@ -76,23 +52,30 @@ class TorchBackend:
         return f"TorchBackend(device={self.device!r}, allow_tf32={self.allow_tf32})"
 
     batches_restarts = True
+    host_arrays = False
 
     # ----------------------------------------------------------------- the fit's placement
     def configured(self, options: dict) -> "TorchBackend":
         """This backend with TF32 products only when ``options["allow_tf32"]`` (removed)."""
         return TorchBackend(device=self.device, allow_tf32=bool(options.pop("allow_tf32", False)))
 
-    def place(self, X, *, k_total: int, dense_WH: bool = False, kl_cd: bool = False):
+    def place(self, X, *, k_total: int, dense_WH: bool = False, kl_cd: bool = False,
+              extra_bytes: int = 0):
         """(X on the device, whether it came from the host, the backend bound to that device);
         the device's free memory is checked for the whole fit before X moves."""
-        from . import _torch_io
-
-        return _torch_io.place(self, X, k_total=k_total, dense_WH=dense_WH, kl_cd=kl_cd)
+        return _torch_io.place(self, X, k_total=k_total, dense_WH=dense_WH, kl_cd=kl_cd,
+                               extra_bytes=extra_bytes)
 
     def mean_value(self, X) -> float:
+        return float(self.mean(X))
+
+    def mean(self, X):
+        """mean(X) over every entry (zeros included), a float64 0-d tensor on X's device."""
         n = X.shape[0] * X.shape[1]
-        total = self.sum(X) if self.issparse(X) else float(X.sum(dtype=torch.float64))
-        return float(total) / n if n else 0.0
+        data = self._values(X)
+        if not n:
+            return torch.zeros((), dtype=torch.float64, device=data.device)
+        return data.sum(dtype=torch.float64) / n
 
     @staticmethod
     def on_host(X) -> bool:
@@ -154,6 +137,54 @@ class TorchBackend:
     @staticmethod
     def copy(a):
         return a.clone()
+
+    @staticmethod
+    def zeros_as(a, dtype):
+        return torch.zeros(a.shape, dtype=to_torch_dtype(dtype), device=a.device)
+
+    @staticmethod
+    def eye(k: int, like):
+        return torch.eye(k, dtype=like.dtype, device=like.device)
+
+    @staticmethod
+    def astype(a, dtype):
+        return a.to(dtype=to_torch_dtype(dtype), copy=True)
+
+    def adopt(self, a, like=None):
+        """A small array kept between calls on this device, in ``like``'s dtype (a tensor's
+        own dtype, or a numpy array's, without ``like``)."""
+        dtype = like.dtype if isinstance(like, torch.Tensor) else None
+        if isinstance(a, torch.Tensor):
+            return a.to(device=self._dev(a), dtype=dtype or a.dtype)
+        return self.asarray(np.ascontiguousarray(a), dtype=dtype)
+
+    stack = staticmethod(torch.stack)
+
+    @staticmethod
+    def mT(a):
+        return a.transpose(-1, -2)
+
+    @staticmethod
+    def permute(a, axes):
+        return a.permute(*axes)
+
+    @staticmethod
+    def diagonal(a):
+        return a.diagonal(dim1=-2, dim2=-1)
+
+    def row_taker(self, X):
+        """Rows by slice; for a sparse X its row pointer is read to the host once here, so
+        that no batch waits on the device for its bounds."""
+        if not self.issparse(X):
+            return X.__getitem__
+        index = X.crow_indices().cpu().numpy()
+        crow_all, cols, vals = X.crow_indices(), X.col_indices(), X.values()
+
+        def take(sl):
+            s, e = sl.start, sl.stop
+            a, b = int(index[s]), int(index[e])
+            return _csr(crow_all[s : e + 1] - a, cols[a:b], vals[a:b], (e - s, X.shape[1]))
+        return take
 
     @staticmethod
     def ascontiguous(a):
@@ -353,6 +384,20 @@ class TorchBackend:
         if out is None:
             return torch.clamp(a, min=lo)
         return torch.clamp(a, min=lo, out=out)
+
+    @staticmethod
+    def scaled(a, s: float, dtype, out=None):
+        if out is None:
+            return a.to(dtype=to_torch_dtype(dtype), copy=True).mul_(s)
+        return out.copy_(a).mul_(s)
+
+    @staticmethod
+    def subtract(a, b, out):
+        return out.copy_(a - b)
+
+    @staticmethod
+    def norm(a):
+        return torch.linalg.vector_norm(a)
 
     @staticmethod
     def fill_where(a, mask, value):

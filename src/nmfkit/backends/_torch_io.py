@@ -11,8 +11,8 @@ Two ways in:
 
 Before X is moved, the bytes the fit needs on the device are estimated and compared with the
 free memory (``torch.cuda.mem_get_info``); a fit that cannot fit raises ``MemoryError`` with
-the size, instead of an out-of-memory crash half way. Only this module and ``_torch`` import
-torch.
+the size, instead of an out-of-memory crash half way. Only ``backends/_torch*`` modules
+import torch.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._torch import TorchBackend, _quiet_sparse
+from ._torch_csr import quiet_sparse as _quiet_sparse
 
 __all__ = ["validate_tensor", "place", "bytes_needed", "check_memory"]
 
@@ -120,10 +120,11 @@ def _factor_on(nx, A, shape, dtype, device, whom):
 
 
 # ------------------------------------------------------------------------------- placement
-def place(nx: TorchBackend, X, *, k_total: int, dense_WH: bool, kl_cd: bool):
-    """X on the fit's device: (tensor, whether X came from the host, the backend bound to
-    that device). The device's free memory is checked for the whole fit (``k_total``: the
-    rank times the number of restarts held at once) before X moves."""
+def place(nx, X, *, k_total: int, dense_WH: bool, kl_cd: bool, extra_bytes: int = 0):
+    """X on the fit's device: (tensor, whether X came from the host, the backend (a
+    ``TorchBackend``) bound to that device). The device's free memory is checked for the whole
+    fit (``k_total``: the rank times the number of restarts held at once; ``extra_bytes``: the
+    caller's own temporaries, e.g. one mini-batch's) before X moves."""
     host_input = not isinstance(X, torch.Tensor)
     if host_input:
         device = nx.device or torch.device("cpu")
@@ -133,9 +134,13 @@ def place(nx: TorchBackend, X, *, k_total: int, dense_WH: bool, kl_cd: bool):
         device = nx.device or X.device
         nnz = X.values().numel() if nx.issparse(X) else None
         dtype = X.dtype
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():  # "cuda" is the current CUDA device
+        device = torch.device("cuda", torch.cuda.current_device())
     itemsize = torch.empty((), dtype=dtype).element_size()
-    on_device = not host_input and X.device == torch.device(device)
-    check_memory(device, bytes_needed(tuple(X.shape), nnz, int(k_total), itemsize,
-                                      dense_WH=dense_WH, on_device=on_device, kl_cd=kl_cd))
-    bound = TorchBackend(device=device, allow_tf32=nx.allow_tf32)
+    on_device = not host_input and X.device == device
+    check_memory(device, int(extra_bytes) + bytes_needed(
+        tuple(X.shape), nnz, int(k_total), itemsize, dense_WH=dense_WH, on_device=on_device,
+        kl_cd=kl_cd))
+    bound = type(nx)(device=device, allow_tf32=nx.allow_tf32)
     return (X if on_device else bound.asarray(X, dtype=dtype)), host_input, bound
