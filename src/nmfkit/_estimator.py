@@ -26,6 +26,7 @@ from ._validation import (
 )
 from .backends import _is_torch_tensor, get_backend
 from .losses import beta_divergence, beta_loss_to_float
+from .model_io import savable, save
 from ._unit_scale import error_on_data_scale
 from .penalties import sklearn_penalties
 from .solvers import SOLVERS
@@ -40,6 +41,7 @@ _MU_NNDSVD_WARNING = (
 )
 
 
+@savable
 class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     r"""Non-negative Matrix Factorization: find W, H ≥ 0 with X ≈ WH.
 
@@ -139,6 +141,21 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     sparseness_W, sparseness_H : float in [0, 1] or None, default=None
         Hoyer's sparseness constraint (Hoyer 2004) on each column of W / each row of H;
         needs ``solver="nmfsc"``.
+    loss : None or {"huber", "cauchy", "l21"}, default=None
+        A robust loss in place of the Frobenius one (nmfkit extension; docs/robust.md,
+        :mod:`nmfkit.robust`): Huber and Cauchy per entry, "l21" Σ_i ‖x_i − w_i H‖ per sample.
+        Fitted by majorise–minimise (each iteration cannot increase it) with weighted HALS
+        (``solver="auto"``/``"cd"``) or multiplicative updates (``"mu"``). None: the
+        β-divergence of ``beta_loss``, exactly as without this parameter.
+    loss_scale : float > 0 or None, default=None
+        Huber's δ or Cauchy's c, on the data's scale. None: from the residuals of the start,
+        1.345 (Huber) or 2.385 (Cauchy) times 1.4826·MAD; the value used is ``loss_scale_``.
+    outliers : None or "sparse", default=None
+        "sparse": X ≈ WH + S with S ≥ 0 sparse, min ½‖X − WH − S‖² + λ‖S‖₁ (S is
+        ``outliers_``), for corruption above the model (spikes, saturated pixels).
+    outlier_penalty : float > 0 or None, default=None
+        λ of ``outliers="sparse"``, on the data's scale. None: 1.345 · 1.4826·MAD of the
+        start's residuals.
 
     Attributes
     ----------
@@ -158,6 +175,15 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "interrupted" or "exact").
     init_objectives_ : ndarray (n_init,), the final objective of every run; the model keeps
         the run with the lowest (nmfkit extension).
+    outlier_scores_ : ndarray (n_samples,), robust fits only: per sample, the mean over its
+        (observed) entries of the entry scores below; for "l21", max(0, 1 − median_i ‖r_i‖ /
+        ‖r_i‖) (0: an ordinary sample; 0.5: a residual twice the median's).
+    outlier_entry_scores_ : ndarray (n_samples, n_features) or None, robust fits only: per
+        entry, 1 − ω = (|r| − |ψ(r)|)/|r| ∈ [0, 1), the share of the residual r = X − WH that
+        the loss did not fit as least squares (0: ordinary; near 1: ignored; 0 where not
+        observed). None for "l21", which weighs whole samples.
+    outliers_ : ndarray (n_samples, n_features) or None, the fitted S of ``outliers="sparse"``.
+    loss_scale_ : float or None, the δ, c or λ used (None for "l21").
     """
 
     _parameter_constraints: dict = {
@@ -189,6 +215,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "frozen_components": ["array-like", None],
         "sparseness_W": [Interval(Real, 0, 1, closed="both"), None],
         "sparseness_H": [Interval(Real, 0, 1, closed="both"), None],
+        "loss": [StrOptions({"huber", "cauchy", "l21"}), None],
+        "loss_scale": [Interval(Real, 0, None, closed="neither"), None],
+        "outliers": [StrOptions({"sparse"}), None],
+        "outlier_penalty": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     def __init__(
@@ -222,6 +252,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         frozen_components=None,
         sparseness_W=None,
         sparseness_H=None,
+        loss=None,
+        loss_scale=None,
+        outliers=None,
+        outlier_penalty=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -251,6 +285,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.frozen_components = frozen_components
         self.sparseness_W = sparseness_W
         self.sparseness_H = sparseness_H
+        self.loss = loss
+        self.loss_scale = loss_scale
+        self.outliers = outliers
+        self.outlier_penalty = outlier_penalty
 
     # ------------------------------------------------------------------ public API
     def fit(self, X, y=None, **params):
@@ -299,6 +337,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             components are in ``components_``.
         """
         X, mask = split_masked_array(X, mask, type(self).__name__)
+        if (mask is not None or self.missing_values is not None) and (
+                self.loss is not None or self.outliers is not None):
+            from ._robust_fit import fit_transform_observed
+
+            return fit_transform_observed(self, X, mask=mask, W=W, H=H)
         if mask is not None or self.missing_values is not None:
             from ._masked_fit import fit_transform_masked
 
@@ -338,6 +381,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X, _ = split_masked_array(X, None, f"{type(self).__name__}.transform", allow_mask=False)
+        if self.missing_values is not None and (
+                self.loss is not None or self.outliers is not None):
+            from ._robust_fit import transform_observed
+
+            return transform_observed(self, X)
         if self.missing_values is not None:
             from ._masked_fit import transform_masked
 
@@ -431,8 +479,6 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         path : pathlib.Path
             The path written.
         """
-        from .model_io import save
-
         return save(self, path, feature_names=feature_names, metadata=metadata)
 
     @property
@@ -537,6 +583,15 @@ def non_negative_factorization(
     )
     est._validate_params()
     X, _ = split_masked_array(X, None, "non_negative_factorization", allow_mask=False)
+    if est.missing_values is not None and (est.loss is not None or est.outliers is not None):
+        from ._robust_fit import fit_transform_observed
+
+        if not update_H:
+            raise ValueError("non_negative_factorization with a robust loss and missing_values "
+                             "fits W and H (update_H=True); for W of a fixed H use "
+                             "NMF(...).fit(X_train).transform(X).")
+        W = fit_transform_observed(est, X, W=W, H=H)
+        return W, est.components_, est.n_iter_
     if est.missing_values is not None:  # fit the observed entries only (nmfkit.masked)
         from ._masked_fit import factorization_masked
 

@@ -79,6 +79,7 @@ from ._validation import (
 from .backends import _is_torch_tensor
 from .losses import beta_divergence, beta_loss_to_float
 from .masked import weighted_divergence
+from .model_io import savable
 from .solvers.mu import _gamma
 
 __all__ = ["MiniBatchNMF"]
@@ -86,6 +87,7 @@ __all__ = ["MiniBatchNMF"]
 logger = logging.getLogger("nmfkit")
 
 
+@savable
 class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     r"""Mini-batch (online) NMF: X ≈ WH with W, H ≥ 0, learned from batches of rows.
 

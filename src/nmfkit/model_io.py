@@ -33,11 +33,18 @@ _META_KEY = "__metadata__"
 _ATTRS = ("n_components_", "n_features_in_", "reconstruction_err_", "n_iter_", "stop_reason_")
 
 
-def _classes() -> dict:
-    from ._estimator import NMF
-    from .minibatch import MiniBatchNMF
+_SAVABLE: dict = {}
 
-    return {"NMF": NMF, "MiniBatchNMF": MiniBatchNMF}
+
+def savable(cls):
+    """Class decorator: ``save`` writes fitted instances of ``cls`` and ``load`` rebuilds them,
+    found by class name (the estimator modules register themselves; this module imports none)."""
+    _SAVABLE[cls.__name__] = cls
+    return cls
+
+
+def _classes() -> dict:
+    return dict(_SAVABLE)
 
 
 def _jsonable(value):

@@ -1,7 +1,7 @@
 """The ``nmfkit`` command line (click). One module per subcommand; errors become one line.
 
 Every user mistake raised by a subcommand (ValueError, TypeError, OSError, click's usage
-errors, ...) is turned by the group's ``main`` (:class:`nmfkit.cli._app.NmfkitGroup`) into
+errors, ...) is turned by the group's ``main`` (:class:`nmfkit.cli._common.NmfkitGroup`) into
 ``error: <message>`` on stderr with exit code 2 and no traceback; Ctrl-C exits with 130.
 """
 

@@ -16,7 +16,7 @@ import warnings
 import click
 import numpy as np
 
-from ._app import Console, cli, common_options
+from ._common import Console, common_options
 from ._data import prepare_out_dir
 from ._stages import Stages
 
@@ -68,7 +68,7 @@ def _fit(X, console, desc, **params):
     return model, W, seconds
 
 
-@cli.command()
+@click.command()
 @click.option("-k", "--n-components", default=16, show_default=True, type=click.IntRange(1),
               help="Rank k for the digits.")
 @click.option("--out", "out_dir", default="nmfkit-demo", show_default=True,

@@ -10,7 +10,7 @@ import warnings
 
 import click
 
-from ._app import EXIT_INTERRUPTED, Console, cli, common_options
+from ._common import EXIT_INTERRUPTED, Console, common_options
 from ._data import (
     check_rank,
     check_values,
@@ -208,7 +208,7 @@ def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
     return model, W, time.perf_counter() - t0, caught
 
 
-@cli.command()
+@click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @model_options
 @input_options

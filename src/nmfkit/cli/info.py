@@ -8,7 +8,6 @@ import sys
 
 import click
 
-from ._app import cli
 
 
 def _version(name: str):
@@ -44,7 +43,7 @@ def gpus() -> list:
         return []
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info(as_json: bool):
     """Show versions, available backends and solvers, and the GPUs seen."""

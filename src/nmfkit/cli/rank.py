@@ -10,7 +10,7 @@ import click
 
 from .._rank_verdict import format_table
 from ..selection import METHODS, select_rank
-from ._app import Console, cli, common_options
+from ._common import Console, common_options
 from ._data import check_values, input_options, load_input, prepare_out_dir
 from .fit import LossType, _solver_names
 
@@ -106,7 +106,7 @@ class MethodsType(click.ParamType):
         return tuple(out)
 
 
-@cli.command()
+@click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("--ks", type=KsType(), default="2..8", show_default=True,
               help="Candidate ranks: 2..10, 2..10:2 or 2,3,5.")

@@ -10,7 +10,7 @@ import warnings
 import click
 import numpy as np
 
-from ._app import Console, cli, common_options
+from ._common import Console, common_options
 from ._data import prepare_out_dir
 
 
@@ -32,7 +32,7 @@ def _parse_users(text: str | None, user_ids) -> np.ndarray:
     return np.array([index[u] for u in wanted], dtype=np.intp)
 
 
-@cli.command()
+@click.command()
 @click.argument("ratings_path", metavar="RATINGS", type=click.Path())
 @click.option("-n", "--top", "n", type=click.IntRange(1), default=10, show_default=True,
               help="Items per user.")

@@ -6,12 +6,12 @@ import pathlib
 
 import click
 
-from ._app import Console, cli, common_options
+from ._common import Console, common_options
 from ._data import check_values, image_shape_for, input_options, load_input
 from .transform import align_features
 
 
-@cli.command(name="report")
+@click.command(name="report")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path())
 @input_options

@@ -7,7 +7,7 @@ import warnings
 import click
 import numpy as np
 
-from ._app import Console, cli, common_options
+from ._common import Console, common_options
 from ._data import check_values, input_options, load_input, prepare_out_dir
 
 
@@ -36,7 +36,7 @@ def align_features(ds, model_names, n_features: int, source: str):
     return ds
 
 
-@cli.command()
+@click.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @input_options
