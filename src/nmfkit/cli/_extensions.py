@@ -17,7 +17,7 @@ NAN_HINT = "fill or drop it, or pass --missing nan to leave missing entries out 
 
 
 def _has(*names) -> bool:
-    from .. import NMF
+    from .._estimator import NMF
 
     params = NMF().get_params()
     return all(n in params for n in names)

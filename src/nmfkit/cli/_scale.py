@@ -164,7 +164,7 @@ def streamed_metrics(source, W, H, beta_loss, rows: int) -> dict:
 
 def _model_from_result(params: dict, result, rec_err: float, how: str):
     """A fitted NMF holding the streamed / Dask fit's H (and its history)."""
-    from .. import NMF
+    from .._estimator import NMF
 
     est_params = {k: v for k, v in params.items() if k in NMF().get_params()}
     est_params["init"] = "random"

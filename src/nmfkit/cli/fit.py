@@ -126,7 +126,7 @@ def run_fit(params: dict, X, console: Console, desc: str = "fit"):
     (``stop_reason_ = "interrupted"``); a second one interrupts the iteration itself, and the
     fit loop then returns the last complete iterate.
     """
-    from .. import NMF
+    from .._estimator import NMF
 
     bar = console.bar(params.get("max_iter", 200), desc)
 
@@ -175,7 +175,7 @@ _DEFAULTS = {"n_init": 1, "n_jobs": None, "smoothness": 0.0, "sparseness_W": Non
 
 def minibatch_params(params: dict, batch_size: int) -> dict:
     """NMF options → MiniBatchNMF parameters; options it cannot honour are refused."""
-    from .. import MiniBatchNMF
+    from ..minibatch import MiniBatchNMF
 
     allowed = MiniBatchNMF().get_params()
     extra = [k for k, v in params.items() if k not in _MINIBATCH_KEEP
@@ -197,7 +197,7 @@ def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
     Ctrl-C (or SIGTERM) stops the fit with ``stop_reason_ = "interrupted"``: MiniBatchNMF
     finishes the current mini-batch step and returns it (a second Ctrl-C abandons the fit).
     """
-    from .. import MiniBatchNMF
+    from ..minibatch import MiniBatchNMF
 
     model = MiniBatchNMF(**params)
     t0 = time.perf_counter()
