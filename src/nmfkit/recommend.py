@@ -40,7 +40,7 @@ from ._ratings_eval import (  # noqa: F401  (public names of this module)
 )
 from ._topn import TopNMixin, popularity_scores, precision_at_n  # noqa: F401
 from .masked import Observed
-from .solvers.masked_als import _active, solve_rows
+from .solvers.masked_als import active_rows, solve_rows
 
 __all__ = [
     "RatingsNMF",
@@ -169,7 +169,7 @@ class RatingsNMF(TopNMixin, BaseEstimator):
         if self.reg_weighting == "none":
             cnt_r, cnt_c = np.ones(n), np.ones(m)
         tx, tw, tcols = x[obs.t_perm], w[obs.t_perm], obs.t_indices
-        act_r, act_c = _active(obs.indptr), _active(obs.t_indptr)
+        act_r, act_c = active_rows(obs.indptr), active_rows(obs.t_indptr)
         kb = k + 1 if self.biased else k
         free = np.zeros(kb, dtype=bool)
         free[k:] = True

@@ -81,7 +81,8 @@ def cd_rows(F, G, R, l1=0.0, l2=0.0, n_sweeps: int = 10, tol: float = 1e-3, free
     return F
 
 
-def _active(indptr):
+def active_rows(indptr):
+    """(rows with at least one observation, their offsets into the CSR arrays + the end)."""
     counts = np.diff(indptr)
     active = np.flatnonzero(counts)
     return active, np.concatenate([indptr[active], indptr[-1:]])
@@ -145,7 +146,7 @@ def solve_rows(F, indptr, indices, targets, weights, other, l1=0.0, l2=0.0,
     active : optional precomputed ``(rows with observations, their compressed indptr)``.
     """
     N, k = F.shape
-    rows_act, cptr = active if active is not None else _active(indptr)
+    rows_act, cptr = active if active is not None else active_rows(indptr)
     l1a, l2a = np.asarray(l1), np.asarray(l2)
     if rows_act.shape[0] < N and (l1a.any() or l2a.any()):
         idle = np.ones(N, dtype=bool)
@@ -200,8 +201,8 @@ class MaskedALS(Solver):
         self.Ht = np.ascontiguousarray(p.H.T)
         self.t_values = obs.values[obs.t_perm]
         self.t_weights = obs.weights[obs.t_perm]
-        self.act_rows = _active(obs.indptr)
-        self.act_cols = _active(obs.t_indptr)
+        self.act_rows = active_rows(obs.indptr)
+        self.act_cols = active_rows(obs.t_indptr)
         self.l1W, self.l2W, _ = split_hals(p.penalties_W)
         self.l1H, self.l2H, _ = split_hals(p.penalties_H)
 
