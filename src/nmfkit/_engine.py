@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _extensions, _fit
+from . import _extensions, _fit, _robust_fit
 from ._threads import thread_limits
 from ._unit_scale import UnitScale
 from ._validation import (
@@ -56,8 +56,11 @@ def _check_values(est, nx, X) -> None:
 
 
 def _resolve(est, X, nx, penalties) -> None:
-    """``solver="auto"`` → the solver the one rule picks for this backend and these penalties."""
-    if est.solver == "auto":
+    """``solver="auto"`` → the solver the one rule picks for this backend and these penalties;
+    a robust loss (``loss=``, ``outliers=``) is fitted by the robust solver."""
+    if _robust_fit.kind(est) is not None:
+        est._solver = "robust"
+    elif est.solver == "auto":
         est._solver = resolve_solver(est._beta_loss, sparse=nx.issparse(X),
                                      n_components=est._n_components, penalties=penalties,
                                      backend=nx.name)
@@ -143,10 +146,16 @@ def _restart_starts(est, nx, X, W, H, frozen_H):
     return starts
 
 
-def fit(est, X, W=None, H=None, update_H: bool = True):
+def fit(est, X, W=None, H=None, update_H: bool = True, weights=None):
     """Fit the estimator ``est`` to validated X; returns (W, H, n_iter) in X's framework
-    (numpy for numpy input fitted on another backend). Sets the fitted history attributes."""
+    (numpy for numpy input fitted on another backend). Sets the fitted history attributes.
+
+    ``weights``: dense entry weights of a robust fit of observed entries (X dense, 0 where
+    unobserved; :func:`nmfkit._robust_fit.fit_transform_observed`).
+    """
     est._check_params(X)
+    robust = _robust_fit.kind(est)
+    _robust_fit.check_robust(est, update_H)
     nx = get_backend(X, backend=est.backend, device=est.device)
     _extensions.check_backend(est, nx.name)  # Hoyer sparseness (nmfsc) is numpy-only
     options = dict(est.solver_options or {})
@@ -160,15 +169,20 @@ def fit(est, X, W=None, H=None, update_H: bool = True):
     k = est._n_components if est._n_components not in (None, "auto") else (
         H.shape[0] if H is not None else m)
     runs = max(1, int(getattr(est, "n_init", 1))) if update_H else 1
+    if _robust_fit.needs_dense(robust) and nx.issparse(X):
+        X = _robust_fit.densified(X, nx)  # every residual is weighed, zeros of X included
     X, host_input, nx = nx.place(X, k_total=int(k) * runs,
-                                 dense_WH=beta != 2.0 and est._solver == "mu",
+                                 dense_WH=(beta != 2.0 and est._solver == "mu")
+                                 or _robust_fit.needs_dense(robust),
                                  kl_cd=beta == 1.0 and est._solver == "cd")
 
-    # data of extreme magnitude is fitted at unit scale, from the start on
-    scale = UnitScale.of(nx.max(X), beta)
+    # data of extreme magnitude is fitted at unit scale, from the start on (L2,1 is a loss
+    # of degree 1 in X, the others of degree 2)
+    scale = UnitScale.of(nx.max(X), 1.0 if robust == "l21" else beta)
     X = scale.data(X, nx)
     if est.init == "custom" or not update_H:
-        multiplicative = getattr(SOLVERS.get(est._solver), "multiplicative", False)
+        multiplicative = getattr(SOLVERS.get(est._solver), "multiplicative", False) or (
+            robust is not None and est.solver == "mu")
         W, H = given_factors(est, nx, X, W, H, update_H, scale, multiplicative)
     else:
         W, H = _initialised(est, nx, X, W, H, _sample_major(est, nx, X))
@@ -178,7 +192,12 @@ def fit(est, X, W=None, H=None, update_H: bool = True):
                  *ext.pop("penalties")]
     _resolve(est, X, nx, penalties)  # again, now that the graph penalty is known too
     options.update(ext.pop("solver_options") or {})
-    if est.solver == "auto":
+    if robust is not None:
+        if weights is not None:
+            weights = nx.asarray(weights, dtype=nx.dtype_of(X))
+        robust_options, W, H = _robust_fit.prepare(est, nx, X, W, H, scale, update_H, weights)
+        options.update(robust_options)
+    elif est.solver == "auto":
         options = {**auto_options(est._solver, beta), **options}
     penalties = scale.penalties(penalties)
     fit_kwargs = dict(
@@ -195,6 +214,9 @@ def fit(est, X, W=None, H=None, update_H: bool = True):
         from ._restarts import fit_starts
 
         starts = _restart_starts(est, nx, X, W, H, ext.get("frozen_H", ()))
+        if robust is not None:  # each restart's own pilot (the scale stays run 0's)
+            starts[1:] = [(*_robust_fit.restart_start(est, nx, X, Wr, Hr, weights), seed)
+                          for Wr, Hr, seed in starts[1:]]
         with nx.compute_context():  # one batch on a device when the solver allows it
             result, objectives = fit_starts(X, starts, fit_kwargs, n_jobs=est.n_jobs,
                                             batched=nx.batches_restarts)
@@ -204,6 +226,9 @@ def fit(est, X, W=None, H=None, update_H: bool = True):
             result = _fit.factorize(X, W, H, owns_factors=True, random_state=est.random_state,
                                     **fit_kwargs)
         objectives = [result.objective]
+    if robust is not None and update_H:  # what the fit down-weighted, at unit scale
+        _robust_fit.record_scores(est, nx, X, result.W, result.H, scale, weights, host_input
+                                  or not _is_torch_tensor(result.W))
     scale.result_out(result)
     if update_H:
         est.init_objectives_ = np.array([scale.objective_out(f) for f in objectives])

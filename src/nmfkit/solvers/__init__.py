@@ -14,5 +14,6 @@ from . import masked_cd as _masked_cd  # noqa: F401  (registers "masked_cd")
 from . import anls as _anls  # noqa: F401  (registers "anls")
 from . import pgd as _pgd  # noqa: F401  (registers "pgd")
 from . import nmfsc as _nmfsc  # noqa: F401  (registers "nmfsc", Hoyer's constraint)
+from . import robust_mm as _robust_mm  # noqa: F401  (registers "robust", NMF(loss=...))
 
 __all__ = ["SOLVERS", "Problem", "Solver", "get_solver", "register_solver", "solver_table"]

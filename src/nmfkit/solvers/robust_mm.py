@@ -1,0 +1,207 @@
+"""Robust NMF by majorise–minimise: Huber, Cauchy, sparse outliers and row-wise L2,1.
+
+One outer iteration majorises the robust objective at the current (W, H) by a weighted
+least-squares one (:mod:`nmfkit.robust` derives the majorisers) and takes one W and one H
+step that cannot increase it, so the robust objective never increases:
+
+* entrywise losses (Huber, Cauchy, sparse outliers; L2,1 with entry weights): the weights
+  Ω = M ∘ ω(X − WH) are formed once per iteration, then the weighted multiplicative updates
+  W ← W ∘ ((Ω∘X) Hᵀ) / ((Ω∘WH) Hᵀ) and H ← H ∘ (Wᵀ(Ω∘X)) / (Wᵀ(Ω∘WH)). Dense arrays
+  throughout (never the sampled products of the observed-entries form): six products of
+  n·m·k per iteration against plain MU's two.
+* L2,1 without entry weights: the sample weights 1/‖x_i − w_i H‖ come from Gram products
+  (‖x_i‖² − 2 w_i·(H x_iᵀ) + w_i HHᵀ w_iᵀ), the W step is plain (each row's problem is only
+  scaled by its weight) and the H step is the row-weighted one, on the Gram products Wᵀ D W
+  and Wᵀ D X; HALS sweeps (``update="hals"``, repeated while they pay as in accelerated
+  HALS) or multiplicative updates (``update="mu"``). Sparse X is never densified, and the
+  cost is that of the plain update.
+
+The solver is chosen by the estimator for ``NMF(loss=...)`` / ``NMF(outliers="sparse")``
+(:mod:`nmfkit._robust_fit`); its parameters arrive in ``solver_options``: ``robust`` (the
+kind), ``robust_scale`` (δ, c or λ at the fit's unit scale), ``robust_weights`` (dense entry
+weights on X's backend, or None) and ``update``. Every operation is an operator or an ``nx``
+op, so it runs on numpy and torch.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..nnls import hals_sweep
+from ..robust import SCALE_FACTORS, estimate_scale, rho_sum, weights
+from ._base import ComponentMajorSolver, register_solver
+
+__all__ = ["RobustMM", "pilot_scale"]
+
+_KINDS = ("huber", "cauchy", "sparse", "l21")
+
+
+def _mu_step(nx, F, num, den, eps) -> None:
+    """F ← F ∘ num / den in place, den floored at eps (a zero denominator leaves F at 0)."""
+    F *= num / nx.clip_min(den, eps)
+
+
+def _weighted_mu(nx, Wt, Hc, X, Om, eps, update_W=True, update_H=True):
+    """One weighted multiplicative iteration on ½ Σ Ω (X − WH)², Ω held fixed; Wᵀ, H in place."""
+    OX = Om * X
+    if update_W:
+        Y = nx.matmul(Wt.T, Hc)
+        _mu_step(nx, Wt, Hc @ OX.T, Hc @ (Om * Y).T, eps)
+    if update_H:
+        Y = nx.matmul(Wt.T, Hc)
+        _mu_step(nx, Hc, Wt @ OX, Wt @ (Om * Y), eps)
+
+
+def entry_weights(nx, kind, X, Wt, Hc, scale, M=None):
+    """Ω = M ∘ ω(X − WH) for an entrywise kind; for L2,1 with entry weights,
+    Ω_ij = M_ij / ‖√M_i ∘ r_i‖ (the sample's weight on each observed entry)."""
+    R = X - nx.matmul(Wt.T, Hc)
+    if kind == "l21":
+        norms = nx.sum(M * R * R, axis=1) ** 0.5
+        return M * (1.0 / nx.clip_min(norms, nx.tiny(nx.dtype_of(R))))[:, None]
+    Om = weights(nx, kind, R, scale)
+    return Om if M is None else Om * M
+
+
+def pilot_scale(nx, kind, X, W, H, M=None, iterations: int = 20):
+    """The default scale of an entrywise kind and the start it leaves: ``iterations`` weighted
+    multiplicative iterations from copies of (W, H), the scale re-estimated before each as
+    the loss's factor times σ̂ = 1.4826·MAD of the residuals. Returns (scale, W, H).
+
+    The start's own residuals are dominated by the outliers it fits (planted data, 10 % of
+    entries at 10× the maximum: σ̂ 28.9 at the start, 0.29 after the pilot, for noise 0.01
+    and a largest clean value near 4). The shrinking scale is also a graduated start for the
+    non-convex Cauchy loss: fitted at its final scale from the corrupted start, every entry
+    looked like an outlier and the fit ended farther from the planted factors than plain NMF.
+    """
+    Wt, Hc = nx.copy(W.T), nx.copy(H)
+    eps = nx.eps(nx.dtype_of(X))
+    factor = SCALE_FACTORS[kind]
+    s = None
+    for _ in range(max(1, int(iterations))):
+        R = X - nx.matmul(Wt.T, Hc)
+        s = factor * estimate_scale(nx, R, M)
+        Om = weights(nx, kind, R, s)
+        _weighted_mu(nx, Wt, Hc, X, Om if M is None else Om * M, eps)
+    return s, nx.ascontiguous(Wt.T), Hc
+
+
+@register_solver
+class RobustMM(ComponentMajorSolver):
+    name = "robust"
+    betas = (2.0,)
+    sparse = True  # L2,1 runs on sparse X; the entrywise losses are handed dense X
+    backends = frozenset({"numpy", "torch"})
+    monotone = True
+    default_options = {
+        "robust": None,
+        "robust_scale": None,
+        "robust_weights": None,
+        "update": "mu",
+        "alpha": 0.5,  # L2,1 HALS sweeps: ⌊1 + α·ρ⌋ (Gillis & Glineur), as accelerated HALS
+        "delta": 0.02,
+        "max_inner": 10,
+    }
+
+    @classmethod
+    def supports_penalty(cls, pen, beta=None) -> bool:
+        return False  # the majorisers carry no penalty terms: refused by name before a fit
+
+    def setup(self):
+        p, nx, o = self.p, self.p.nx, self.options
+        self.kind = o["robust"]
+        if self.kind not in _KINDS:
+            raise ValueError(
+                "solver 'robust' fits the robust losses of NMF(loss='huber'|'cauchy'|'l21') and "
+                f"NMF(outliers='sparse'); got robust={self.kind!r}. Use those parameters "
+                "instead of naming this solver.")
+        if o["update"] not in ("hals", "mu"):
+            raise ValueError(f"solver_options['update'] must be 'hals' or 'mu', got "
+                             f"{o['update']!r}.")
+        self._init_layout()
+        self.M = o["robust_weights"]
+        self.gram_rows = self.kind == "l21" and self.M is None
+        if not self.gram_rows and p.sparse:
+            raise ValueError(f"loss {self.kind!r} weighs every residual: it needs dense X "
+                             "(the estimator densifies a sparse X for it).")
+        dtype = nx.dtype_of(p.W)
+        self.eps = nx.eps(dtype)
+        n, m = p.X.shape
+        self._prod = float(nx.sparse_data(p.X).shape[0] if p.sparse else n * m)
+        if self.gram_rows:
+            X2 = nx.with_data(p.X, nx.sparse_data(p.X) ** 2) if p.sparse else p.X * p.X
+            self.sq_rows = nx.sum(X2, axis=1)
+            rms = math.sqrt(max(float(nx.sum(self.sq_rows)) / max(n, 1), 0.0))
+            # a row fitted exactly gets a large weight, never an infinite one
+            self.floor = max(math.sqrt(self.eps) * rms, nx.tiny(dtype))
+        self.scale = o["robust_scale"]
+        if self.scale is None and self.kind != "l21":
+            self.scale = pilot_scale(nx, self.kind, p.X, self.W, self.Hc, self.M)[0]
+
+    # ----------------------------------------------------------------------- L2,1
+    def _row_sq(self, RW, GH):
+        """‖x_i − w_i H‖² for every row from Gram products (RW = H Xᵀ, GH = HHᵀ), ≥ 0."""
+        nx, Wt = self.p.nx, self.Wt
+        sq = self.sq_rows - 2.0 * nx.sum(Wt * RW, axis=0) + nx.sum(Wt * (GH @ Wt), axis=0)
+        return nx.clip_min(sq, 0.0)
+
+    def _cross_W(self):
+        p = self.p
+        return p.nx.matmul(p.X, self.Hc.T).T if p.sparse else self.Hc @ p.Xt
+
+    def _n_sweeps(self, k, N):
+        o = self.options
+        rho = (self._prod * k + N * k * k) / max(2.0 * N * k * (k + 1), 1)
+        return int(max(1, min(o["max_inner"], math.floor(1 + o["alpha"] * rho))))
+
+    def _half(self, F, G, R):
+        """F ← a step that does not increase ½‖·‖² given by (G = UUᵀ, R = U Mᵀ), in place."""
+        nx = self.p.nx
+        if self.options["update"] == "mu":
+            _mu_step(nx, F, R, G @ F, self.eps)
+            return
+        k, N = F.shape
+        first, old = None, nx.empty_like(F)
+        for _ in range(self._n_sweeps(k, N)):
+            old[...] = F
+            hals_sweep(F, G, R, 0.0, 0.0, None, nx=nx)
+            old -= F
+            move = nx.vdot(old, old)
+            if first is None:
+                first = move
+            elif move <= self.options["delta"] ** 2 * first:
+                break
+
+    def _step_l21(self):
+        p, nx = self.p, self.p.nx
+        Wt, Hc = self.Wt, self.Hc
+        RW, GH = self._cross_W(), Hc @ Hc.T
+        if p.update_W:
+            self._half(Wt, GH, RW)
+        if p.update_H:
+            # sample weights at (new W, H): the W step lowered every row's own residual, so
+            # the robust objective there is no higher, and the majoriser touches it there
+            w = 1.0 / nx.clip_min(self._row_sq(RW, GH) ** 0.5, self.floor)
+            Wd = Wt * w[None, :]
+            Rh = nx.matmul(p.Xt, Wd.T).T if p.sparse else Wd @ p.X
+            self._half(Hc, Wd @ Wt.T, Rh)
+
+    # ----------------------------------------------------------------------- steps
+    def step(self):
+        p = self.p
+        if self.gram_rows:
+            self._step_l21()
+            return None
+        Om = entry_weights(p.nx, self.kind, p.X, self.Wt, self.Hc, self.scale, self.M)
+        _weighted_mu(p.nx, self.Wt, self.Hc, p.X, Om, self.eps, p.update_W, p.update_H)
+        return None
+
+    def objective(self) -> float:
+        """The robust objective at the current factors (the scale held fixed)."""
+        p, nx = self.p, self.p.nx
+        if self.gram_rows:
+            return float(nx.sum(self._row_sq(self._cross_W(), self.Hc @ self.Hc.T) ** 0.5))
+        R = p.X - nx.matmul(self.Wt.T, self.Hc)
+        if self.kind == "l21":
+            return float(nx.sum(nx.sum(self.M * R * R, axis=1) ** 0.5))
+        return rho_sum(nx, self.kind, R, self.scale, self.M)
