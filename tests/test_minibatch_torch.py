@@ -135,11 +135,22 @@ def test_frozen_components_and_l1_penalty_on_torch():
     np.testing.assert_allclose(b.components_.numpy(), a.components_, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_anls_with_frozen_components_on_torch_equals_numpy(sparse):
+    # the free rows of H are solved with the frozen rows' contribution moved to the right,
+    # on the device as on the host
+    X = planted()
+    F = np.abs(np.random.RandomState(2).rand(1, X.shape[1]))
+    params = kw("anls", 2, frozen_components=F)
+    a, Wa = fit(sp.csr_matrix(X) if sparse else X, **params)
+    b, Wb = fit(as_tensor(X, sparse), **params)
+    np.testing.assert_array_equal(b.components_[0].numpy(), F[0])
+    np.testing.assert_allclose(b.components_.numpy(), a.components_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(Wb.numpy(), Wa, rtol=1e-7, atol=1e-9)
+
+
 def test_what_torch_cannot_run_is_refused_with_the_alternative():
     X = torch.from_numpy(planted(n=40))
-    F = np.abs(np.random.RandomState(2).rand(1, X.shape[1]))
-    with pytest.raises(ValueError, match="solver='cd'"):
-        MiniBatchNMF(2, solver="anls", frozen_components=F).fit(X)
     with pytest.raises(ValueError, match="numpy backend only"):
         MiniBatchNMF(2).fit(X, mask=np.ones(tuple(X.shape), dtype=bool))
     with pytest.raises(ValueError, match="numpy backend only"):

@@ -24,7 +24,7 @@ from .losses import beta_divergence, frobenius_from_grams
 from .nnls import hals_sweep
 from .penalties import split_hals
 from .solvers import Problem
-from .solvers.mu import MultiplicativeUpdate, _gamma
+from .solvers.mu import MultiplicativeUpdate, gamma_exponent
 
 __all__ = ["BlockConfig", "block_objective", "block_step", "combine", "update_H"]
 
@@ -44,7 +44,7 @@ class BlockConfig:
 
     @property
     def gamma(self) -> float:
-        return _gamma(self.beta)
+        return gamma_exponent(self.beta)
 
     @property
     def frobenius_stats(self) -> bool:
@@ -98,7 +98,7 @@ def block_step(Xb, Wb, H, cfg: BlockConfig, GH=None):
         stats = (Wt @ Wn, _cross(Xb, Wn))
     else:
         solver = _mu_solver(Xb, np.array(Wb, order="C", copy=True), H, cfg)
-        solver._update_W()
+        solver.update_W()
         Wn = solver.p.W
         if cfg.beta == 2.0:
             stats = (Wn.T @ Wn, _cross(Xb, Wn))
@@ -145,7 +145,7 @@ def update_H(H, stats, cfg: BlockConfig, sq_norm_X: float | None = None):
                 den = np.broadcast_to(wsum[:, np.newaxis], H.shape).copy()
             else:
                 den = B.copy()
-        num, den = MultiplicativeUpdate._add_penalties(num, den, H, list(cfg.penalties_H), False)
+        num, den = MultiplicativeUpdate.add_penalties(num, den, H, list(cfg.penalties_H), False)
         den[den == 0] = eps
         num /= den
         if cfg.gamma != 1:

@@ -20,20 +20,15 @@ import math
 
 import numpy as np
 from scipy import linalg
-from sklearn.utils.validation import validate_data
 
-from ._validation import check_non_negative, check_zeros_for_beta
+from ._masked_fit import _check_observed_non_negative
 from .backends import get_backend
-from ._masked_fit import initialize_masked
 from .masked import Observed, observed_entries, weighted_divergence
 from .penalties import Graph, Penalty, sklearn_penalties, split_hals
 from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate
 
-__all__ = [
-    "batch_penalties", "init_factors", "masked_solve_W", "masked_step", "row_slices",
-    "validate_X",
-]
+__all__ = ["batch_observed", "batch_penalties", "masked_solve_W", "masked_step", "row_slices"]
 
 
 def check_penalties(est, n_features: int) -> list:
@@ -86,8 +81,6 @@ def row_slices(obs: Observed, batches) -> list:
 
 def batch_observed(est, X, mask) -> Observed:
     """The observed entries of X (mask / missing_values), non-negativity checked."""
-    from ._masked_fit import _check_observed_non_negative
-
     obs = observed_entries(X, mask=mask, missing_values=est.missing_values)
     _check_observed_non_negative(est, obs)
     return obs
@@ -146,72 +139,10 @@ def masked_step(est, obs: Observed, W, H, update_H: bool) -> float:
         q, r = solver._quotients(W, H)
         num = np.asarray(obs.csr(q).T @ W).T
         den = np.asarray(obs.csr(r).T @ W).T
-        num, den = MultiplicativeUpdate._add_penalties(num, den, H, p.penalties_H, False)
+        num, den = MultiplicativeUpdate.add_penalties(num, den, H, p.penalties_H, False)
         den = np.where(den <= 0, p.eps, den).astype(H.dtype, copy=False)
         est._mu_accumulate(np.asarray(num, dtype=H.dtype), den, H)
     return cost
-
-
-def validate_X(est, X, mask, reset: bool):
-    """Validated X (CSR when sparse) and its observed set (None when all observed); sets
-    ``est._nx``, the backend of this call (a tensor X is validated on its device)."""
-    from ._minibatch_backend import check_torch_options, resolve_backend
-
-    masked = mask is not None or est.missing_values is not None
-    est._nx = resolve_backend(est, X)
-    if est._nx.name == "torch":
-        check_torch_options(est, masked)
-        if type(X).__module__.split(".")[0] == "torch":
-            from .backends._torch_io import validate_tensor
-
-            return validate_tensor(est, X, reset=reset), None
-    if masked:
-        from ._masked_fit import _validate_masked
-
-        X = _validate_masked(est, X, reset=reset)
-    else:
-        X = validate_data(
-            est, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
-            reset=reset,
-        )
-    if hasattr(X, "format") and X.format == "csc":
-        X = X.tocsr()  # row batches
-    if not masked:
-        check_non_negative(X, "MiniBatchNMF (input X)")
-        return X, None
-    if est.solver == "anls":
-        raise ValueError(
-            f"MiniBatchNMF with a mask or missing_values needs solver='mu' (online masked "
-            f"MU, any loss) or 'cd' (online masked HALS, Frobenius); got "
-            f"solver={est.solver!r}."
-        )
-    if est.solver == "cd" and any(isinstance(p, Graph) for p in (est.penalties or [])):
-        raise ValueError(
-            "MiniBatchNMF(solver='cd') with a mask takes L1/L2 penalties only; use solver='mu' "
-            "for a Graph penalty on masked data."
-        )
-    return X, batch_observed(est, X, mask)
-
-
-def init_factors(est, X, W, H, obs):
-    """Initial (W, H): as NMF without a mask; from the observed entries only with one
-    (``nmfkit._masked_fit.initialize_masked``, as ``NMF`` does)."""
-    nx = getattr(est, "_nx", None)
-    if obs is None and nx is not None and nx.name == "torch":
-        from ._minibatch_backend import check_zeros, init_torch
-
-        check_zeros(nx, X, est._beta_loss)
-        return init_torch(est, nx, X, W, H)
-    if obs is None:
-        check_zeros_for_beta(X, est._beta_loss)
-        return est._check_w_h(X, W, H, True)
-    check_zeros_for_beta(obs.values[None, :], est._beta_loss)
-    if est.init == "custom":
-        return est._check_w_h(obs.csr(), W, H, True)
-    # from the observed entries only: held-out values must not leak into the start
-    if est._n_components == "auto":
-        est._n_components = X.shape[1]
-    return initialize_masked(obs, est._n_components, est.init, est.random_state)
 
 
 # ------------------------------------------------------------------ masked online HALS

@@ -1,9 +1,12 @@
-"""The per-batch steps of ``MiniBatchNMF``: online HALS / ANLS for the Frobenius loss, the MU
-numerator and denominator of H on one batch, and the verbose log handler. MU and HALS are
-written on the backend namespace ``nx`` (numpy or torch, see ``_minibatch_backend``).
+"""The per-batch work of ``MiniBatchNMF``, written once on the backend namespace ``nx`` (numpy,
+or torch on a device): the call's validation and start, online MU (the MU numerator and
+denominator of H in forgetful sums), online HALS / ANLS for the Frobenius loss, the batch
+objective and scikit-learn's stopping rule. Steps on observed entries only are
+:mod:`nmfkit._minibatch_masked`; the estimator and its loop are :mod:`nmfkit.minibatch`.
 
-Kept apart from the estimator (``nmfkit.minibatch``) so each file stays short; the functions
-take the estimator for its parameters (penalties, tol, forgetting factor, accumulators).
+What the device path cannot run (masks / missing values, a ``Graph`` penalty) is refused with an
+error that names the alternative; on the CPU the torch fit starts from exactly numpy's initial
+factors (same ``random_state``), so both backends follow the same trajectory to rounding.
 """
 
 from __future__ import annotations
@@ -11,34 +14,117 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from sklearn.utils.validation import validate_data
 
-from ._minibatch_backend import batch_cost, constant_start, read_rule, rel_change
-from ._minibatch_masked import batch_penalties, masked_step
-from .backends import get_backend
+from ._engine import given_factors
+from ._masked_fit import _validate_masked
+from ._minibatch_masked import batch_observed, batch_penalties, masked_step
+from ._unit_scale import UnitScale
+from ._validation import check_non_negative, check_zeros_for_beta
+from .backends import get_backend, is_tensor
+from .init import initial_factors, rank_without_custom_start
+from .losses import beta_divergence
 from .nnls import hals_sweep, nnls_bpp
-from .penalties import split_hals
+from .penalties import L1, L2, Graph, split_hals
 from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate
 
 logger = logging.getLogger("nmfkit")
 
 
-def _backend(est):
+def backend(est):
     """The backend of the current public call (``validate_X`` sets it; numpy by default)."""
     nx = getattr(est, "_nx", None)
     return nx if nx is not None else get_backend()
 
 
-def _wants_cost(est) -> bool:
-    """Whether the step must return the batch objective (the stopping rule or log uses it)."""
-    return bool(getattr(est, "_need_cost", True))
+# ------------------------------------------------------------------ a call's data and start
+def validate_X(est, X, mask, reset: bool):
+    """Validated X (CSR when sparse) and its observed set (None when all observed); sets
+    ``est._nx``, the backend of this call (a tensor X is validated on its device)."""
+    masked = mask is not None or est.missing_values is not None
+    est._nx = get_backend(X, backend=est.backend, device=est.device)
+    if not est._nx.host_arrays:
+        _refuse_on_device(est, masked)
+    if is_tensor(X):
+        from .backends._torch_io import validate_tensor
+
+        return validate_tensor(est, X, reset=reset), None
+    if masked:
+        X = _validate_masked(est, X, reset=reset)
+    else:
+        X = validate_data(est, X, accept_sparse=("csr", "csc"),
+                          dtype=[np.float64, np.float32], reset=reset)
+    if hasattr(X, "format") and X.format == "csc":
+        X = X.tocsr()  # row batches
+    if not masked:
+        check_non_negative(X, "MiniBatchNMF (input X)")
+        return X, None
+    if est.solver == "anls":
+        raise ValueError(
+            f"MiniBatchNMF with a mask or missing_values needs solver='mu' (online masked "
+            f"MU, any loss) or 'cd' (online masked HALS, Frobenius); got "
+            f"solver={est.solver!r}."
+        )
+    if est.solver == "cd" and any(isinstance(p, Graph) for p in (est.penalties or [])):
+        raise ValueError(
+            "MiniBatchNMF(solver='cd') with a mask takes L1/L2 penalties only; use solver='mu' "
+            "for a Graph penalty on masked data."
+        )
+    return X, batch_observed(est, X, mask)
 
 
+def _refuse_on_device(est, masked: bool) -> None:
+    """Refuse, naming the alternative, what the device (torch) path cannot run."""
+    if masked:
+        raise ValueError(
+            "MiniBatchNMF with a mask or missing_values runs on the numpy backend only. Pass "
+            "numpy arrays (X.cpu().numpy(), and the mask as numpy), or use nmfkit.NMF with "
+            "missing_values on numpy."
+        )
+    if any(isinstance(p, Graph) for p in (est.penalties or [])):
+        raise ValueError(
+            "MiniBatchNMF(penalties=[Graph(...)]) runs on the numpy backend only; on torch the "
+            "penalties L1 and L2 (and alpha_W / alpha_H) are supported. Pass numpy arrays for a "
+            "graph penalty."
+        )
+
+
+def check_zeros(nx, X, beta: float) -> None:
+    """scikit-learn's refusal of zeros in X for β ≤ 0, on any backend (X ≥ 0: a zero is
+    its minimum, implicit zeros of a sparse X included)."""
+    if beta <= 0:
+        check_zeros_for_beta(np.array([nx.min(X)]), beta)
+
+
+def init_factors(est, X, W, H, obs):
+    """Initial (W, H) on X's backend, device and dtype: the given ones with ``init="custom"``,
+    else ``init``'s start (exactly numpy's numbers on the host); from the observed entries
+    only with a mask (``nmfkit._masked_fit.initialize_masked``, as ``NMF`` does)."""
+    if obs is not None:
+        from ._masked_fit import initialize_masked
+
+        check_zeros_for_beta(obs.values[None, :], est._beta_loss)
+        if est.init == "custom":
+            return est._check_w_h(obs.csr(), W, H, True)
+        # from the observed entries only: held-out values must not leak into the start
+        if est._n_components == "auto":
+            est._n_components = X.shape[1]
+        return initialize_masked(obs, est._n_components, est.init, est.random_state)
+    nx = backend(est)
+    check_zeros(nx, X, est._beta_loss)
+    if est.init == "custom":
+        return given_factors(est, nx, X, W, H, True, UnitScale(), False)
+    k = rank_without_custom_start(est, W, H, X.shape[1])
+    return initial_factors(nx, X, k, est.init, est.random_state)
+
+
+# ------------------------------------------------------------------ online HALS / ANLS
 def _hals_W(est, X, W, H, max_iter):
     """W ≥ 0 for fixed H by HALS sweeps (from W, or from zero), until the relative change
-    is ≤ tol or ``max_iter`` sweeps; returns W (n, k). On torch the sweep is the backend's
-    (no host read per component); the tol test reads two norms per sweep."""
-    nx = _backend(est)
+    is ≤ tol or ``max_iter`` sweeps; returns W (n, k). The sweep is the backend's (no host
+    read per component on a device); the tol test reads two norms per sweep."""
+    nx = backend(est)
     pens = batch_penalties(est, *X.shape)
     l1, l2, extra = split_hals([p for p in pens if p.factor == "W"])
     G = H @ H.T
@@ -50,7 +136,7 @@ def _hals_W(est, X, W, H, max_iter):
     for it in range(max_iter):
         hals_sweep(Wt, G, R, l1, l2, None, extra, nx=nx)
         if est.tol > 0 and it < max_iter - 1:  # the last sweep stops anyway
-            norm, diff = rel_change(nx, Wt, prev)
+            norm, diff = nx.floats(nx.norm(Wt), nx.norm(Wt - prev))
             if norm == 0 or diff <= est.tol * norm:
                 break
         prev[:] = Wt
@@ -62,7 +148,7 @@ def _online_hals_step(est, X, W, H, update_H):
     descent): W_b by HALS sweeps with H fixed, then A ← ρA + W_bᵀW_b, B ← ρB + W_bᵀX_b and
     one HALS sweep of H on (A, B) — or, with solver="anls", both NNLS problems solved exactly
     by block principal pivoting. Frobenius only."""
-    nx = _backend(est)
+    nx = backend(est)
     if est.fresh_restarts or W is None:
         Wb = _hals_W(est, X, None, H, est.fresh_restarts_max_iter)
     else:
@@ -83,8 +169,9 @@ def _online_hals_step(est, X, W, H, update_H):
         free = [t for t in range(H.shape[0]) if t not in frozen]
         if est.solver == "anls" and frozen:
             # solve for the free rows only, the frozen rows' contribution moved to the right
-            Bf = B[free] - A[np.ix_(free, frozen)] @ H[frozen]
-            H[free] = nnls_bpp(A[np.ix_(free, free)], Bf, l1, l2, init=H[free])
+            Af = A[free]
+            H[free] = nnls_bpp(Af[:, free], B[free] - Af[:, frozen] @ H[frozen], l1, l2,
+                               init=H[free], nx=nx)
         elif est.solver == "anls":
             H[...] = nnls_bpp(A, B, l1, l2, init=H, nx=nx)
         else:
@@ -92,16 +179,11 @@ def _online_hals_step(est, X, W, H, update_H):
     return cost
 
 
-def _h_terms(solver, W, H):
-    """MU numerator ∇⁻_H and denominator ∇⁺_H (penalties included) on the solver's batch."""
-    return solver.h_terms(W, H)[:2]
-
-
 # ------------------------------------------------------------------ online MU
 def mu_batch_solver(est, X, W, H, prepared=None):
     """nmfkit's MU solver on one batch, H fixed (W updated in place); ``prepared`` is
     ``nx.prepare_X(X)`` when the caller has it already."""
-    nx = _backend(est)
+    nx = backend(est)
     Xp, Xt = nx.prepare_X(X) if prepared is None else prepared
     pens = batch_penalties(est, *X.shape)
     problem = Problem(
@@ -113,58 +195,60 @@ def mu_batch_solver(est, X, W, H, prepared=None):
     return MultiplicativeUpdate(problem)
 
 
-def mu_solve_W(est, X, H, max_iter, prepared=None):
-    """W for fixed H: MU iterations from the constant √(mean(X)/k) until the relative
-    change of W is ≤ tol (scikit-learn's rule), at most ``max_iter``. The rule reads two
-    norms per iteration (on torch, one host read)."""
+def solve_W(est, X, H, max_iter, prepared=None):
+    """W for fixed H: MU iterations from the constant √(mean(X)/k) (scikit-learn's; computed
+    on the device) until the relative change of W is ≤ tol (scikit-learn's rule), at most
+    ``max_iter``; HALS / ANLS sweeps for solver "cd" / "anls". The rule reads two norms per
+    iteration (on a device, in one host read)."""
     if est.solver in ("cd", "anls"):
         return _hals_W(est, X, None, H, max_iter)
-    nx = _backend(est)
-    W = constant_start(nx, X, est._n_components)
+    nx = backend(est)
+    k = est._n_components
+    W = nx.broadcast_to(nx.astype(nx.sqrt(nx.mean(X) / k), nx.dtype_of(X)), (X.shape[0], k))
     W_buffer = nx.copy(W)
     solver = mu_batch_solver(est, X, W, H, prepared)
     for it in range(max_iter):
-        solver._update_W()
+        solver.update_W()
         W = solver.p.W
         if est.tol > 0 and it < max_iter - 1:  # the last iteration stops anyway
-            norm, diff = rel_change(nx, W, W_buffer)
-            W_diff = diff / norm if norm > 0 else 0.0
-            if W_diff <= est.tol:
+            norm, diff = nx.floats(nx.norm(W), nx.norm(W - W_buffer))
+            if (diff / norm if norm > 0 else 0.0) <= est.tol:
                 break
         W_buffer[:] = W
     return W
 
 
-def step_free(est, X, W, H, update_H, obs=None):
-    """One batch step without the frozen-row bookkeeping (see ``MiniBatchNMF._minibatch_step``)."""
+def step(est, X, W, H, update_H, obs=None):
+    """One batch step (W_b in place when given, H in place) without the frozen-row
+    bookkeeping (see ``MiniBatchNMF._minibatch_step``); returns the batch objective per row."""
     if obs is not None:
         return masked_step(est, obs, W, H, update_H)
     if est.solver in ("cd", "anls"):
         return _online_hals_step(est, X, W, H, update_H)
-    nx = _backend(est)
-    if nx.name != "numpy" and nx.issparse(X) and est._beta_loss != 2.0:
+    nx = backend(est)
+    if nx.issparse(X) and est._beta_loss != 2.0:
         prepared = (X, None)  # Xᵀ serves only β = 2's H terms: skip the CSR transpose
     else:
         prepared = nx.prepare_X(X)  # once per batch (torch: the CSR transpose of sparse X_b)
     if est.fresh_restarts or W is None:
-        W = mu_solve_W(est, X, H, est.fresh_restarts_max_iter, prepared)
+        W = solve_W(est, X, H, est.fresh_restarts_max_iter, prepared)
         solver = mu_batch_solver(est, X, W, H, prepared)
     else:
         solver = mu_batch_solver(est, X, W, H, prepared)
-        solver._update_W()
+        solver.update_W()
     if est._beta_loss < 1:
         nx.fill_where(W, W < np.finfo(np.float64).eps, 0.0)
     p = solver.p
     cost = batch_cost(nx, X, W, H, est._beta_loss, [*p.penalties_W, *p.penalties_H]) if (
         _wants_cost(est)) else 0.0
     if update_H:
-        mu_accumulate(est, *_h_terms(solver, W, H), H)
+        mu_accumulate(est, *solver.h_terms(W, H)[:2], H)
     return cost
 
 
 def mu_accumulate(est, num, den, H):
     """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
-    nx = _backend(est)
+    nx = backend(est)
     A, B = est._components_numerator, est._components_denominator
     if est._gamma != 1:
         H **= 1.0 / est._gamma
@@ -180,29 +264,52 @@ def mu_accumulate(est, num, den, H):
         nx.fill_where(H, H < np.finfo(np.float64).eps, 0.0)
 
 
-def converged(est, batch_rows, batch_cost, H, H_buffer, n_samples, step, n_steps):
+# ------------------------------------------------------------------ objective and stopping
+def _wants_cost(est) -> bool:
+    """Whether the step must return the batch objective (the stopping rule or log uses it)."""
+    return bool(getattr(est, "_need_cost", True))
+
+
+def batch_cost(nx, X, W, H, beta: float, penalties: list):
+    """D_β(X_b | W_b H) + the penalties, divided by the batch's rows: a float on numpy; on
+    a device a float64 device scalar, so that the stopping rule reads it together with H's
+    change in one host transfer (:func:`converged`)."""
+    if nx.name == "numpy":  # the host β-divergence is nmfkit.losses'; the device one, torch's
+        pen = sum(p.value(W.T if p.factor == "W" else H) for p in penalties)
+        return (beta_divergence(X, W, H, beta, nx=nx) + pen) / X.shape[0]
+    total = nx.beta_divergence(X, W, H, beta, on_device=True)
+    for p in penalties:  # L1 / L2 only on a device (a Graph is refused there)
+        F = nx.astype(W.T if p.factor == "W" else H, "float64")
+        if type(p) is L1:
+            total = total + p.weight * nx.sum(F)
+        elif type(p) is L2:
+            total = total + 0.5 * p.weight * nx.inner(F, F)
+    return total / X.shape[0]
+
+
+def converged(est, batch_rows, cost, H, H_buffer, n_samples, step, n_steps):
     """scikit-learn's early stopping: small change of H, or no improvement of the
-    exponentially weighted average of the batch cost for ``max_no_improvement`` steps."""
+    exponentially weighted average of the batch cost for ``max_no_improvement`` steps. The
+    rule's scalars are read in one host transfer."""
     step += 1
     need_change = est.tol > 0 and step > 1
-    if est._need_cost or need_change:  # torch: one host read for the rule's scalars
-        batch_cost, norm, diff = read_rule(
-            _backend(est), batch_cost, H, H_buffer, need_change
-        )
+    norm = diff = 0.0
+    if need_change:
+        nx = backend(est)
+        cost, norm, diff = nx.floats(cost, nx.norm(H), nx.norm(H - H_buffer))
+    elif est._need_cost:
+        (cost,) = backend(est).floats(cost)
     if step == 1:  # H has not moved yet
-        logger.info("Minibatch step %d/%d: mean batch cost: %g", step, n_steps, batch_cost)
+        logger.info("Minibatch step %d/%d: mean batch cost: %g", step, n_steps, cost)
         return False
     if est._ewa_cost is None:
-        est._ewa_cost = batch_cost
+        est._ewa_cost = cost
     else:
         alpha = min(batch_rows / (n_samples + 1), 1)
-        est._ewa_cost = est._ewa_cost * (1 - alpha) + batch_cost * alpha
-    logger.info(
-        "Minibatch step %d/%d: mean batch cost: %g, ewa cost: %g",
-        step, n_steps, batch_cost, est._ewa_cost,
-    )
-    H_diff = diff / norm if need_change and norm > 0 else 0.0
-    if need_change and H_diff <= est.tol:
+        est._ewa_cost = est._ewa_cost * (1 - alpha) + cost * alpha
+    logger.info("Minibatch step %d/%d: mean batch cost: %g, ewa cost: %g",
+                step, n_steps, cost, est._ewa_cost)
+    if need_change and (diff / norm if norm > 0 else 0.0) <= est.tol:
         logger.info("Converged (small H change) at step %d/%d", step, n_steps)
         return True
     if est._ewa_cost_min is None or est._ewa_cost < est._ewa_cost_min:
@@ -216,7 +323,8 @@ def converged(est, batch_rows, batch_cost, H, H_buffer, n_samples, step, n_steps
     return False
 
 
-def _verbose_handler(verbose):
+def verbose_handler(verbose):
+    """A stream handler on the "nmfkit" logger at INFO level while ``verbose`` (or None)."""
     if not verbose:
         return None
     handler = logging.StreamHandler()

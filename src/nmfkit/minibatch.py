@@ -45,42 +45,31 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _fit
 from ._estimator import NMF
-from ._minibatch_backend import (
-    apply_frozen_torch,
-    check_zeros,
-    compute_context,
-    on_backend,
-    row_index,
-    take_rows,
-    to_caller,
-    to_device,
-)
-from ._minibatch_masked import (
-    init_factors,
-    masked_solve_W,
-    row_slices,
-    validate_X,
-)
+from ._extensions import apply_frozen
+from ._minibatch_masked import masked_solve_W, row_slices
 from ._minibatch_steps import (
-    _backend,
-    _verbose_handler,
+    backend,
+    check_zeros,
     converged,
+    init_factors,
     mu_accumulate,
-    mu_solve_W,
-    step_free,
+    solve_W,
+    step,
+    validate_X,
+    verbose_handler,
 )
+from ._unit_scale import UnitScale
 from ._validation import (
     check_finite_params,
-    check_non_negative,
+    check_largest_value,
     check_rank_size,
     check_zeros_for_beta,
     split_masked_array,
 )
-from .backends import _is_torch_tensor
 from .losses import beta_divergence, beta_loss_to_float
 from .masked import weighted_divergence
 from .model_io import savable
-from .solvers.mu import _gamma
+from .solvers.mu import gamma_exponent
 
 __all__ = ["MiniBatchNMF"]
 
@@ -299,15 +288,14 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         self._validate_params()
         X, obs = self._validate_X(X, mask, reset=True)
-        nx, host = self._nx, not _is_torch_tensor(X)
-        X = to_device(nx, X, self, self.batch_size)
+        X, host, nx = self._place(X, self.batch_size)
         # data of extreme magnitude is fitted at unit scale (nmfkit._unit_scale)
         scale = self._unit_scale(X, obs, nx)
         X = scale.data(X, nx)
         if obs is not None and scale.active:
             obs = dataclasses.replace(obs, values=scale.values(obs.values))
         W, H = scale.factor_in(W), scale.factor_in(H)
-        with compute_context(nx):
+        with nx.compute_context():
             W, H, n_iter, n_steps = self._fit_transform(X, W=W, H=H, obs=obs)
             if obs is None:
                 err = beta_divergence(X, W, H, self._beta_loss, square_root=True, nx=nx)
@@ -316,10 +304,10 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         W, H = scale.factor_out(W), scale.factor_out(H)
         self.reconstruction_err_ = scale.error_out(float(err))
         self.n_components_ = H.shape[0]
-        self.components_ = to_caller(nx, H, host)
+        self.components_ = nx.to_numpy(H) if host else H
         self.n_iter_ = n_iter
         self.n_steps_ = n_steps
-        return to_caller(nx, W, host)
+        return nx.to_numpy(W) if host else W
 
     def partial_fit(self, X, y=None, W=None, H=None, mask=None):
         """One mini-batch step on the rows of X (see the module docstring for semantics).
@@ -346,19 +334,18 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if not has_components:
             self._validate_params()
         X, obs = self._validate_X(X, mask, reset=not has_components)
-        nx, host = self._nx, not _is_torch_tensor(X)
-        X = to_device(nx, X, self)
-        with compute_context(nx):
+        X, host, nx = self._place(X)
+        with nx.compute_context():
             if not has_components:
                 self._check_params(X)
-                _, H = self._init_factors(X, W, H, obs)
+                _, H = init_factors(self, X, W, H, obs)
                 self._frozen = self._apply_frozen(H)
                 self._init_accumulators(H)
                 self.n_steps_ = 0
             else:  # the state follows this call's backend (a k × n_features copy at most)
-                H = on_backend(nx, self.components_, X)
-                self._components_numerator = on_backend(nx, self._components_numerator, X)
-                self._components_denominator = on_backend(nx, self._components_denominator, X)
+                H = nx.adopt(self.components_, X)
+                self._components_numerator = nx.adopt(self._components_numerator, X)
+                self._components_denominator = nx.adopt(self._components_denominator, X)
                 if obs is None:
                     check_zeros(nx, X, self._beta_loss)
                 else:
@@ -366,7 +353,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self._need_cost = False  # partial_fit has no stopping rule
             self._minibatch_step(X, None, H, update_H=True, obs=obs)
         self.n_components_ = H.shape[0]
-        self.components_ = to_caller(nx, H, host)
+        self.components_ = nx.to_numpy(H) if host else H
         self.n_steps_ += 1
         return self
 
@@ -392,21 +379,26 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X, obs = self._validate_X(X, mask, reset=False)
         if obs is not None:
             return masked_solve_W(self, obs, self.components_, self._transform_max_iter)
-        nx, host = self._nx, not _is_torch_tensor(X)
-        X = to_device(nx, X, self)
+        X, host, nx = self._place(X)
         scale = self._unit_scale(X, None, nx, fitting=False)
-        with compute_context(nx):
-            H = scale.factor_in(on_backend(nx, self.components_, X))
-            W = self._solve_W(scale.data(X, nx), H, self._transform_max_iter)
-        return to_caller(nx, scale.factor_out(W), host)
+        with nx.compute_context():
+            H = scale.factor_in(nx.adopt(self.components_, X))
+            W = solve_W(self, scale.data(X, nx), H, self._transform_max_iter)
+        return nx.to_numpy(scale.factor_out(W)) if host else scale.factor_out(W)
+
+    def _place(self, X, batch_rows=None):
+        """(X where this call runs, whether it came from the host, the backend bound there);
+        on a device its free memory is checked first for X, the factors and one batch."""
+        k = self.n_components if isinstance(self.n_components, int) else X.shape[1]
+        itemsize = np.dtype(str(X.dtype).replace("torch.", "")).itemsize
+        extra = 3 * (batch_rows or X.shape[0]) * X.shape[1] * itemsize  # one batch's WH
+        X, host, self._nx = self._nx.place(X, k_total=int(k), extra_bytes=extra)
+        return X, host, self._nx
 
     def _unit_scale(self, X, obs, nx, fitting: bool = True):
         """The scale at which X is fitted (exactly 1 for ordinary data). Penalty weights and
         frozen components are given on the data's scale and do not follow it here: extreme
         data with either is refused, with the fix."""
-        from ._unit_scale import UnitScale
-        from ._validation import check_largest_value
-
         top = (float(obs.values.max()) if obs.nnz else 0.0) if obs is not None else nx.max(X)
         check_largest_value(top)
         scale = UnitScale.of(top, beta_loss_to_float(self.beta_loss))
@@ -426,9 +418,6 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X, mask = split_masked_array(X, mask, type(self).__name__)
         return validate_X(self, X, mask, reset)
 
-    def _init_factors(self, X, W, H, obs):
-        return init_factors(self, X, W, H, obs)
-
     # ------------------------------------------------------------------ internals
     def _validate_params(self):
         """scikit-learn's declarative checks, then finiteness and range of every number."""
@@ -443,7 +432,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._beta_loss = beta_loss_to_float(self.beta_loss)
         self._batch_size = min(self.batch_size, X.shape[0])
         self._rho = self.forget_factor ** (self._batch_size / X.shape[0])
-        self._gamma = _gamma(self._beta_loss)
+        self._gamma = gamma_exponent(self._beta_loss)
         if self.solver in ("cd", "anls") and self._beta_loss != 2.0:
             raise ValueError(
                 f"MiniBatchNMF(solver={self.solver!r}) handles only beta_loss='frobenius', got "
@@ -454,7 +443,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         )
 
     def _init_accumulators(self, H):
-        nx = _backend(self)
+        nx = backend(self)
         if self.solver in ("cd", "anls"):  # Σρ WᵀW (k, k) and Σρ WᵀX (k, m)
             self._components_numerator = nx.zeros((H.shape[0], H.shape[0]), H.dtype)
             self._components_denominator = nx.zeros(H.shape, H.dtype)
@@ -464,17 +453,13 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _save_step(self, H, Wb):
         """What one mini-batch step changes in place, copied (see :meth:`_restore_step`)."""
-        nx = _backend(self)
+        nx = backend(self)
         return (nx.copy(H), nx.copy(Wb), nx.copy(self._components_numerator),
                 nx.copy(self._components_denominator))
 
     def _restore_step(self, saved, H, W, batch) -> None:
         H[:], W[batch] = saved[0], saved[1]
         self._components_numerator, self._components_denominator = saved[2], saved[3]
-
-    def _solve_W(self, X, H, max_iter, prepared=None):
-        """W for fixed H (see ``_minibatch_steps.mu_solve_W``; HALS for "cd"/"anls")."""
-        return mu_solve_W(self, X, H, max_iter, prepared)
 
     def _mu_accumulate(self, num, den, H):
         """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
@@ -484,10 +469,6 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Write ``frozen_components`` into H's first rows; their indices (or ())."""
         if self.frozen_components is None:
             return ()
-        if _backend(self).name == "torch":
-            return apply_frozen_torch(self.frozen_components, H)
-        from ._extensions import apply_frozen
-
         return apply_frozen(self.frozen_components, H)
 
     def _minibatch_step(self, X, W, H, update_H, obs=None):
@@ -499,20 +480,18 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         them out of the sweep / solve (see ``_online_hals_step``)."""
         frozen = list(getattr(self, "_frozen", ())) if update_H else []
         if frozen:
-            kept = _backend(self).copy(H[frozen])
-            cost = step_free(self, X, W, H, update_H, obs)
+            kept = backend(self).copy(H[frozen])
+            cost = step(self, X, W, H, update_H, obs)
             H[frozen] = kept
             return cost
-        return step_free(self, X, W, H, update_H, obs)
+        return step(self, X, W, H, update_H, obs)
 
     def _fit_transform(self, X, W=None, H=None, update_H=True, obs=None):
         self._check_params(X)
-        nx = _backend(self)
+        nx = backend(self)
         n_samples = X.shape[0]
-        if obs is None and nx.name == "numpy":  # a tensor X is checked by validate_tensor
-            check_non_negative(X, "MiniBatchNMF (input X)")
         if update_H:
-            W, H = self._init_factors(X, W, H, obs)
+            W, H = init_factors(self, X, W, H, obs)
         else:
             check_zeros_for_beta(X, self._beta_loss)
             W, H = self._check_w_h(X, W, H, update_H)
@@ -531,8 +510,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         batches = itertools.cycle(zip(slices, obs_b))
         n_steps_per_iter = int(np.ceil(n_samples / self._batch_size))
         n_steps = self.max_iter * n_steps_per_iter
-        handler = _verbose_handler(self.verbose)
-        rows = row_index(nx, X)  # sparse torch X: its row pointer on the host, read once
+        handler = verbose_handler(self.verbose)
+        take_rows = nx.row_taker(X)  # a sparse X on a device: its row pointer read once
         # Ctrl-C stops the fit at the end of the current step where Python's default handler
         # can be deferred (no copies); where a caller's handler may raise KeyboardInterrupt
         # mid-step, H, the batch's W rows and the sums are kept from before each step and the
@@ -544,7 +523,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         try:
             for i, (batch, ob) in zip(range(n_steps), batches):
                 saved = None  # nothing of this step changed yet
-                Xb = take_rows(nx, X, batch, rows)
+                Xb = take_rows(batch)
                 Wb = W[batch]  # a view: updated in place
                 saved = (self._save_step(H, Wb), batch) if keep else None
                 cost = self._minibatch_step(Xb, Wb, H, update_H, ob)
@@ -577,7 +556,7 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         elif self.fresh_restarts and obs is not None:
             W = masked_solve_W(self, obs, H, self._transform_max_iter)
         elif self.fresh_restarts:
-            W = self._solve_W(X, H, self._transform_max_iter)
+            W = solve_W(self, X, H, self._transform_max_iter)
         n_steps = max(done, 1) if reason != "interrupted" else done
         n_iter = int(np.ceil(n_steps / n_steps_per_iter))
         if n_iter == self.max_iter and self.tol > 0 and reason == "max_iter":

@@ -457,11 +457,12 @@ class TorchBackend:
             Ft.addcmul_(buf, inv[t])
             Ft.clamp_(min=0)
 
-    def beta_divergence(self, X, W, H, beta: float) -> float:
-        """D_β(X | WH) on the device, float64 sums; see :func:`nmfkit.losses.beta_divergence`."""
+    def beta_divergence(self, X, W, H, beta: float, *, on_device: bool = False):
+        """D_β(X | WH) on the device, float64 sums; see :func:`nmfkit.losses.beta_divergence`.
+        ``on_device``: a 0-d tensor left there, read later with :meth:`floats`."""
         from ._torch_loss import beta_divergence_torch
 
-        return beta_divergence_torch(self, X, W, H, beta)
+        return beta_divergence_torch(self, X, W, H, beta, on_device=on_device)
 
     # -------------------------------------------------------------- precision
     @contextlib.contextmanager

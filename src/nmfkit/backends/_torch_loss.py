@@ -8,8 +8,6 @@ product) for a sparse X. Only the final scalar crosses to the host.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 __all__ = ["beta_divergence_torch"]
@@ -41,62 +39,60 @@ def _terms(Xd, WHd, beta: float, floor: float):
     return t.sum()
 
 
-def beta_divergence_torch(nx, X, W, H, beta: float) -> float:
-    """D_β(X | WH) for torch tensors X (dense or sparse CSR), W (n, k), H (k, m)."""
-    n_samples, n_features = X.shape
+def beta_divergence_torch(nx, X, W, H, beta: float, *, on_device: bool = False):
+    """D_β(X | WH) for torch tensors X (dense or sparse CSR), W (n, k), H (k, m): a float, or
+    (``on_device``) a float64 0-d tensor left on the device, so that a caller can read it
+    together with other scalars in one transfer (``nx.floats``). Never NaN or inf."""
+    n, m = X.shape
     sparse = nx.issparse(X)
     if sparse:
         X, _ = nx.prepare_X(X)
-        data = X.values()
-        X_scale = float(data.abs().double().mean()) if data.numel() else 1.0
-    else:
-        X_scale = float(X.abs().double().mean()) if X.numel() else 1.0
+    data = X.values() if sparse else X
     fi = torch.finfo(W.dtype if W.dtype.is_floating_point else torch.float64)
-    floor = fi.eps * max(X_scale, fi.tiny)
+    scale = data.abs().double().mean() if data.numel() else torch.ones(
+        (), dtype=torch.float64, device=W.device)
+    floor = torch.clamp(scale, min=fi.tiny) * fi.eps
     W64, H64 = W.double(), H.double()
-
+    zero = torch.zeros((), dtype=torch.float64, device=W.device)
     if beta == 2.0:
         if sparse:
-            sq_X = nx.sq_norm(X)
+            v = X.values().double()
             cross = torch.sum(nx.matmul(X, H.T).double() * W64)
             gram = torch.sum((W64.T @ W64) * (H64 @ H64.T))
-            return max(0.5 * (sq_X - 2.0 * float(cross) + float(gram)), 0.0)
-        total = torch.zeros((), dtype=torch.float64, device=W.device)
-        for rows in _row_blocks(n_samples, n_features):
-            R = X[rows].double() - W64[rows] @ H64
-            total += torch.sum(R * R)
-        return 0.5 * float(total)
-
-    if sparse:
-        WH_nz = nx.sampled_dot(W64, H64, X)
-        res = _terms(X.values(), WH_nz, beta, floor)
-        if beta == 1.0:
-            res = res + torch.dot(W64.sum(dim=0), H64.sum(dim=1))
-        elif beta == 0.0:
-            res = res - n_samples * n_features
+            res = torch.clamp(0.5 * (torch.dot(v, v) - 2.0 * cross + gram), min=0.0)
         else:
-            total = torch.zeros((), dtype=torch.float64, device=W.device)
-            for rows in _row_blocks(n_samples, n_features):
-                WH = W64[rows] @ H64
-                if beta < 0:
-                    WH.clamp_(min=floor)
-                total += torch.sum(WH**beta)
-            res = res + total * (beta - 1) / (beta * (beta - 1))
-        out = float(res)
+            res = zero
+            for rows in _row_blocks(n, m):
+                R = X[rows].double() - W64[rows] @ H64
+                res = res + torch.sum(R * R)
+            res = 0.5 * res
     else:
-        res = torch.zeros((), dtype=torch.float64, device=W.device)
-        for rows in _row_blocks(n_samples, n_features):
-            WH = W64[rows] @ H64
-            Xb = X[rows]
-            res += _terms(Xb.reshape(-1), WH.reshape(-1), beta, floor)
+        pow_scale = (beta - 1) / (beta * (beta - 1)) if beta not in (0.0, 1.0) else 0.0
+        if sparse:
+            res = _terms(X.values(), nx.sampled_dot(W64, H64, X), beta, floor)
             if beta == 1.0:
-                res += WH.sum()
+                res = res + torch.dot(W64.sum(dim=0), H64.sum(dim=1))
             elif beta == 0.0:
-                res -= Xb.numel()
+                res = res - n * m
             else:
-                WH.clamp_(min=floor if beta < 0 else 0.0)
-                res += torch.sum(WH**beta) * (beta - 1) / (beta * (beta - 1))
-        out = float(res)
-    if not math.isfinite(out):
-        out = float(torch.finfo(torch.float64).max)
-    return out
+                for rows in _row_blocks(n, m):
+                    WH = W64[rows] @ H64
+                    if beta < 0:
+                        WH = torch.maximum(WH, floor)
+                    res = res + torch.sum(WH**beta) * pow_scale
+        else:
+            res = zero
+            for rows in _row_blocks(n, m):
+                WH = W64[rows] @ H64
+                Xb = X[rows]
+                res = res + _terms(Xb.reshape(-1), WH.reshape(-1), beta, floor)
+                if beta == 1.0:
+                    res = res + WH.sum()
+                elif beta == 0.0:
+                    res = res - Xb.numel()
+                else:
+                    WH = torch.maximum(WH, floor) if beta < 0 else WH.clamp_(min=0.0)
+                    res = res + torch.sum(WH**beta) * pow_scale
+    big = torch.finfo(torch.float64).max
+    res = torch.where(torch.isfinite(res), res, torch.full_like(res, big))
+    return res if on_device else float(res)

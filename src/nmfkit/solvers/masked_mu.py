@@ -28,7 +28,7 @@ import numpy as np
 
 from ..masked import weighted_divergence
 from ._base import Solver, register_solver
-from .mu import MultiplicativeUpdate, _gamma
+from .mu import MultiplicativeUpdate, gamma_exponent
 
 __all__ = ["MaskedMU", "weighted_divergence_nx"]
 
@@ -89,7 +89,7 @@ class MaskedMU(Solver):
             p.M = observed_entries(np.asarray(X), missing_values=np.nan)
             p.X = p.M.csr()
         self.obs = p.M
-        self.gamma = _gamma(p.beta)
+        self.gamma = gamma_exponent(p.beta)
         self.w = self.obs.weights
         self.wx = self.obs.weights * self.obs.values
         self.Xo = p.X  # the observed structure (CSR), shared by every quotient matrix
@@ -117,7 +117,7 @@ class MaskedMU(Solver):
 
     def _finish(self, F, num, den, pen_F, penalties, transposed, frozen=()):
         nx = self.p.nx
-        num, den = MultiplicativeUpdate._add_penalties(num, den, pen_F, penalties, transposed)
+        num, den = MultiplicativeUpdate.add_penalties(num, den, pen_F, penalties, transposed)
         den = nx.where(den <= 0, self.p.eps, den)
         num = num / den
         if self.gamma != 1:

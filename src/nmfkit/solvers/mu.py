@@ -17,12 +17,13 @@ from numbers import Number
 
 from ._base import Solver, register_solver
 
-__all__ = ["MultiplicativeUpdate"]
+__all__ = ["MultiplicativeUpdate", "gamma_exponent"]
 
 _BLOCK_ELEMENTS = 1 << 22
 
 
-def _gamma(beta: float) -> float:
+def gamma_exponent(beta: float) -> float:
+    """Févotte & Idier's exponent γ(β) of the MU quotient: monotone MU for every β."""
     if beta < 1:
         return 1.0 / (2.0 - beta)
     if beta > 2:
@@ -49,7 +50,7 @@ class MultiplicativeUpdate(Solver):
 
     def setup(self):
         p = self.p
-        self.gamma = _gamma(p.beta)
+        self.gamma = gamma_exponent(p.beta)
         # cached products reused across W-updates while H is fixed (transform)
         self._XHt = None
         self._HHt = None
@@ -110,7 +111,9 @@ class MultiplicativeUpdate(Solver):
         return out
 
     # ------------------------------------------------------------- updates
-    def _update_W(self):
+    def update_W(self):
+        """The W half-step, in place (H fixed): one multiplicative update of every free entry.
+        Public for the online fit, which updates each batch's W with it."""
         p, nx, beta = self.p, self.p.nx, self.p.beta
         W, H = p.W, p.H
         if beta == 2.0:
@@ -132,7 +135,7 @@ class MultiplicativeUpdate(Solver):
             else:
                 WH **= beta - 1
                 denominator = WH @ H.T
-        numerator, denominator = self._add_penalties(numerator, denominator, W.T, p.penalties_W, True)
+        numerator, denominator = self.add_penalties(numerator, denominator, W.T, p.penalties_W, True)
         nx.fill_where(denominator, denominator == 0, p.eps)
         numerator /= denominator
         if self.gamma != 1:
@@ -172,7 +175,7 @@ class MultiplicativeUpdate(Solver):
             else:
                 WH **= beta - 1
                 denominator = W.T @ WH
-        numerator, denominator = self._add_penalties(numerator, denominator, H, p.penalties_H, False)
+        numerator, denominator = self.add_penalties(numerator, denominator, H, p.penalties_H, False)
         nx.fill_where(denominator, denominator == 0, p.eps)
         return numerator, denominator, WtX, WtW
 
@@ -193,7 +196,7 @@ class MultiplicativeUpdate(Solver):
         return WtX, WtW
 
     @staticmethod
-    def _add_penalties(numerator, denominator, F, penalties, transposed: bool):
+    def add_penalties(numerator, denominator, F, penalties, transposed: bool):
         """Add each penalty's MU terms; F is component-major (Wᵀ or H), the update is not
         when ``transposed`` (the W-update works on (n, k))."""
         for pen in penalties:
@@ -210,7 +213,7 @@ class MultiplicativeUpdate(Solver):
     def step(self):
         p = self.p
         if p.update_W:
-            self._update_W()
+            self.update_W()
         if p.update_H:
             WtX, WtW = self._update_H()
             if p.beta == 2.0:
