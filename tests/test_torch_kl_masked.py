@@ -18,7 +18,7 @@ from nmfkit.backends import get_backend
 from nmfkit.init import initialize
 from nmfkit.losses import beta_divergence
 from nmfkit.penalties import sklearn_penalties
-from nmfkit.solvers import _kl_torch
+from nmfkit.backends import _torch_kl as _kl_torch
 from nmfkit.solvers._kl_kernels import kl_cd_update
 
 

@@ -74,7 +74,7 @@ def bytes_needed(shape, nnz, k: int, itemsize: int, *, dense_WH: bool, on_device
                  kl_cd: bool = False) -> int:
     """Device bytes a fit needs: X (and its CSR transpose) unless already there, plus the
     O((n_samples + n_features)·k) working set, plus WH temporaries for dense β ≠ 2 MU, plus
-    (``kl_cd``) KL coordinate descent's per-non-zero state (solvers/_kl_torch.py)."""
+    (``kl_cd``) KL coordinate descent's per-non-zero state (backends/_torch_kl.py)."""
     n, m = shape
     if nnz is None:
         x = n * m * itemsize

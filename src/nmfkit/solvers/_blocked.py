@@ -123,21 +123,9 @@ def colblock_cross(X, W, c0: int, c1: int, cursor, out, compiled: bool):
 def _extrapolated(nx, F, D, beta: float, out=None):
     """max(F + β·D, 0) with β·D in F's precision (the same numbers on every path and
     backend), into ``out`` (not F) when given: no temporary."""
-    if nx.name == "torch":
-        step = D.to(F.dtype) * beta
-        out = F + step if out is None else out.copy_(step).add_(F)
-        return out.clamp_(min=0)
-    out = np.multiply(D, F.dtype.type(beta), dtype=F.dtype, out=out)
+    out = nx.scaled(D, beta, F.dtype, out=out)
     out += F
-    return np.maximum(out, 0, out=out)
-
-
-def _store_step(nx, F, start, D):
-    """D ← F − start, rounded to D's dtype (float32)."""
-    if nx.name == "numpy":
-        np.subtract(F, start, out=D, casting="same_kind")
-    else:
-        D.copy_(F - start)
+    return nx.clip_min(out, 0, out=out)
 
 
 class BlockedExtrapolation:
@@ -161,7 +149,7 @@ class BlockedExtrapolation:
         nx = self.p.nx
         B = self.options.get("block_columns")
         if B is None:
-            if nx.name != "numpy" or not self.p.sparse:
+            if not nx.host_arrays or not self.p.sparse:
                 return N  # one block: a dense X dwarfs the factors; GPUs want few kernels
             B = max(512, _BLOCK_BYTES // (8 * max(k, 1)))
         B = max(1, min(int(B), N))
@@ -170,7 +158,7 @@ class BlockedExtrapolation:
 
     def _compiled_products(self) -> bool:
         p = self.p
-        return (HAVE_NUMBA and self.options["kernel"] != "numpy" and p.nx.name == "numpy"
+        return (HAVE_NUMBA and self.options["kernel"] != "numpy" and p.nx.host_arrays
                 and p.sparse and p.X.has_sorted_indices and self.sample_major(p))
 
     # ------------------------------------------------------------------ cross products
@@ -180,7 +168,7 @@ class BlockedExtrapolation:
         Hc, DH = self.Hc, self._D[1]
         k, m = Hc.shape
         n = self.Wt.shape[1]
-        lean = (p.sparse and nx.name == "numpy" and self.sample_major(p) and B < n
+        lean = (p.sparse and nx.host_arrays and self.sample_major(p) and B < n
                 and Hc.size * Hc.itemsize > _SMALL_BYTES)
         if not lean:
             Hh = _extrapolated(nx, Hc, DH, beta) if beta else Hc
@@ -257,7 +245,7 @@ class BlockedExtrapolation:
             if beta:  # Fb ← max(save + β·Db, 0), in Fb's memory; frozen rows have D = 0
                 _extrapolated(nx, save, Db, beta, out=Fb)
             self._run_sweeps(Fb, G, R, l1, l2, order, n_sw, compiled_single=True)
-            _store_step(nx, Fb, save, Db)
+            nx.subtract(Fb, save, out=Db)  # the step taken, rounded to D's float32
             del save
             S = Fb @ Fb.T
             gram = S if gram is None else gram + S
@@ -281,13 +269,8 @@ class BlockedExtrapolation:
 
     def _blocked_step(self):
         nx, o = self.p.nx, self.options
-        if self._D is None:
-            f32 = np.dtype(np.float32)
-            if nx.name == "numpy":  # the factors' layout: a block of D is a block of memory
-                self._D = tuple(np.zeros(F.shape, f32, order="C" if F.flags.c_contiguous else "F")
-                                for F in (self.Wt, self.Hc))
-            else:
-                self._D = (nx.zeros(self.Wt.shape, f32), nx.zeros(self.Hc.shape, f32))
+        if self._D is None:  # in the factors' layout: a block of D is a block of memory
+            self._D = tuple(nx.zeros_as(F, np.float32) for F in (self.Wt, self.Hc))
         beta = self._beta if self._f is not None else 0.0
         GW, GH, crs = self._one(beta)
         f = self._frobenius_objective(crs, nx.vdot(GW, GH), self.Wt.T, self.Hc)

@@ -144,7 +144,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         reports it (one product X Hᵀ instead of forming WH and two passes over X − WH: the
         fit's starting objective cost about two of "auto"'s iterations on the dense workload)."""
         p, nx = self.p, self.p.nx
-        if p.beta != 2.0 or p.sparse or nx.name != "numpy" or p.M is not None:
+        if p.beta != 2.0 or p.sparse or not nx.host_arrays or p.M is not None:
             return super().objective()
         Wt, Hc = self.Wt, self.Hc
         return self._frobenius_objective(nx.vdot(self._cross_W(Hc), Wt),
@@ -161,7 +161,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         sparse products X Hᵀ and Xᵀ W then read the factor without first copying it into
         C order (a transient copy of H, the largest array of a wide X: peak memory), and the
         compiled sweeps read either order through their block buffer."""
-        return p.nx.name == "numpy" and p.sparse and p.beta == 2.0
+        return p.nx.host_arrays and p.sparse and p.beta == 2.0
 
     def _init_layout(self):
         p = self.p
@@ -185,9 +185,9 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         p = self.p
         if p.sparse:
             R = p.nx.matmul(p.X, Hc.T).T
-            # numpy: the (n, k) product's transposed view, no contiguous copy (peak memory);
+            # host: the (n, k) product's transposed view, no contiguous copy (peak memory);
             # the sweeps and the objective read either layout
-            return R if p.nx.name == "numpy" else p.nx.ascontiguous(R)
+            return R if p.nx.host_arrays else p.nx.ascontiguous(R)
         return self._dense_cross("W", Hc, p.Xt, p.X)
 
     def _cross_H(self, Wt):
@@ -195,7 +195,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         p = self.p
         if p.sparse:
             R = p.nx.matmul(p.Xt, Wt.T).T
-            return R if p.nx.name == "numpy" else p.nx.ascontiguous(R)
+            return R if p.nx.host_arrays else p.nx.ascontiguous(R)
         return self._dense_cross("H", Wt, p.X, p.Xt)
 
     def _dense_cross(self, side, F, X, Xt):
@@ -205,7 +205,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         400×10304 float64, k=49: 31–44 against 51–67 ms, and H Xᵀ the other way round). The
         trial runs each form on an eighth of the output's columns; products under 10⁷
         multiply-adds take the first form without one."""
-        if self.p.nx.name != "numpy" or not X.flags.c_contiguous and not X.flags.f_contiguous:
+        if not self.p.nx.host_arrays or not X.flags.c_contiguous and not X.flags.f_contiguous:
             return F @ X
         pick = self._cross_pick.get(side)
         if pick is None:
@@ -238,8 +238,8 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         order (a new draw per sweep with ``shuffle``). A single sweep runs compiled only with
         ``compiled_single`` (plain "cd" keeps scikit-learn's numpy sweep, rounding included)."""
         o, nx = self.options, self.p.nx
-        if ((n_sweeps > 1 or compiled_single) and HAVE_NUMBA and o["kernel"] != "numpy" and nx.name == "numpy"
-                and not extra):
+        if ((n_sweeps > 1 or compiled_single) and HAVE_NUMBA and o["kernel"] != "numpy"
+                and nx.host_arrays and not extra):
             # compiled: all sweeps of one block of columns while it is in cache, per-block stop
             done = hals_inner_sweeps(F, G, R, l1, l2, order(), n_sweeps, o["delta"])
             if _TRACE is not None:
@@ -300,8 +300,8 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             )
         self._kl_iter = 0
         self._tkl = None
-        if p.nx.name == "torch":  # torch: the same sweeps on tensors, vectorised over rows
-            from ._kl_torch import TorchKL
+        if not p.nx.host_arrays:  # a device: the same sweeps on tensors, vectorised over rows
+            from ..backends._torch_kl import TorchKL
 
             self._tkl = TorchKL(p.nx, p.X, self.Wt.dtype, self.options)
             return
@@ -343,31 +343,28 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             num[t] = 1.0
         F *= num.astype(F.dtype, copy=False)
 
+    def _kl_half(self, which, F, B, l1, l2, frozen, order, warm, newton_steps):
+        """The KL half-step on host arrays (see ``TorchKL.half_step``): F (k, N) for fixed B."""
+        X = self._kX if which == "W" else self._kXt
+        if warm:
+            return self._mu_kl(F, B, X, l1, l2, frozen)
+        order = np.arange(F.shape[0]) if order is None else np.asarray(order, dtype=np.intp)
+        kl_cd_update(F, B, X, B.sum(axis=1, dtype=np.float64), l1, l2, order, newton_steps,
+                     self._floor, self._numba, self._rows if which == "W" else self._rows_t)
+        return None
+
     def _step_kl(self):
-        if self._tkl is not None:  # torch backend (solvers/_kl_torch.py)
-            return self._tkl.step(self)
         p, o = self.p, self.options
         k = self.Wt.shape[0]
         self._kl_iter += 1
-        if self._kl_iter <= o["mu_warmup"]:
-            if p.update_W:
-                self._mu_kl(self.Wt, self.Hc, self._kX, self.l1W, self.l2W, p.frozen_W)
-            if p.update_H:
-                self._mu_kl(self.Hc, self.Wt, self._kXt, self.l1H, self.l2H, p.frozen_H)
-            return None
-
-        def order(frozen):
-            o_ = self._order(k, frozen)
-            return np.arange(k) if o_ is None else np.asarray(o_, dtype=np.intp)
-
+        warm = self._kl_iter <= o["mu_warmup"]
+        half = self._kl_half if self._tkl is None else self._tkl.half_step  # host or device
         if p.update_W:
-            hsum = self.Hc.sum(axis=1, dtype=np.float64)
-            kl_cd_update(self.Wt, self.Hc, self._kX, hsum, self.l1W, self.l2W, order(p.frozen_W),
-                         o["newton_steps"], self._floor, self._numba, self._rows)
+            half("W", self.Wt, self.Hc, self.l1W, self.l2W, p.frozen_W,
+                 None if warm else self._order(k, p.frozen_W), warm, o["newton_steps"])
         if p.update_H:
-            wsum = self.Wt.sum(axis=1, dtype=np.float64)
-            kl_cd_update(self.Hc, self.Wt, self._kXt, wsum, self.l1H, self.l2H, order(p.frozen_H),
-                         o["newton_steps"], self._floor, self._numba, self._rows_t)
+            half("H", self.Hc, self.Wt, self.l1H, self.l2H, p.frozen_H,
+                 None if warm else self._order(k, p.frozen_H), warm, o["newton_steps"])
         return None
 
     def step(self):

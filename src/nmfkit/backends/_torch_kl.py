@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import torch
 
-from ..backends._torch import _csr, _quiet_sparse
+from ._torch_csr import csr as _csr
+from ._torch_csr import quiet_sparse as _quiet_sparse
 
 __all__ = ["TorchKL"]
 
@@ -183,8 +184,8 @@ def kl_cd_update_torch(F, B, side: _Side, hsum, l1: float, l2: float, order,
 class TorchKL:
     """The KL state of ``solver="cd"`` on torch: X's non-zeros both ways and the floor.
 
-    Built by :class:`nmfkit.solvers.cd.CoordinateDescent` in ``_setup_kl`` when the backend
-    is torch; ``step(solver)`` replaces ``_step_kl`` (same warm-up, same component order).
+    Built by :class:`nmfkit.solvers.cd.CoordinateDescent` when the data are on a device;
+    :meth:`half_step` is its KL half-step there (same warm-up, same component order).
     """
 
     def __init__(self, nx, X, dtype, options=None):
@@ -210,27 +211,15 @@ class TorchKL:
             num[t] = 1.0
         F *= num
 
-    def step(self, cd) -> None:
-        """One outer iteration of the KL path of ``cd`` (a CoordinateDescent) on torch."""
-        p, o = cd.p, cd.options
-        k = cd.Wt.shape[0]
-        cd._kl_iter += 1
-        if cd._kl_iter <= o["mu_warmup"]:
-            if p.update_W:
-                self.mu(cd.Wt, cd.Hc, self.X, cd.l1W, cd.l2W, p.frozen_W)
-            if p.update_H:
-                self.mu(cd.Hc, cd.Wt, self.Xt, cd.l1H, cd.l2H, p.frozen_H)
+    def half_step(self, which: str, F, B, l1, l2, frozen, order, warm: bool,
+                  newton_steps: int) -> None:
+        """Update F (k, N) in place for fixed B: Wᵀ (``which="W"``, X row by row) or H (Xᵀ).
+        ``warm``: one multiplicative update (the warm-up); else one Newton CD sweep over the
+        components in ``order`` (None: all, in order; frozen ones are left out by the caller)."""
+        side = self.X if which == "W" else self.Xt
+        if warm:
+            self.mu(F, B, side, l1, l2, frozen)
             return
-
-        def order(frozen):
-            o_ = cd._order(k, frozen)
-            return range(k) if o_ is None else [int(t) for t in o_]
-
-        acc = self.X.data_acc.dtype
-        if p.update_W:
-            kl_cd_update_torch(cd.Wt, cd.Hc, self.X, cd.Hc.sum(dim=1, dtype=acc), cd.l1W, cd.l2W,
-                               order(p.frozen_W), o["newton_steps"], self.floor)
-        if p.update_H:
-            kl_cd_update_torch(cd.Hc, cd.Wt, self.Xt, cd.Wt.sum(dim=1, dtype=acc), cd.l1H, cd.l2H,
-                               order(p.frozen_H), o["newton_steps"], self.floor)
-        return
+        order = range(F.shape[0]) if order is None else [int(t) for t in order]
+        kl_cd_update_torch(F, B, side, B.sum(dim=1, dtype=self.X.data_acc.dtype), l1, l2,
+                           order, newton_steps, self.floor)
