@@ -40,7 +40,7 @@ seed="${MUTATION_SEED:-20}"
 tests="${MUTATION_TESTS:-tests/test_oracles.py tests/test_losses.py tests/test_solvers_core.py \
 tests/test_fit_loop.py tests/test_init.py tests/test_masked.py tests/test_properties.py \
 tests/test_solvers_fast.py tests/test_impute.py tests/test_penalties.py tests/test_stopping.py \
-tests/test_estimator.py $( { git -C "$repo" ls-tree --name-only "$ref" tests/ \
+tests/test_estimator.py tests/test_capability_matrix.py $( { git -C "$repo" ls-tree --name-only "$ref" tests/ \
 | grep /test_mutants_ || true; } | tr '\n' ' ')}"
 
 mkdir -p "$work"
