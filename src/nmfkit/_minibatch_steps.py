@@ -11,8 +11,6 @@ factors (same ``random_state``), so both backends follow the same trajectory to 
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from sklearn.utils.validation import validate_data
 
@@ -28,9 +26,6 @@ from .nnls import hals_sweep, nnls_bpp
 from .penalties import L1, L2, Graph, split_hals
 from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate
-
-logger = logging.getLogger("nmfkit")
-
 
 def backend(est):
     """The backend of the current public call (``validate_X`` sets it; numpy by default)."""
@@ -264,7 +259,7 @@ def mu_accumulate(est, num, den, H):
         nx.fill_where(H, H < np.finfo(np.float64).eps, 0.0)
 
 
-# ------------------------------------------------------------------ objective and stopping
+# ------------------------------------------------------------------ the batch objective
 def _wants_cost(est) -> bool:
     """Whether the step must return the batch objective (the stopping rule or log uses it)."""
     return bool(getattr(est, "_need_cost", True))
@@ -273,7 +268,7 @@ def _wants_cost(est) -> bool:
 def batch_cost(nx, X, W, H, beta: float, penalties: list):
     """D_β(X_b | W_b H) + the penalties, divided by the batch's rows: a float on numpy; on
     a device a float64 device scalar, so that the stopping rule reads it together with H's
-    change in one host transfer (:func:`converged`)."""
+    change in one host transfer (``nmfkit._online.converged``)."""
     if nx.name == "numpy":  # the host β-divergence is nmfkit.losses'; the device one, torch's
         pen = sum(p.value(W.T if p.factor == "W" else H) for p in penalties)
         return (beta_divergence(X, W, H, beta, nx=nx) + pen) / X.shape[0]
@@ -285,51 +280,3 @@ def batch_cost(nx, X, W, H, beta: float, penalties: list):
         elif type(p) is L2:
             total = total + 0.5 * p.weight * nx.inner(F, F)
     return total / X.shape[0]
-
-
-def converged(est, batch_rows, cost, H, H_buffer, n_samples, step, n_steps):
-    """scikit-learn's early stopping: small change of H, or no improvement of the
-    exponentially weighted average of the batch cost for ``max_no_improvement`` steps. The
-    rule's scalars are read in one host transfer."""
-    step += 1
-    need_change = est.tol > 0 and step > 1
-    norm = diff = 0.0
-    if need_change:
-        nx = backend(est)
-        cost, norm, diff = nx.floats(cost, nx.norm(H), nx.norm(H - H_buffer))
-    elif est._need_cost:
-        (cost,) = backend(est).floats(cost)
-    if step == 1:  # H has not moved yet
-        logger.info("Minibatch step %d/%d: mean batch cost: %g", step, n_steps, cost)
-        return False
-    if est._ewa_cost is None:
-        est._ewa_cost = cost
-    else:
-        alpha = min(batch_rows / (n_samples + 1), 1)
-        est._ewa_cost = est._ewa_cost * (1 - alpha) + cost * alpha
-    logger.info("Minibatch step %d/%d: mean batch cost: %g, ewa cost: %g",
-                step, n_steps, cost, est._ewa_cost)
-    if need_change and (diff / norm if norm > 0 else 0.0) <= est.tol:
-        logger.info("Converged (small H change) at step %d/%d", step, n_steps)
-        return True
-    if est._ewa_cost_min is None or est._ewa_cost < est._ewa_cost_min:
-        est._no_improvement = 0
-        est._ewa_cost_min = est._ewa_cost
-    else:
-        est._no_improvement += 1
-    if est.max_no_improvement is not None and est._no_improvement >= est.max_no_improvement:
-        logger.info("Converged (no improvement of the objective) at step %d/%d", step, n_steps)
-        return True
-    return False
-
-
-def verbose_handler(verbose):
-    """A stream handler on the "nmfkit" logger at INFO level while ``verbose`` (or None)."""
-    if not verbose:
-        return None
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    if logger.level == logging.NOTSET or logger.level > logging.INFO:
-        logger.setLevel(logging.INFO)
-    return handler

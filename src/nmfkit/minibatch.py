@@ -26,10 +26,7 @@ concatenated in that order with ``batch_size=b``.
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import logging
 import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -38,26 +35,22 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _fit
 from ._estimator import NMF
 from ._extensions import apply_frozen
-from ._minibatch_masked import masked_solve_W, row_slices
+from ._minibatch_masked import masked_solve_W
 from ._minibatch_steps import (
     backend,
     check_zeros,
-    converged,
     init_factors,
     mu_accumulate,
     solve_W,
     step,
     validate_X,
-    verbose_handler,
 )
+from ._online import run_batches
 from ._unit_scale import UnitScale
 from ._validation import (
     check_finite_params,
@@ -72,9 +65,6 @@ from .model_io import savable
 from .solvers.mu import gamma_exponent
 
 __all__ = ["MiniBatchNMF"]
-
-logger = logging.getLogger("nmfkit")
-
 
 @savable
 class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -451,16 +441,6 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self._components_numerator = nx.copy(H)
             self._components_denominator = nx.full(H.shape, 1.0, H.dtype)
 
-    def _save_step(self, H, Wb):
-        """What one mini-batch step changes in place, copied (see :meth:`_restore_step`)."""
-        nx = backend(self)
-        return (nx.copy(H), nx.copy(Wb), nx.copy(self._components_numerator),
-                nx.copy(self._components_denominator))
-
-    def _restore_step(self, saved, H, W, batch) -> None:
-        H[:], W[batch] = saved[0], saved[1]
-        self._components_numerator, self._components_denominator = saved[2], saved[3]
-
     def _mu_accumulate(self, num, den, H):
         """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
         mu_accumulate(self, num, den, H)
@@ -488,8 +468,6 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _fit_transform(self, X, W=None, H=None, update_H=True, obs=None):
         self._check_params(X)
-        nx = backend(self)
-        n_samples = X.shape[0]
         if update_H:
             W, H = init_factors(self, X, W, H, obs)
         else:
@@ -497,72 +475,5 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             W, H = self._check_w_h(X, W, H, update_H)
         if update_H:
             self._frozen = self._apply_frozen(H)
-        H_buffer = nx.copy(H)
         self._init_accumulators(H)
-        self._ewa_cost = self._ewa_cost_min = None
-        # the batch objective feeds only max_no_improvement and the log: skip it (and its
-        # host read on torch) when neither is on
-        self._need_cost = update_H and (self.max_no_improvement is not None or self.verbose)
-        self._no_improvement = 0
-
-        slices = list(gen_batches(n_samples, self._batch_size))
-        obs_b = row_slices(obs, slices) if obs is not None else [None] * len(slices)
-        batches = itertools.cycle(zip(slices, obs_b))
-        n_steps_per_iter = int(np.ceil(n_samples / self._batch_size))
-        n_steps = self.max_iter * n_steps_per_iter
-        handler = verbose_handler(self.verbose)
-        take_rows = nx.row_taker(X)  # a sparse X on a device: its row pointer read once
-        # Ctrl-C stops the fit at the end of the current step where Python's default handler
-        # can be deferred (no copies); where a caller's handler may raise KeyboardInterrupt
-        # mid-step, H, the batch's W rows and the sums are kept from before each step and the
-        # interrupted step is rolled back
-        deferred = _fit._DeferredInterrupt()
-        deferred.__enter__()
-        keep = deferred.snapshot_needed
-        done, reason, saved = 0, "max_iter", None
-        try:
-            for i, (batch, ob) in zip(range(n_steps), batches):
-                saved = None  # nothing of this step changed yet
-                Xb = take_rows(batch)
-                Wb = W[batch]  # a view: updated in place
-                saved = (self._save_step(H, Wb), batch) if keep else None
-                cost = self._minibatch_step(Xb, Wb, H, update_H, ob)
-                stop = update_H and converged(
-                    self, Xb.shape[0], cost, H, H_buffer, n_samples, i, n_steps)
-                done, saved = i + 1, None  # the step is complete
-                if deferred.requested:
-                    reason = "interrupted"
-                    break
-                if stop:
-                    reason = "tol"
-                    break
-                if self.tol > 0:
-                    H_buffer[:] = H
-        except KeyboardInterrupt:
-            if not keep:  # no copy was kept (a worker thread): nothing to return
-                raise
-            if saved is not None:
-                self._restore_step(saved[0], H, W, saved[1])
-            reason = "interrupted"
-        finally:
-            deferred.__exit__()
-            if handler is not None:
-                logger.removeHandler(handler)
-        self.stop_reason_ = reason
-        if reason == "interrupted":
-            warnings.warn(f"Fit interrupted by the user after {done} complete mini-batch "
-                          "steps; returning the factors of the last complete step.",
-                          RuntimeWarning, stacklevel=3)
-        elif self.fresh_restarts and obs is not None:
-            W = masked_solve_W(self, obs, H, self._transform_max_iter)
-        elif self.fresh_restarts:
-            W = solve_W(self, X, H, self._transform_max_iter)
-        n_steps = max(done, 1) if reason != "interrupted" else done
-        n_iter = int(np.ceil(n_steps / n_steps_per_iter))
-        if n_iter == self.max_iter and self.tol > 0 and reason == "max_iter":
-            warnings.warn(
-                f"Maximum number of iterations {self.max_iter} reached. Increase it to"
-                " improve convergence.",
-                ConvergenceWarning,
-            )
-        return W, H, n_iter, n_steps
+        return run_batches(self, X, W, H, update_H, obs)
