@@ -1,8 +1,8 @@
 """The per-batch work of ``MiniBatchNMF``, written once on the backend namespace ``nx`` (numpy,
 or torch on a device): the call's validation and start, online MU (the MU numerator and
-denominator of H in forgetful sums), online HALS / ANLS for the Frobenius loss, the batch
-objective and scikit-learn's stopping rule. Steps on observed entries only are
-:mod:`nmfkit._minibatch_masked`; the estimator and its loop are :mod:`nmfkit.minibatch`.
+denominator of H in forgetful sums), online HALS / ANLS for the Frobenius loss and the batch
+objective. Steps on observed entries only are :mod:`nmfkit._minibatch_masked`, the loop over
+batches :mod:`nmfkit._minibatch_loop`, the estimator :mod:`nmfkit.minibatch`.
 
 What the device path cannot run (masks / missing values, a ``Graph`` penalty) is refused with an
 error that names the alternative; on the CPU the torch fit starts from exactly numpy's initial
@@ -268,7 +268,7 @@ def _wants_cost(est) -> bool:
 def batch_cost(nx, X, W, H, beta: float, penalties: list):
     """D_β(X_b | W_b H) + the penalties, divided by the batch's rows: a float on numpy; on
     a device a float64 device scalar, so that the stopping rule reads it together with H's
-    change in one host transfer (``nmfkit._online.converged``)."""
+    change in one host transfer (``nmfkit._minibatch_loop.converged``)."""
     if nx.name == "numpy":  # the host β-divergence is nmfkit.losses'; the device one, torch's
         pen = sum(p.value(W.T if p.factor == "W" else H) for p in penalties)
         return (beta_divergence(X, W, H, beta, nx=nx) + pen) / X.shape[0]

@@ -50,7 +50,7 @@ from ._minibatch_steps import (
     step,
     validate_X,
 )
-from ._online import run_batches
+from ._minibatch_loop import run_batches
 from ._unit_scale import UnitScale
 from ._validation import (
     check_finite_params,

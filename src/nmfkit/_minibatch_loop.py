@@ -1,4 +1,4 @@
-"""The engine's online loop: a fit visited in mini-batches of rows (``MiniBatchNMF``).
+"""The online loop of ``MiniBatchNMF``: a fit visited in mini-batches of rows.
 
 Each step updates one batch's W rows and H (``est._minibatch_step``: the per-batch work of
 :mod:`nmfkit._minibatch_steps`, on any backend); between steps scikit-learn's early stopping
