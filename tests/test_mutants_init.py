@@ -1,0 +1,89 @@
+"""The starts every fit path takes (``initial_factors``: host and device code paths) against
+scikit-learn's ``_initialize_nmf``, and the estimator's handling of W/H given without
+``init="custom"``: what mutation testing showed only the torch tests reached."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.decomposition import _nmf as sk_nmf
+
+from nmfkit import NMF
+from nmfkit.backends import get_backend
+from nmfkit.init import initial_factors
+
+METHODS = ["random", "nndsvd", "nndsvda", "nndsvdar", None]
+
+
+def _low_rank(dtype=np.float64, n=30, m=22, k=4, seed=0):
+    # exact rank k with distinct singular values: its rank-k SVD is unique up to signs
+    rng = np.random.RandomState(seed)
+    return (rng.rand(n, k) @ rng.rand(k, m)).astype(dtype)
+
+
+@pytest.mark.parametrize("init", METHODS)
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_host_start_is_scikit_learns(init, sparse, dtype):
+    X = _low_rank(dtype)
+    Xin = sp.csr_matrix(X) if sparse else X
+    W, H = initial_factors(get_backend(Xin), Xin, 4, init, 7)
+    Ws, Hs = sk_nmf._initialize_nmf(Xin, 4, init=init, random_state=7)
+    np.testing.assert_allclose(W, Ws, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(H, Hs, rtol=1e-6, atol=1e-7)
+    assert W.dtype == dtype and H.dtype == dtype
+
+
+@pytest.mark.parametrize("init", METHODS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_device_code_path_gives_scikit_learns_start_on_an_exact_low_rank_matrix(init, dtype):
+    # the device path (a backend's randomized SVD, random numbers drawn on the host) run on
+    # numpy: 'random' draws the same numbers; NNDSVD does not depend on the signs of the
+    # singular vectors, so an exact rank-k X gives scikit-learn's start to SVD rounding
+    X = _low_rank(dtype)
+    W, H = initial_factors(get_backend(X), X, 4, init, 7, on_device=True)
+    assert W.dtype == dtype and H.dtype == dtype
+    assert (W >= 0).all() and (H >= 0).all()
+    if init == "nndsvdar":  # its fill values come from a different random stream
+        Ws, Hs = sk_nmf._initialize_nmf(X, 4, init="nndsvd", random_state=7)
+        big_W, big_H = Ws > 1e-3, Hs > 1e-3
+        np.testing.assert_allclose(W[big_W], Ws[big_W], rtol=1e-4)
+        np.testing.assert_allclose(H[big_H], Hs[big_H], rtol=1e-4)
+        assert (W[~big_W] <= X.mean()).all() and (H[~big_H] <= X.mean()).all()
+        return
+    Ws, Hs = sk_nmf._initialize_nmf(X, 4, init=init, random_state=7)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(W, Ws, **tol)
+    np.testing.assert_allclose(H, Hs, **tol)
+
+
+def test_device_code_path_refuses_an_svd_start_of_too_high_rank():
+    X = _low_rank(n=5, m=4)
+    with pytest.raises(ValueError, match="can only be used when n_components <= min"):
+        initial_factors(get_backend(X), X, 5, "nndsvda", 0, on_device=True)
+    # init=None stands for 'random' there, as on the host
+    W, H = initial_factors(get_backend(X), X, 5, None, 0, on_device=True)
+    Ws, Hs = sk_nmf._initialize_nmf(X, 5, init="random", random_state=0)
+    np.testing.assert_allclose(W, Ws, rtol=1e-12)
+    np.testing.assert_allclose(H, Hs, rtol=1e-12)
+
+
+def test_factors_given_without_custom_init_are_ignored_with_scikit_learns_warning():
+    X = _low_rank()
+    W0, H0 = np.full((30, 4), 9.0), np.full((4, 22), 9.0)
+    kw = dict(init="nndsvda", max_iter=5, tol=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        W_ref = NMF(4, **kw).fit_transform(X)
+    with pytest.warns(RuntimeWarning, match="When init!='custom', provided W or H are ignored"):
+        W = NMF(4, **kw).fit_transform(X, W=W0, H=H0)
+    np.testing.assert_array_equal(W, W_ref)
+
+
+def test_auto_rank_is_the_number_of_features():
+    X = _low_rank(n=12, m=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = NMF("auto", init="random", random_state=0, max_iter=5).fit(X)
+    assert model.components_.shape == (5, 5)
