@@ -15,12 +15,15 @@ from nmfkit.losses import beta_divergence
 
 def _kl_mu_step(X, W, H, l1=0.0, l2=0.0):
     """One Lee & Seung KL multiplicative update, W then H, with L1 and L2 in the denominator."""
+    def factor(num, den):  # a component with nothing to fit (den = 0) keeps its values
+        return np.divide(num, den, out=np.ones_like(num), where=den > 0)
+
     WH = W @ H
     Q = np.divide(X, WH, out=np.zeros_like(X), where=X > 0)
-    W = W * (Q @ H.T) / (H.sum(axis=1)[None, :] + l1 + l2 * W)
+    W = W * factor(Q @ H.T, np.broadcast_to(H.sum(axis=1)[None, :] + l1 + l2 * W, W.shape))
     WH = W @ H
     Q = np.divide(X, WH, out=np.zeros_like(X), where=X > 0)
-    H = H * (W.T @ Q) / (W.sum(axis=0)[:, None] + l1 + l2 * H)
+    H = H * factor(W.T @ Q, np.broadcast_to(W.sum(axis=0)[:, None] + l1 + l2 * H, H.shape))
     return W, H
 
 
@@ -41,14 +44,82 @@ def _fit(X, W0, H0, **params):
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-def test_kl_cd_warmup_iterations_are_multiplicative_updates(sparse):
+@pytest.mark.parametrize("warmup", [1, 2])
+@pytest.mark.parametrize("scale", [1.0, 0.01])
+def test_kl_cd_warmup_iterations_are_multiplicative_updates(sparse, warmup, scale):
+    # the first `mu_warmup` iterations are exactly Lee & Seung's updates, the next one is not;
+    # an empty last row and column, and factors whose sums lie below 1 (scale 0.01)
     X, W0, H0 = _start()
+    X[-1, :] = 0.0
+    X[:, -1] = 0.0
+    X, W0, H0 = X * scale, W0 * np.sqrt(scale), H0 * np.sqrt(scale)
     Xin = sp.csr_matrix(X) if sparse else X
-    _, W, H = _fit(Xin, W0, H0, solver="cd", beta_loss="kullback-leibler", max_iter=2,
-                   solver_options={"mu_warmup": 5})
-    Wr, Hr = _kl_mu_step(X, W0, H0)
+    kw = dict(solver="cd", beta_loss="kullback-leibler", solver_options={"mu_warmup": warmup})
+    _, W, H = _fit(Xin, W0, H0, max_iter=warmup, **kw)
+    Wr, Hr = W0, H0
+    for _ in range(warmup):
+        Wr, Hr = _kl_mu_step(X, Wr, Hr)
+    np.testing.assert_allclose(W @ H, Wr @ Hr, rtol=1e-9, atol=1e-12 * scale)
+    _, W, H = _fit(Xin, W0, H0, max_iter=warmup + 1, **kw)
     Wr, Hr = _kl_mu_step(X, Wr, Hr)
+    assert not np.allclose(W @ H, Wr @ Hr, rtol=1e-6)  # a Newton sweep, not another MU step
+
+
+def test_kl_cd_warmup_leaves_a_dead_component_in_place():
+    X, W0, H0 = _start(seed=2)
+    H0[1] = 0.0  # component 1 contributes nothing: its W column has nothing to fit
+    _, W, H = _fit(X, W0, H0, solver="cd", beta_loss="kullback-leibler", max_iter=1,
+                   solver_options={"mu_warmup": 3})
+    Wr, Hr = _kl_mu_step(X, W0, H0)
+    assert np.isfinite(W).all() and np.isfinite(H).all()
     np.testing.assert_allclose(W @ H, Wr @ Hr, rtol=1e-9)
+
+
+def test_kl_cd_ignores_explicitly_stored_zeros():
+    X, W0, H0 = _start(seed=3)
+    Xs = sp.csr_matrix(X)
+    stored = sp.csr_matrix((np.where(X > 0, X, 0.0).ravel(), np.tile(np.arange(X.shape[1]), X.shape[0]),
+                            np.arange(0, X.size + 1, X.shape[1])), shape=X.shape)
+    assert stored.nnz == X.size > Xs.nnz  # every zero stored explicitly
+    kw = dict(solver="cd", beta_loss="kullback-leibler", max_iter=8)
+    _, W1, H1 = _fit(Xs, W0, H0, **kw)
+    _, W2, H2 = _fit(stored, W0, H0, **kw)
+    np.testing.assert_allclose(W2, W1, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(H2, H1, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("warmup", [0, 5])
+def test_kl_cd_keeps_frozen_components(warmup):
+    X, _, _ = _start(seed=4)
+    H0 = np.random.RandomState(5).rand(2, X.shape[1]) + 0.1
+    model = NMF(4, solver="cd", beta_loss="kullback-leibler", frozen_components=H0,
+                init="random", random_state=0, max_iter=12,
+                solver_options={"mu_warmup": warmup})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X)
+    np.testing.assert_array_equal(model.components_[:2], H0)
+    assert not np.allclose(model.components_[2:], 0.0)
+
+
+@pytest.mark.parametrize("solver", ["anls", "cd", "mu"])
+def test_transform_solves_the_nonnegative_least_squares_problem(solver):
+    # transform fixes H and solves for W: at the answer the KKT conditions of
+    # min_{W ≥ 0} ½‖X − WH‖² hold (anls exactly; cd and mu to their tolerance)
+    rng = np.random.RandomState(6)
+    X = rng.rand(40, 4) @ rng.rand(4, 15) + 0.01 * rng.rand(40, 15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = NMF(4, solver=solver, init="nndsvda", max_iter=400, tol=1e-10).fit(X)
+        Xn = np.abs(rng.randn(7, 15))
+        W = model.transform(Xn)
+    H = model.components_
+    grad = W @ H @ H.T - Xn @ H.T
+    scale = np.abs(Xn @ H.T).max()
+    tol = 1e-8 if solver == "anls" else 1e-3
+    assert (W >= 0).all()
+    assert (grad >= -tol * scale).all()
+    assert np.abs(W * grad).max() <= tol * scale * max(W.max(), 1.0)
 
 
 def test_kl_cd_warmup_with_l1_and_l2_matches_the_penalised_multiplicative_update():
