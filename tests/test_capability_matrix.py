@@ -83,9 +83,9 @@ OPTIONS = {
 SOLVERS = ["cd", "mu", "auto", "anls", "pgd"]
 
 
-def _fit(path: str, params: dict):
+def _fit(path: str, params: dict, X=None):
     """Fit on the entry point ``path``; returns a model-like object (components_ etc.)."""
-    X = _data()
+    X = _data() if X is None else X
     base = dict(n_components=K, random_state=0, max_iter=30, init="nndsvda")
     base.update(params)
     with warnings.catch_warnings():
@@ -268,6 +268,8 @@ def test_out_of_core_refuses_unknown_options_and_honours_penalties(tmp_path):
 
 
 CLI_REFUSALS = [
+    (["--batch-size", "8", "--loss", "huber"], "--batch-size"),
+    (["--max-memory", "100MB", "--outliers", "sparse"], "--max-memory"),
     (["--batch-size", "8", "--graph", "binary", "--graph-weight", "1"], "--batch-size"),
     (["--batch-size", "8", "--smoothness", "0.5"], "--batch-size"),
     (["--max-memory", "100MB", "--smoothness", "0.5"], "--max-memory"),
@@ -288,3 +290,70 @@ def test_cli_refuses_combinations_it_cannot_honour(tmp_path, extra, flag):
                                    "--no-report", "--out", str(tmp_path / "o"), *extra])
     assert res.exit_code == 2, res.output
     assert flag in res.output
+
+
+# ------------------------------------------------------------------ robust losses
+ROBUST = {"huber": dict(loss="huber"), "cauchy": dict(loss="cauchy"), "l21": dict(loss="l21"),
+          "sparse_outliers": dict(outliers="sparse")}
+
+
+def _corrupt(X, seed=3):
+    """X with a few gross outliers (entries at 10× the maximum) and one outlying row."""
+    rng = np.random.default_rng(seed)
+    Xc = X.copy()
+    Xc[rng.random(X.shape) < 0.05] = 10 * X.max()
+    Xc[0] = 5 * X.max() * rng.random(X.shape[1])
+    return Xc
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("loss", sorted(ROBUST))
+def test_robust_loss_is_honoured_on_every_path(path, loss):
+    """Every in-memory path fits the robust loss: the fit differs from the plain one, it has
+    the outlier scores of its loss, and its objective is the robust one (recorded history
+    non-increasing)."""
+    X = _corrupt(_data())
+    model = _fit(path, ROBUST[loss], X)
+    plain = _fit(path, {}, X)
+    H = np.asarray(model.components_)
+    assert not np.allclose(H, np.asarray(plain.components_)), f"{loss} ignored on {path}"
+    assert model.outlier_scores_.shape == (N,)
+    assert (model.outlier_entry_scores_ is None) == (loss == "l21")
+    assert np.all(np.diff(model.loss_curve_) <= 1e-9 * abs(model.loss_curve_[0]))
+    assert np.isfinite(H).all() and (H >= 0).all()
+
+
+def test_robust_loss_is_refused_where_it_cannot_run(tmp_path):
+    """MiniBatchNMF, out-of-core and Dask fits have no robust loss: refused by name."""
+    X = _data()
+    with pytest.raises(TypeError, match="loss"):
+        MiniBatchNMF(K, loss="huber")
+    from nmfkit.outofcore import fit_out_of_core
+
+    src = tmp_path / "X.npy"
+    np.save(src, X)
+    for bad in ROBUST.values():
+        with pytest.raises(TypeError, match=list(bad)[0]):
+            fit_out_of_core(str(src), K, max_iter=5, **bad)
+    pytest.importorskip("dask.array")
+    pytest.importorskip("distributed")
+    import dask.array as da
+
+    from nmfkit.distributed import fit_dask
+
+    for bad in ROBUST.values():
+        with pytest.raises(TypeError, match=list(bad)[0]):
+            fit_dask(da.from_array(X, chunks=(8, M)), K, **bad)
+
+
+@pytest.mark.parametrize("loss", sorted(ROBUST))
+def test_robust_loss_refuses_every_extension(loss):
+    for option in sorted(OPTIONS):
+        params = {**OPTIONS[option][0], **ROBUST[loss]}
+        with pytest.raises(ValueError) as exc:
+            _fit("dense", params)
+        words = {"penalty_l1_H": "penalties", "graph_affinity": "graph", "graph_knn": "graph",
+                 "smoothness": "smoothness", "frozen": "frozen_components",
+                 "sparseness_H": "solver='nmfsc'"}[option]
+        assert words in str(exc.value), str(exc.value)
+

@@ -182,7 +182,7 @@ def fit(est, X, W=None, H=None, update_H: bool = True, weights=None):
     X = scale.data(X, nx)
     if est.init == "custom" or not update_H:
         multiplicative = getattr(SOLVERS.get(est._solver), "multiplicative", False) or (
-            robust is not None and est.solver == "mu")
+            _robust_fit.multiplicative(est))
         W, H = given_factors(est, nx, X, W, H, update_H, scale, multiplicative)
     else:
         W, H = _initialised(est, nx, X, W, H, _sample_major(est, nx, X))

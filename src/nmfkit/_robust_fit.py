@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .robust import entry_scores, kind_of, psi, row_scores
+from .robust import entry_scores, kind_of, psi, row_norms, row_scores
 from .solvers.robust_mm import pilot_scale
 
 __all__ = ["check_robust", "fit_transform_observed", "kind", "prepare", "record_scores",
@@ -56,10 +56,10 @@ def check_robust(est, update_H: bool = True) -> None:
         raise ValueError(f"{what} is fitted by row-weighted HALS (solver='auto' or 'cd') or "
                          f"multiplicative updates (solver='mu'), not solver={est.solver!r}.")
     if loss != "l21" and est.solver not in ("auto", "mu"):
-        raise ValueError(f"{what} is fitted by weighted multiplicative updates (solver='auto' "
-                         f"or 'mu'), not solver={est.solver!r}: HALS on its majoriser stalls "
-                         "far from the planted factors when outliers are gross "
-                         "(docs/robust.md).")
+        raise ValueError(f"{what} is fitted by weighted multiplicative updates: leave solver "
+                         f"at 'auto' or use 'mu', not solver={est.solver!r} (HALS on its "
+                         "majoriser stalled far from the planted factors when outliers are "
+                         "gross; docs/robust.md).")
     used = []
     if float(est.alpha_W) > 0 or (est.alpha_H != "same" and float(est.alpha_H) > 0):
         used.append("alpha_W/alpha_H (penalties)")
@@ -77,6 +77,13 @@ def check_robust(est, update_H: bool = True) -> None:
         raise ValueError(f"{what} cannot be combined with {', '.join(used)}: its majorisers "
                          "carry no penalty or extension terms. Fit the robust loss alone, or "
                          "drop loss/outliers for the extension.")
+
+
+def multiplicative(est) -> bool:
+    """Whether the robust fit updates by multiplicative steps (all but L2,1's HALS), which
+    cannot leave zero: a fixed-H fit (``transform``) then starts W flat and positive."""
+    k = kind(est)
+    return k is not None and (k != "l21" or est.solver == "mu")
 
 
 def needs_dense(k: str | None) -> bool:
@@ -142,20 +149,19 @@ def record_scores(est, nx, X, W, H, scale, weights=None, host: bool = True) -> N
     factors; X, W, H at the fit's unit ``scale`` (scores are scale-free; the scale and S are
     reported on the data's scale). ``host``: numpy arrays out (host input)."""
     k = kind(est)
-    R = X - nx.matmul(W, H)
     out = nx.to_numpy if host else (lambda a: a)
     if k == "l21":
-        sq = R * R if weights is None else weights * R * R
-        est.outlier_scores_ = row_scores(nx, nx.sum(sq, axis=1) ** 0.5)
+        est.outlier_scores_ = row_scores(nx, row_norms(nx, X, W, H, weights))
         est.outlier_entry_scores_ = est.outliers_ = est.loss_scale_ = None
         return
+    R = X - nx.matmul(W, H)
     s = est._robust_scale
     observed = None if weights is None else (weights > 0) * 1.0
     E = entry_scores(nx, k, R, s, observed)
     counts = float(X.shape[1]) if observed is None else nx.clip_min(nx.sum(observed, axis=1), 1.0)
     est.outlier_entry_scores_ = out(E)
     est.outlier_scores_ = np.asarray(nx.to_numpy(nx.sum(E, axis=1) / counts), dtype=np.float64)
-    S = R - psi("sparse", R, s) if k == "sparse" else None
+    S = nx.clip_min(R - psi("sparse", R, s), 0.0) if k == "sparse" else None
     est.outliers_ = out(nx.times_pow2(S, scale.exponent)) if S is not None else None
     est.loss_scale_ = s * scale.s
 

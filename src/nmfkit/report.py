@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Section", "model_section", "render_report", "write_report", "GLOSSARY",
-           "top_features_table"]
+__all__ = ["Section", "model_section", "outlier_tables", "render_report", "write_report",
+           "GLOSSARY", "top_features_table"]
 
 # one name per quantity: the key used in tables, its label, and one sentence
 GLOSSARY = {
@@ -73,12 +73,22 @@ GLOSSARY = {
     "n_not_converged": ("n_not_converged", "Restarts that reached the iteration limit before "
                         "the tolerance."),
     "suggested k": ("suggested k", "The rank the criteria point to together, with its reason."),
+    "loss": ("robust loss", "huber, cauchy or l21: a loss that limits the pull of outlying "
+             "entries or samples on the fit (docs/robust.md)."),
+    "outliers": ("outliers", "sparse: X ≈ WH + S with S ≥ 0 sparse, the corruption above the "
+                 "model kept out of the parts."),
+    "loss_scale": ("loss scale", "The residual size beyond which an entry counts as an "
+                   "outlier (Huber's δ, Cauchy's c, the L1 weight λ of S)."),
+    "outlier_score": ("outlier score", "The share of a residual the robust fit did not fit as "
+                      "least squares (0: an ordinary entry, near 1: ignored); per sample, the "
+                      "mean over its entries (l21: 1 − median residual / the sample's)."),
     "reason": ("reason", "Why that rank is suggested."),
 }
 _PREFIX_GLOSSARY = {
     "suggested by ": "The rank this criterion alone would pick.",
 }
-_SETTINGS = ("solver", "beta_loss", "init", "tol", "max_iter", "random_state", "batch_size")
+_SETTINGS = ("solver", "beta_loss", "loss", "outliers", "init", "tol", "max_iter",
+             "random_state", "batch_size")
 _ALIASES = {"reconstruction_err": "reconstruction_error", "n_iter_": "n_iter"}
 
 
@@ -202,6 +212,8 @@ def model_section(model, *, title: str, X=None, W=None, feature_names=None, row_
         except (ValueError, TypeError):  # e.g. masked data: metrics of the library skip it
             pass
     metrics.update(extra_metrics or {})
+    if getattr(model, "loss_scale_", None) is not None:
+        metrics["loss_scale"] = model.loss_scale_
     metrics = _clean(metrics)
     if "reconstruction_error" not in metrics and getattr(model, "reconstruction_err_", None):
         metrics["reconstruction_error"] = model.reconstruction_err_
@@ -212,6 +224,9 @@ def model_section(model, *, title: str, X=None, W=None, feature_names=None, row_
         top = top_features_of(model, n_top, feature_names)
         sec.tables.append((f"Top {top.n_top} features of each component (rows of H)",
                            top_features_table(top, bars=not spectrum)))
+    sec.tables += outlier_tables(model, row_names, feature_names)
+    if sec.tables and getattr(model, "outlier_scores_", None) is not None:
+        sec.terms.append("outlier_score")
     history = getattr(model, "history_", None)
     if history and len(history.get("objective", [])) > 1:
         sec.figures.append(("Objective against iteration", plot.figure_to_png(
@@ -239,6 +254,45 @@ def model_section(model, *, title: str, X=None, W=None, feature_names=None, row_
         sec.figures.append(("Rank-selection criteria against k", plot.figure_to_png(
             plot.plot_rank_curves(rank_curves["ks"], curves))))
     return sec
+
+
+def outlier_tables(model, row_names=None, feature_names=None, n: int = 10) -> list:
+    """(caption, html) tables of a robust fit's most outlying samples and entries, from
+    ``outlier_scores_`` / ``outlier_entry_scores_`` (empty for a fit without them)."""
+    scores = getattr(model, "outlier_scores_", None)
+    if scores is None:
+        return []
+    esc = html.escape
+    scores = np.asarray(scores)
+    rname = (lambda i: str(row_names[i])) if row_names is not None else (lambda i: f"row {i}")
+    if feature_names is None:
+        feature_names = getattr(model, "feature_names_", None)
+    fname = (lambda j: str(feature_names[j])) if feature_names is not None else (
+        lambda j: f"feature {j}")
+    top = np.argsort(-scores, kind="stable")[:n]
+    rows = "".join(f"<tr><td>{esc(rname(i))}</td><td>{scores[i]:.3f}</td></tr>" for i in top)
+    out = [(f"The {len(top)} most outlying samples (outlier score, 0 = ordinary)",
+            '<table class="top"><thead><tr><th>sample</th><th>score</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>")]
+    E = getattr(model, "outlier_entry_scores_", None)
+    if E is not None:
+        E = np.asarray(E)
+        S = getattr(model, "outliers_", None)
+        flat = np.argsort(-E, axis=None, kind="stable")[: 2 * n]
+        flat = flat[E.flat[flat] > 0]
+        head = "<th>sample</th><th>feature</th><th>score</th>" + (
+            "<th>S (removed)</th>" if S is not None else "")
+        body = []
+        for q in flat:
+            i, j = np.unravel_index(q, E.shape)
+            extra = f"<td>{float(np.asarray(S)[i, j]):.4g}</td>" if S is not None else ""
+            body.append(f"<tr><td>{esc(rname(i))}</td><td>{esc(fname(j))}</td>"
+                        f"<td>{E[i, j]:.3f}</td>{extra}</tr>")
+        share = float(np.mean(E > 0.5)) if E.size else 0.0
+        out.append((f"The {len(body)} most outlying entries ({share:.1%} of all entries "
+                    "score above 0.5)", f'<table class="top"><thead><tr>{head}</tr></thead>'
+                    f"<tbody>{''.join(body)}</tbody></table>"))
+    return out
 
 
 _CSS = """

@@ -34,9 +34,11 @@ row-weighted least-squares step, computed from Gram products (sparse X is never 
 The default scale (δ, c or λ) comes from the residuals: σ̂ = 1.4826·MAD(R), the
 normal-consistent median absolute deviation, times 1.345 (Huber, 95 % efficiency under
 Gaussian noise), 2.385 (Cauchy, the same) or 1.345 (sparse outliers). The residuals of the
-start are dominated by the outliers (the start fits them), so σ̂ is re-estimated along a
-pilot of iteratively reweighted steps from the start (:func:`nmfkit.solvers.robust_mm.
-pilot_scale`) and then held fixed for the whole fit: the objective is then one function,
+start are dominated by the outliers (the start fits them), so the fit starts with a pilot:
+Cauchy-weighted iterations with σ̂ re-estimated at each until it settles (a graduated
+start; 10 to 100 iterations), after which the loss's scale is read from the residuals and
+held fixed for the whole fit
+(:func:`nmfkit.solvers.robust_mm.pilot_scale`): the objective is then one function,
 non-increasing at every iteration, and the same for every ``n_init`` restart.
 """
 
@@ -53,8 +55,10 @@ __all__ = [
     "entry_scores",
     "estimate_scale",
     "kind_of",
+    "objective",
     "psi",
     "rho_sum",
+    "row_norms",
     "row_scores",
     "weights",
 ]
@@ -150,6 +154,19 @@ def entry_scores(nx, kind: str, R, scale: float, observed=None):
     return out
 
 
+def row_norms(nx, X, W, H, weights=None):
+    """‖x_i − w_i H‖ of every row (‖√M_i ∘ r_i‖ with entry weights M): from Gram products
+    ‖x_i‖² − 2 w_i·(H x_iᵀ) + w_i HHᵀ w_iᵀ without weights, so a sparse X is not densified."""
+    if weights is not None:
+        R = X - nx.matmul(W, H)
+        return nx.sum(weights * R * R, axis=1) ** 0.5
+    X2 = nx.with_data(X, nx.sparse_data(X) ** 2) if nx.issparse(X) else X * X
+    XHt = nx.matmul(X, H.T)
+    sq = nx.sum(X2, axis=1) - 2.0 * nx.sum(W * XHt, axis=1) + nx.sum(
+        W * nx.matmul(W, H @ H.T), axis=1)
+    return nx.clip_min(sq, 0.0) ** 0.5
+
+
 def row_scores(nx, row_norms):
     """Per-sample scores of L2,1: max(0, 1 − median_i ‖r_i‖ / ‖r_i‖) ∈ [0, 1). A sample at
     or below the median residual norm scores 0; one at twice the median 0.5 (its weight in
@@ -181,3 +198,27 @@ def estimate_scale(nx, R, observed=None) -> float:
     if not (sigma > 0 and math.isfinite(sigma)):
         sigma = float(np.finfo(np.float64).tiny)
     return sigma
+
+
+def objective(X, W, H, kind: str, scale: float | None = None, weights=None) -> float:
+    """The robust objective of (W, H) for X, as the fit minimises it.
+
+    Parameters
+    ----------
+    X : array (n_samples, n_features) (numpy or torch; 0 where not observed); sparse for
+        "l21" only.
+    W, H : the factors, (n_samples, k) and (k, n_features).
+    kind : "huber", "cauchy", "sparse" (``outliers="sparse"``) or "l21".
+    scale : δ, c or λ (a fitted model's ``loss_scale_``); not used by "l21".
+    weights : dense entry weights M ≥ 0 of X's shape, or None (every entry, weight 1).
+
+    Returns
+    -------
+    float : Σ M_ij ρ(r_ij) for the entrywise kinds, Σ_i ‖√M_i ∘ r_i‖ for "l21".
+    """
+    from .backends import get_backend
+
+    nx = get_backend(X)
+    if kind == "l21":
+        return float(nx.sum(row_norms(nx, X, W, H, weights)))
+    return rho_sum(nx, kind, X - nx.matmul(W, H), scale, weights)

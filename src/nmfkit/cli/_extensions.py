@@ -1,6 +1,6 @@
 """Options for the library's extensions (restarts, penalties, graph, nsNMF, missing values,
-backend/GPU). Each option exists only when the estimator in this tree has the parameter it
-maps onto, so the command line never offers what the library cannot do.
+backend/GPU, robust losses). Each option exists only when the estimator in this tree has the
+parameter it maps onto, so the command line never offers what the library cannot do.
 """
 
 from __future__ import annotations
@@ -73,6 +73,16 @@ def extension_options() -> list:
                                  default=None, help="Array framework (torch for GPU)."))
         opts.append(click.option("--device", default=None,
                                  help="Torch device: cuda, cuda:1, cpu (with --backend torch)."))
+    if _has("loss", "loss_scale", "outliers", "outlier_penalty"):
+        opts.append(click.option("--outliers", type=click.Choice(["sparse"]), default=None,
+                                 help="sparse: fit X ≈ WH + S, S ≥ 0 sparse (corruption above "
+                                      "the model: spikes, saturated pixels); docs/robust.md."))
+        opts.append(click.option("--loss-scale", type=click.FloatRange(0, min_open=True),
+                                 default=None, help="Huber's δ / Cauchy's c with --loss huber "
+                                                    "or cauchy (default: from the residuals)."))
+        opts.append(click.option("--outlier-penalty", type=click.FloatRange(0, min_open=True),
+                                 default=None, help="L1 weight λ of S with --outliers sparse "
+                                                    "(default: from the residuals)."))
     return opts
 
 
@@ -161,6 +171,10 @@ def extension_params(opts: dict) -> dict:
         missing = opts.pop("missing")
         if missing is not None:
             params["missing_values"] = np.nan if missing == "nan" else "unobserved"
+    for key in ("outliers", "loss_scale", "outlier_penalty"):
+        if key in opts and opts[key] is not None:
+            params[key] = opts.pop(key)
+        opts.pop(key, None)
     if "backend" in opts:
         backend, device = opts.pop("backend"), opts.pop("device")
         if device is not None and backend is None:

@@ -26,11 +26,15 @@ from ._stages import Stages, describe, input_size
 
 _LOSS_ALIASES = {"fro": "frobenius", "frobenius": "frobenius", "kl": "kullback-leibler",
                  "kullback-leibler": "kullback-leibler", "is": "itakura-saito",
-                 "itakura-saito": "itakura-saito"}
+                 "itakura-saito": "itakura-saito", "huber": "huber", "cauchy": "cauchy",
+                 "l21": "l21"}
+#: --loss values that are NMF's robust ``loss`` (the β-divergence then stays Frobenius)
+_ROBUST = ("huber", "cauchy", "l21")
 
 
 class LossType(click.ParamType):
-    """frobenius | kl | is, their long names, or a number β."""
+    """frobenius | kl | is, their long names, a number β, or a robust loss (huber, cauchy,
+    l21)."""
 
     name = "loss"
 
@@ -43,13 +47,14 @@ class LossType(click.ParamType):
         try:
             return float(v)
         except ValueError:
-            self.fail(f"{value!r} is not a loss; use frobenius, kl, is or a number β", param, ctx)
+            self.fail(f"{value!r} is not a loss; use frobenius, kl, is, a number β, or huber, "
+                      "cauchy, l21", param, ctx)
 
 
 def _solver_names():
     from ..solvers import SOLVERS
 
-    return sorted(SOLVERS)
+    return sorted(n for n in SOLVERS if n != "robust")  # that one is chosen by --loss
 
 
 def model_options(f):
@@ -58,9 +63,11 @@ def model_options(f):
         click.option("-k", "--n-components", "n_components", type=click.IntRange(1),
                      required=True, help="Rank k: the number of parts."),
         click.option("--loss", "beta_loss", type=LossType(), default="frobenius",
-                     show_default=True, help="frobenius, kl, is, or a number β (β-divergence)."),
+                     show_default=True, help="frobenius, kl, is, or a number β (β-divergence); "
+                                             "huber, cauchy or l21 (robust: docs/robust.md)."),
         click.option("--solver", type=click.Choice(_solver_names()), default=None,
-                     help="Solver (default: cd for frobenius, mu otherwise)."),
+                     help="Solver (default: cd for frobenius, mu otherwise; weighted "
+                          "updates for a robust --loss or --outliers)."),
         click.option("--init", type=click.Choice(["random", "nndsvd", "nndsvda", "nndsvdar"]),
                      default=None, help="Initialisation (default: nndsvda, or random when k is "
                                         "large)."),
@@ -88,6 +95,8 @@ def estimator_params(opts: dict) -> dict:
     params = {k: opts[k] for k in ("n_components", "beta_loss", "init", "max_iter", "tol",
                                    "max_time", "random_state", "alpha_W", "l1_ratio")}
     params.update(extension_params(opts))
+    if params["beta_loss"] in _ROBUST:  # a robust loss replaces the Frobenius one
+        params["loss"], params["beta_loss"] = params["beta_loss"], "frobenius"
     alpha_h = opts["alpha_H"]
     if alpha_h != "same":
         try:
@@ -100,7 +109,9 @@ def estimator_params(opts: dict) -> dict:
                                      param_hint="--alpha-h")
     params["alpha_H"] = alpha_h
     solver = opts["solver"]
-    if solver is None:
+    if solver is None and (params.get("loss") or params.get("outliers")):
+        solver = "auto"  # the robust solver (weighted updates)
+    elif solver is None:
         solver = "cd" if params["beta_loss"] in ("frobenius", 2.0) else "mu"
     params["solver"] = solver
     return params
@@ -170,7 +181,8 @@ def run_fit(params: dict, X, console: Console, desc: str = "fit"):
 _MINIBATCH_KEEP = ("n_components", "beta_loss", "init", "max_iter", "tol", "random_state",
                    "alpha_W", "alpha_H", "l1_ratio", "solver")
 _DEFAULTS = {"n_init": 1, "n_jobs": None, "smoothness": 0.0, "sparseness_W": None,
-             "sparseness_H": None, "max_time": None}
+             "sparseness_H": None, "max_time": None, "loss": None, "outliers": None,
+             "loss_scale": None, "outlier_penalty": None}
 
 
 def minibatch_params(params: dict, batch_size: int) -> dict:
@@ -241,6 +253,11 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
     batch_size = opts.pop("batch_size")
     max_memory, dask_address = opts.pop("max_memory"), opts.pop("dask_address")
     params = estimator_params(opts)
+    robust = [f"--{k.replace('_', '-')} {params[k]}" for k in ("loss", "outliers") if params.get(k)]
+    if robust and (max_memory is not None or dask_address is not None):
+        flag = "--max-memory" if max_memory is not None else "--dask"
+        raise click.UsageError(f"{flag} cannot honour {', '.join(robust)} (the streamed and "
+                               f"Dask fits have no robust loss); drop one")
     if max_memory is not None or dask_address is not None:
         check_scale_params(params, max_memory=max_memory, dask_address=dask_address,
                            batch_size=batch_size, read=read,
@@ -274,7 +291,9 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
 
 
 def _describe_fit(params: dict, batch_size) -> str:
-    loss = params.get("beta_loss")
+    loss = params.get("loss") or params.get("beta_loss")
+    if params.get("outliers"):
+        loss = f"{loss} + {params['outliers']} outliers"
     how = f"solver {params.get('solver')}, loss {loss}"
     return how + (f", mini-batches of {batch_size} rows" if batch_size else "")
 

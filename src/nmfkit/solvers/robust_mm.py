@@ -63,27 +63,35 @@ def entry_weights(nx, kind, X, Wt, Hc, scale, M=None):
     return Om if M is None else Om * M
 
 
-def pilot_scale(nx, kind, X, W, H, M=None, iterations: int = 20):
-    """The default scale of an entrywise kind and the start it leaves: ``iterations`` weighted
-    multiplicative iterations from copies of (W, H), the scale re-estimated before each as
-    the loss's factor times σ̂ = 1.4826·MAD of the residuals. Returns (scale, W, H).
+def pilot_scale(nx, kind, X, W, H, M=None, max_iter: int = 100, settle: float = 0.02):
+    """The default scale of an entrywise kind and the start it leaves; returns (scale, W, H).
+
+    A pilot of Cauchy-weighted multiplicative iterations from copies of (W, H), the Cauchy
+    scale re-estimated before each as 2.385 σ̂, σ̂ = 1.4826·MAD of the residuals, until σ̂
+    settles (it fell by less than ``settle`` over the last 5 iterations; at least 10, at most
+    ``max_iter`` iterations); the kind's scale is then its factor times that σ̂.
 
     The start's own residuals are dominated by the outliers it fits (planted data, 10 % of
-    entries at 10× the maximum: σ̂ 28.9 at the start, 0.29 after the pilot, for noise 0.01
-    and a largest clean value near 4). The shrinking scale is also a graduated start for the
-    non-convex Cauchy loss: fitted at its final scale from the corrupted start, every entry
-    looked like an outlier and the fit ended farther from the planted factors than plain NMF.
+    entries at 10× the maximum: σ̂ 28.9 at the start, 0.16 after 20 iterations, 0.05 after
+    80, for noise 0.01), and a fit at a fixed small scale from that start ends far from the
+    planted factors (Cauchy: farther than plain NMF). The shrinking scale is a graduated
+    start; the Cauchy weights, which fall to zero for gross outliers, leave them behind where
+    Huber weights, which fall only as 1/|r|, do not. On 60×40 planted data (4 seeds × 3
+    scales of X) the median relative error of Huber was 0.78 after a Huber pilot of 20
+    iterations, 0.78 after a Cauchy pilot of 20, and 0.019 after this one.
     """
     Wt, Hc = nx.copy(W.T), nx.copy(H)
     eps = nx.eps(nx.dtype_of(X))
-    factor = SCALE_FACTORS[kind]
-    s = None
-    for _ in range(max(1, int(iterations))):
+    history = []
+    for it in range(max(1, int(max_iter)) + 1):
         R = X - nx.matmul(Wt.T, Hc)
-        s = factor * estimate_scale(nx, R, M)
-        Om = weights(nx, kind, R, s)
+        sigma = estimate_scale(nx, R, M)
+        history.append(sigma)
+        if it == max_iter or (it >= 10 and history[-6] - sigma <= settle * history[-6]):
+            break
+        Om = weights(nx, "cauchy", R, SCALE_FACTORS["cauchy"] * sigma)
         _weighted_mu(nx, Wt, Hc, X, Om if M is None else Om * M, eps)
-    return s, nx.ascontiguous(Wt.T), Hc
+    return SCALE_FACTORS[kind] * sigma, nx.ascontiguous(Wt.T), Hc
 
 
 @register_solver
