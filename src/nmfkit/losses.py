@@ -110,6 +110,17 @@ def _beta_divergence_numpy(X, W, H, beta: float) -> float:
 
     n_samples, n_features = X.shape
     dtype = np.result_type(W.dtype, H.dtype, X.dtype)
+    if beta == 2.0 and not sp.issparse(X):
+        # the residual in the data's precision (float32 data: a float32 product, as scikit-
+        # learn's), its squares summed in float64; no pass over X beyond the residual's
+        work = dtype if dtype in (np.float32, np.float64) else np.float64
+        Hw = np.asarray(H, dtype=work)
+        res = 0.0
+        for rows in _row_blocks(n_samples, n_features):
+            R = np.asarray(W[rows], dtype=work) @ Hw
+            np.subtract(np.asarray(X[rows], dtype=work), R, out=R)
+            res += float(np.einsum("ij,ij->", R, R, dtype=np.float64))
+        return 0.5 * res
     if sp.issparse(X):
         X = sp.csr_matrix(X)
         data = X.data
@@ -119,15 +130,7 @@ def _beta_divergence_numpy(X, W, H, beta: float) -> float:
     floor = _floor(dtype if np.issubdtype(dtype, np.floating) else np.float64, X_scale)
 
     if beta == 2.0:
-        if sp.issparse(X):
-            return _sparse_frobenius(X, W, H)
-        res = 0.0
-        for rows in _row_blocks(n_samples, n_features):
-            R = np.asarray(X[rows], dtype=np.float64) - np.asarray(W[rows], dtype=np.float64) @ np.asarray(
-                H, dtype=np.float64
-            )
-            res += float(np.einsum("ij,ij->", R, R))
-        return 0.5 * res
+        return _sparse_frobenius(X, W, H)
 
     # terms that need WH at X's non-zeros only, plus a term over all of WH
     if sp.issparse(X):
