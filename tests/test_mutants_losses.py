@@ -65,11 +65,25 @@ def test_float32_inputs_give_the_float64_value_of_the_same_numbers(beta, sparse)
     X64, W64, H64 = X32.astype(np.float64), W32.astype(np.float64), H32.astype(np.float64)
     if sparse:
         X32, X64 = sp.csr_matrix(X32), sp.csr_matrix(X64)
-    # the casts are exact, so a dense float64 accumulation gives the float64 value to
-    # rounding; a sparse X's sampled product WH at its non-zeros is formed in the factors'
-    # precision, so only float32 rounding separates the two there
+    # the casts are exact, so a float64 accumulation gives the float64 value to rounding;
+    # two products are formed in the data's precision, so float32 rounding separates the two
+    # there: a sparse X's sampled product WH at its non-zeros (β ≠ 2), and the dense
+    # Frobenius residual (as scikit-learn's); sparse Frobenius works from float64 Grams
+    in_float32 = (sparse and beta != 2.0) or (not sparse and beta == 2.0)
     assert beta_divergence(X32, W32, H32, beta) == pytest.approx(
-        beta_divergence(X64, W64, H64, beta), rel=1e-6 if sparse else 1e-12)
+        beta_divergence(X64, W64, H64, beta), rel=1e-6 if in_float32 else 1e-12)
+
+
+@pytest.mark.parametrize("beta", [-0.5, 0.5, 1.5, 3.0])
+def test_float32_sum_over_all_of_WH_is_accumulated_in_float64(beta):
+    # one stored entry: the value is almost all Σ (WH)^β over the n·m entries, which a
+    # float64 accumulation gives to rounding from float32 factors
+    _, W, H = _data(seed=7, n=40, m=30)
+    X = sp.csr_matrix(([1.0], ([0], [0])), shape=(40, 30))
+    W32, H32 = W.astype(np.float32), H.astype(np.float32)
+    d32 = beta_divergence(X.astype(np.float32), W32, H32, beta)
+    d64 = beta_divergence(X, W32.astype(np.float64), H32.astype(np.float64), beta)
+    assert d32 == pytest.approx(d64, rel=1e-10)
 
 
 @pytest.mark.parametrize("beta", [-1.0, -0.5])
@@ -92,11 +106,41 @@ def test_zero_in_WH_is_floored_the_same_way_dense_and_sparse(beta):
 
 
 @pytest.mark.parametrize("beta", BETAS)
-def test_square_root_is_sqrt_of_twice_the_divergence(beta):
+@pytest.mark.parametrize("sparse", [False, True])
+def test_square_root_is_sqrt_of_twice_the_divergence(beta, sparse):
     X, W, H = _data(seed=4)
     X = _x_for(beta, X)
-    d = beta_divergence(X, W, H, beta)
-    assert beta_divergence(X, W, H, beta, square_root=True) == pytest.approx(np.sqrt(2 * d), rel=1e-12)
+    # a far and a near fit: the square root of a divergence below ½ too
+    for Xin in (X, 0.999 * (W @ H) + 0.001 * X):
+        Xin = sp.csr_matrix(Xin) if sparse else Xin
+        d = beta_divergence(Xin, W, H, beta)
+        assert beta_divergence(Xin, W, H, beta, square_root=True) == pytest.approx(
+            np.sqrt(2 * d), rel=1e-12)
+
+
+@pytest.mark.parametrize("beta", BETAS)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_divergence_is_homogeneous_of_degree_beta_even_where_WH_is_zero(beta, sparse):
+    # d_β(cx | cy) = c^β d_β(x | y); the floor that keeps WH = 0 finite where X > 0 scales
+    # with X, so the property holds there too
+    X, W, H = _data(seed=8, zeros=False)
+    W[0] = 0.0
+    c = 1e3
+    Xc = c * X
+    if sparse:
+        X, Xc = sp.csr_matrix(X), sp.csr_matrix(Xc)
+    assert beta_divergence(Xc, c * W, H, beta) == pytest.approx(
+        c**beta * beta_divergence(X, W, H, beta), rel=1e-9)
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.5, 3.0])
+def test_rows_where_X_and_WH_are_both_zero_contribute_nothing(beta):
+    X, W, H = _data(seed=9)
+    X[0] = 0.0
+    W[0] = 0.0
+    ref = _reference(X[1:], W[1:], H, beta)
+    assert beta_divergence(X, W, H, beta) == pytest.approx(ref, rel=1e-10)
+    assert beta_divergence(sp.csr_matrix(X), W, H, beta) == pytest.approx(ref, rel=1e-10)
 
 
 @pytest.mark.parametrize("beta", BETAS)
