@@ -87,3 +87,39 @@ def test_auto_rank_is_the_number_of_features():
         warnings.simplefilter("ignore")
         model = NMF("auto", init="random", random_state=0, max_iter=5).fit(X)
     assert model.components_.shape == (5, 5)
+
+
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvda", "nndsvdar"])
+def test_a_singular_pair_with_no_usable_sign_part_gives_a_finite_start(init):
+    # u > 0 with v < 0: the positive part of v and the negative part of u are zero, so both
+    # norm products vanish and the pair's direction is 0/0 (a rank-deficient X): that
+    # component starts at zero (nndsvd) or at the fill value, never NaN
+    from nmfkit.init import nndsvd_from_svd
+
+    rng = np.random.RandomState(0)
+    U = np.abs(rng.rand(8, 2)) + 0.1
+    V = np.abs(rng.rand(2, 6)) + 0.1
+    V[1] *= -1.0
+    S = np.array([3.0, 1.0])
+    W, H = nndsvd_from_svd(U, S, V, init, 0.5, 0)
+    assert np.isfinite(W).all() and np.isfinite(H).all()
+    np.testing.assert_allclose(W[:, 0], np.sqrt(3.0) * U[:, 0])
+    np.testing.assert_allclose(H[0], np.sqrt(3.0) * np.abs(V[0]))
+    if init == "nndsvd":
+        assert not W[:, 1].any() and not H[1].any()
+    elif init == "nndsvda":
+        assert (W[:, 1] == 0.5).all() and (H[1] == 0.5).all()
+    else:
+        assert (W[:, 1] > 0).all() and (W[:, 1] <= 0.5 * 5 / 100).all()
+
+
+def test_small_entries_of_an_svd_start_are_zeroed_below_eps_only():
+    from nmfkit.init import nndsvd_from_svd
+
+    U = np.array([[0.8, 0.6], [0.6, -0.8]])
+    V = np.array([[0.6, 0.8], [0.8, -0.6]])
+    S = np.array([1.0, 1e-14])  # the second pair's entries are ~1e-7: below eps = 1e-6
+    W, H = nndsvd_from_svd(U, S, V, "nndsvd", 0.5, 0)
+    np.testing.assert_allclose(W[:, 0], U[:, 0])
+    np.testing.assert_allclose(H[0], V[0])
+    assert not W[:, 1].any() and not H[1].any()
