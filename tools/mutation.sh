@@ -11,6 +11,8 @@
 # Usage:  tools/mutation.sh [SCRATCH_DIR]      (default /tmp/nmfkit-mutation)
 # Env:    MUTMUT_VERSION (default 3.8.1), MUTATION_CHILDREN (default 1),
 #         MUTATION_REF (the commit to mutate, default HEAD; written to SCRATCH_DIR/commit.txt),
+#         MUTATION_TESTS_FROM (a later commit whose tests/test_mutants_*.py are added, to
+#           re-run a run's survivors against the tests written since),
 #         MUTATION_MODULES (space-separated paths under src/, default: the list below),
 #         MUTATION_TESTS (the test files mutmut may run),
 #         MUTATION_NAMES (mutmut name patterns to run; with MUTATION_FRACTION="" and no names:
@@ -24,6 +26,7 @@ work="${1:-/tmp/nmfkit-mutation}"
 version="${MUTMUT_VERSION:-3.8.1}"
 children="${MUTATION_CHILDREN:-1}"
 ref="${MUTATION_REF:-HEAD}"
+tests_from="${MUTATION_TESTS_FROM:-}"
 # the math and solver modules not covered by the first recorded run (that one: _fit.py,
 # nnls.py, solvers/_kl_kernels.py; pass them here to run them again)
 modules="${MUTATION_MODULES:-src/nmfkit/losses.py src/nmfkit/init.py src/nmfkit/masked.py \
@@ -40,7 +43,8 @@ seed="${MUTATION_SEED:-20}"
 tests="${MUTATION_TESTS:-tests/test_oracles.py tests/test_losses.py tests/test_solvers_core.py \
 tests/test_fit_loop.py tests/test_init.py tests/test_masked.py tests/test_properties.py \
 tests/test_solvers_fast.py tests/test_impute.py tests/test_penalties.py tests/test_stopping.py \
-tests/test_estimator.py tests/test_capability_matrix.py $( { git -C "$repo" ls-tree --name-only "$ref" tests/ \
+tests/test_estimator.py tests/test_capability_matrix.py \
+$( { git -C "$repo" ls-tree --name-only "${tests_from:-$ref}" tests/ \
 | grep /test_mutants_ || true; } | tr '\n' ' ')}"
 
 mkdir -p "$work"
@@ -48,6 +52,13 @@ rm -rf "$work/tree"
 mkdir "$work/tree"
 git -C "$repo" archive "$ref" | tar -x -C "$work/tree"
 git -C "$repo" rev-parse "$ref" > "$work/commit.txt"
+if [ -n "$tests_from" ]; then
+    # the mutation tests of a later commit on the mutated commit's code: re-running the
+    # survivors of a run with the tests written since, mutant names unchanged
+    git -C "$repo" archive "$tests_from" tests/ | tar -x -C "$work/tree" --wildcards \
+        'tests/test_mutants_*.py'
+    echo "tests/test_mutants_*.py from $(git -C "$repo" rev-parse "$tests_from")" >> "$work/commit.txt"
+fi
 if [ ! -x "$work/venv/bin/mutmut" ]; then
     python3 -m venv "$work/venv"
     "$work/venv/bin/pip" install -q "$work/tree[test]" "mutmut==$version"
@@ -78,7 +89,7 @@ if [ -n "$fraction" ] && [ -z "$names" ]; then
     # generate the mutants and collect which tests run which function (no mutant runs yet),
     # then draw the names to test
     nice -n 19 "$work/venv/bin/mutmut" run --max-children "$children" \
-        "nmfkit.no_such_function__mutmut_*" >/dev/null || true
+        "nmfkit.no_such_function__mutmut_*" >/dev/null 2>&1 || true
     # shellcheck disable=SC2086
     "$work/venv/bin/python" "$repo/tools/mutation_sample.py" --full $full \
         --fraction "$fraction" --seed "$seed" --untested "$work/untested.txt" > "$work/names.txt"
