@@ -123,3 +123,31 @@ def test_small_entries_of_an_svd_start_are_zeroed_below_eps_only():
     np.testing.assert_allclose(W[:, 0], U[:, 0])
     np.testing.assert_allclose(H[0], V[0])
     assert not W[:, 1].any() and not H[1].any()
+
+
+@pytest.mark.parametrize("init", METHODS)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_fortran_ordered_H_holds_the_same_start(init, sparse):
+    from nmfkit.init import initialize
+
+    X = _low_rank(np.float32)
+    Xin = sp.csr_matrix(X) if sparse else X
+    Wc, Hc = initialize(Xin, 4, init=init, random_state=3)
+    Wf, Hf = initialize(Xin, 4, init=init, random_state=3, h_order="F")
+    assert Hf.flags.f_contiguous
+    np.testing.assert_array_equal(Wf, Wc)
+    np.testing.assert_array_equal(Hf, Hc)
+    assert Wf.dtype == Hf.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_random_start_from_a_mean_alone_is_scikit_learns(dtype):
+    # the out-of-core and masked paths know mean(X) only, as a Python float
+    from nmfkit.init import random_factors
+
+    X = _low_rank(dtype)
+    W, H = random_factors(30, 22, 4, float(X.mean()), dtype, 11)
+    Ws, Hs = sk_nmf._initialize_nmf(X, 4, init="random", random_state=11)
+    assert W.dtype == dtype and H.dtype == dtype
+    np.testing.assert_allclose(W, Ws, rtol=1e-6)
+    np.testing.assert_allclose(H, Hs, rtol=1e-6)
