@@ -1,15 +1,19 @@
 """The observed-entries layer and the masked row solver against their definitions, for what
-mutation testing showed no other test reached: the row kernel's KKT point with unbounded
-coordinates and per-coordinate L2, and Gram matrices formed without the upper-triangle
-product (large factors, very sparse rows)."""
+mutation testing showed no other test reached: every way of saying what is observed against
+a dense reference (values, weights, both CSR orders, the transpose), the sampled product and
+the weighted divergence for every β, the row kernel's KKT point with unbounded coordinates
+and per-coordinate L2, and Gram matrices formed without the upper-triangle product."""
 
 import warnings
 
 import numpy as np
 import pytest
 
+import scipy.sparse as sp
+
 import nmfkit.solvers.masked_als as masked_als
 from nmfkit import NMF
+from nmfkit.masked import observed_entries, sampled_product, weighted_divergence
 from nmfkit.solvers.masked_als import cd_rows
 
 
@@ -85,3 +89,130 @@ def test_masked_als_does_not_depend_on_how_gram_matrices_are_formed(density, mon
     W2, H2 = fit()
     np.testing.assert_allclose(W2, W1, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(H2, H1, rtol=1e-9, atol=1e-12)
+
+
+def _check_observed(obs, X, W_dense):
+    """obs holds exactly the entries where W_dense > 0, with X's values and those weights, in
+    CSR order, and its transposed structure is the same set in CSC order."""
+    n, m = X.shape
+    r, c = np.nonzero(W_dense > 0)  # row-major: CSR order
+    assert obs.shape == (n, m) and obs.nnz == r.size
+    np.testing.assert_array_equal(obs.rows, r)
+    np.testing.assert_array_equal(obs.indices, c)
+    np.testing.assert_array_equal(obs.indptr, np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))]))
+    np.testing.assert_array_equal(obs.values, X[r, c])
+    assert obs.values.dtype == obs.weights.dtype == X.dtype  # weights in X's precision
+    np.testing.assert_array_equal(obs.weights, W_dense[r, c].astype(X.dtype))
+    np.testing.assert_array_equal(obs.csr().toarray(), np.where(W_dense > 0, X, 0.0))
+    ct, rt = np.nonzero((W_dense > 0).T)  # column-major: the transposed order
+    np.testing.assert_array_equal(obs.t_indices, rt)
+    np.testing.assert_array_equal(obs.t_indptr, np.concatenate([[0], np.cumsum(np.bincount(ct, minlength=m))]))
+    np.testing.assert_array_equal(obs.rows[obs.t_perm], rt)
+    np.testing.assert_array_equal(obs.indices[obs.t_perm], ct)
+
+
+def _X(seed=0, dtype=np.float64):
+    rng = np.random.RandomState(seed)
+    X = rng.rand(7, 5).astype(dtype)
+    X[X < 0.2] = 0.0  # observed zeros are observations too
+    X[:, -1] = 0.0  # and a last column and last row with nothing observed below
+    return X
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_observed_entries_of_every_input_form_match_a_dense_reference(dtype):
+    X = _X(dtype=dtype)
+    ones = np.ones(X.shape)
+    rng = np.random.RandomState(1)
+    # NaN marks missing
+    Xn = X.copy()
+    Xn[rng.rand(*X.shape) < 0.3] = np.nan
+    Xn[-1] = np.nan
+    ref = np.where(np.isnan(Xn), 0.0, 1.0)
+    _check_observed(observed_entries(Xn, missing_values=np.nan), np.nan_to_num(Xn), ref)
+    _check_observed(observed_entries(Xn, missing_values="nan"), np.nan_to_num(Xn), ref)
+    # a sentinel number marks missing
+    Xs = np.where(np.isnan(Xn), -1.0, X).astype(dtype)
+    _check_observed(observed_entries(Xs, missing_values=-1.0), Xs, ref)
+    # a sparse X whose stored entries (zeros included) are the observations
+    S = sp.coo_matrix((X[ref > 0], np.nonzero(ref > 0)), shape=X.shape)
+    _check_observed(observed_entries(S.tocsr(), missing_values="unobserved"), X, ref)
+    # a boolean mask, a weight matrix (dense and sparse; weight 0 = unobserved)
+    Wt = np.round(rng.rand(*X.shape) * 3, 1)
+    Wt[:, -1] = 0.0
+    _check_observed(observed_entries(X, mask=Wt > 0), X, (Wt > 0).astype(float))
+    _check_observed(observed_entries(X, mask=Wt), X, Wt)
+    _check_observed(observed_entries(X, mask=sp.csr_matrix(Wt)), X, Wt)
+    _check_observed(observed_entries(sp.csr_matrix(X), mask=Wt), X, Wt)
+    # a mask and NaN together: observed where the weight is > 0 and the value is known
+    _check_observed(observed_entries(Xn, mask=Wt, missing_values=np.nan), np.nan_to_num(Xn),
+                    np.where(np.isnan(Xn), 0.0, Wt))
+    _check_observed(observed_entries(Xs, mask=Wt, missing_values=-1.0), Xs,
+                    np.where(Xs == -1.0, 0.0, Wt))
+    assert observed_entries(X, mask=ones).unit_weights
+    assert not observed_entries(X, mask=Wt).unit_weights
+
+
+def test_stored_duplicates_of_a_sparse_X_are_summed_into_one_observation():
+    S = sp.coo_matrix(([1.0, 2.0, 5.0], ([0, 0, 1], [1, 1, 0])), shape=(2, 3))
+    obs = observed_entries(S, missing_values="unobserved")
+    _check_observed(obs, np.array([[0.0, 3.0, 0.0], [5.0, 0.0, 0.0]]),
+                    np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))
+
+
+def test_the_transposed_observed_set_is_the_observed_set_of_the_transpose():
+    X = _X(2)
+    Wt = np.round(np.random.RandomState(3).rand(*X.shape) * 3, 1)
+    obs = observed_entries(X, mask=Wt).transposed()
+    _check_observed(obs, X.T.copy(), Wt.T.copy())
+    # transposing twice gives the original back
+    back = obs.transposed()
+    _check_observed(back, X, Wt)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sampled_product_is_WH_at_the_observations_in_any_block_size(dtype):
+    X = _X(4)
+    Wt = (np.random.RandomState(5).rand(*X.shape) < 0.6).astype(float)
+    obs = observed_entries(X, mask=Wt)
+    rng = np.random.RandomState(6)
+    W, H = rng.rand(7, 3).astype(dtype), rng.rand(3, 5).astype(dtype)
+    ref = (W @ H)[obs.rows, obs.indices]
+    for block in (1, 3, obs.nnz, 65536):
+        y = sampled_product(obs, W, H, block=block)
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y, ref, rtol=1e-6)
+
+
+def _d_beta(x, y, beta):
+    if beta == 2.0:
+        return 0.5 * (x - y) ** 2
+    if beta == 1.0:
+        return np.where(x > 0, x * np.log(np.where(x > 0, x, 1.0) / y), 0.0) - x + y
+    if beta == 0.0:
+        return x / y - np.log(x / y) - 1.0
+    return (x**beta + (beta - 1) * y**beta - beta * x * y ** (beta - 1)) / (beta * (beta - 1))
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+def test_weighted_divergence_is_the_weighted_sum_over_observed_entries(beta):
+    X = _X(7)
+    if beta <= 0:
+        X = X + 0.1  # Itakura-Saito needs X > 0
+    rng = np.random.RandomState(8)
+    Wt = np.round(rng.rand(*X.shape) * 3, 1)
+    W, H = rng.rand(7, 3) + 0.1, rng.rand(3, 5) + 0.1
+    o = Wt > 0
+    ref = float(np.sum(Wt[o] * _d_beta(X[o], (W @ H)[o], beta)))
+    assert weighted_divergence(observed_entries(X, mask=Wt), W, H, beta) == pytest.approx(ref, rel=1e-10)
+
+
+def test_weighted_kl_where_WH_is_zero_at_an_observation_is_finite_and_scale_covariant():
+    X = _X(9) + 0.5
+    W, H = np.random.RandomState(10).rand(7, 3), np.random.RandomState(11).rand(3, 5)
+    W[0] = 0.0  # WH = 0 on row 0, where X > 0 is observed
+    obs, obs_c = observed_entries(X, mask=np.ones(X.shape)), observed_entries(1e3 * X, mask=np.ones(X.shape))
+    d = weighted_divergence(obs, W, H, 1.0)
+    assert np.isfinite(d) and d > 0
+    # KL is homogeneous of degree 1; the floor scales with the observed values
+    assert weighted_divergence(obs_c, 1e3 * W, H, 1.0) == pytest.approx(1e3 * d, rel=1e-9)
