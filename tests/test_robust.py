@@ -57,8 +57,10 @@ def _rel(W, H, C):
 
 # ------------------------------------------------------------------ majorise–minimise
 @pytest.mark.parametrize("kw", KINDS + [dict(loss="l21", solver="mu"),
-                                        dict(loss="huber", solver="mu")],
-                         ids=IDS + ["l21-mu", "huber-mu"])
+                                        dict(loss="huber", solver="mu"),
+                                        dict(loss="cauchy", solver="mu"),
+                                        dict(outliers="sparse", solver="mu")],
+                         ids=IDS + ["l21-mu", "huber-mu", "cauchy-mu", "sparse-mu"])
 @pytest.mark.parametrize("masked", [False, True], ids=["all", "mask"])
 def test_objective_never_increases(kw, masked):
     Xc, _, _ = _corrupted()
@@ -261,7 +263,7 @@ def test_invalid_values_are_refused_by_name(kw, match):
     (dict(loss="l21", loss_scale=1.0), "loss='l21' has none"),
     (dict(loss="huber", outlier_penalty=1.0), "give loss_scale instead"),
     (dict(loss="huber", beta_loss="kullback-leibler"), "beta_loss='frobenius'"),
-    (dict(loss="huber", solver="cd"), "leave solver at 'auto' or use 'mu'"),
+    (dict(loss="huber", solver="pgd"), "not solver='pgd'"),
     (dict(loss="l21", solver="anls"), "not solver='anls'"),
     (dict(loss="cauchy", alpha_W=0.1), "alpha_W/alpha_H"),
     (dict(outliers="sparse", smoothness=0.5), "smoothness"),
@@ -317,7 +319,7 @@ def test_cli_fits_a_robust_loss_and_reports_the_outliers(tmp_path, args):
     (["--loss", "huber", "--batch-size", "8"], "--batch-size"),
     (["--loss", "cauchy", "--max-memory", "100MB"], "--max-memory"),
     (["--loss-scale", "1"], "loss_scale"),
-    (["--loss", "huber", "--solver", "cd"], "'mu'"),
+    (["--loss", "huber", "--solver", "anls"], "'mu'"),
 ])
 def test_cli_refuses_what_the_robust_fit_cannot_honour(tmp_path, args, flag):
     res = _cli(tmp_path, *args, "--out", str(tmp_path / "o"))

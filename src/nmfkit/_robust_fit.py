@@ -52,14 +52,10 @@ def check_robust(est, update_H: bool = True) -> None:
     if est._beta_loss != 2.0:
         raise ValueError(f"{what} replaces the Frobenius loss; it cannot be combined with "
                          f"beta_loss={est.beta_loss!r}. Use beta_loss='frobenius' (the default).")
-    if loss == "l21" and est.solver not in ("auto", "cd", "mu"):
-        raise ValueError(f"{what} is fitted by row-weighted HALS (solver='auto' or 'cd') or "
-                         f"multiplicative updates (solver='mu'), not solver={est.solver!r}.")
-    if loss != "l21" and est.solver not in ("auto", "mu"):
-        raise ValueError(f"{what} is fitted by weighted multiplicative updates: leave solver "
-                         f"at 'auto' or use 'mu', not solver={est.solver!r} (HALS on its "
-                         "majoriser stalled far from the planted factors when outliers are "
-                         "gross; docs/robust.md).")
+    if est.solver not in ("auto", "cd", "mu"):
+        raise ValueError(f"{what} is fitted by HALS on its majoriser (solver='auto' or 'cd') "
+                         f"or by weighted multiplicative updates (solver='mu'), not solver="
+                         f"{est.solver!r}.")
     used = []
     if float(est.alpha_W) > 0 or (est.alpha_H != "same" and float(est.alpha_H) > 0):
         used.append("alpha_W/alpha_H (penalties)")
@@ -80,10 +76,9 @@ def check_robust(est, update_H: bool = True) -> None:
 
 
 def multiplicative(est) -> bool:
-    """Whether the robust fit updates by multiplicative steps (all but L2,1's HALS), which
-    cannot leave zero: a fixed-H fit (``transform``) then starts W flat and positive."""
-    k = kind(est)
-    return k is not None and (k != "l21" or est.solver == "mu")
+    """Whether the robust fit updates by multiplicative steps (solver='mu'), which cannot
+    leave zero: a fixed-H fit (``transform``) then starts W flat and positive."""
+    return kind(est) is not None and est.solver == "mu"
 
 
 def needs_dense(k: str | None) -> bool:
@@ -110,7 +105,7 @@ def prepare(est, nx, X, W, H, scale, update_H: bool, weights=None):
     start itself; returns (options, W, H).
 
     The options: the kind, its scale, the entry weights on X's backend, and the update rule
-    (weighted multiplicative updates; row-weighted HALS for L2,1 unless solver='mu'). The
+    (HALS on the majoriser; weighted multiplicative updates for solver='mu'). The
     scale is the one given (``loss_scale``, ``outlier_penalty``), the fitted one in
     ``transform``, or else estimated along a pilot from the start
     (:func:`nmfkit.solvers.robust_mm.pilot_scale`), whose end is then the fit's start; it is
@@ -128,7 +123,7 @@ def prepare(est, nx, X, W, H, scale, update_H: bool, weights=None):
             s, W, H = pilot_scale(nx, k, X, W, H, weights)
     est._robust_scale = s
     opts = {"robust": k, "robust_scale": s, "robust_weights": weights,
-            "update": "hals" if k == "l21" and est.solver != "mu" else "mu"}
+            "update": "mu" if est.solver == "mu" else "hals"}
     return opts, W, H
 
 

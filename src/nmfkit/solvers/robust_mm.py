@@ -4,11 +4,14 @@ One outer iteration majorises the robust objective at the current (W, H) by a we
 least-squares one (:mod:`nmfkit.robust` derives the majorisers) and takes one W and one H
 step that cannot increase it, so the robust objective never increases:
 
-* entrywise losses (Huber, Cauchy, sparse outliers; L2,1 with entry weights): the weights
-  Ω = M ∘ ω(X − WH) are formed once per iteration, then the weighted multiplicative updates
-  W ← W ∘ ((Ω∘X) Hᵀ) / ((Ω∘WH) Hᵀ) and H ← H ∘ (Wᵀ(Ω∘X)) / (Wᵀ(Ω∘WH)). Dense arrays
-  throughout (never the sampled products of the observed-entries form): six products of
-  n·m·k per iteration against plain MU's two.
+* entrywise losses (Huber, Cauchy, sparse outliers; L2,1 with entry weights), the default
+  (``update="hals"``): the target T = WH + (M/μ)∘ψ(X − WH) is formed once per iteration,
+  then HALS sweeps (repeated while they pay, as accelerated HALS does) on ½‖T − WH‖² for W,
+  then for H: three products of n·m·k per iteration against plain HALS's two.
+  ``update="mu"`` (``solver="mu"``): the weights Ω = M ∘ ω(X − WH), then the weighted
+  multiplicative updates W ← W ∘ ((Ω∘X) Hᵀ) / ((Ω∘WH) Hᵀ), H ← H ∘ (Wᵀ(Ω∘X)) / (Wᵀ(Ω∘WH)):
+  six products against plain MU's two. Dense arrays throughout (never the sampled
+  products of the observed-entries form).
 * L2,1 without entry weights: the sample weights 1/‖x_i − w_i H‖ come from Gram products
   (‖x_i‖² − 2 w_i·(H x_iᵀ) + w_i HHᵀ w_iᵀ), the W step is plain (each row's problem is only
   scaled by its weight) and the H step is the row-weighted one, on the Gram products Wᵀ D W
@@ -28,7 +31,7 @@ from __future__ import annotations
 import math
 
 from ..nnls import hals_sweep
-from ..robust import SCALE_FACTORS, estimate_scale, rho_sum, weights
+from ..robust import SCALE_FACTORS, estimate_scale, psi, rho_sum, weights
 from ._base import ComponentMajorSolver, register_solver
 
 __all__ = ["RobustMM", "pilot_scale"]
@@ -41,15 +44,24 @@ def _mu_step(nx, F, num, den, eps) -> None:
     F *= num / nx.clip_min(den, eps)
 
 
-def _weighted_mu(nx, Wt, Hc, X, Om, eps, update_W=True, update_H=True):
-    """One weighted multiplicative iteration on ½ Σ Ω (X − WH)², Ω held fixed; Wᵀ, H in place."""
+def _weighted_mu(nx, Wt, Hc, X, Om, eps, update_W=True, update_H=True, Y=None):
+    """One weighted multiplicative iteration on ½ Σ Ω (X − WH)², Ω held fixed; Wᵀ, H in place.
+    ``Y``: WH at the current factors when the caller has it (one product fewer)."""
     OX = Om * X
     if update_W:
-        Y = nx.matmul(Wt.T, Hc)
-        _mu_step(nx, Wt, Hc @ OX.T, Hc @ (Om * Y).T, eps)
+        Y = nx.matmul(Wt.T, Hc) if Y is None else Y
+        Y *= Om
+        _mu_step(nx, Wt, _cross(nx, OX, Hc), _cross(nx, Y, Hc), eps)
     if update_H:
         Y = nx.matmul(Wt.T, Hc)
-        _mu_step(nx, Hc, Wt @ OX, Wt @ (Om * Y), eps)
+        Y *= Om
+        _mu_step(nx, Hc, Wt @ OX, Wt @ Y, eps)
+
+
+def _cross(nx, A, Hc):
+    """H Aᵀ (k, n) as (A Hᵀ)ᵀ: OpenBLAS ran this orientation 1.7× faster on ORL faces'
+    shape (400×10304, k=25: 22 against 37 ms)."""
+    return nx.ascontiguous(nx.matmul(A, Hc.T).T)
 
 
 def entry_weights(nx, kind, X, Wt, Hc, scale, M=None):
@@ -63,7 +75,7 @@ def entry_weights(nx, kind, X, Wt, Hc, scale, M=None):
     return Om if M is None else Om * M
 
 
-def pilot_scale(nx, kind, X, W, H, M=None, max_iter: int = 100, settle: float = 0.02):
+def pilot_scale(nx, kind, X, W, H, M=None, max_iter: int = 30, settle: float = 0.02):
     """The default scale of an entrywise kind and the start it leaves; returns (scale, W, H).
 
     A pilot of Cauchy-weighted multiplicative iterations from copies of (W, H), the Cauchy
@@ -76,21 +88,25 @@ def pilot_scale(nx, kind, X, W, H, M=None, max_iter: int = 100, settle: float = 
     80, for noise 0.01), and a fit at a fixed small scale from that start ends far from the
     planted factors (Cauchy: farther than plain NMF). The shrinking scale is a graduated
     start; the Cauchy weights, which fall to zero for gross outliers, leave them behind where
-    Huber weights, which fall only as 1/|r|, do not. On 60×40 planted data (4 seeds × 3
-    scales of X) the median relative error of Huber was 0.78 after a Huber pilot of 20
-    iterations, 0.78 after a Cauchy pilot of 20, and 0.019 after this one.
+    Huber weights, which fall only as 1/|r|, do not. Huber fitted by weighted multiplicative
+    updates from a pilot with Huber weights missed the planted factors on 4 of 6 seeds of
+    60×40 planted data; from this pilot, followed by HALS on the majoriser, it reached a
+    relative error of at most 0.038 on 8 planted cases (60×40 and 200×100, 4 seeds each) with
+    a pilot of at most 30 iterations, 0.031 with 50 and 0.021 with 100: 30 is the default,
+    a pilot iteration costing about twice a HALS iteration.
     """
     Wt, Hc = nx.copy(W.T), nx.copy(H)
     eps = nx.eps(nx.dtype_of(X))
     history = []
     for it in range(max(1, int(max_iter)) + 1):
-        R = X - nx.matmul(Wt.T, Hc)
+        Y = nx.matmul(Wt.T, Hc)
+        R = X - Y
         sigma = estimate_scale(nx, R, M)
         history.append(sigma)
         if it == max_iter or (it >= 10 and history[-6] - sigma <= settle * history[-6]):
             break
         Om = weights(nx, "cauchy", R, SCALE_FACTORS["cauchy"] * sigma)
-        _weighted_mu(nx, Wt, Hc, X, Om if M is None else Om * M, eps)
+        _weighted_mu(nx, Wt, Hc, X, Om if M is None else Om * M, eps, Y=Y)
     return SCALE_FACTORS[kind] * sigma, nx.ascontiguous(Wt.T), Hc
 
 
@@ -195,10 +211,33 @@ class RobustMM(ComponentMajorSolver):
             self._half(Hc, Wd @ Wt.T, Rh)
 
     # ----------------------------------------------------------------------- steps
+    def _target(self):
+        """T = WH + (M/μ)∘ψ(X − WH), μ = max M (entrywise kinds), or WH + (Ω/max Ω)∘(X − WH)
+        with the L2,1 entry weights Ω: ½‖T − WH‖² majorises the weighted square (0 ≤ ω ≤ 1)."""
+        nx, X = self.p.nx, self.p.X
+        Y = nx.matmul(self.Wt.T, self.Hc)
+        R = X - Y
+        if self.kind == "l21":
+            A = entry_weights(nx, "l21", X, self.Wt, self.Hc, None, self.M)
+            return Y + R * (A * (1.0 / float(nx.max(A))))
+        P = psi(self.kind, R, self.scale)
+        if self.M is not None:
+            P *= self.M * (1.0 / float(nx.max(self.M)))
+        Y += P
+        return Y
+
     def step(self):
         p = self.p
         if self.gram_rows:
             self._step_l21()
+            return None
+        if self.options["update"] == "hals":
+            T = self._target()
+            Wt, Hc = self.Wt, self.Hc
+            if p.update_W:
+                self._half(Wt, Hc @ Hc.T, _cross(p.nx, T, Hc))
+            if p.update_H:
+                self._half(Hc, Wt @ Wt.T, Wt @ T)
             return None
         Om = entry_weights(p.nx, self.kind, p.X, self.Wt, self.Hc, self.scale, self.M)
         _weighted_mu(p.nx, self.Wt, self.Hc, p.X, Om, self.eps, p.update_W, p.update_H)
