@@ -326,3 +326,13 @@ def test_cli_refuses_what_the_robust_fit_cannot_honour(tmp_path, args, flag):
     assert res.exit_code == 2, res.output
     assert flag in res.output and "Traceback" not in res.output
 
+
+
+def test_a_fixed_H_stays_fixed():
+    Xc, C, _ = _corrupted()
+    m, _ = _fit(Xc, loss="huber")
+    H = m.components_.copy()
+    W, H2, _ = non_negative_factorization(Xc, H=H, n_components=3, update_H=False,
+                                          init="custom", loss="huber", max_iter=100)
+    np.testing.assert_array_equal(H2, H)
+    assert _rel(W, H, C) < 0.1

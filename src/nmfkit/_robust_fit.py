@@ -76,9 +76,11 @@ def check_robust(est, update_H: bool = True) -> None:
 
 
 def multiplicative(est) -> bool:
-    """Whether the robust fit updates by multiplicative steps (solver='mu'), which cannot
-    leave zero: a fixed-H fit (``transform``) then starts W flat and positive."""
-    return kind(est) is not None and est.solver == "mu"
+    """Whether the robust fit starts with multiplicative steps (the pilot of the entrywise
+    kinds; L2,1 with solver='mu'), which cannot leave zero: a fixed-H fit (``transform``)
+    then starts W flat and positive."""
+    k = kind(est)
+    return k is not None and (k != "l21" or est.solver == "mu")
 
 
 def needs_dense(k: str | None) -> bool:
@@ -108,8 +110,9 @@ def prepare(est, nx, X, W, H, scale, update_H: bool, weights=None):
     (HALS on the majoriser; weighted multiplicative updates for solver='mu'). The
     scale is the one given (``loss_scale``, ``outlier_penalty``), the fitted one in
     ``transform``, or else estimated along a pilot from the start
-    (:func:`nmfkit.solvers.robust_mm.pilot_scale`), whose end is then the fit's start; it is
-    fixed once, so that every ``n_init`` restart minimises the same objective.
+    (:func:`nmfkit.solvers.robust_mm.pilot_scale`); it is fixed once, so that every ``n_init``
+    restart minimises the same objective. The pilot's end is the fit's start in every case
+    (a graduated start: HALS on the majoriser from a start that fits the outliers stalls).
     """
     k = kind(est)
     s = None
@@ -117,10 +120,9 @@ def prepare(est, nx, X, W, H, scale, update_H: bool, weights=None):
         given = est.loss_scale if k in ("huber", "cauchy") else est.outlier_penalty
         if given is None and not update_H and getattr(est, "loss_scale_", None) is not None:
             given = est.loss_scale_
+        s, W, H = pilot_scale(nx, k, X, W, H, weights, update_H=update_H)
         if given is not None:
             s = float(given) / scale.s
-        else:
-            s, W, H = pilot_scale(nx, k, X, W, H, weights)
     est._robust_scale = s
     opts = {"robust": k, "robust_scale": s, "robust_weights": weights,
             "update": "mu" if est.solver == "mu" else "hals"}
@@ -128,13 +130,11 @@ def prepare(est, nx, X, W, H, scale, update_H: bool, weights=None):
 
 
 def restart_start(est, nx, X, W, H, weights=None):
-    """The start of an ``n_init`` restart: with an estimated scale, the random start followed
-    by its own pilot (the scale of the fit stays run 0's), else the random start itself."""
-    k = kind(est)
-    given = est.loss_scale if k in ("huber", "cauchy") else est.outlier_penalty
-    if k == "l21" or given is not None:
+    """The start of an ``n_init`` restart: the random start followed by its own pilot (the
+    scale of the fit stays run 0's); L2,1 has no pilot."""
+    if kind(est) == "l21":
         return W, H
-    _, W, H = pilot_scale(nx, k, X, W, H, weights)
+    _, W, H = pilot_scale(nx, kind(est), X, W, H, weights)
     return W, H
 
 

@@ -75,13 +75,15 @@ def entry_weights(nx, kind, X, Wt, Hc, scale, M=None):
     return Om if M is None else Om * M
 
 
-def pilot_scale(nx, kind, X, W, H, M=None, max_iter: int = 30, settle: float = 0.02):
+def pilot_scale(nx, kind, X, W, H, M=None, max_iter: int = 30, settle: float = 0.02,
+                update_H: bool = True):
     """The default scale of an entrywise kind and the start it leaves; returns (scale, W, H).
 
     A pilot of Cauchy-weighted multiplicative iterations from copies of (W, H), the Cauchy
     scale re-estimated before each as 2.385 σ̂, σ̂ = 1.4826·MAD of the residuals, until σ̂
     settles (it fell by less than ``settle`` over the last 5 iterations; at least 10, at most
-    ``max_iter`` iterations); the kind's scale is then its factor times that σ̂.
+    ``max_iter`` iterations); the kind's scale is then its factor times that σ̂. With
+    ``update_H=False`` (``transform``) only W moves.
 
     The start's own residuals are dominated by the outliers it fits (planted data, 10 % of
     entries at 10× the maximum: σ̂ 28.9 at the start, 0.16 after 20 iterations, 0.05 after
@@ -106,7 +108,7 @@ def pilot_scale(nx, kind, X, W, H, M=None, max_iter: int = 30, settle: float = 0
         if it == max_iter or (it >= 10 and history[-6] - sigma <= settle * history[-6]):
             break
         Om = weights(nx, "cauchy", R, SCALE_FACTORS["cauchy"] * sigma)
-        _weighted_mu(nx, Wt, Hc, X, Om if M is None else Om * M, eps, Y=Y)
+        _weighted_mu(nx, Wt, Hc, X, Om if M is None else Om * M, eps, update_H=update_H, Y=Y)
     return SCALE_FACTORS[kind] * sigma, nx.ascontiguous(Wt.T), Hc
 
 
