@@ -14,7 +14,9 @@ parameters become one fit, in one order, whatever the backend:
 8. the result back on the data's scale and in the caller's array type.
 
 The observed-entries fit (a mask or missing values) is :mod:`nmfkit._masked_fit`; it takes its
-custom starts from :func:`given_factors` here.
+custom starts from :func:`given_factors` here. A robust loss (``loss=``, ``outliers=``,
+:mod:`nmfkit._robust_fit`) runs in this fit, observed entries included
+(:func:`fit_transform_observed`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .penalties import Penalty, sklearn_penalties
 from .solvers import SOLVERS
 from .solvers._auto import auto_options, resolve_solver
 
-__all__ = ["fit", "given_factors", "start"]
+__all__ = ["fit", "fit_transform_observed", "given_factors", "start", "transform_observed"]
 
 
 def _check_values(est, nx, X) -> None:
@@ -227,8 +229,8 @@ def fit(est, X, W=None, H=None, update_H: bool = True, weights=None):
                                     **fit_kwargs)
         objectives = [result.objective]
     if robust is not None and update_H:  # what the fit down-weighted, at unit scale
-        _robust_fit.record_scores(est, nx, X, result.W, result.H, scale, weights, host_input
-                                  or not _is_torch_tensor(result.W))
+        _robust_fit.record_scores(est, nx, X, result.W, result.H, scale, weights,
+                                  host_input or nx.name == "numpy")
     scale.result_out(result)
     if update_H:
         est.init_objectives_ = np.array([scale.objective_out(f) for f in objectives])
@@ -237,3 +239,36 @@ def fit(est, X, W=None, H=None, update_H: bool = True, weights=None):
     if host_input:
         Wr, Hr = nx.to_numpy(Wr), nx.to_numpy(Hr)
     return Wr, _extensions.finish(est, Hr, update_H), result.n_iter
+
+
+def fit_transform_observed(est, X, mask=None, W=None, H=None):
+    """``NMF.fit_transform`` of a robust model (``loss=``, ``outliers=``) with a mask or
+    missing values: X dense with entry weights (:func:`nmfkit._robust_fit.observed_dense`),
+    then the one fit. Returns W; ``reconstruction_err_`` is √(Σ M_ij (X − WH)²_ij) over the
+    observed entries."""
+    est._validate_params()
+    X, Xd, Md = _robust_fit.observed_dense(est, X, mask, reset=True)
+    est._check_params(Xd)
+    W, H, n_iter = fit(est, Xd, W=W, H=H, weights=Md)
+    R = Xd - W @ H
+    est.reconstruction_err_ = float(np.sqrt(np.vdot(Md * R, R)))
+    est.n_components_ = H.shape[0]
+    est.components_ = H
+    est.n_iter_ = n_iter
+    return W
+
+
+def transform_observed(est, X):
+    """``NMF.transform`` of a robust model fitted with missing values: W for new rows under
+    the same robust loss and scale, H fixed; the fitted attributes are left as they were."""
+    keep = (*est._fitted_attributes(), "outlier_scores_", "outlier_entry_scores_", "outliers_",
+            "_robust_scale")
+    fitted = {k: getattr(est, k) for k in keep if hasattr(est, k)}
+    try:
+        X, Xd, Md = _robust_fit.observed_dense(est, X, None, reset=False)
+        est._check_params(Xd)
+        W, _, _ = fit(est, Xd, H=est.components_, update_H=False, weights=Md)
+    finally:
+        for k, v in fitted.items():
+            setattr(est, k, v)
+    return W

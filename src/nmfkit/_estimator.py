@@ -339,7 +339,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X, mask = split_masked_array(X, mask, type(self).__name__)
         if (mask is not None or self.missing_values is not None) and (
                 self.loss is not None or self.outliers is not None):
-            from ._robust_fit import fit_transform_observed
+            from ._engine import fit_transform_observed
 
             return fit_transform_observed(self, X, mask=mask, W=W, H=H)
         if mask is not None or self.missing_values is not None:
@@ -383,7 +383,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X, _ = split_masked_array(X, None, f"{type(self).__name__}.transform", allow_mask=False)
         if self.missing_values is not None and (
                 self.loss is not None or self.outliers is not None):
-            from ._robust_fit import transform_observed
+            from ._engine import transform_observed
 
             return transform_observed(self, X)
         if self.missing_values is not None:
@@ -584,7 +584,7 @@ def non_negative_factorization(
     est._validate_params()
     X, _ = split_masked_array(X, None, "non_negative_factorization", allow_mask=False)
     if est.missing_values is not None and (est.loss is not None or est.outliers is not None):
-        from ._robust_fit import fit_transform_observed
+        from ._engine import fit_transform_observed
 
         if not update_H:
             raise ValueError("non_negative_factorization with a robust loss and missing_values "

@@ -3,8 +3,8 @@
 The engine's part of robust NMF (the math is :mod:`nmfkit.robust`, the solver
 :mod:`nmfkit.solvers.robust_mm`): it refuses, by name, what the robust fit cannot honour; turns
 the estimator's parameters into the robust solver and its options for :func:`nmfkit._engine.fit`
-(which then gives restarts, unit scale, torch, callbacks and interrupts as for any fit); fits
-observed entries (a mask or missing values) as dense X with entry weights; and stores what
+(which then gives restarts, unit scale, torch, callbacks and interrupts as for any fit); turns
+observed entries (a mask or missing values) into dense X with entry weights; and stores what
 the fit down-weighted (``outlier_scores_``, ``outlier_entry_scores_``, ``outliers_``).
 """
 
@@ -15,8 +15,8 @@ import numpy as np
 from .robust import entry_scores, kind_of, psi, row_norms, row_scores
 from .solvers.robust_mm import pilot_scale
 
-__all__ = ["check_robust", "fit_transform_observed", "kind", "prepare", "record_scores",
-           "restart_start", "transform_observed"]
+__all__ = ["check_robust", "kind", "multiplicative", "needs_dense", "observed_dense",
+           "prepare", "record_scores", "restart_start"]
 
 
 def kind(est) -> str | None:
@@ -162,64 +162,34 @@ def record_scores(est, nx, X, W, H, scale, weights=None, host: bool = True) -> N
 
 
 # --------------------------------------------------------------- observed entries
-def _observed_dense(est, X, mask, reset: bool):
-    """(X dense with 0 where unobserved, weights dense with 0 there) from a mask or missing
-    values, checked as the masked path checks them."""
+def observed_dense(est, X, mask, reset: bool):
+    """(X validated, X dense with 0 where unobserved, the weights dense with 0 there) from a
+    mask or missing values, checked as the masked path checks them. Numpy / scipy input."""
     from sklearn.utils.validation import validate_data
 
-    from ._masked_fit import _check_observed_non_negative
     from ._validation import require_memory
-    from .backends import _is_torch_tensor
+    from .backends import get_backend
     from .masked import observed_entries
 
-    if _is_torch_tensor(X) or _is_torch_tensor(mask):
+    if get_backend(X, mask).name == "torch":
         raise TypeError(f"loss={est.loss!r}/outliers={est.outliers!r} with a mask or missing "
                         "values takes numpy or scipy.sparse X and mask; for torch pass numpy "
                         "arrays with backend='torch' (device=...).")
     X = validate_data(est, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
                       ensure_all_finite="allow-nan", reset=reset)
     obs = observed_entries(X, mask=mask, missing_values=est.missing_values)
-    _check_observed_non_negative(est, obs)
+    if obs.nnz == 0:
+        raise ValueError("No observed entries: every entry of X is missing or has weight 0 "
+                         "in mask.")
+    if float(obs.values.min()) < 0:
+        q = int(obs.values.argmin())
+        raise ValueError(
+            f"Negative values in data passed to {type(est).__name__} (input X): the smallest "
+            f"observed value is {float(obs.values[q])!r} at row {int(obs.rows[q])}, column "
+            f"{int(obs.indices[q])}. NMF needs non-negative data: clip or shift it.")
     n, m = obs.shape
     require_memory(5 * n * m * X.dtype.itemsize, "a robust fit of observed entries needs "
                    "about {gb} GB (dense X, weights, WH, residual, target)",
                    "fit a sample of the rows, or without loss/outliers (masked solvers keep "
                    "only the observed entries).")
-    Xd = obs.csr().toarray()
-    Md = obs.csr(obs.weights.astype(X.dtype)).toarray()
-    return X, Xd, Md
-
-
-def fit_transform_observed(est, X, mask=None, W=None, H=None):
-    """``NMF.fit_transform`` of a robust model with a mask or missing values; returns W.
-    ``reconstruction_err_`` is √(Σ M_ij (X − WH)²_ij) over the observed entries."""
-    from . import _engine
-
-    est._validate_params()
-    X, Xd, Md = _observed_dense(est, X, mask, reset=True)
-    est._check_params(Xd)
-    W, H, n_iter = _engine.fit(est, Xd, W=W, H=H, weights=Md)
-    R = Xd - W @ H
-    est.reconstruction_err_ = float(np.sqrt(np.vdot(Md * R, R)))
-    est.n_components_ = H.shape[0]
-    est.components_ = H
-    est.n_iter_ = n_iter
-    return W
-
-
-def transform_observed(est, X):
-    """``NMF.transform`` of a robust model fitted with missing values: W for new rows under
-    the same robust loss and scale, H fixed."""
-    from . import _engine
-
-    fitted = {k: getattr(est, k) for k in (*est._fitted_attributes(), "outlier_scores_",
-                                           "outlier_entry_scores_", "outliers_")
-              if hasattr(est, k)}
-    try:
-        X, Xd, Md = _observed_dense(est, X, None, reset=False)
-        est._check_params(Xd)
-        W, _, _ = _engine.fit(est, Xd, H=est.components_, update_H=False, weights=Md)
-    finally:
-        for k, v in fitted.items():
-            setattr(est, k, v)
-    return W
+    return X, obs.csr().toarray(), obs.csr(obs.weights.astype(X.dtype)).toarray()
