@@ -61,6 +61,7 @@ __all__ = [
     "kind_of",
     "objective",
     "psi",
+    "psi_inplace",
     "rho_sum",
     "row_norms",
     "row_scores",
@@ -109,6 +110,33 @@ def psi(kind: str, R, scale: float):
                      "sparse.")
 
 
+def psi_inplace(nx, kind: str, R, scale: float):
+    """ψ(R) computed in R's own memory (R is overwritten); returns R. The same values as
+    :func:`psi`, with no temporary of R's size for Huber and sparse outliers."""
+    s = float(scale)
+    if kind in ("huber", "sparse"):
+        R *= -1.0
+        nx.clip_min(R, -s, out=R)  # −min(R, s)
+        R *= -1.0
+        if kind == "huber":
+            nx.clip_min(R, -s, out=R)  # max(·, −s)
+        return R
+    if kind == "cauchy":
+        R *= psi_weights_cauchy(R, s)
+        return R
+    raise ValueError(f"psi has no form for {kind!r}; the entrywise kinds are huber, cauchy, "
+                     "sparse.")
+
+
+def psi_weights_cauchy(R, s: float):
+    """1 / (1 + (R/c)²), the Cauchy weights, as a new array."""
+    out = R * (1.0 / s)
+    out *= out
+    out += 1.0
+    out **= -1.0
+    return out
+
+
 def weights(nx, kind: str, R, scale: float):
     """ω(R) = ψ(R)/R ∈ (0, 1], the weight of each squared residual in the majoriser at R.
 
@@ -118,11 +146,7 @@ def weights(nx, kind: str, R, scale: float):
     if kind == "huber":
         return s / nx.clip_min(abs(R), s)
     if kind == "cauchy":
-        out = R * (1.0 / s)
-        out *= out
-        out += 1.0
-        out **= -1.0
-        return out
+        return psi_weights_cauchy(R, s)
     if kind == "sparse":
         return s / nx.clip_min(R, s)
     raise ValueError(f"weights has no form for {kind!r}; the entrywise kinds are huber, "

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 from ..nnls import hals_sweep
-from ..robust import SCALE_FACTORS, estimate_scale, psi, rho_sum, weights
+from ..robust import SCALE_FACTORS, estimate_scale, psi_inplace, rho_sum, weights
 from ._base import ComponentMajorSolver, register_solver
 
 __all__ = ["RobustMM", "pilot_scale"]
@@ -160,6 +160,7 @@ class RobustMM(ComponentMajorSolver):
             rms = math.sqrt(max(float(nx.sum(self.sq_rows)) / max(n, 1), 0.0))
             # a row fitted exactly gets a large weight, never an infinite one
             self.floor = max(math.sqrt(self.eps) * rms, nx.tiny(dtype))
+        self._buf = None
         self.scale = o["robust_scale"]
         if self.scale is None and self.kind != "l21":
             self.scale = pilot_scale(nx, self.kind, p.X, self.W, self.Hc, self.M)[0]
@@ -218,13 +219,18 @@ class RobustMM(ComponentMajorSolver):
         with the L2,1 entry weights Ω: ½‖T − WH‖² majorises the weighted square (0 ≤ ω ≤ 1)."""
         nx, X = self.p.nx, self.p.X
         Y = nx.matmul(self.Wt.T, self.Hc)
-        R = X - Y
         if self.kind == "l21":
             A = entry_weights(nx, "l21", X, self.Wt, self.Hc, None, self.M)
-            return Y + R * (A * (1.0 / float(nx.max(A))))
-        P = psi(self.kind, R, self.scale)
+            return Y + (X - Y) * (A * (1.0 / float(nx.max(A))))
+        if self._buf is None:
+            self._buf = nx.empty_like(Y)
+        R = self._buf  # the residual, then ψ of it, in one buffer kept between iterations
+        R[...] = X
+        R -= Y
+        P = psi_inplace(nx, self.kind, R, self.scale)
         if self.M is not None:
-            P *= self.M * (1.0 / float(nx.max(self.M)))
+            P *= self.M
+            P *= 1.0 / float(nx.max(self.M))
         Y += P
         return Y
 
