@@ -90,16 +90,20 @@ def test_auto_rank_is_the_number_of_features():
 
 
 @pytest.mark.parametrize("init", ["nndsvd", "nndsvda", "nndsvdar"])
-def test_a_singular_pair_with_no_usable_sign_part_gives_a_finite_start(init):
-    # u > 0 with v < 0: the positive part of v and the negative part of u are zero, so both
-    # norm products vanish and the pair's direction is 0/0 (a rank-deficient X): that
-    # component starts at zero (nndsvd) or at the fill value, never NaN
+@pytest.mark.parametrize("negative", ["u", "v"])
+def test_a_singular_pair_with_no_usable_sign_part_gives_a_finite_start(init, negative):
+    # u > 0 with v < 0 (or the reverse): the positive part of one and the negative part of the
+    # other are zero, so both norm products vanish and the pair's direction is 0/0 (a
+    # rank-deficient X): that component starts at zero (nndsvd) or at the fill value, never NaN
     from nmfkit.init import nndsvd_from_svd
 
     rng = np.random.RandomState(0)
     U = np.abs(rng.rand(8, 2)) + 0.1
     V = np.abs(rng.rand(2, 6)) + 0.1
-    V[1] *= -1.0
+    if negative == "v":
+        V[1] *= -1.0
+    else:
+        U[:, 1] *= -1.0
     S = np.array([3.0, 1.0])
     W, H = nndsvd_from_svd(U, S, V, init, 0.5, 0)
     assert np.isfinite(W).all() and np.isfinite(H).all()
@@ -151,3 +155,31 @@ def test_random_start_from_a_mean_alone_is_scikit_learns(dtype):
     assert W.dtype == dtype and H.dtype == dtype
     np.testing.assert_allclose(W, Ws, rtol=1e-6)
     np.testing.assert_allclose(H, Hs, rtol=1e-6)
+
+
+@pytest.mark.parametrize("init", ["random", "nndsvd", "nndsvdar"])
+def test_device_code_path_start_is_determined_by_random_state(init):
+    X = _low_rank()
+    W1, H1 = initial_factors(get_backend(X), X, 4, init, 5, on_device=True)
+    W2, H2 = initial_factors(get_backend(X), X, 4, init, 5, on_device=True)
+    np.testing.assert_array_equal(W1, W2)
+    np.testing.assert_array_equal(H1, H2)
+
+
+@pytest.mark.parametrize("k", [4, 5, 6])
+def test_init_none_is_nndsvda_up_to_the_smaller_dimension_then_random(k):
+    from nmfkit.init import initialize
+
+    X = np.abs(np.random.RandomState(4).randn(5, 7))  # min(n, m) = 5
+    W, H = initialize(X, k, init=None, random_state=0)
+    Ws, Hs = sk_nmf._initialize_nmf(X, k, init=None, random_state=0)
+    np.testing.assert_allclose(W, Ws, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(H, Hs, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("given", ["W", "H"])
+def test_one_factor_given_without_custom_init_warns_too(given):
+    X = _low_rank()
+    kw = {"W": np.ones((30, 4))} if given == "W" else {"H": np.ones((4, 22))}
+    with pytest.warns(RuntimeWarning, match="When init!='custom', provided W or H are ignored"):
+        NMF(4, init="random", random_state=0, max_iter=3).fit_transform(X, **kw)
