@@ -216,3 +216,24 @@ def test_weighted_kl_where_WH_is_zero_at_an_observation_is_finite_and_scale_cova
     assert np.isfinite(d) and d > 0
     # KL is homogeneous of degree 1; the floor scales with the observed values
     assert weighted_divergence(obs_c, 1e3 * W, H, 1.0) == pytest.approx(1e3 * d, rel=1e-9)
+
+
+def test_weighted_divergence_defaults_to_frobenius():
+    X = _X(12)
+    W, H = np.random.RandomState(13).rand(7, 3), np.random.RandomState(14).rand(3, 5)
+    obs = observed_entries(X, mask=np.ones(X.shape))
+    assert weighted_divergence(obs, W, H) == pytest.approx(0.5 * np.sum((X - W @ H) ** 2), rel=1e-12)
+
+
+def test_refusals_name_the_fix():
+    X = _X(15)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    fix = r"Pass missing_values=np.nan to treat NaN as a missing entry, or give those entries weight 0 in mask\."
+    with pytest.raises(ValueError, match="NaN at observed entries. " + fix):
+        observed_entries(Xn)
+    with pytest.raises(ValueError, match="NaN at entries the mask marks as observed. " + fix):
+        observed_entries(Xn, mask=np.ones(X.shape))
+    with pytest.raises(ValueError, match=r"missing_values='unobserved' means the stored entries of a "
+                       r"sparse X are the observations, but X is dense\. Pass a scipy\.sparse X"):
+        observed_entries(X, missing_values="unobserved")
