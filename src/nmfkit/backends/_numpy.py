@@ -98,8 +98,8 @@ class NumpyBackend:
 
     @staticmethod
     def astype(a, dtype):
-        """a in ``dtype`` (a copy)."""
-        return np.asarray(a).astype(dtype)
+        """a in ``dtype``: a itself when it already is (read it, do not write to it)."""
+        return np.asarray(a, dtype=dtype)
 
     @staticmethod
     def adopt(a, like=None):

@@ -148,7 +148,7 @@ class TorchBackend:
 
     @staticmethod
     def astype(a, dtype):
-        return a.to(dtype=to_torch_dtype(dtype), copy=True)
+        return a.to(dtype=to_torch_dtype(dtype))
 
     def adopt(self, a, like=None):
         """A small array kept between calls on this device, in ``like``'s dtype (a tensor's

@@ -47,11 +47,6 @@ def beta_divergence_torch(nx, X, W, H, beta: float, *, on_device: bool = False):
     sparse = nx.issparse(X)
     if sparse:
         X, _ = nx.prepare_X(X)
-    data = X.values() if sparse else X
-    fi = torch.finfo(W.dtype if W.dtype.is_floating_point else torch.float64)
-    scale = data.abs().double().mean() if data.numel() else torch.ones(
-        (), dtype=torch.float64, device=W.device)
-    floor = torch.clamp(scale, min=fi.tiny) * fi.eps
     W64, H64 = W.double(), H.double()
     zero = torch.zeros((), dtype=torch.float64, device=W.device)
     if beta == 2.0:
@@ -66,7 +61,12 @@ def beta_divergence_torch(nx, X, W, H, beta: float, *, on_device: bool = False):
                 R = X[rows].double() - W64[rows] @ H64
                 res = res + torch.sum(R * R)
             res = 0.5 * res
-    else:
+    else:  # quotients floored at eps times X's mean magnitude (dtype-aware)
+        data = X.values() if sparse else X
+        fi = torch.finfo(W.dtype if W.dtype.is_floating_point else torch.float64)
+        scale = data.abs().double().mean() if data.numel() else torch.ones(
+            (), dtype=torch.float64, device=W.device)
+        floor = torch.clamp(scale, min=fi.tiny) * fi.eps
         pow_scale = (beta - 1) / (beta * (beta - 1)) if beta not in (0.0, 1.0) else 0.0
         if sparse:
             res = _terms(X.values(), nx.sampled_dot(W64, H64, X), beta, floor)
