@@ -234,6 +234,26 @@ def test_refusals_name_the_fix():
         observed_entries(Xn)
     with pytest.raises(ValueError, match="NaN at entries the mask marks as observed. " + fix):
         observed_entries(Xn, mask=np.ones(X.shape))
-    with pytest.raises(ValueError, match=r"missing_values='unobserved' means the stored entries of a "
-                       r"sparse X are the observations, but X is dense\. Pass a scipy\.sparse X"):
+    with pytest.raises(ValueError, match=r"^missing_values='unobserved' means the stored entries of a "
+                       r"sparse X are the observations, but X is dense\. Pass a scipy\.sparse X, or use "
+                       r"missing_values=np\.nan with NaN at the missing entries of a dense X\.$"):
         observed_entries(X, missing_values="unobserved")
+    S = sp.csr_matrix(X)
+    with pytest.raises(ValueError, match=r"^missing_values=0\.0 with a sparse X is ambiguous \(are the "
+                       r"absent entries zeros or missing\?\)\. Use missing_values='unobserved' \(absent = "
+                       r"missing\) or pass a mask\.$"):
+        observed_entries(S, missing_values=0.0)
+    with pytest.raises(ValueError, match=r"^A sparse X has no missing entries unless "
+                       r"missing_values='unobserved' says that its absent entries are unknown; or pass "
+                       r"a mask\.$"):
+        observed_entries(S)
+    Sn = S.copy()
+    Sn.data[0] = np.nan
+    with pytest.raises(ValueError, match="^Input X contains NaN at stored entries. " + fix):
+        observed_entries(Sn, missing_values="unobserved")
+    # a sentinel marks the missing entries: a NaN elsewhere is an observed NaN, refused
+    Xs = X.copy()
+    Xs[1, 1] = -1.0
+    Xs[2, 2] = np.nan
+    with pytest.raises(ValueError, match="^Input X contains NaN at observed entries. " + fix):
+        observed_entries(Xs, missing_values=-1.0)
