@@ -43,69 +43,10 @@ def hals_sweep(
     penalties : further penalty objects (``Penalty.hals_terms`` protocol, e.g. a graph
         penalty) whose gradient joins the numerator and whose curvature majorant joins the
         denominator, elementwise; the update is then a majorise-minimise step, still monotone.
-    nx : backend or None. A backend that provides its own ``hals_sweep`` (torch: no host
-        synchronisation per component) runs the sweep instead of this numpy loop.
+    nx : backend or None (numpy). The sweep is the backend's (torch: no host synchronisation
+        per component).
     """
-    if nx is not None and getattr(nx, "hals_sweep", None) is not None and nx.name != "numpy":
-        return nx.hals_sweep(F, G, R, l1, l2, order, penalties)
-    k = F.shape[0]
-    if order is None:
-        order = range(k)
-    buf = np.empty(F.shape[1], dtype=F.dtype)
-    for t in order:
-        hess = G[t, t] + l2
-        if hess <= 0:
-            continue
-        np.dot(G[t], F, out=buf)  # (G F)[t], includes G[t, t]·F[t]
-        np.subtract(R[t], buf, out=buf)
-        if l1:
-            buf -= l1
-        if l2:
-            buf -= l2 * F[t]
-        if penalties:
-            curv = hess
-            for pen in penalties:
-                curv = curv + pen.hals_terms(t, F, buf)
-            buf /= curv
-        else:
-            buf /= hess
-        buf += F[t]
-        np.maximum(buf, 0, out=F[t])
-
-
-def _solve_passive(G, R, P, F, Y, cols):
-    """For each column c in ``cols``: F[:, c] = argmin over the passive set P[:, c] (others 0)
-    and Y[:, c] = G F[:, c] − R[:, c] (the gradient, zero on the passive set).
-
-    Columns sharing a passive set share one factorisation of G_PP (Kim & Park's grouping).
-    """
-    Pc = P[:, cols]
-    keys = np.packbits(Pc, axis=0).T  # (len(cols), ceil(k/8))
-    if keys.shape[1] == 0:
-        keys = np.zeros((len(cols), 1), np.uint8)
-    _, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
-    for grp in np.split(order, bounds):
-        gc = cols[grp]
-        idx = np.flatnonzero(Pc[:, grp[0]])
-        Rg = R[:, gc]
-        if idx.size == 0:
-            F[:, gc] = 0.0
-            Y[:, gc] = -Rg
-            continue
-        Gpp = G[np.ix_(idx, idx)]
-        try:
-            Fp = np.linalg.solve(Gpp, Rg[idx])
-        except np.linalg.LinAlgError:  # singular G_PP (dead or collinear components)
-            Fp = np.linalg.lstsq(Gpp, Rg[idx], rcond=None)[0]
-        Fg = np.zeros((G.shape[0], gc.size))
-        Fg[idx] = Fp
-        F[:, gc] = Fg
-        Yg = G[:, idx] @ Fp - Rg
-        Yg[idx] = 0.0
-        Y[:, gc] = Yg
+    return (nx or _NUMPY).hals_sweep(F, G, R, l1, l2, order, penalties)
 
 
 def nnls_bpp(G, R, l1: float = 0.0, l2: float = 0.0, init=None, max_iter: int | None = None,
@@ -156,7 +97,7 @@ def nnls_bpp(G, R, l1: float = 0.0, l2: float = 0.0, init=None, max_iter: int | 
         return nx.asarray(F, dtype=nx.dtype_of(R))
     scale = max(nx.max(abs(Rd)), nx.max(abs(Gd.diagonal())), float(np.finfo(float).tiny))
     tol = 1e-12 * scale
-    solve = getattr(nx, "solve_passive", None) or _solve_passive
+    solve = nx.solve_passive
     if init is not None:
         P = init > 0
         Y = nx.empty_like(Rd)

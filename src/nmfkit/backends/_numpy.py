@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from . import _numpy_kernels
+
 __all__ = ["NumpyBackend"]
 
 
@@ -381,6 +383,11 @@ class NumpyBackend:
     def amax(a, axis: int):
         """Maximum along ``axis`` (values only)."""
         return np.max(a, axis=axis)
+
+    # ------------------------------------------- NNLS kernels (torch: on the device)
+    hals_sweep = staticmethod(_numpy_kernels.hals_sweep)
+    hals_sweep_violation = staticmethod(_numpy_kernels.hals_sweep_violation)
+    solve_passive = staticmethod(_numpy_kernels.solve_passive)
 
     @staticmethod
     def index_range(n: int, like):

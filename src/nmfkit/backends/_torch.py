@@ -18,7 +18,7 @@ import contextlib
 import numpy as np
 import torch
 
-from . import _torch_io
+from . import _torch_hals, _torch_io
 from ._torch_csr import csr as _csr
 from ._torch_csr import quiet_sparse as _quiet_sparse
 from ._torch_csr import to_torch_dtype
@@ -418,44 +418,8 @@ class TorchBackend:
         return np.asarray(rng.permutation(n), dtype=np.intp)
 
     # -------------------------------------------------------------- kernels
-    @staticmethod
-    def hals_sweep(F, G, R, l1=0.0, l2=0.0, order=None, penalties=()) -> None:
-        """One HALS pass over the rows of F (k, N), in place; see :func:`nmfkit.nnls.hals_sweep`.
-
-        No host synchronisation and three kernels per component: with G' = G + l2·I,
-        R' = R − l1 and inv[t] = 1/G'[t, t] (0 for a dead component, which then stays
-        unchanged), ``F[t] ← max(0, F[t] + inv[t]·(R'[t] − G'[t] F))`` is one matrix-vector
-        product (addmv), one fused multiply-add and one clamp.
-        """
-        k = F.shape[0]
-        order = range(k) if order is None else [int(t) for t in order]
-        diag = torch.diagonal(G) + l2
-        alive = diag > 0
-        if penalties:
-            safe = torch.where(alive, diag, torch.ones_like(diag))
-            for t in order:
-                buf = R[t] - G[t] @ F
-                if l1:
-                    buf -= l1
-                if l2:
-                    buf -= l2 * F[t]
-                curv = safe[t]
-                for pen in penalties:
-                    curv = curv + pen.hals_terms(t, F, buf)
-                buf /= curv
-                buf += F[t]
-                F[t] = torch.where(alive[t], buf.clamp_(min=0), F[t])
-            return
-        G2 = G + l2 * torch.eye(k, dtype=G.dtype, device=G.device) if l2 else G
-        R2 = R - l1 if l1 else R
-        inv = torch.where(alive, 1.0 / torch.where(alive, diag, torch.ones_like(diag)),
-                          torch.zeros_like(diag))
-        FT = F.T
-        for t in order:
-            buf = torch.addmv(R2[t], FT, G2[t], alpha=-1)
-            Ft = F[t]
-            Ft.addcmul_(buf, inv[t])
-            Ft.clamp_(min=0)
+    hals_sweep = staticmethod(_torch_hals.hals_sweep)
+    hals_sweep_violation = staticmethod(_torch_hals.hals_sweep_violation)
 
     def beta_divergence(self, X, W, H, beta: float, *, on_device: bool = False):
         """D_β(X | WH) on the device, float64 sums; see :func:`nmfkit.losses.beta_divergence`.

@@ -28,6 +28,8 @@ import importlib.util
 
 import numpy as np
 
+from ..backends import get_backend
+
 __all__ = ["BLOCK", "HAVE_NUMBA", "hals_inner_sweeps", "hals_sweep_violation"]
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -157,52 +159,7 @@ def hals_sweep_violation(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None,
     sweeps) falls to ``tol`` times that of the first iteration.
 
     A dead component (G[t, t] + l2 ≤ 0) contributes to the violation and is left unchanged.
-    With a torch ``nx`` the same sweep runs on the tensors' device, with one host read.
+    The sweep is the backend's (``nx``, numpy by default): on torch it runs on the tensors'
+    device, with one host read.
     """
-    if nx is not None and nx.name != "numpy":
-        return _sweep_violation_tensor(F, G, R, l1, l2, order)
-    k = F.shape[0]
-    if order is None:
-        order = range(k)
-    buf = np.empty(F.shape[1], dtype=F.dtype)
-    pg = np.empty_like(buf)
-    violation = 0.0
-    for t in order:
-        np.dot(G[t], F, out=buf)  # (G F)[t], includes G[t, t]·F[t]
-        np.subtract(R[t], buf, out=buf)  # −gradient (before the penalty terms)
-        if l1:
-            buf -= l1
-        if l2:
-            buf -= l2 * F[t]
-        # |projected gradient| = max(−g, g·[F > 0]): |g| where F > 0, max(0, −g) where F = 0
-        # (buf = −g; three passes, about one matrix-vector product's time)
-        np.multiply(buf, F[t] > 0, out=pg)
-        np.negative(pg, out=pg)
-        np.maximum(pg, buf, out=pg)
-        violation += float(pg.sum())
-        hess = G[t, t] + l2
-        if hess <= 0:
-            continue
-        buf /= hess
-        buf += F[t]
-        np.maximum(buf, 0, out=F[t])
-    return violation
-
-
-def _sweep_violation_tensor(F, G, R, l1, l2, order):
-    """``hals_sweep_violation`` on torch tensors: no host synchronisation per component (dead
-    components get a zero step instead of a branch); the violation is read once."""
-    import torch
-
-    diag = torch.diagonal(G) + l2
-    ih = torch.where(diag > 0, 1.0 / torch.where(diag > 0, diag, 1.0), 0.0)
-    violation = torch.zeros((), dtype=torch.float64, device=F.device)
-    for t in range(F.shape[0]) if order is None else order:
-        g = G[t] @ F - R[t]  # the gradient of row t at the point the sweep has reached
-        if l1:
-            g += l1
-        if l2:
-            g += l2 * F[t]
-        violation += torch.maximum(-g, g * (F[t] > 0)).sum(dtype=torch.float64)
-        F[t] = torch.clamp(F[t] - g * ih[t], min=0)
-    return float(violation)
+    return (nx or get_backend()).hals_sweep_violation(F, G, R, l1, l2, order)
