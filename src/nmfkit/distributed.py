@@ -37,7 +37,8 @@ from ._blocks import (
 from .losses import beta_loss_to_float
 from ._unit_scale import UnitScale
 from ._validation import check_largest_value
-from .outofcore import StreamedSolver, check_summary, random_init
+from .init import random_factors
+from .outofcore import StreamedSolver, check_summary
 from .penalties import sklearn_penalties
 
 __all__ = ["fit_dask"]
@@ -244,7 +245,7 @@ def fit_dask(
             W0 = scale.factor_in(np.array(W, dtype=dtype, order="C"))
             H0 = scale.factor_in(np.array(H, dtype=dtype, order="C", copy=True))
         elif init == "random":
-            W0, H0 = random_init(n, m, k, total[0] / (n * m), dtype, random_state)
+            W0, H0 = random_factors(n, m, k, float(total[0] / (n * m)), dtype, random_state)
         else:
             raise ValueError(f"init must be 'random' or 'custom' for Dask fits, got {init!r}.")
         engine = _DaskEngine(client, xf, offsets, W0, split_every, sync_every)

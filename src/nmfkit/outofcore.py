@@ -32,6 +32,7 @@ from ._blocks import (
     merge_summaries,
     update_H,
 )
+from .init import random_factors
 from .losses import beta_loss_to_float
 from .penalties import sklearn_penalties
 
@@ -272,13 +273,6 @@ def check_summary(summary, beta: float) -> None:
                          "Please add small values to X, or use a positive beta_loss.")
 
 
-def random_init(n, m, k, mean_X, dtype, random_state):
-    """nmfkit/scikit-learn's 'random' init from mean(X) alone (same draws as in memory)."""
-    from .init import random_factors
-
-    return random_factors(n, m, k, float(mean_X), dtype, random_state)
-
-
 def block_rows(source, k: int, max_memory: int, cfg: BlockConfig) -> tuple[int, int]:
     """(rows per block, fixed bytes), or an error naming the smallest workable budget."""
     n, m = source.shape
@@ -383,7 +377,7 @@ def fit_out_of_core(
         W = scale.factor_in(np.array(W, dtype=dtype, order="C", copy=True))
         H = scale.factor_in(np.array(H, dtype=dtype, order="C", copy=True))
     elif init == "random":
-        W, H = random_init(n, m, k, summary[0] / (n * m), dtype, random_state)
+        W, H = random_factors(n, m, k, float(summary[0] / (n * m)), dtype, random_state)
     else:
         raise ValueError(f"init must be 'random' or 'custom' for out-of-core fits, got {init!r}"
                          " (NNDSVD needs an SVD of X; compute W, H and pass init='custom').")
