@@ -60,8 +60,14 @@ def test_device_code_path_gives_scikit_learns_start_on_an_exact_low_rank_matrix(
 
 def test_device_code_path_refuses_an_svd_start_of_too_high_rank():
     X = _low_rank(n=5, m=4)
-    with pytest.raises(ValueError, match="can only be used when n_components <= min"):
+    with pytest.raises(ValueError, match=r"^init = 'nndsvda' can only be used when n_components <= "
+                       r"min\(n_samples, n_features\) \(here n_components=5, X has shape \(5, 4\)\); use"
+                       r" init='random' or a smaller n_components\.$"):
         initial_factors(get_backend(X), X, 5, "nndsvda", 0, on_device=True)
+    # 'random' has no rank limit, on either path
+    for on_device in (False, True):
+        W, H = initial_factors(get_backend(X), X, 5, "random", 0, on_device=on_device)
+        assert W.shape == (5, 5) and H.shape == (5, 4)
     # init=None stands for 'random' there, as on the host
     W, H = initial_factors(get_backend(X), X, 5, None, 0, on_device=True)
     Ws, Hs = sk_nmf._initialize_nmf(X, 5, init="random", random_state=0)
@@ -76,7 +82,8 @@ def test_factors_given_without_custom_init_are_ignored_with_scikit_learns_warnin
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         W_ref = NMF(4, **kw).fit_transform(X)
-    with pytest.warns(RuntimeWarning, match="When init!='custom', provided W or H are ignored"):
+    with pytest.warns(RuntimeWarning, match=r"^When init!='custom', provided W or H are ignored\. "
+                      r"Set  init='custom' to use them as initialization\.$"):
         W = NMF(4, **kw).fit_transform(X, W=W0, H=H0)
     np.testing.assert_array_equal(W, W_ref)
 

@@ -257,3 +257,30 @@ def test_refusals_name_the_fix():
     Xs[2, 2] = np.nan
     with pytest.raises(ValueError, match="^Input X contains NaN at observed entries. " + fix):
         observed_entries(Xs, missing_values=-1.0)
+
+
+def test_mask_refusals_name_the_problem_and_the_fix():
+    X = _X(16)
+    with pytest.raises(ValueError, match=r"^mask has shape \(5, 7\) but X has shape \(7, 5\); pass a "
+                       r"mask of X's shape \(True/weight > 0 where observed\)\.$"):
+        observed_entries(X, mask=np.ones((5, 7)))
+    with pytest.raises(ValueError, match=r"^mask must be 2-D with X's shape \(7, 5\), got ndim=1\.$"):
+        observed_entries(X, mask=np.ones(35))
+    for bad in (-0.5, np.inf):
+        M = np.ones(X.shape)
+        M[3, 2] = 0.0  # an unobserved entry: weight 0 is allowed
+        M[4, 1] = bad
+        with pytest.raises(ValueError, match=r"^mask must hold non-negative finite weights \(or "
+                           rf"booleans\); found {bad!r}\.$"):
+            observed_entries(X, mask=M)
+        with pytest.raises(ValueError, match=rf"found {bad!r}\.$"):
+            observed_entries(X, mask=sp.csr_matrix(M))
+
+
+def test_a_stored_zero_weight_in_a_sparse_mask_is_unobserved():
+    X = _X(17)
+    M = sp.csr_matrix(np.ones(X.shape))
+    M.data[[0, 5]] = 0.0  # stored, but weight 0
+    assert M.nnz == X.size
+    ref = M.toarray()
+    _check_observed(observed_entries(X, mask=M), X, ref)
