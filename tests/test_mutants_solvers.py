@@ -211,3 +211,20 @@ def test_auto_turns_both_accelerations_on_for_frobenius_cd_only():
     assert auto_options("cd", 2.0) == {"inner": True, "extrapolate": True}
     assert auto_options("cd", 1.0) == {}
     assert auto_options("mu", 2.0) == {}
+
+
+@pytest.mark.parametrize("solver", ["masked_als", "masked_cd", "masked_mu"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_masked_solver_without_a_mask_fits_every_entry(solver, sparse):
+    # asked for by name on complete data, a masked solver observes every entry (stored zeros
+    # of a sparse X included): the same fit as with a mask of ones
+    rng = np.random.RandomState(7)
+    X = rng.rand(20, 3) @ rng.rand(3, 15)
+    X[X < 0.5] = 0.0
+    kw = dict(solver=solver, init="random", random_state=0, max_iter=6, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = NMF(3, **kw).fit(sp.csr_matrix(X) if sparse else X)
+        masked = NMF(3, **kw).fit(X, mask=np.ones(X.shape))
+    np.testing.assert_allclose(plain.components_, masked.components_, rtol=1e-12, atol=1e-14)
+    assert plain.reconstruction_err_ == pytest.approx(masked.reconstruction_err_, rel=1e-12)
