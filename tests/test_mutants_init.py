@@ -190,3 +190,11 @@ def test_one_factor_given_without_custom_init_warns_too(given):
     kw = {"W": np.ones((30, 4))} if given == "W" else {"H": np.ones((4, 22))}
     with pytest.warns(RuntimeWarning, match="When init!='custom', provided W or H are ignored"):
         NMF(4, init="random", random_state=0, max_iter=3).fit_transform(X, **kw)
+
+
+def test_an_unknown_start_is_refused_with_the_known_ones():
+    from nmfkit.init import initialize
+
+    with pytest.raises(ValueError, match=r"^Invalid init parameter: got 'svd' instead of one of "
+                       r"\(None, 'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'\)\.$"):
+        initialize(np.ones((3, 3)), 2, init="svd")
