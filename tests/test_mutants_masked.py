@@ -70,9 +70,9 @@ def test_masked_als_does_not_depend_on_how_gram_matrices_are_formed(density, mon
     # average) take the segmented sum, the others one product per row; same fit either way
     rng = np.random.RandomState(3)
     X = rng.rand(60, 3) @ rng.rand(3, 40)
-    M = (rng.rand(60, 40) < density).astype(float)
-    M[np.arange(60), rng.randint(0, 40, 60)] = 1.0  # every row observed at least once
-    M[rng.randint(0, 60, 40), np.arange(40)] = 1.0
+    M = (rng.rand(60, 40) < density) * rng.uniform(0.2, 3.0, size=(60, 40))  # real weights
+    M[np.arange(60), rng.randint(0, 40, 60)] = 1.5  # every row observed at least once
+    M[rng.randint(0, 60, 40), np.arange(40)] = 0.7
 
     def fit():
         # a fixed number of inner sweeps: the inner stopping rule is per block of rows
@@ -85,7 +85,9 @@ def test_masked_als_does_not_depend_on_how_gram_matrices_are_formed(density, mon
         return W, model.components_
 
     W1, H1 = fit()
-    monkeypatch.setattr(masked_als, "_BLOCK_ELEMENTS", 9)
+    # blocks of at most 5 observations (45 // k²), several rows each, and no upper-triangle
+    # product (n·k(k+1)/2 > 4 · 45 on both sides)
+    monkeypatch.setattr(masked_als, "_BLOCK_ELEMENTS", 45)
     W2, H2 = fit()
     np.testing.assert_allclose(W2, W1, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(H2, H1, rtol=1e-9, atol=1e-12)
