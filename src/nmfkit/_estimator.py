@@ -181,7 +181,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     outlier_entry_scores_ : ndarray (n_samples, n_features) or None, robust fits only: per
         entry, 1 − ω = (|r| − |ψ(r)|)/|r| ∈ [0, 1), the share of the residual r = X − WH that
         the loss did not fit as least squares (0: ordinary; near 1: ignored; 0 where not
-        observed). None for "l21", which weighs whole samples.
+        observed; a tensor on X's device for tensor input). None for "l21", which weighs
+        whole samples.
     outliers_ : ndarray (n_samples, n_features) or None, the fitted S of ``outliers="sparse"``.
     loss_scale_ : float or None, the δ, c or λ used (None for "l21").
     """
