@@ -22,6 +22,7 @@ from . import _torch_hals, _torch_io
 from ._torch_csr import csr as _csr
 from ._torch_csr import quiet_sparse as _quiet_sparse
 from ._torch_csr import to_torch_dtype
+from ._numpy import NumpyBackend
 
 __all__ = ["TorchBackend", "to_torch_dtype"]
 
@@ -29,8 +30,9 @@ __all__ = ["TorchBackend", "to_torch_dtype"]
 _BLOCK_ELEMENTS = 1 << 22
 
 
-class TorchBackend:
-    """Array operations for torch tensors (dense strided or sparse CSR) on one device.
+class TorchBackend(NumpyBackend):
+    """Array operations for torch tensors (dense strided or sparse CSR) on one device: the
+    contract of :class:`NumpyBackend`, every operation overridden where tensors differ.
 
     Parameters
     ----------
@@ -65,9 +67,6 @@ class TorchBackend:
         the device's free memory is checked for the whole fit before X moves."""
         return _torch_io.place(self, X, k_total=k_total, dense_WH=dense_WH, kl_cd=kl_cd,
                                extra_bytes=extra_bytes)
-
-    def mean_value(self, X) -> float:
-        return float(self.mean(X))
 
     def mean(self, X):
         """mean(X) over every entry (zeros included), a float64 0-d tensor on X's device."""
@@ -212,10 +211,6 @@ class TorchBackend:
                 shape=tuple(a.shape),
             )
         return a.detach().cpu().numpy()
-
-    @staticmethod
-    def dtype_of(a):
-        return a.dtype
 
     @staticmethod
     def eps(dtype) -> float:
@@ -412,10 +407,6 @@ class TorchBackend:
     def diag_add(M, value):
         M.diagonal().add_(value)
         return M
-
-    @staticmethod
-    def permutation(rng, n):
-        return np.asarray(rng.permutation(n), dtype=np.intp)
 
     # -------------------------------------------------------------- kernels
     hals_sweep = staticmethod(_torch_hals.hals_sweep)
