@@ -121,8 +121,11 @@ def psi_inplace(nx, kind: str, R, scale: float):
         if kind == "huber":
             nx.clip_min(R, -s, out=R)  # max(·, −s)
         return R
-    if kind == "cauchy":
-        R *= psi_weights_cauchy(R, s)
+    if kind == "cauchy":  # c²R / (c² + R²): one temporary, four passes
+        den = R * R
+        den += s * s
+        R *= s * s
+        R /= den
         return R
     raise ValueError(f"psi has no form for {kind!r}; the entrywise kinds are huber, cauchy, "
                      "sparse.")
