@@ -1,16 +1,9 @@
 """Batched restarts: B independent NMF fits of the same X in one set of batched products.
 
 Model selection (``n_init``, consensus clustering, cNMF-style replicates) fits the same X many
-times from different starts. Run one after another, each fit reads X twice per iteration.
-Here the B factors are stacked, W of shape (B, n_samples, k) and H of shape (B, k,
-n_features), and the two products with X are single wide products over all restarts::
-
-    X Hᵀ  for every b  =  X @ [H₁; …; H_B]ᵀ            (n_samples, B·k), X read once
-    Wᵀ X  for every b  =  [W₁ … W_B]ᵀ @ X              (B·k, n_features), X read once
-
-The small products (Gram matrices, W·(HHᵀ)) are batched matrix products on the stacks. On a
-GPU the wide products are what keeps X's bandwidth cost shared by the B restarts. The same
-code runs on numpy and on torch (CPU or CUDA).
+times from different starts. Run one after another, each fit reads X twice per iteration; here
+the B factors are stacked and the two products with X are single wide products over all
+restarts (:mod:`nmfkit.solvers.batched_steps`), on numpy or torch (CPU or CUDA).
 
 Solvers: ``"mu"`` (Lee & Seung multiplicative updates) and ``"cd"`` (HALS, one sweep per
 half-iteration, batched across restarts), both for the Frobenius loss, dense or sparse X.
@@ -19,8 +12,7 @@ trajectory as a single fit from that start (to rounding), stopping on the single
 (the relative decrease of √(2·objective) over ``check_every`` iterations below ``tol``), so
 the best restart is a valid ``n_init`` result. ``batched_factorize`` is a thin call of the
 engine's batched runs (:mod:`nmfkit._batched_runs`, which ``NMF(n_init=r)`` uses on a device
-and which gives each restart its own stopping rule and history); the update rules are
-:mod:`nmfkit.solvers.batched_steps`.
+and which gives each restart its own stopping rule and history).
 """
 
 from __future__ import annotations

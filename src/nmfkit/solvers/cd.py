@@ -52,7 +52,7 @@ from ..penalties import split_hals
 from ._base import ComponentMajorSolver, register_solver
 from ._blocked import BlockedExtrapolation
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
-from ._hals_kernel import hals_inner_sweeps, hals_sweep_violation
+from ._hals_kernel import hals_inner_sweeps
 from ._kl_kernels import HAVE_NUMBA, kl_cd_update
 
 __all__ = ["CoordinateDescent"]
@@ -247,7 +247,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             return
         if n_sweeps == 1:
             if self._vbuf is not None:  # plain cd: scikit-learn's stopping measure
-                self._vbuf[0] += hals_sweep_violation(F, G, R, l1, l2, order(), nx=nx)
+                self._vbuf[0] += nx.hals_sweep_violation(F, G, R, l1, l2, order())
             else:
                 hals_sweep(F, G, R, l1, l2, order(), extra, nx=nx)
             return
