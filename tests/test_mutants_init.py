@@ -1,6 +1,7 @@
 """The starts every fit path takes (``initial_factors``: host and device code paths) against
-scikit-learn's ``_initialize_nmf``, and the estimator's handling of W/H given without
-``init="custom"``: what mutation testing showed only the torch tests reached."""
+scikit-learn's ``_initialize_nmf``, NNDSVD from a given SVD in its corner cases, and the
+estimator's handling of W/H given without ``init="custom"``: what mutation testing showed
+only the torch tests, or no test, reached."""
 
 import warnings
 

@@ -1,6 +1,7 @@
 """Properties of the β-divergence values that mutation testing showed the other tests left open:
-the value does not depend on the block size, float32 factors are summed in float64, β < 0,
-exact factorisations, and the square root for every β."""
+the value does not depend on the block size, float32 inputs are summed in float64, β < 0,
+homogeneity of degree β (also where the floor acts), exact factorisations, and the square
+root for every β."""
 
 import numpy as np
 import pytest

@@ -1,7 +1,9 @@
 """Solver steps against references written from their definitions, for the cases mutation
-testing showed no other test reached: the multiplicative warm-up of KL coordinate descent,
-the penalty term of the masked solvers' objective, frozen components and unobserved columns
-under a mask, and the multiplicative updates of other β."""
+testing showed no other test reached: the multiplicative warm-up of KL coordinate descent
+(exactly ``mu_warmup`` Lee & Seung steps), stored zeros and frozen components in KL CD, the
+penalised objective the masked solvers report, frozen components and unobserved rows and
+columns under a mask, masked solvers on complete data, transform as a non-negative
+least-squares solve, and the fallback of ``solver="auto"``."""
 
 import warnings
 
