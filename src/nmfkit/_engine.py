@@ -32,7 +32,7 @@ from ._validation import (
     check_non_negative,
     check_zeros_for_beta,
 )
-from .backends import _is_torch_tensor, get_backend
+from .backends import get_backend, is_tensor
 from .init import initial_factors, rank_without_custom_start
 from .penalties import Penalty, sklearn_penalties
 from .solvers import SOLVERS
@@ -45,7 +45,7 @@ def _check_values(est, nx, X) -> None:
     """The checks of X's values that validation left: sign and location of a negative entry
     (host data; a tensor's sign was checked on its device), zeros with β ≤ 0, magnitude."""
     whom = f"{type(est).__name__} (input X)"
-    if not _is_torch_tensor(X):
+    if not is_tensor(X):
         nx = get_backend(X)  # host data is checked on the host, before it moves
         check_non_negative(X, whom)
         check_zeros_for_beta(X, est._beta_loss)
@@ -82,13 +82,13 @@ def given_factors(est, nx, X, W, H, update_H: bool, scale: UnitScale, multiplica
     dtype = nx.dtype_of(X)
 
     def own(F, shape, which):
-        host = nx.to_numpy(F) if _is_torch_tensor(F) else F
+        host = nx.to_numpy(F) if is_tensor(F) else F
         host = check_init_factor(host, shape, f"{whom} (input {which})")
         if est._n_components == "auto":
             est._n_components = host.shape[0] if which == "H" else host.shape[1]
-        strict = _is_torch_tensor(F) or not _is_torch_tensor(X)  # numpy W/H follow a tensor X
+        strict = is_tensor(F) or not is_tensor(X)  # numpy W/H follow a tensor X
         if strict and np.dtype(host.dtype) != np.dtype(str(dtype).replace("torch.", "")):
-            cast = ".to(X.dtype)" if _is_torch_tensor(F) else ".astype(X.dtype)"
+            cast = ".to(X.dtype)" if is_tensor(F) else ".astype(X.dtype)"
             raise TypeError(
                 f"{which} should have the same dtype as X. Got {which}.dtype = {host.dtype}; "
                 f"X.dtype = {dtype}. Cast it with {cast}."

@@ -24,7 +24,7 @@ from ._validation import (
     check_rank_size,
     split_masked_array,
 )
-from .backends import _is_torch_tensor, get_backend
+from .backends import get_backend, is_tensor
 from .losses import beta_divergence, beta_loss_to_float
 from .model_io import savable, save
 from ._unit_scale import error_on_data_scale
@@ -348,7 +348,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
             return fit_transform_masked(self, X, mask=mask, W=W, H=H)
         self._validate_params()
-        if _is_torch_tensor(X):  # torch input is validated on its device
+        if is_tensor(X):  # torch input is validated on its device
             from .backends._torch_io import validate_tensor
 
             X = validate_tensor(self, X, reset=True)
@@ -391,7 +391,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             from ._masked_fit import transform_masked
 
             return transform_masked(self, X)
-        if _is_torch_tensor(X):  # torch input is validated on its device
+        if is_tensor(X):  # torch input is validated on its device
             from .backends._torch_io import validate_tensor
 
             X = validate_tensor(self, X, reset=False)
@@ -597,7 +597,7 @@ def non_negative_factorization(
         from ._masked_fit import factorization_masked
 
         return factorization_masked(est, X, W=W, H=H, update_H=update_H)
-    if _is_torch_tensor(X):  # torch input is validated on its device
+    if is_tensor(X):  # torch input is validated on its device
         from .backends._torch_io import validate_tensor
 
         X = validate_tensor(est, X, reset=True)

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from .graph import GRAPH_WEIGHTS, knn_affinity
 from .nsnmf import smoothing_matrix_like
-from .backends import _is_torch_tensor
+from .backends import is_tensor
 from .penalties import Graph, Penalty
 
 __all__ = ["prepare", "finish"]
@@ -67,14 +67,14 @@ def _graph_penalty(est, X):
         if graph not in GRAPH_WEIGHTS:
             raise ValueError(f"graph must be one of {GRAPH_WEIGHTS} or an affinity matrix, "
                              f"got {graph!r}.")
-        if _is_torch_tensor(X):  # neighbour search runs on the host (scikit-learn)
+        if is_tensor(X):  # neighbour search runs on the host (scikit-learn)
             from .backends._torch import TorchBackend
 
             X = TorchBackend.to_numpy(X)
         A = knn_affinity(X, n_neighbors=min(est.graph_neighbors, X.shape[0] - 1), weight=graph)
     else:
         A = graph
-        if _is_torch_tensor(A):
+        if is_tensor(A):
             from .backends._torch import TorchBackend
 
             A = TorchBackend.to_numpy(A)
@@ -92,7 +92,7 @@ def _graph_penalty(est, X):
 def check_frozen(F, H) -> np.ndarray:
     """Validate fixed components F against H's shape; returns F as a 2-D numpy array (a
     tensor F is copied to the host: it is small)."""
-    if _is_torch_tensor(F):
+    if is_tensor(F):
         F = F.detach().cpu().numpy()
     F = np.asarray(F)
     if F.ndim == 1:
@@ -115,7 +115,7 @@ def apply_frozen(F, H, scale=None) -> tuple:
     F = check_frozen(F, H)
     if scale is not None:
         F = scale.factor_in(F)
-    if _is_torch_tensor(H):
+    if is_tensor(H):
         import torch
 
         H[: F.shape[0]] = torch.as_tensor(F, device=H.device).to(H.dtype)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import _is_torch_tensor as _is_tensor
+from .backends import is_tensor
 
 __all__ = ["Penalty", "L1", "L2", "Graph", "sklearn_penalties", "split_hals", "has_hals_form"]
 
@@ -186,7 +186,7 @@ class Graph(Penalty):
     def _A_d(self, F):
         """(A, degrees) in F's framework, device and dtype, cached, so float32 stays float32
         and a torch factor gets a torch sparse CSR affinity on its own device (moved once)."""
-        if _is_tensor(F):
+        if is_tensor(F):
             key = ("torch", str(F.device), F.dtype)
             if key not in self._cache:
                 from .backends._torch import TorchBackend
@@ -203,14 +203,14 @@ class Graph(Penalty):
     def _AF(self, F):
         """A Fᵀ transposed back: (k, N)."""
         A, _ = self._A_d(F)
-        if _is_tensor(F):
+        if is_tensor(F):
             return (A @ F.T.contiguous()).T.contiguous()  # CSR @ strided dense (CUDA too)
         return np.ascontiguousarray((A @ F.T).T)
 
     def value(self, F) -> float:
         if not self.active:
             return 0.0
-        if _is_tensor(F):  # float64 sums on F's device, one read-back
+        if is_tensor(F):  # float64 sums on F's device, one read-back
             import torch
 
             F64 = F.to(torch.float64)

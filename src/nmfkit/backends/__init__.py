@@ -31,8 +31,6 @@ def is_tensor(a) -> bool:
     return type(a).__module__.startswith("torch")
 
 
-_is_torch_tensor = is_tensor  # the name other modules still import
-
 
 def _torch_factory(device=None):
     try:
