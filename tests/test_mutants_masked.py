@@ -286,3 +286,23 @@ def test_a_stored_zero_weight_in_a_sparse_mask_is_unobserved():
     assert M.nnz == X.size
     ref = M.toarray()
     _check_observed(observed_entries(X, mask=M), X, ref)
+
+
+def test_an_unobserved_extra_row_changes_nothing_else_in_masked_als():
+    # a row with no observation has no data: the other rows of W and all of H come out the
+    # same with or without it (the L1/L2 penalty on W scales with n_features, unchanged)
+    rng = np.random.RandomState(18)
+    X = rng.rand(12, 3) @ rng.rand(3, 9)
+    M = (rng.rand(12, 9) < 0.7) * rng.uniform(0.5, 2.0, size=(12, 9))
+    W0, H0 = rng.rand(12, 3) + 0.1, rng.rand(3, 9) + 0.1
+    kw = dict(solver="masked_als", init="custom", tol=0, max_iter=5, alpha_W=0.05,
+              alpha_H=0.0, l1_ratio=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = NMF(3, **kw)
+        W = base.fit_transform(X, mask=M, W=W0.copy(), H=H0.copy())
+        more = NMF(3, **kw)
+        W_more = more.fit_transform(np.vstack([X, X[:1]]), mask=np.vstack([M, np.zeros((1, 9))]),
+                                    W=np.vstack([W0, W0[:1]]), H=H0.copy())
+    np.testing.assert_allclose(W_more[:-1], W, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(more.components_, base.components_, rtol=1e-12, atol=1e-14)
