@@ -230,3 +230,18 @@ def test_masked_solver_without_a_mask_fits_every_entry(solver, sparse):
         masked = NMF(3, **kw).fit(X, mask=np.ones(X.shape))
     np.testing.assert_allclose(plain.components_, masked.components_, rtol=1e-12, atol=1e-14)
     assert plain.reconstruction_err_ == pytest.approx(masked.reconstruction_err_, rel=1e-12)
+
+
+@pytest.mark.parametrize("solver,beta", [("cd", 2.0), ("mu", 2.0), ("mu", 1.0), ("mu", 0.5)])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_frozen_components_stay_bit_identical(solver, beta, sparse):
+    X, _, _ = _start(seed=8)
+    X = X + 0.1 if beta < 1 else X
+    H0 = np.random.RandomState(9).rand(2, X.shape[1]) + 0.1
+    model = NMF(4, solver=solver, beta_loss=beta, frozen_components=H0, init="random",
+                random_state=0, max_iter=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(sp.csr_matrix(X) if sparse else X)
+    np.testing.assert_array_equal(model.components_[:2], H0)
+    assert not np.allclose(model.components_[2:], 0.0)
