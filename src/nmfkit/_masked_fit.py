@@ -158,24 +158,16 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
             "no torch backend; on torch use solver='mu' (masked multiplicative updates, every "
             "beta_loss), or fit numpy input with backend='numpy'."
         )
-    if on_torch and (est.init == "custom" or not update_H):
-        from .backends._torch_masked import factors_on_device
-
-        mean = float(obs.values.double().mean()) if obs.nnz else 1.0
-        k = H.shape[0] if H is not None else est._n_components
-        fill = math.sqrt((mean if mean > 0 else 1.0) / k) if cls.multiplicative else 0.0
-        W, H = factors_on_device(est, nx, obs, W, H, update_H, fill)
-        W = W if not update_H else scale.factor_in(W)
-        H = scale.factor_in(H)
-    elif est.init == "custom" or not update_H:
+    if est.init == "custom" or not update_H:
         from ._engine import given_factors
 
-        W, H = given_factors(est, get_backend(X), X, W, H, update_H, scale, False)
+        fnx = nx if on_torch else get_backend(X)
+        W, H = given_factors(est, fnx, X, W, H, update_H, scale, False)
         if not update_H:
             # a multiplicative update cannot leave zero: start from a flat positive W
-            mean = float(np.mean(obs.values)) if obs.nnz else 1.0
+            mean = float(obs.values.sum()) / obs.nnz if obs.nnz else 1.0
             fill = math.sqrt((mean if mean > 0 else 1.0) / H.shape[0]) if cls.multiplicative else 0.0
-            W = np.full_like(W, fill)
+            W = fnx.full(tuple(W.shape), fill, fnx.dtype_of(H))
     else:
         if W is not None or H is not None:
             warnings.warn(

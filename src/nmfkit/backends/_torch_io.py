@@ -105,20 +105,6 @@ def check_memory(device, needed: int) -> None:
         )
 
 
-def _factor_on(nx, A, shape, dtype, device, whom):
-    """A user-given W or H, checked on the host (it is small) and moved to the device."""
-    from .._validation import check_init_factor
-
-    A_host = nx.to_numpy(A) if isinstance(A, torch.Tensor) else A
-    A_host = check_init_factor(A_host, shape, whom)
-    if isinstance(A, torch.Tensor) and A.dtype != dtype:
-        raise TypeError(
-            f"{whom} should have the same dtype as X. Got {A.dtype}; X.dtype = {dtype}. "
-            "Cast it with .to(X.dtype)."
-        )
-    return torch.as_tensor(np.array(A_host, copy=True), dtype=dtype, device=device)
-
-
 # ------------------------------------------------------------------------------- placement
 def place(nx, X, *, k_total: int, dense_WH: bool, kl_cd: bool, extra_bytes: int = 0):
     """X on the fit's device: (tensor, whether X came from the host, the backend (a

@@ -303,26 +303,3 @@ def masked_bytes_needed(shape, nnz: int, k, itemsize: int) -> int:
     k = k if isinstance(k, int) else min(n, m)
     per_obs = 3 * 8 + 2 * itemsize + 2 * 8 + 6 * itemsize
     return int(nnz * per_obs + (n + m + 2) * 16 + 8 * (n + m) * k * itemsize)
-
-
-def factors_on_device(est, nx, obs, W, H, update_H: bool, fill: float):
-    """A user's (W, H) (init="custom") or the fixed H (update_H=False) on the device, in the
-    observed values' dtype; W = ``fill`` everywhere when update_H is False."""
-    from ._torch_io import _factor_on
-
-    whom = type(est).__name__
-    n, m = obs.shape
-    dt, dev = obs.values.dtype, obs.values.device
-    H = _factor_on(nx, H, (est._n_components, m), dt, dev, f"{whom} (input H)")
-    if est._n_components == "auto":
-        est._n_components = H.shape[0]
-    if update_H:
-        W = _factor_on(nx, W, (n, H.shape[0]), dt, dev, f"{whom} (input W)")
-    else:
-        if W is not None:
-            import warnings
-
-            warnings.warn("When update_H=False, the provided initial W is not used.",
-                          RuntimeWarning)
-        W = torch.full((n, H.shape[0]), fill, dtype=dt, device=dev)
-    return W, H
