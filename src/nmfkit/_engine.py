@@ -130,7 +130,7 @@ def _initialised(est, nx, X, W, H, k_hint_sample_major: bool):
 
 def _sample_major(est, nx, X) -> bool:
     """Whether H is kept F-ordered (cd on sparse numpy X, Frobenius: no C-order copies)."""
-    return (nx.name == "numpy" and est._solver == "cd" and est._beta_loss == 2
+    return (nx.host_arrays and est._solver == "cd" and est._beta_loss == 2
             and nx.issparse(X))
 
 
@@ -230,7 +230,7 @@ def fit(est, X, W=None, H=None, update_H: bool = True, weights=None):
         objectives = [result.objective]
     if robust is not None and update_H:  # what the fit down-weighted, at unit scale
         _robust_fit.record_scores(est, nx, X, result.W, result.H, scale, weights,
-                                  host_input or nx.name == "numpy")
+                                  host_input or nx.host_arrays)
     scale.result_out(result)
     if update_H:
         est.init_objectives_ = np.array([scale.objective_out(f) for f in objectives])

@@ -130,7 +130,7 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
     from .solvers import SOLVERS, Problem
 
     beta = est._beta_loss
-    on_torch = nx is not None and nx.name == "torch"
+    on_torch = nx is not None and not nx.host_arrays
     if beta <= 0 and obs.nnz and float(obs.values.min()) <= 0:
         raise ValueError(
             "When beta_loss <= 0 and the observed entries contain zeros, the solver may "
@@ -245,7 +245,7 @@ def _entry(est, X, mask, reset: bool):
     from .backends import get_backend
 
     nx = get_backend(X, mask, backend=est.backend, device=est.device)
-    if nx.name == "torch":
+    if not nx.host_arrays:
         from .backends._torch_masked import prepare_masked
 
         return prepare_masked(est, nx, X, mask, reset=reset, validate_host=_validate_masked,

@@ -171,7 +171,7 @@ def observed_dense(est, X, mask, reset: bool):
     from .backends import get_backend
     from .masked import observed_entries
 
-    if get_backend(X, mask).name == "torch":
+    if not get_backend(X, mask).host_arrays:
         raise TypeError(f"loss={est.loss!r}/outliers={est.outliers!r} with a mask or missing "
                         "values takes numpy or scipy.sparse X and mask; for torch pass numpy "
                         "arrays with backend='torch' (device=...).")

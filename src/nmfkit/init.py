@@ -184,9 +184,9 @@ def initial_factors(nx, X, n_components: int, init, random_state, h_order: str =
     as good a start as numpy's, not the same numbers).
     """
     if nx.on_host(X) and not on_device:
-        W, H = initialize(nx.to_numpy(X) if nx.name != "numpy" else X, n_components,
+        W, H = initialize(nx.to_numpy(X), n_components,
                           init=init, random_state=random_state, h_order=h_order)
-        return (W, H) if nx.name == "numpy" else (nx.asarray(W), nx.asarray(H))
+        return nx.asarray(W), nx.asarray(H)  # numpy: the arrays themselves
     n, m = X.shape
     check_init_rank(init, n_components, n, m)
     init = resolve_init(init, n_components, n, m)

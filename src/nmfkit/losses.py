@@ -90,13 +90,11 @@ def beta_divergence(X, W, H, beta, square_root: bool = False, nx=None) -> float:
     """
     beta = beta_loss_to_float(beta)
     nx = nx or get_backend(X, W, H)
-    if hasattr(nx, "beta_divergence"):
+    if not nx.host_arrays:
         # a device backend (torch) computes on the device: no host copy of X
         res = nx.beta_divergence(X, W, H, beta)
         return math.sqrt(2.0 * max(res, 0.0)) if square_root else res
-    W = nx.to_numpy(W) if nx.name != "numpy" else W
-    H = nx.to_numpy(H) if nx.name != "numpy" else H
-    X = nx.to_numpy(X) if nx.name != "numpy" else X
+    W, H, X = nx.to_numpy(W), nx.to_numpy(H), nx.to_numpy(X)  # numpy: the arrays as they are
     res = _beta_divergence_numpy(X, np.asarray(W), np.asarray(H), beta)
     if not math.isfinite(res):  # pragma: no cover - guarded by floors above
         res = float(np.finfo(np.float64).max)

@@ -218,7 +218,9 @@ class NumpyBackend:
 
     @staticmethod
     def with_data(X, data):
-        """A sparse matrix with X's structure and the given values."""
+        """A sparse matrix with X's structure (shared, not copied) and the given values."""
+        if X.format in ("csr", "csc"):
+            return type(X)((data, X.indices, X.indptr), shape=X.shape)
         out = X.copy()
         out.data = data
         return out

@@ -39,7 +39,7 @@ def weighted_divergence_nx(nx, obs, W, H, beta: float = 2.0) -> float:
     numpy: :func:`nmfkit.masked.weighted_divergence`. torch: the same formulas in float64 on
     the device (same floor on WH), one scalar read back.
     """
-    if nx.name == "numpy":
+    if nx.host_arrays:
         return weighted_divergence(obs, W, H, beta)
     import torch
 
@@ -100,8 +100,6 @@ class MaskedMU(Solver):
 
     def _csr(self, data):
         """The (n_samples, n_features) sparse matrix with the observed structure and ``data``."""
-        if self.p.nx.name == "numpy":
-            return self.obs.csr(data)
         return self.p.nx.with_data(self.Xo, data)
 
     def _quotients(self, W, H):
@@ -122,8 +120,7 @@ class MaskedMU(Solver):
         num = num / den
         if self.gamma != 1:
             num **= self.gamma
-        if nx.name == "numpy":
-            num = num.astype(F.dtype, copy=False)
+        num = nx.astype(num, nx.dtype_of(F))
         for t in frozen:  # a factor of exactly 1 leaves a frozen component bit-identical
             if transposed:
                 num[:, t] = 1
@@ -141,12 +138,9 @@ class MaskedMU(Solver):
             self._finish(p.W, num, den, p.W.T, p.penalties_W, True, p.frozen_W)
         if p.update_H:
             q, r = self._quotients(p.W, p.H)
-            if nx.name == "numpy":
-                num = np.asarray(self._csr(q).T @ p.W).T
-                den = np.asarray(self._csr(r).T @ p.W).T
-            else:  # dense @ CSR: Xᵀ's structure is computed once and cached by the backend
-                num = nx.matmul(p.W.T, self._csr(q))
-                den = nx.matmul(p.W.T, self._csr(r))
+            # dense @ CSR (on torch Xᵀ's structure is computed once and cached by the backend)
+            num = nx.matmul(p.W.T, self._csr(q))
+            den = nx.matmul(p.W.T, self._csr(r))
             self._finish(p.H, num, den, p.H, p.penalties_H, False, p.frozen_H)
 
     def objective(self) -> float:
