@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from .graph import GRAPH_WEIGHTS, knn_affinity
 from .nsnmf import smoothing_matrix_like
-from .backends import is_tensor
+from .backends import get_backend, is_tensor
 from .penalties import Graph, Penalty
 
 __all__ = ["prepare", "finish"]
@@ -67,17 +67,11 @@ def _graph_penalty(est, X):
         if graph not in GRAPH_WEIGHTS:
             raise ValueError(f"graph must be one of {GRAPH_WEIGHTS} or an affinity matrix, "
                              f"got {graph!r}.")
-        if is_tensor(X):  # neighbour search runs on the host (scikit-learn)
-            from .backends._torch import TorchBackend
-
-            X = TorchBackend.to_numpy(X)
+        X = get_backend(X).to_numpy(X)  # the neighbour search runs on the host (scikit-learn)
         A = knn_affinity(X, n_neighbors=min(est.graph_neighbors, X.shape[0] - 1), weight=graph)
     else:
         A = graph
-        if is_tensor(A):
-            from .backends._torch import TorchBackend
-
-            A = TorchBackend.to_numpy(A)
+        A = get_backend(A).to_numpy(A)
         if not sp.issparse(A):
             A = np.asarray(A)
         if A.shape != (X.shape[0], X.shape[0]):
@@ -92,9 +86,7 @@ def _graph_penalty(est, X):
 def check_frozen(F, H) -> np.ndarray:
     """Validate fixed components F against H's shape; returns F as a 2-D numpy array (a
     tensor F is copied to the host: it is small)."""
-    if is_tensor(F):
-        F = F.detach().cpu().numpy()
-    F = np.asarray(F)
+    F = np.asarray(get_backend(F).to_numpy(F))
     if F.ndim == 1:
         F = F[np.newaxis, :]
     k, m = H.shape
