@@ -172,3 +172,37 @@ def test_non_finite_parameters_round_trip_as_floats(tmp_path):
     loaded = nmfkit.load(model.save(tmp_path / "m"))
     assert isinstance(loaded.missing_values, float) and np.isnan(loaded.missing_values)
     np.testing.assert_array_equal(model.transform(X), loaded.transform(X))
+
+
+def test_robust_model_keeps_its_outlier_scores(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, 3) @ rng.rand(3, 15)  # rank 3
+    X[3, :6] += 20.0  # gross corruption in one sample
+    model = NMF(n_components=3, loss="huber", max_iter=60, random_state=0).fit(X)
+    loaded = nmfkit.load(model.save(tmp_path / "r.npz"))
+    np.testing.assert_array_equal(loaded.outlier_scores_, model.outlier_scores_)
+    top = int(np.argmax(model.outlier_scores_))
+    assert model.outlier_scores_[top] > 0
+    assert loaded.loss_scale_ == model.loss_scale_ and loaded.loss == "huber"
+    from nmfkit.report import outlier_tables
+
+    caption, table = outlier_tables(loaded)[0]
+    assert "most outlying samples" in caption and f"<td>row {top}</td>" in table
+
+
+@pytest.mark.parametrize("scores", [np.array([0.1, np.nan]), np.array([0.5, 1.5]),
+                                    np.zeros((2, 2)), np.array([1, 0])])
+def test_tampered_outlier_scores_rejected(tmp_path, fitted, scores):
+    model, _ = fitted
+    bad = _rewrite(model.save(tmp_path / "m.npz"), tmp_path / "o.npz",
+                   lambda a, m: a.update(outlier_scores_=scores))
+    with pytest.raises(ValueError, match="outlier_scores_ is not a 1-D series"):
+        nmfkit.load(bad)
+
+
+def test_tampered_loss_scale_rejected(tmp_path, fitted):
+    model, _ = fitted
+    bad = _rewrite(model.save(tmp_path / "m.npz"), tmp_path / "s.npz",
+                   lambda a, m: m["attributes"].update(loss_scale_=-1.0))
+    with pytest.raises(ValueError, match="loss_scale_ is -1.0"):
+        nmfkit.load(bad)

@@ -79,6 +79,9 @@ def check_attributes(attrs: dict, k: int, m: int, bad) -> None:
     err = attrs.get("reconstruction_err_")
     if err is not None and not (_is_num(err) and math.isfinite(err) and err >= 0):
         raise bad(f"attribute reconstruction_err_ is {err!r}, not a finite number >= 0")
+    scale = attrs.get("loss_scale_")
+    if scale is not None and not (_is_num(scale) and math.isfinite(scale) and scale >= 0):
+        raise bad(f"attribute loss_scale_ is {scale!r}, not a finite number >= 0")
     reason = attrs.get("stop_reason_")
     if reason is not None and not isinstance(reason, str):
         raise bad(f"attribute stop_reason_ is {reason!r}, not a string")
@@ -126,6 +129,14 @@ def _device_here(params: dict) -> dict:
                       "have; it runs on the CPU", UserWarning, stacklevel=3)
         return {**params, "device": "cpu"}
     return params
+
+
+def check_outlier_scores(scores, bad) -> np.ndarray:
+    """A robust fit's per-sample outlier scores: a 1-D float series in [0, 1]."""
+    a = np.asarray(scores)
+    if a.ndim != 1 or a.dtype.kind != "f" or not np.all((a >= 0) & (a <= 1)):
+        raise bad("outlier_scores_ is not a 1-D series of scores in [0, 1]")
+    return a
 
 
 def check_history(history: dict, bad) -> dict:

@@ -23,14 +23,21 @@ import zlib
 import numpy as np
 
 from ._file_checks import check_npz
-from ._model_checks import check_attributes, check_history, check_layout, check_params
+from ._model_checks import (
+    check_attributes,
+    check_history,
+    check_layout,
+    check_outlier_scores,
+    check_params,
+)
 
 __all__ = ["save", "load", "read_metadata", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "nmfkit-model"
 FORMAT_VERSION = 1
 _META_KEY = "__metadata__"
-_ATTRS = ("n_components_", "n_features_in_", "reconstruction_err_", "n_iter_", "stop_reason_")
+_ATTRS = ("n_components_", "n_features_in_", "reconstruction_err_", "n_iter_", "stop_reason_",
+          "loss_scale_")
 
 
 _SAVABLE: dict = {}
@@ -137,6 +144,12 @@ def save(model, path, *, feature_names=None, metadata: dict | None = None) -> pa
     arrays = {"components_": H, _META_KEY: np.array(json.dumps(meta))}
     for key, values in (getattr(model, "history_", None) or {}).items():
         arrays[f"history_{key}"] = np.asarray(values, dtype=np.float64)
+    scores = getattr(model, "outlier_scores_", None)
+    if scores is not None:  # a robust fit's per-sample scores (the per-entry ones are X-sized)
+        from .backends import get_backend
+
+        arrays["outlier_scores_"] = np.asarray(get_backend(scores).to_numpy(scores),
+                                               dtype=np.float64)
     path = pathlib.Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
@@ -261,6 +274,8 @@ def load(path, *, _metadata_only: bool = False):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model._check_params(np.zeros((1, m), dtype=H.dtype))
+    if "outlier_scores_" in arrays:
+        model.outlier_scores_ = check_outlier_scores(arrays["outlier_scores_"], bad)
     history = check_history({key[len("history_"):]: arrays[key] for key in arrays
                              if key.startswith("history_")}, bad)
     if history:
