@@ -12,7 +12,6 @@ import pytest
 import scipy.sparse as sp
 
 from nmfkit import NMF
-from nmfkit.losses import beta_divergence
 
 
 def _kl_mu_step(X, W, H, l1=0.0, l2=0.0):
