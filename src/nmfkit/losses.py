@@ -92,10 +92,10 @@ def beta_divergence(X, W, H, beta, square_root: bool = False, nx=None) -> float:
     nx = nx or get_backend(X, W, H)
     if not nx.host_arrays:
         # a device backend (torch) computes on the device: no host copy of X
-        res = nx.beta_divergence(X, W, H, beta)
-        return math.sqrt(2.0 * max(res, 0.0)) if square_root else res
+        res = max(nx.beta_divergence(X, W, H, beta), 0.0)  # rounding of an exact fit: 0
+        return math.sqrt(2.0 * res) if square_root else res
     W, H, X = nx.to_numpy(W), nx.to_numpy(H), nx.to_numpy(X)  # numpy: the arrays as they are
-    res = _beta_divergence_numpy(X, np.asarray(W), np.asarray(H), beta)
+    res = max(_beta_divergence_numpy(X, np.asarray(W), np.asarray(H), beta), 0.0)
     if not math.isfinite(res):  # pragma: no cover - guarded by floors above
         res = float(np.finfo(np.float64).max)
     if square_root:
@@ -121,8 +121,9 @@ def _beta_divergence_numpy(X, W, H, beta: float) -> float:
         return 0.5 * res
     if sp.issparse(X):
         X = sp.csr_matrix(X)
-        data = X.data
-        X_scale = float(data.mean()) if data.size else 1.0  # X ≥ 0: no |·| copy
+        # mean over all n·m entries (implicit zeros included), as for dense X: the floor on WH,
+        # and so the divergence where WH = 0 < X, is the same for both storages
+        X_scale = float(X.data.sum()) / max(n_samples * n_features, 1) if X.nnz else 1.0
     else:
         X_scale = float(X.mean()) if X.size else 1.0  # X ≥ 0: no |·| copy of X
     floor = _floor(dtype if np.issubdtype(dtype, np.floating) else np.float64, X_scale)
