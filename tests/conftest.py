@@ -15,6 +15,26 @@ import pytest
 
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_at_a_terminal():
+    """Each test starts with SIGINT at Python's default handler, as at a terminal: a suite
+    started as a background job inherits SIGINT ignored, and a test that leaves another
+    handler behind would change what Ctrl-C does in the tests after it (the fit loop defers
+    Ctrl-C only under the default handler; the CLI keeps an ignored SIGINT ignored)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    if before is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before if before is not None else signal.default_int_handler)
+
+
 # skip reasons that mean "an optional package CI installs is missing"
 _OPTIONAL = r"(torch|dask|distributed|numba|zarr|h5py|recbole|chromium)"
 _MISSING = re.compile(
