@@ -13,9 +13,8 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import _topics
 from ._validation import (
@@ -23,6 +22,7 @@ from ._validation import (
     check_non_negative,
     check_rank_size,
     split_masked_array,
+    validate_input,
 )
 from .backends import get_backend, is_tensor
 from .losses import beta_divergence, beta_loss_to_float
@@ -348,14 +348,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
             return fit_transform_masked(self, X, mask=mask, W=W, H=H)
         self._validate_params()
-        if is_tensor(X):  # torch input is validated on its device
-            from .backends._torch_io import validate_tensor
-
-            X = validate_tensor(self, X, reset=True)
-        else:
-            X = validate_data(
-                self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32]
-            )
+        X = validate_input(self, X, reset=True)
         W, H, n_iter = self._fit_transform(X, W=W, H=H)
         self.reconstruction_err_ = error_on_data_scale(
             X, W, H, self._beta_loss,
@@ -391,18 +384,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             from ._masked_fit import transform_masked
 
             return transform_masked(self, X)
-        if is_tensor(X):  # torch input is validated on its device
-            from .backends._torch_io import validate_tensor
-
-            X = validate_tensor(self, X, reset=False)
-        else:
-            X = validate_data(
-                self,
-                X,
-                accept_sparse=("csr", "csc"),
-                dtype=[np.float64, np.float32],
-                reset=False,
-            )
+        tensor = is_tensor(X)  # a tensor's values are checked on its device
+        X = validate_input(self, X, reset=False)
+        if not tensor:
             check_non_negative(X, f"{type(self).__name__} (input X)")
         fitted = {k: getattr(self, k) for k in self._fitted_attributes() if hasattr(self, k)}
         try:
@@ -597,11 +581,6 @@ def non_negative_factorization(
         from ._masked_fit import factorization_masked
 
         return factorization_masked(est, X, W=W, H=H, update_H=update_H)
-    if is_tensor(X):  # torch input is validated on its device
-        from .backends._torch_io import validate_tensor
-
-        X = validate_tensor(est, X, reset=True)
-    else:
-        X = check_array(X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32])
+    X = validate_input(est, X, reset=True, estimator_checks=False)
     W, H, n_iter = est._fit_transform(X, W=W, H=H, update_H=update_H)
     return W, H, n_iter

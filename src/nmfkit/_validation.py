@@ -127,6 +127,25 @@ def split_masked_array(X, mask, whom: str, *, allow_mask: bool = True):
     return X, mask
 
 
+def validate_input(est, X, *, reset: bool, estimator_checks: bool = True):
+    """X as a fit or a transform reads it: a torch tensor checked on its own device
+    (``backends._torch_io.validate_tensor``), numpy / scipy.sparse X by scikit-learn's
+    ``validate_data`` (feature count and names recorded or checked per ``reset``), or by
+    ``check_array`` alone with ``estimator_checks=False`` (the function API)."""
+    from .backends import is_tensor
+
+    if is_tensor(X):
+        from .backends._torch_io import validate_tensor
+
+        return validate_tensor(est, X, reset=reset)
+    dtypes = [np.float64, np.float32]
+    if not estimator_checks:
+        return check_array(X, accept_sparse=("csr", "csc"), dtype=dtypes)
+    from sklearn.utils.validation import validate_data
+
+    return validate_data(est, X, accept_sparse=("csr", "csc"), dtype=dtypes, reset=reset)
+
+
 def check_non_negative(X, whom: str) -> None:
     """Raise ValueError naming the first negative entry of X (dense or sparse)."""
     if sp.issparse(X):
