@@ -19,7 +19,10 @@
 #           every mutant of MUTATION_MODULES),
 #         MUTATION_FRACTION with MUTATION_FULL and MUTATION_SEED: instead of MUTATION_NAMES,
 #           every mutant matching the MUTATION_FULL patterns plus a seeded random sample of
-#           MUTATION_FRACTION of the other mutants of each module (tools/mutation_sample.py)
+#           MUTATION_FRACTION of the other mutants of each module (tools/mutation_sample.py),
+#         MUTATION_EXTRA_PIP (extra requirements for the venv, e.g. "torch==2.13.0" for CI's
+#           install: the torch backend's branches then run; that exact spec installs the CPU
+#           build, another may fetch a CUDA build of several GB)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-/tmp/nmfkit-mutation}"
@@ -27,6 +30,7 @@ version="${MUTMUT_VERSION:-3.8.1}"
 children="${MUTATION_CHILDREN:-1}"
 ref="${MUTATION_REF:-HEAD}"
 tests_from="${MUTATION_TESTS_FROM:-}"
+extra_pip="${MUTATION_EXTRA_PIP:-}"
 # the math and solver modules not covered by the first recorded run (that one: _fit.py,
 # nnls.py, solvers/_kl_kernels.py; pass them here to run them again)
 modules="${MUTATION_MODULES:-src/nmfkit/losses.py src/nmfkit/init.py src/nmfkit/masked.py \
@@ -62,6 +66,10 @@ fi
 if [ ! -x "$work/venv/bin/mutmut" ]; then
     python3 -m venv "$work/venv"
     "$work/venv/bin/pip" install -q "$work/tree[test]" "mutmut==$version"
+    if [ -n "$extra_pip" ]; then
+        # shellcheck disable=SC2086
+        "$work/venv/bin/pip" install -q $extra_pip
+    fi
     "$work/venv/bin/pip" uninstall -q -y numba llvmlite
 fi
 
@@ -77,6 +85,8 @@ cd "$work/tree"
     for t in $tests; do printf '"%s", ' "$t"; done
     echo '"-k", "not memory and not working_memory"]'
     echo 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]'
+    # the torch tests run benchmarks/gpu_check.py on the CPU device: copied next to the mutants
+    echo 'also_copy = ["benchmarks"]'
     # a mutant that makes the loop run on is cut at 3x the tests' own time (default 15x)
     echo 'timeout_multiplier = 3.0'
 } >> pyproject.toml
@@ -102,5 +112,6 @@ end=$(date +%s)
 "$work/venv/bin/mutmut" export-cicd-stats >/dev/null 2>&1 || true
 "$work/venv/bin/mutmut" results --all true > "$work/results.txt" 2>/dev/null \
     || "$work/venv/bin/mutmut" results > "$work/results.txt"
+"$work/venv/bin/pip" freeze 2>/dev/null | grep -i '^torch==' >> "$work/commit.txt" || true
 echo "mutmut $version on $(cat "$work/commit.txt"), $((end - start)) s wall, results in $work/results.txt"
 if [ -f mutants/mutmut-cicd-stats.json ]; then cat mutants/mutmut-cicd-stats.json; fi
