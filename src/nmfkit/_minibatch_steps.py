@@ -12,13 +12,12 @@ factors (same ``random_state``), so both backends follow the same trajectory to 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils.validation import validate_data
 
 from ._engine import given_factors
 from ._masked_fit import _validate_masked
 from ._minibatch_masked import batch_observed, batch_penalties, masked_step
 from ._unit_scale import UnitScale
-from ._validation import check_non_negative, check_zeros_for_beta
+from ._validation import check_non_negative, check_zeros_for_beta, validate_input
 from .backends import get_backend, is_tensor
 from .init import initial_factors, rank_without_custom_start
 from .losses import beta_divergence
@@ -42,14 +41,8 @@ def validate_X(est, X, mask, reset: bool):
     if not est._nx.host_arrays:
         _refuse_on_device(est, masked)
     if is_tensor(X):
-        from .backends._torch_io import validate_tensor
-
-        return validate_tensor(est, X, reset=reset), None
-    if masked:
-        X = _validate_masked(est, X, reset=reset)
-    else:
-        X = validate_data(est, X, accept_sparse=("csr", "csc"),
-                          dtype=[np.float64, np.float32], reset=reset)
+        return validate_input(est, X, reset=reset), None
+    X = _validate_masked(est, X, reset=reset) if masked else validate_input(est, X, reset=reset)
     if hasattr(X, "format") and X.format == "csc":
         X = X.tocsr()  # row batches
     if not masked:
