@@ -313,3 +313,94 @@ def test_a_mask_refusal_quotes_the_first_negative_or_non_finite_weight():
     mask[1, 1] = np.inf
     with pytest.raises(ValueError, match=r"found inf"):
         observed_entries(X, mask=mask)
+
+
+# ---------------------------------------------------------------- the reported objective
+
+
+@pytest.mark.parametrize("solver,options", [
+    ("cd", {"extrapolate": True, "inner": False}),
+    ("cd", {"extrapolate": True, "inner": True}),
+    ("cd", {"extrapolate": False, "inner": False}),
+    ("anls", {}),
+])
+@pytest.mark.parametrize("update_H", [True, False])
+def test_the_objective_each_iteration_reports_is_that_of_its_factors_with_penalties(
+        solver, options, update_H):
+    # ½‖X − WH‖² + the L1 and L2 penalties of W and of H, taken of the factors the callback
+    # sees (an extrapolated or a fixed H included), never of another array
+    from nmfkit.penalties import L1, L2
+
+    rng = np.random.RandomState(10)
+    X = rng.rand(25, 18)
+    W0 = rng.rand(25, 4) + 0.1
+    H0 = rng.rand(4, 18) + 0.1
+    pw = [L1(0.3, "W"), L2(0.7, "W")]
+    ph = [L1(0.2, "H"), L2(1.1, "H")]
+    seen = []
+
+    def cb(info):
+        W, H = np.asarray(info.W), np.asarray(info.H)
+        ref = (beta_divergence(X, W, H, 2.0) + sum(p.value(W.T) for p in pw)
+               + sum(p.value(H) for p in ph))
+        seen.append((info.objective, ref))
+
+    factorize(X, W0.copy(), H0.copy(), solver=solver, beta=2.0, nx=get_backend(X),
+              penalties_W=pw, penalties_H=ph, tol=0.0, max_iter=6, callback=cb,
+              update_H=update_H, solver_options=options)
+    assert len(seen) == 6
+    for got, ref in seen:
+        assert got == pytest.approx(ref, rel=1e-9)
+
+
+# ---------------------------------------------------------------- float32 inputs, float64 sums
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("beta", [1.0, 0.5, 1.5, 3.0])
+def test_float32_inputs_give_the_float64_divergence_of_the_same_numbers(sparse, beta):
+    # one component and H = 1: every product W_i·H_j is exact in float32, so the only
+    # difference float32 storage could make is in the sums and powers, which run in float64
+    rng = np.random.RandomState(11)
+    X = sp.random(3000, 20, density=0.3, random_state=rng, format="csr", dtype=np.float64)
+    X.data += 0.01
+    W = rng.rand(3000, 1) + 0.05
+    H = np.ones((1, 20))
+    X32, W32, H32 = X.astype(np.float32), W.astype(np.float32), H.astype(np.float32)
+    if not sparse:
+        X32 = X32.toarray()
+    X64 = X32.astype(np.float64)
+    got = beta_divergence(X32, W32, H32, beta)
+    ref = beta_divergence(X64, W32.astype(np.float64), H32.astype(np.float64), beta)
+    assert got == pytest.approx(ref, rel=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 1.5, 3.0])
+def test_elementwise_divergence_of_float32_values_is_that_of_their_float64_copies(beta):
+    from nmfkit.masked import elementwise_divergence
+
+    rng = np.random.RandomState(12)
+    x = (rng.rand(500) + 0.01).astype(np.float32)
+    y = (rng.rand(500) + 0.01).astype(np.float32)
+    got = elementwise_divergence(x, y, beta, 1e-12)
+    ref = elementwise_divergence(x.astype(np.float64), y.astype(np.float64), beta, 1e-12)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, ref, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("dtypes", [("float64", "float32"), ("float32", "float64")])
+def test_the_sampled_product_of_mixed_precision_factors_is_in_the_wider_precision(dtypes):
+    from nmfkit.masked import sampled_product
+
+    rng = np.random.RandomState(13)
+    X = rng.rand(30, 20)
+    mask = rng.rand(30, 20) < 0.5
+    obs = observed_entries(X, mask=mask)
+    W = rng.rand(30, 4).astype(dtypes[0])
+    H = rng.rand(4, 20).astype(dtypes[1])
+    got = sampled_product(obs, W, H)
+    full = W.astype(np.float64) @ H.astype(np.float64)
+    rows, cols = np.nonzero(mask)  # row-major: CSR order
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, full[rows, cols], rtol=1e-14, atol=0)
+
