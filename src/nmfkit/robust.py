@@ -58,6 +58,7 @@ __all__ = [
     "SCALE_FACTORS",
     "entry_scores",
     "estimate_scale",
+    "estimate_scale_at",
     "kind_of",
     "objective",
     "psi",
@@ -232,6 +233,22 @@ def estimate_scale(nx, R, observed=None) -> float:
     if not (sigma > 0 and math.isfinite(sigma)):
         sigma = float(np.finfo(np.float64).tiny)
     return sigma
+
+
+def estimate_scale_at(nx, X, Y, observed=None) -> float:
+    """:func:`estimate_scale` of the residuals X − Y, without forming X − Y whole on the host:
+    only the entries the estimate reads (the observed ones, then the stride) are subtracted.
+    The same value as ``estimate_scale(nx, X - Y, observed)``."""
+    if not nx.host_arrays or nx.issparse(X) or nx.issparse(Y):
+        return estimate_scale(nx, X - Y, observed)
+    x, y = np.asarray(X).reshape(-1), np.asarray(Y).reshape(-1)
+    if observed is not None:
+        keep = np.asarray(observed).reshape(-1) > 0
+        x, y = x[keep], y[keep]
+    if x.size > _MEDIAN_SAMPLE:
+        step = int(math.ceil(x.size / _MEDIAN_SAMPLE))
+        x, y = x[::step], y[::step]
+    return estimate_scale(nx, x - y)
 
 
 def objective(X, W, H, kind: str, scale: float | None = None, weights=None) -> float:
