@@ -202,7 +202,7 @@ def _mu_reference(X, W, H, beta, eps, den_floor=0.0):
 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_mu_between_kl_and_frobenius_floors_WH_only_inside_the_negative_power(sparse):
-    # rows of X and W far below machine epsilon: WH there is floored at eps in the quotient
+    # rows and columns far below machine epsilon: WH there is floored at eps in the quotient
     # X ⊙ (WH)^(β−2) and left as it is in (WH)^(β−1)
     rng = np.random.RandomState(6)
     X = rng.rand(20, 15) + 0.1
@@ -210,6 +210,8 @@ def test_mu_between_kl_and_frobenius_floors_WH_only_inside_the_negative_power(sp
     H0 = rng.rand(3, 15) + 0.1
     X[:4] *= 1e-20
     W0[:4] *= 1e-20
+    X[:, :3] *= 1e-20  # and columns, for the H update's (WH)^(β−1)
+    H0[:, :3] *= 1e-20
     Xin = sp.csr_matrix(X) if sparse else X
     ours = NMF(3, solver="mu", beta_loss=1.5, init="custom", max_iter=1, tol=0.0)
     W = _quiet(ours.fit_transform, Xin, W=W0.copy(), H=H0.copy())
@@ -217,14 +219,15 @@ def test_mu_between_kl_and_frobenius_floors_WH_only_inside_the_negative_power(sp
     np.testing.assert_allclose(W, W_ref, rtol=1e-10, atol=0)
     np.testing.assert_allclose(ours.components_, H_ref, rtol=1e-10, atol=0)
     eps = float(np.finfo(np.float64).eps)
-    W_both, _ = _mu_reference(X, W0, H0, 1.5, eps, den_floor=eps)  # floored in both: differs
+    W_both, H_both = _mu_reference(X, W0, H0, 1.5, eps, den_floor=eps)  # floored in both
     assert not np.allclose(W_both[:4], W_ref[:4], rtol=1e-3, atol=0)
+    assert not np.allclose(H_both[:, :3], H_ref[:, :3], rtol=1e-3, atol=0)
 
 
 # ---------------------------------------------------------------- masks
 
 
-@pytest.mark.parametrize("solver", ["cd", "anls", "mu"])
+@pytest.mark.parametrize("solver", ["cd", "anls", "masked_cd", "mu"])
 def test_a_component_without_observations_keeps_finite_values_under_a_mask(solver):
     # H's last component is zero on every column: in the first W update, W's last column has
     # no curvature and no gradient (no observation sees it, no penalty): never NaN
@@ -248,6 +251,7 @@ def _row_problem(seed=8, N=7, m=9, k=4):
     rng = np.random.RandomState(seed)
     dense_mask = rng.rand(N, m) < 0.6
     dense_mask[:, 0] = True
+    dense_mask[2] = False  # a row without observations: the blocks hold only the others
     T = rng.randn(N, m) * 2.0  # signed targets: unbounded coordinates end negative
     other = rng.rand(m, k) + 0.1
     Wt = rng.rand(N, m) + 0.5
@@ -264,10 +268,11 @@ def test_masked_row_solver_with_unbounded_coordinates_and_per_row_l2_reaches_the
     free = np.array([True, False, True, False])
     l1 = np.linspace(0.0, 0.3, N)
     l2 = np.linspace(0.1, 2.0, N)
-    F = np.zeros((N, k))
+    F = np.ones((N, k))
     solve_rows(F, indptr, indices, targets, weights, other, l1=l1, l2=l2, n_sweeps=500,
                tol=0.0, free=free)
-    for i in range(N):
+    np.testing.assert_array_equal(F[2], 0.0)  # the penalties alone: minimised at 0
+    for i in [r for r in range(N) if r != 2]:
         q = slice(indptr[i], indptr[i + 1])
         O = other[indices[q]]
         G = (O * weights[q][:, None]).T @ O
@@ -404,3 +409,25 @@ def test_the_sampled_product_of_mixed_precision_factors_is_in_the_wider_precisio
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, full[rows, cols], rtol=1e-14, atol=0)
 
+
+
+def test_the_masked_divergence_floors_a_zero_of_WH_at_eps_of_the_factors_dtype():
+    # float32 factors: WH = 0 at an observed X > 0 is read as float32's eps · mean(X_obs)
+    from nmfkit.masked import weighted_divergence
+
+    rng = np.random.RandomState(15)
+    X = rng.rand(10, 8) + 0.5
+    mask = rng.rand(10, 8) < 0.7
+    mask[0] = True
+    obs = observed_entries(X, mask=mask)
+    W = (rng.rand(10, 2) + 0.1).astype(np.float32)
+    H = (rng.rand(2, 8) + 0.1).astype(np.float32)
+    W[0] = 0.0
+    got = weighted_divergence(obs, W, H, 1.0)
+    floor = float(np.finfo(np.float32).eps) * float(X[mask].mean())
+    WH = W.astype(np.float64) @ H.astype(np.float64)
+    x, y = X[mask], np.maximum(WH[mask], floor)
+    ref = float(np.sum(x * np.log(x / y) - x + y))
+    assert got == pytest.approx(ref, rel=1e-6)
+    y64 = np.maximum(WH[mask], float(np.finfo(np.float64).eps) * float(X[mask].mean()))
+    assert abs(float(np.sum(x * np.log(x / y64) - x + y64)) - ref) > 1e-3 * ref
