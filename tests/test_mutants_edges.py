@@ -431,3 +431,13 @@ def test_the_masked_divergence_floors_a_zero_of_WH_at_eps_of_the_factors_dtype()
     assert got == pytest.approx(ref, rel=1e-6)
     y64 = np.maximum(WH[mask], float(np.finfo(np.float64).eps) * float(X[mask].mean()))
     assert abs(float(np.sum(x * np.log(x / y64) - x + y64)) - ref) > 1e-3 * ref
+
+
+def test_a_sparse_mask_refusal_skips_stored_zero_weights_when_quoting():
+    # a stored zero weight means "unobserved", not "bad": the refusal quotes the negative one
+    X = np.ones((3, 3))
+    mask = sp.csr_matrix((np.array([0.0, 1.0, -2.5, 1.0]),
+                          (np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]))), shape=(3, 3))
+    assert mask.nnz == 4  # the zero is stored
+    with pytest.raises(ValueError, match=r"found -2\.5"):
+        observed_entries(X, mask=mask)
