@@ -126,3 +126,106 @@ def sparse_abs_gauss(n, m, seed=0, cut=0.5):
     X = np.abs(rng.randn(n, m))
     X[X < cut] = 0.0
     return X
+
+
+class ArrayBackend:
+    """One array framework as a test sees it (the ``backend`` fixture): build its arrays from
+    numpy/scipy data (``asarray``), read them back (``to_numpy``), check their type and dtype,
+    and the tolerance against a float64 numpy reference for each dtype. "torch" means CPU
+    tensors (a device has its own checks, tests/test_torch_backend.py)."""
+
+    # rtol against numpy float64 for a fit of a few dozen iterations in this dtype
+    RTOL = {"float64": 1e-8, "float32": 1e-3}
+
+    def __init__(self, name: str):
+        self.name = name
+        self.torch = None
+        if name == "torch":
+            import torch
+
+            self.torch = torch
+        self.array_type = self.torch.Tensor if self.torch is not None else np.ndarray
+        # the float dtype integer input is fitted in: scikit-learn's float64, torch's default
+        self.int_float = "float32" if self.torch is not None else "float64"
+        # an explicit backend= for the estimators (numpy input fitted on this backend)
+        self.kwargs = {"backend": name, "device": "cpu"}
+
+    def __repr__(self):
+        return f"ArrayBackend({self.name!r})"
+
+    @property
+    def nx(self):
+        from nmfkit.backends import get_backend
+
+        return get_backend(backend=self.name)
+
+    def dtype(self, name="float64"):
+        if self.torch is None:
+            return np.dtype(name)
+        if isinstance(name, self.torch.dtype):
+            return name
+        return getattr(self.torch, str(np.dtype(name)))
+
+    def rtol(self, dtype="float64") -> float:
+        return self.RTOL[str(np.dtype(str(dtype).replace("torch.", "")))]
+
+    def asarray(self, X, dtype=None, sparse=False):
+        """numpy or scipy.sparse ``X`` as this backend's array; ``sparse``: False (dense;
+        a scipy X stays sparse), True / "csr" or "coo"."""
+        import scipy.sparse as sp
+
+        if sparse or sp.issparse(X):
+            S = sp.coo_matrix(X) if sparse == "coo" else sp.csr_matrix(X)
+            if dtype is not None:
+                S = S.astype(np.dtype(dtype))
+            if self.torch is None:
+                return S
+            t = self.torch
+            if sparse == "coo":  # the stored entries as they are (explicit zeros included)
+                idx = t.as_tensor(np.vstack([S.row, S.col]).astype(np.int64))
+                return t.sparse_coo_tensor(idx, t.as_tensor(S.data), S.shape).coalesce()
+            return t.sparse_csr_tensor(t.as_tensor(S.indptr.astype(np.int64)),
+                                       t.as_tensor(S.indices.astype(np.int64)),
+                                       t.as_tensor(S.data), size=S.shape, check_invariants=True)
+        if self.torch is None:
+            return np.asarray(X, dtype=None if dtype is None else np.dtype(dtype))
+        return self.torch.as_tensor(X, dtype=None if dtype is None else self.dtype(dtype))
+
+    def to_numpy(self, A):
+        """A dense numpy array of ``A`` (a tensor, a scipy matrix or an array)."""
+        import scipy.sparse as sp
+
+        if self.torch is not None and isinstance(A, self.torch.Tensor):
+            A = A.detach().cpu()
+            return (A.to_dense() if A.layout != self.torch.strided else A).numpy()
+        return A.toarray() if sp.issparse(A) else np.asarray(A)
+
+    def is_array(self, A, dtype=None) -> bool:
+        """``A`` is a dense array of this backend (on the CPU), of ``dtype`` if given."""
+        if not isinstance(A, self.array_type):
+            return False
+        if self.torch is not None and A.device.type != "cpu":
+            return False
+        return dtype is None or A.dtype == self.dtype(dtype)
+
+    def assert_close(self, actual, expected, rtol, atol):
+        """Both arrays of this backend, of one dtype, equal to the tolerances."""
+        assert self.is_array(actual) and self.is_array(expected, actual.dtype)
+        np.testing.assert_allclose(self.to_numpy(actual), self.to_numpy(expected), rtol=rtol,
+                                   atol=atol)
+
+    def array_equal(self, a, b) -> bool:
+        """Bit for bit, of one backend and dtype."""
+        return (self.is_array(a) and self.is_array(b, a.dtype)
+                and np.array_equal(self.to_numpy(a), self.to_numpy(b)))
+
+
+@pytest.fixture(params=["numpy", "torch"])
+def backend(request):
+    """The estimator tests' one switch between numpy and (CPU) torch. The torch side skips
+    where torch is not installed (the README's command) and, like every such skip, fails
+    under ``CI=true``; it runs with torch on one thread (``torch_one_thread``)."""
+    if request.param == "torch":
+        pytest.importorskip("torch")
+        request.getfixturevalue("torch_one_thread")
+    return ArrayBackend(request.param)
