@@ -1,19 +1,21 @@
-"""Issue-4 extensions on the torch backend (frozen components, nsNMF, graph penalties, L1/L2)
-and NMF(n_init) on torch through batched restarts: same trajectories as numpy, frozen rows
-bit-identical, batched runs equal to the sequential ones."""
+"""NMF(n_init) on torch through batched restarts (batched runs equal to the sequential ones,
+what falls back and why, the memory check counting every run), and the torch refusals and
+`auto` choices of the issue-4 extensions. Their trajectories against numpy (frozen components,
+nsNMF, graph penalties, L1/L2) run on numpy and torch alike, through the ``backend`` fixture:
+tests/test_estimator_backends.py, and the batched kernels' frozen columns and Ctrl-C:
+tests/test_solver_backends.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from conftest import sparse_abs_gauss
 
 torch = pytest.importorskip("torch")
 
 from nmfkit import NMF, _batched_runs  # noqa: E402
 from nmfkit.graph import knn_affinity  # noqa: E402
-from nmfkit.penalties import L1, L2, Graph  # noqa: E402
+from nmfkit.penalties import L1, Graph  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -25,76 +27,6 @@ def _data(n=30, m=20, seed=0):
 
 X = _data()
 A_W = knn_affinity(X, 4)  # samples
-A_H = knn_affinity(X.T, 3, weight="heat")  # features
-F0 = np.abs(np.random.RandomState(1).rand(2, X.shape[1]))
-
-CASES = {
-    "frozen": dict(frozen_components=F0),
-    "nsnmf": dict(smoothness=0.4),
-    "graph_W": dict(graph=A_W, graph_weight=0.5),
-    "graph_knn": dict(graph="binary", graph_weight=0.3, graph_neighbors=4),
-    "graph_H": dict(penalties=[Graph(0.7, "H", affinity=A_H)]),
-    "l1_l2": dict(alpha_W=0.01, alpha_H=0.02, l1_ratio=0.5),
-    "user_l1_l2": dict(penalties=[L1(0.2, "W"), L2(0.3, "H")]),
-}
-
-
-@pytest.mark.parametrize("solver", ["mu", "cd"])
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_torch_trajectory_equals_numpy(case, solver):
-    kw = dict(n_components=4, solver=solver, init="random", random_state=0, max_iter=15,
-              tol=0, **CASES[case])
-    a = NMF(**kw)
-    Wa = a.fit_transform(X)
-    b = NMF(**kw)
-    Wb = b.fit_transform(torch.as_tensor(X))
-    assert isinstance(Wb, torch.Tensor) and Wb.dtype == torch.float64
-    assert isinstance(b.components_, torch.Tensor)
-    # every iteration's objective (nsNMF's steps report none: first and last only, on both)
-    assert len(b.loss_curve_) == len(a.loss_curve_) == (2 if case == "nsnmf" else 16)
-    np.testing.assert_allclose(b.loss_curve_, a.loss_curve_, rtol=1e-8)
-    np.testing.assert_allclose(b.components_.numpy(), a.components_, rtol=1e-8, atol=1e-12)
-    np.testing.assert_allclose(Wb.numpy(), Wa, rtol=1e-8, atol=1e-12)
-    # monotone on torch as on numpy (every one of these updates is a descent step)
-    assert np.all(np.diff(b.loss_curve_) <= 1e-12 * b.loss_curve_[0])
-
-
-@pytest.mark.parametrize("solver", ["mu", "cd"])
-def test_graph_on_sparse_tensor_equals_numpy(solver):
-    kw = dict(n_components=3, solver=solver, init="random", random_state=2, max_iter=15, tol=0,
-              graph=A_W, graph_weight=0.5, penalties=[Graph(0.2, "H", affinity=A_H)])
-    a = NMF(**kw).fit(sp.csr_matrix(X))
-    b = NMF(**kw).fit(torch.as_tensor(X).to_sparse_csr())
-    np.testing.assert_allclose(b.loss_curve_, a.loss_curve_, rtol=1e-8)
-
-
-@pytest.mark.parametrize("solver", ["mu", "cd"])
-def test_frozen_rows_exactly_equal_on_torch(solver):
-    Ft = torch.as_tensor(F0)
-    for n_init in (1, 3):  # restarts keep the frozen rows too
-        m = NMF(4, solver=solver, frozen_components=Ft, n_init=n_init, random_state=0,
-                max_iter=30, tol=0).fit(torch.as_tensor(X))
-        assert torch.equal(m.components_[:2], Ft)
-        assert bool((m.components_[2:] != 0).any())
-    m32 = NMF(4, solver=solver, frozen_components=F0, random_state=0, max_iter=10,
-              tol=0).fit(torch.as_tensor(X, dtype=torch.float32))
-    assert m32.components_.dtype == torch.float32
-    assert torch.equal(m32.components_[:2], torch.as_tensor(F0, dtype=torch.float32))
-
-
-def test_nsnmf_on_torch_components_and_transform():
-    Xt = torch.as_tensor(X, dtype=torch.float32)
-    m = NMF(4, smoothness=0.5, solver="mu", random_state=0, max_iter=40).fit(Xt)
-    S = m.smoothing_matrix_
-    assert isinstance(S, torch.Tensor) and S.dtype == torch.float32
-    assert torch.allclose(m.components_, S @ m.components_unsmoothed_)
-    W = m.transform(Xt)
-    assert isinstance(W, torch.Tensor) and W.shape == (30, 4) and bool((W >= 0).all())
-    # numpy input with backend="torch": numpy out, the smoothed model included
-    h = NMF(4, smoothness=0.5, solver="mu", random_state=0, max_iter=40, backend="torch").fit(X)
-    assert isinstance(h.components_, np.ndarray)
-    assert isinstance(h.components_unsmoothed_, np.ndarray)
-    np.testing.assert_allclose(h.components_, h.smoothing_matrix_ @ h.components_unsmoothed_)
 
 
 def test_nmfsc_on_torch_names_the_alternatives():
@@ -230,62 +162,3 @@ def test_memory_check_counts_every_n_init_run(monkeypatch):
     assert seen == [one, four] and four > 3 * one
 
 
-@pytest.mark.parametrize("solver", ["mu", "cd"])
-def test_batched_runs_keep_frozen_W_columns(solver):
-    """frozen_W (used by internal callers) in the batched kernels, against _fit.factorize."""
-    from nmfkit import _fit
-    from nmfkit.backends import get_backend
-    from nmfkit.init import initialize
-
-    nx = get_backend(backend="torch")
-    Xt = torch.as_tensor(X)
-    starts = [tuple(torch.as_tensor(a) for a in initialize(X, 3, init="random", random_state=s))
-              for s in (0, 1)]
-    kw = dict(solver=solver, beta=2.0, nx=nx, tol=0, max_iter=12, frozen_W=(1,), frozen_H=(2,))
-    out = _batched_runs.factorize_starts(Xt, starts, **kw)
-    for (W0, H0), r in zip(starts, out):
-        s = _fit.factorize(Xt, W0.clone(), H0.clone(), **kw)
-        assert torch.equal(r.W[:, 1], W0[:, 1]) and torch.equal(r.H[2], H0[2])
-        np.testing.assert_allclose(r.history["objective"], s.history["objective"], rtol=1e-10)
-
-
-def test_batched_runs_on_numpy_and_exact_stop():
-    """The engine is framework-agnostic (numpy here), and a zero objective stops at once."""
-    from nmfkit import _fit
-    from nmfkit.backends import get_backend
-    from nmfkit.init import initialize
-
-    nx = get_backend(X)
-    starts = [initialize(X, 3, init="random", random_state=s) for s in (0, 1)]
-    kw = dict(solver="cd", beta=2.0, nx=nx, tol=1e-3, max_iter=100,
-              penalties_W=[Graph(0.5, "W", affinity=A_W), L1(0.1, "W")], frozen_H=(1,))
-    out = _batched_runs.factorize_starts(sp.csr_matrix(X), starts, **kw)
-    for (W0, H0), r in zip(starts, out):
-        s = _fit.factorize(sp.csr_matrix(X), W0.copy(), H0.copy(), **kw)
-        assert (r.n_iter, r.stop_reason) == (s.n_iter, s.stop_reason)
-        np.testing.assert_allclose(r.history["objective"], s.history["objective"], rtol=1e-10)
-        assert np.array_equal(r.H[1], H0[1])
-    Z = np.zeros((6, 4))
-    zero = [(np.zeros((6, 2)), np.zeros((2, 4)))] * 2
-    res = _batched_runs.factorize_starts(Z, zero, solver="mu", beta=2.0, nx=nx, max_iter=50)
-    assert [(r.n_iter, r.stop_reason, r.objective) for r in res] == [(1, "exact", 0.0)] * 2
-
-
-def test_batched_runs_ctrl_c_returns_the_last_complete_iteration(monkeypatch):
-    from nmfkit import _fit
-    from nmfkit.backends import get_backend
-
-    class Pressed(_fit._DeferredInterrupt):  # Ctrl-C arrives during the first iteration
-        def __init__(self):
-            super().__init__()
-            self.requested = True
-
-    monkeypatch.setattr(_fit, "_DeferredInterrupt", Pressed)
-    Xt = torch.as_tensor(X)
-    starts = [(torch.full((30, 2), 0.5, dtype=torch.float64),
-               torch.full((2, 20), 0.5 + 0.1 * s, dtype=torch.float64)) for s in range(2)]
-    with pytest.warns(RuntimeWarning, match="interrupted by the user after 1"):
-        res = _batched_runs.factorize_starts(Xt, starts, solver="mu", beta=2.0,
-                                             nx=get_backend(Xt), max_iter=50)
-    assert [(r.n_iter, r.stop_reason) for r in res] == [(1, "interrupted")] * 2
-    assert all(len(r.history["objective"]) == 2 for r in res)
