@@ -1,4 +1,5 @@
-"""The scikit-learn surface: pipelines, clone, grid search, feature names, set_output, pickle."""
+"""The scikit-learn surface: pipelines, clone, grid search, feature names, set_output, pickle
+(pickle and transform on numpy and torch: the ``backend`` fixture)."""
 
 import pickle
 
@@ -49,15 +50,18 @@ def test_feature_names_and_set_output(Xy):
     np.testing.assert_array_equal(m.feature_names_in_, df.columns)
 
 
-def test_pickle_round_trip(Xy):
-    X, _ = Xy
+def test_pickle_round_trip(Xy, backend):
+    X = backend.asarray(Xy[0])
     m = NMF(3, max_iter=50, random_state=0).fit(X)
     m2 = pickle.loads(pickle.dumps(m))
-    np.testing.assert_array_equal(m.transform(X), m2.transform(X))
+    assert backend.is_array(m2.components_)
+    T, T2 = m.transform(X), m2.transform(X)
+    assert backend.is_array(T2, T.dtype)
+    np.testing.assert_array_equal(backend.to_numpy(T), backend.to_numpy(T2))
 
 
-def test_transform_does_not_change_fit_attributes(Xy):
-    X, _ = Xy
+def test_transform_does_not_change_fit_attributes(Xy, backend):
+    X = backend.asarray(Xy[0])
     m = NMF(3, max_iter=50, random_state=0).fit(X)
     curve, n_iter = list(m.loss_curve_), m.n_iter_
     m.transform(X[:10])
