@@ -10,8 +10,12 @@ Stopping rules (a solver names its own in ``stop_rule``; docs/solvers.md has the
   ``check_every`` iterations, with e = √(2·objective), stop when (e_prev − e) / e_init < tol.
   The objective is the loss plus the penalties (``solver.stopping_objective``; "mu" compares
   the loss alone, as scikit-learn's MU does).
-* "violation" — scikit-learn's CD rule (plain ``solver="cd"``): after every iteration, stop
-  when the projected-gradient violation of its sweeps is ≤ tol × that of the first iteration.
+* "violation" — scikit-learn's CD rule: after every iteration, stop when the
+  projected-gradient violation of the iteration is ≤ tol × that of the first iteration.
+  Plain ``solver="cd"`` measures it along its sweeps, as scikit-learn does; the default
+  (``solver="auto"``: accelerated HALS, Frobenius, host arrays) at the point each half-step
+  starts from (``cd.projected_gradient_l1``). The error rule stopped the default early where
+  NNDSVDa's start inflates e_init (docs/benchmarks.md, the defaults table).
 
 ``tol=0`` runs exactly ``max_iter`` iterations.
 """
