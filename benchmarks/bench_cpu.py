@@ -12,6 +12,7 @@ average of each measurement. The defaults table compares the drop-in's defaults:
     python benchmarks/bench_cpu.py --record   # every table, as docs/benchmarks.md's figures
     python benchmarks/bench_cpu.py --quick    # small shapes, 50 iterations
     python benchmarks/bench_cpu.py --only W2,defaults --solvers auto,anls --rounds 1
+    python benchmarks/bench_cpu.py --only defaults --defaults W2,W4 --no-rcppml  # the drop-in
 """
 
 from __future__ import annotations
@@ -317,6 +318,8 @@ def main(argv=None):
                     help="nmfkit solvers for the Frobenius workloads (W3 runs auto = KL cd)")
     ap.add_argument("--rounds", type=int, default=2,
                     help="interleaved rounds (each round runs every tool on every workload)")
+    ap.add_argument("--defaults", default="digits,W1,W2,W4",
+                    help="the defaults table's data sets (with 'defaults' in --only)")
     ap.add_argument("--k50", action="store_true", help="also W2 at k=50")
     ap.add_argument("--no-rcppml", action="store_true", help="skip the R peer")
     ap.add_argument("--record", action="store_true",
@@ -361,8 +364,10 @@ def main(argv=None):
         from sklearn.datasets import load_digits
 
         D = load_digits().data
-        defaults = [("digits 1797×64", D, 16), ("W1", X1, 20), ("W2 k=10", T, 10),
-                    ("W4", F, 49)]
+        pick = set(a.defaults.split(","))
+        defaults = [(label, X, k) for key, label, X, k in (
+            ("digits", "digits 1797×64", D, 16), ("W1", "W1", X1, 20), ("W2", "W2 k=10", T, 10),
+            ("W4", "W4", F, 49)) if key in pick]
     rows, drows, state = [], [], {}
     for rnd in range(a.rounds):
         print(f"round {rnd + 1} of {a.rounds}\n{HEADER}", flush=True)
