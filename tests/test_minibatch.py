@@ -307,7 +307,7 @@ def test_mask_errors():
 
 
 def test_torch_input_with_a_mask_refused_clearly():
-    # tensors are fitted on the torch backend (tests/test_minibatch_torch.py); masks are not
+    # tensors are fitted on the torch backend (tests/test_minibatch_backends.py); masks are not
     torch = pytest.importorskip("torch")
     X = torch.rand(20, 5, dtype=torch.float64)
     with pytest.raises(ValueError, match="numpy backend only"):

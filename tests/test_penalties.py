@@ -176,7 +176,7 @@ def test_user_penalties_compose_with_alpha(data):
 
 
 def test_extensions_on_torch_and_nmfsc_refused_rather_than_ignored(data):
-    """Graph/nsNMF/frozen run on torch (tests/test_torch_extensions.py); Hoyer's constraint
+    """Graph/nsNMF/frozen run on torch (tests/test_estimator_backends.py); Hoyer's constraint
     (solver nmfsc) does not, and says so with the alternatives."""
     torch = pytest.importorskip("torch")
     X, A, _ = data
