@@ -130,3 +130,22 @@ def test_the_defaults_reach_scikit_learns_default_error(data):
     assert got.reconstruction_err_ <= sk.reconstruction_err_
     assert got.n_iter_ <= sk.n_iter_
     assert np.isfinite(got.components_).all() and (got.components_ >= 0).all()
+
+
+def test_tol_zero_skips_the_projected_gradient(monkeypatch):
+    # the measurement costs about one sweep per half-step: with tol = 0 nothing reads it
+    from nmfkit.solvers import cd
+
+    calls = []
+    real = cd.projected_gradient_l1
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(cd, "projected_gradient_l1", counted)
+    X = load_digits().data[:300]
+    NMF(8, random_state=0, tol=0, max_iter=5).fit(X)
+    assert calls == []
+    NMF(8, random_state=0, tol=1e-4, max_iter=5).fit(X)
+    assert len(calls) >= 10  # W and H of every iteration (restarts measure again)

@@ -157,6 +157,9 @@ def run(
     by_violation = getattr(solver, "stop_rule", "error") == "violation"
     if by_violation:
         check_every = 1
+        # tol = 0 never reads the violation: a solver that measures it on the side (the
+        # accelerated cd's projected gradient) may skip the measurement
+        solver.violation_wanted = tol > 0
     v_init = None
     stopping_objective = getattr(solver, "stopping_objective", None) or (lambda f: f)
     e_init = _error(stopping_objective(f0))

@@ -201,6 +201,8 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
                 self.stop_rule = "violation"
                 self._pgbuf = np.zeros(1)
 
+    violation_wanted = True  # False from the loop when tol = 0 (no projected gradient needed)
+
     @property
     def violation(self) -> float:
         """The projected-gradient violation of the last step (scikit-learn's CD measure)."""
@@ -312,7 +314,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         order (a new draw per sweep with ``shuffle``). A single sweep runs compiled only with
         ``compiled_single`` (plain "cd" keeps scikit-learn's numpy sweep, rounding included)."""
         o, nx = self.options, self.p.nx
-        if self._pgbuf is not None:  # the violation at the point the sweeps start from
+        if self._pgbuf is not None and self.violation_wanted:  # at the sweeps' starting point
             self._pgbuf[0] += projected_gradient_l1(F, G, R, l1, l2)
         if ((n_sweeps > 1 or compiled_single) and HAVE_NUMBA and o["kernel"] != "numpy"
                 and nx.host_arrays and not extra):
