@@ -41,8 +41,81 @@ _MU_NNDSVD_WARNING = (
 )
 
 
+class _FactorizationMixin:
+    """What NMF and MiniBatchNMF share: ``fit``, ``inverse_transform``, the tags, the
+    parameter checks and the rank/loss part of ``_check_params``."""
+
+    def fit(self, X, y=None, **params):
+        """Learn the factorisation X ≈ W H.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Non-negative data (numpy, scipy.sparse CSR/CSC, or a torch tensor).
+        y : Ignored
+            Not used, present for scikit-learn API consistency.
+        **params : dict
+            ``W``, ``H`` (initial guesses for ``init="custom"``) and ``mask``, passed to
+            :meth:`fit_transform`.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator (``components_``, ``n_iter_``, ``reconstruction_err_``, ...).
+        """
+        self.fit_transform(X, **params)
+        return self
+
+    def inverse_transform(self, X):
+        """Map coefficients back to data space: W @ components_.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Coefficients W, e.g. the output of :meth:`transform`.
+
+        Returns
+        -------
+        X_approx : ndarray of shape (n_samples, n_features)
+            The reconstruction W H.
+        """
+        check_is_fitted(self)
+        k = self.components_.shape[0]
+        shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+        if len(shape) != 2 or shape[1] != k:
+            raise ValueError(
+                f"inverse_transform takes coefficients W of shape (n_samples, {k}) (the "
+                f"model has {k} components); got shape {shape}. Pass the output of "
+                "transform.")
+        return X @ self.components_
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def _validate_params(self):
+        """scikit-learn's declarative checks, then finiteness and range of every number."""
+        super()._validate_params()
+        check_finite_params(self)
+
+    def _check_rank_and_loss(self, X):
+        """``_n_components`` (None: n_features), checked against X, and ``_beta_loss``."""
+        self._n_components = self.n_components
+        if self._n_components is None:
+            self._n_components = X.shape[1]
+        check_rank_size(self._n_components, X.shape, X.dtype.itemsize, type(self).__name__)
+        self._beta_loss = beta_loss_to_float(self.beta_loss)
+
+
 @savable
-class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     r"""Non-negative Matrix Factorization: find W, H ≥ 0 with X ≈ WH.
 
     A drop-in replacement for :class:`sklearn.decomposition.NMF`: the same parameters,
@@ -292,27 +365,6 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.outlier_penalty = outlier_penalty
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X, y=None, **params):
-        """Learn the factorisation X ≈ W H.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Non-negative data (numpy, scipy.sparse CSR/CSC, or a torch tensor).
-        y : Ignored
-            Not used, present for scikit-learn API consistency.
-        **params : dict
-            ``W``, ``H`` (initial guesses for ``init="custom"``) and ``mask``, passed to
-            :meth:`fit_transform`.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator (``components_``, ``n_iter_``, ``reconstruction_err_``, ...).
-        """
-        self.fit_transform(X, **params)
-        return self
-
     def fit_transform(self, X, y=None, W=None, H=None, mask=None):
         """Learn the factorisation X ≈ W H and return W.
 
@@ -400,29 +452,6 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 setattr(self, k, v)
         return W
 
-    def inverse_transform(self, X):
-        """Map coefficients back to data space: W @ components_.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_components)
-            Coefficients W, e.g. the output of :meth:`transform`.
-
-        Returns
-        -------
-        X_approx : ndarray of shape (n_samples, n_features)
-            The reconstruction W H.
-        """
-        check_is_fitted(self)
-        k = self.components_.shape[0]
-        shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
-        if len(shape) != 2 or shape[1] != k:
-            raise ValueError(
-                f"inverse_transform takes coefficients W of shape (n_samples, {k}) (the "
-                f"model has {k} components); got shape {shape}. Pass the output of "
-                "transform.")
-        return X @ self.components_
-
     def top_features(self, n=10, feature_names=None):
         """The ``n`` heaviest features of each component (for text: the top words).
 
@@ -466,33 +495,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         return save(self, path, feature_names=feature_names, metadata=metadata)
 
-    @property
-    def _n_features_out(self):
-        return self.components_.shape[0]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.positive_only = True
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
-
     # ------------------------------------------------------------------ internals
-    def _validate_params(self):
-        """scikit-learn's declarative checks, then finiteness and range of every number."""
-        super()._validate_params()
-        check_finite_params(self)
-
     @staticmethod
     def _fitted_attributes():
         return ("loss_curve_", "history_", "stop_reason_")
 
     def _check_params(self, X):
-        self._n_components = self.n_components
-        if self._n_components is None:
-            self._n_components = X.shape[1]
-        check_rank_size(self._n_components, X.shape, X.dtype.itemsize, type(self).__name__)
-        self._beta_loss = beta_loss_to_float(self.beta_loss)
+        self._check_rank_and_loss(X)
         self._solver = self._resolve_solver(X)
         if self._solver == "mu" and self.init == "nndsvd":
             warnings.warn(_MU_NNDSVD_WARNING, UserWarning)

@@ -30,15 +30,11 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-)
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._estimator import NMF
+from ._estimator import NMF, _FactorizationMixin
 from ._extensions import apply_frozen
 from ._minibatch_masked import masked_solve_W
 from ._minibatch_steps import (
@@ -52,13 +48,7 @@ from ._minibatch_steps import (
 )
 from ._minibatch_loop import run_batches
 from ._unit_scale import UnitScale
-from ._validation import (
-    check_finite_params,
-    check_largest_value,
-    check_rank_size,
-    check_zeros_for_beta,
-    split_masked_array,
-)
+from ._validation import check_largest_value, check_zeros_for_beta, split_masked_array
 from .losses import beta_divergence, beta_loss_to_float
 from .masked import weighted_divergence
 from .model_io import savable
@@ -67,7 +57,8 @@ from .solvers.mu import gamma_exponent
 __all__ = ["MiniBatchNMF"]
 
 @savable
-class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                   BaseEstimator):
     r"""Mini-batch (online) NMF: X ≈ WH with W, H ≥ 0, learned from batches of rows.
 
     A drop-in replacement for :class:`sklearn.decomposition.MiniBatchNMF`: the same
@@ -220,40 +211,9 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.backend = backend
         self.device = device
 
-    # shared with NMF: initialisation / validation of custom factors, tags, inverse
-    _check_w_h = NMF._check_w_h
-    inverse_transform = NMF.inverse_transform
-    _n_features_out = NMF._n_features_out
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.positive_only = True
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
+    _check_w_h = NMF._check_w_h  # NMF's validation of custom factors, and its start
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X, y=None, **params):
-        """Learn the factorisation X ≈ W H by mini-batches of rows.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Non-negative data (numpy, scipy.sparse, or a torch tensor).
-        y : Ignored
-            Not used, present for scikit-learn API consistency.
-        **params : dict
-            ``W``, ``H`` (initial guesses for ``init="custom"``) and ``mask``, passed to
-            :meth:`fit_transform`.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        self.fit_transform(X, **params)
-        return self
-
     def fit_transform(self, X, y=None, W=None, H=None, mask=None):
         """Learn the factorisation X ≈ W H by mini-batches and return W.
 
@@ -409,17 +369,8 @@ class MiniBatchNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return validate_X(self, X, mask, reset)
 
     # ------------------------------------------------------------------ internals
-    def _validate_params(self):
-        """scikit-learn's declarative checks, then finiteness and range of every number."""
-        super()._validate_params()
-        check_finite_params(self)
-
     def _check_params(self, X):
-        self._n_components = self.n_components
-        if self._n_components is None:
-            self._n_components = X.shape[1]
-        check_rank_size(self._n_components, X.shape, X.dtype.itemsize, type(self).__name__)
-        self._beta_loss = beta_loss_to_float(self.beta_loss)
+        self._check_rank_and_loss(X)
         self._batch_size = min(self.batch_size, X.shape[0])
         self._rho = self.forget_factor ** (self._batch_size / X.shape[0])
         self._gamma = gamma_exponent(self._beta_loss)
