@@ -26,19 +26,16 @@ import operator
 import numpy as np
 
 from . import _fit
-from ._blocks import (
-    BlockConfig,
-    block_objective,
-    block_step,
-    block_summary,
-    combine,
-    merge_summaries,
-)
+from ._blocks import block_objective, block_step, block_summary, combine
 from .losses import beta_loss_to_float
 from ._unit_scale import UnitScale
-from ._validation import check_largest_value
-from .init import random_factors
-from .outofcore import StreamedSolver, check_summary
+from .outofcore import (
+    StreamedSolver,
+    block_config,
+    check_summary,
+    merged_summary,
+    streamed_start,
+)
 from .penalties import sklearn_penalties
 
 __all__ = ["fit_dask"]
@@ -217,37 +214,19 @@ def fit_dask(
                 client = own = distributed.Client(cluster)
     try:
         pens = sklearn_penalties(alpha_W, alpha_H, l1_ratio, n, m)
-        cfg = BlockConfig(solver, beta, tuple(p for p in pens if p.factor == "W"),
-                          tuple(p for p in pens if p.factor == "H"), int(sweeps))
+        cfg = block_config(solver, beta, pens, sweeps)
         xf = client.compute(list(X.to_delayed().ravel()))
         offsets = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int)
-        summ = client.gather(client.map(block_summary, xf, pure=False))
-        total = summ[0]
-        for s in summ[1:]:
-            total = merge_summaries(total, s)
+        total = merged_summary(client.gather(client.map(block_summary, xf, pure=False)))
         check_summary(total, beta)
-        check_largest_value(total[3])
         scale = UnitScale.of(total[3], beta)  # extreme data: the blocks at unit scale, exactly
         if scale.active:
             xf = client.map(_times_pow2, xf, exponent=-scale.exponent, pure=False)
-            total = None
-            for s in client.gather(client.map(block_summary, xf, pure=False)):
-                total = s if total is None else merge_summaries(total, s)
-            pens = scale.penalties(pens)
-            cfg = BlockConfig(solver, beta, tuple(p for p in pens if p.factor == "W"),
-                              tuple(p for p in pens if p.factor == "H"), int(sweeps))
+            total = merged_summary(client.gather(client.map(block_summary, xf, pure=False)))
+            cfg = block_config(solver, beta, scale.penalties(pens), sweeps)
         dtype = np.dtype(X.dtype) if np.dtype(X.dtype) in (np.float32, np.float64) else np.dtype(
             np.float64)
-        if init == "custom":
-            if W is None or H is None or W.shape != (n, k) or H.shape != (k, m):
-                raise ValueError(f"init='custom' needs W of shape {(n, k)} and H of shape "
-                                 f"{(k, m)}.")
-            W0 = scale.factor_in(np.array(W, dtype=dtype, order="C"))
-            H0 = scale.factor_in(np.array(H, dtype=dtype, order="C", copy=True))
-        elif init == "random":
-            W0, H0 = random_factors(n, m, k, float(total[0] / (n * m)), dtype, random_state)
-        else:
-            raise ValueError(f"init must be 'random' or 'custom' for Dask fits, got {init!r}.")
+        W0, H0 = streamed_start(init, W, H, (n, m), k, total, dtype, random_state, scale, "Dask")
         engine = _DaskEngine(client, xf, offsets, W0, split_every, sync_every)
         result = _fit.run(StreamedSolver(engine, H0, cfg, float(total[1])), tol=tol,
                           max_iter=max_iter, max_time=max_time, callback=callback,

@@ -15,6 +15,7 @@ process's anonymous memory stays within the bound (the kernel's page cache is no
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -35,6 +36,7 @@ from ._blocks import (
 from .init import random_factors
 from .losses import beta_loss_to_float
 from .penalties import sklearn_penalties
+from ._validation import check_largest_value
 
 __all__ = ["StreamedSolver", "fit_out_of_core", "open_blocks", "parse_memory"]
 
@@ -253,15 +255,40 @@ def unit_scaled(source, summary, rows, beta: float):
 
 
 def _summary(source, rows):
-    out = None
-    for _, _, Xb in source.blocks(rows):
-        s = block_summary(Xb)
-        out = s if out is None else merge_summaries(out, s)
-    return out
+    return merged_summary(block_summary(Xb) for _, _, Xb in source.blocks(rows))
+
+
+def merged_summary(summaries):
+    """One summary of X from those of its blocks (in order)."""
+    return functools.reduce(merge_summaries, summaries)
+
+
+def block_config(solver: str, beta: float, pens, sweeps) -> BlockConfig:
+    """The row-block steps' settings: the penalties split by factor, ``sweeps`` checked."""
+    if int(sweeps) < 1:
+        raise ValueError(f"sweeps must be an integer >= 1, got {sweeps!r}.")
+    return BlockConfig(solver, beta, tuple(p for p in pens if p.factor == "W"),
+                       tuple(p for p in pens if p.factor == "H"), int(sweeps))
+
+
+def streamed_start(init, W, H, shape, k: int, summary, dtype, random_state, scale, what: str):
+    """(W, H) of a streamed fit: a custom start checked and brought to the fit's scale, or
+    the in-memory init's random draws for mean(X) (from the summary)."""
+    n, m = shape
+    if init == "custom":
+        if W is None or H is None or W.shape != (n, k) or H.shape != (k, m):
+            raise ValueError(f"init='custom' needs W of shape {(n, k)} and H of shape {(k, m)}.")
+        return (scale.factor_in(np.array(W, dtype=dtype, order="C", copy=True)),
+                scale.factor_in(np.array(H, dtype=dtype, order="C", copy=True)))
+    if init == "random":
+        return random_factors(n, m, k, float(summary[0] / (n * m)), dtype, random_state)
+    raise ValueError(f"init must be 'random' or 'custom' for {what} fits, got {init!r}"
+                     " (NNDSVD needs an SVD of X; compute W, H and pass init='custom').")
 
 
 def check_summary(summary, beta: float) -> None:
-    """Validate X from its streamed summary (finite, non-negative, zeros vs β ≤ 0)."""
+    """Validate X from its streamed summary (finite, non-negative, zeros vs β ≤ 0, a largest
+    value the objective can represent)."""
     if summary[4] > 0:
         raise ValueError(f"X contains {int(summary[4])} NaN or infinite values; NMF needs "
                          "finite data.")
@@ -271,6 +298,7 @@ def check_summary(summary, beta: float) -> None:
     if beta <= 0 and summary[2] == 0:
         raise ValueError("When beta_loss <= 0 and X contains zeros, the solver may diverge. "
                          "Please add small values to X, or use a positive beta_loss.")
+    check_largest_value(summary[3])
 
 
 def block_rows(source, k: int, max_memory: int, cfg: BlockConfig) -> tuple[int, int]:
@@ -354,33 +382,16 @@ def fit_out_of_core(
         raise ValueError(f"solver='cd' handles only beta_loss='frobenius', got {beta_loss!r};"
                          " use solver='mu'.")
     pens = sklearn_penalties(alpha_W, alpha_H, l1_ratio, n, m)
-    if int(sweeps) < 1:
-        raise ValueError(f"sweeps must be an integer >= 1, got {sweeps!r}.")
-    cfg = BlockConfig(solver, beta, tuple(p for p in pens if p.factor == "W"),
-                      tuple(p for p in pens if p.factor == "H"), int(sweeps))
+    cfg = block_config(solver, beta, pens, sweeps)
     budget = parse_memory(max_memory)
     rows, _ = block_rows(source, k, budget, cfg)
     summary = _summary(source, rows)
     check_summary(summary, beta)
-    from ._validation import check_largest_value
-
-    check_largest_value(summary[3])
     source, summary, scale = unit_scaled(source, summary, rows, beta)
     if scale.active:
-        pens = scale.penalties(pens)
-        cfg = BlockConfig(solver, beta, tuple(p for p in pens if p.factor == "W"),
-                          tuple(p for p in pens if p.factor == "H"), int(sweeps))
-    dtype = source.dtype
-    if init == "custom":
-        if W is None or H is None or W.shape != (n, k) or H.shape != (k, m):
-            raise ValueError(f"init='custom' needs W of shape {(n, k)} and H of shape {(k, m)}.")
-        W = scale.factor_in(np.array(W, dtype=dtype, order="C", copy=True))
-        H = scale.factor_in(np.array(H, dtype=dtype, order="C", copy=True))
-    elif init == "random":
-        W, H = random_factors(n, m, k, float(summary[0] / (n * m)), dtype, random_state)
-    else:
-        raise ValueError(f"init must be 'random' or 'custom' for out-of-core fits, got {init!r}"
-                         " (NNDSVD needs an SVD of X; compute W, H and pass init='custom').")
+        cfg = block_config(solver, beta, scale.penalties(pens), sweeps)
+    W, H = streamed_start(init, W, H, (n, m), k, summary, source.dtype, random_state, scale,
+                          "out-of-core")
     solver_obj = StreamedSolver(_LocalEngine(source, W, rows), H, cfg, float(summary[1]))
     result = _fit.run(solver_obj, tol=tol, max_iter=max_iter, max_time=max_time,
                       callback=callback, verbose=verbose)
