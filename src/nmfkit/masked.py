@@ -214,6 +214,13 @@ def observed_entries(X, mask=None, missing_values=None) -> Observed:
     return Observed.from_coo(r, c, vals, w, shape, dtype)
 
 
+def every_entry(X) -> Observed:
+    """Every entry of a host X (dense or scipy.sparse) as an observed set: a masked solver run
+    without a mask (NaN still marks a missing entry)."""
+    return observed_entries(X.toarray() if sp.issparse(X) else np.asarray(X),
+                            missing_values=np.nan)
+
+
 def sampled_product(obs: Observed, W, H, block: int = 65536):
     """(WH) at the observed entries, in CSR order: O(nnz·k), never forms WH."""
     out = np.empty(obs.nnz, dtype=np.result_type(W.dtype, H.dtype))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..masked import weighted_divergence
+from ..masked import every_entry, weighted_divergence
 from ..penalties import has_hals_form, split_hals
 from ._base import Solver, register_solver
 
@@ -178,37 +178,45 @@ def solve_rows(F, indptr, indices, targets, weights, other, l1=0.0, l2=0.0,
     return F
 
 
-@register_solver
-class MaskedALS(Solver):
-    name = "masked_als"
+class MaskedFrobenius:
+    """What the masked Frobenius solvers (masked_als, masked_cd) share: the capabilities, the
+    L1/L2 penalties in their HALS form, the observed set (every entry when no mask)."""
+
     betas = (2.0,)
     sparse = True
     monotone = True
     masks = True
-    masked_for = ("cd", "anls")
     multiplicative = False
+
+    @classmethod
+    def supports_penalty(cls, pen, beta=None) -> bool:
+        return has_hals_form(pen)
+
+    def _observed_setup(self):
+        p = self.p
+        if p.M is None:
+            p.M = every_entry(p.X)
+        self.obs = p.M
+        self.l1W, self.l2W, _ = split_hals(p.penalties_W)
+        self.l1H, self.l2H, _ = split_hals(p.penalties_H)
+        return self.obs
+
+
+@register_solver
+class MaskedALS(MaskedFrobenius, Solver):
+    name = "masked_als"
+    masked_for = ("cd", "anls")
     default_options = {"inner_max_iter": 10, "inner_tol": 1e-3}
 
     def setup(self):
         p = self.p
-        if p.M is None:  # every entry observed
-            from ..masked import observed_entries
-
-            X = p.X.toarray() if p.nx.issparse(p.X) else np.asarray(p.X)
-            p.M = observed_entries(X, missing_values=np.nan)
-        obs = self.obs = p.M
+        obs = self._observed_setup()
         self.Wr = np.ascontiguousarray(p.W)
         self.Ht = np.ascontiguousarray(p.H.T)
         self.t_values = obs.values[obs.t_perm]
         self.t_weights = obs.weights[obs.t_perm]
         self.act_rows = active_rows(obs.indptr)
         self.act_cols = active_rows(obs.t_indptr)
-        self.l1W, self.l2W, _ = split_hals(p.penalties_W)
-        self.l1H, self.l2H, _ = split_hals(p.penalties_H)
-
-    @classmethod
-    def supports_penalty(cls, pen, beta=None) -> bool:
-        return has_hals_form(pen)
 
     @property
     def W(self):

@@ -23,41 +23,24 @@ from __future__ import annotations
 import numpy as np
 
 from ..masked import sampled_product
-from ..penalties import has_hals_form, split_hals
 from ._base import ComponentMajorSolver, register_solver
+from .masked_als import MaskedFrobenius
 
 __all__ = ["MaskedCD"]
 
 
 @register_solver
-class MaskedCD(ComponentMajorSolver):
+class MaskedCD(MaskedFrobenius, ComponentMajorSolver):
     name = "masked_cd"
-    betas = (2.0,)
-    sparse = True
-    monotone = True
-    masks = True
     masked_for = ()  # reached by name; "cd" maps to masked_als
     supports_frozen = True
-    multiplicative = False
     default_options = {"inner_max_iter": 1}
 
     def setup(self):
-        p = self.p
-        if p.M is None:  # every entry observed
-            from ..masked import observed_entries
-
-            X = p.X.toarray() if p.nx.issparse(p.X) else np.asarray(p.X)
-            p.M = observed_entries(X, missing_values=np.nan)
-        obs = self.obs = p.M
+        obs = self._observed_setup()
         self._init_layout()
         self.x = obs.values
         self.w = obs.weights
-        self.l1W, self.l2W, _ = split_hals(p.penalties_W)
-        self.l1H, self.l2H, _ = split_hals(p.penalties_H)
-
-    @classmethod
-    def supports_penalty(cls, pen, beta=None) -> bool:
-        return has_hals_form(pen)
 
     def _sweep(self, F, other, own_idx, other_idx, R, l1, l2, frozen=()):
         """One pass over the components of F (k, N) with the other factor (k, N_other)

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from ..masked import weighted_divergence
+from ..masked import every_entry, weighted_divergence
 from ._base import Solver, register_solver
 from .mu import MultiplicativeUpdate, gamma_exponent
 
@@ -79,14 +79,9 @@ class MaskedMU(Solver):
     backends = frozenset({"numpy", "torch"})
 
     def setup(self):
-        p, nx = self.p, self.p.nx
+        p = self.p
         if p.M is None:  # every entry observed (numpy)
-            from ..masked import observed_entries
-
-            X = p.X
-            if nx.issparse(X):
-                X = X.toarray()
-            p.M = observed_entries(np.asarray(X), missing_values=np.nan)
+            p.M = every_entry(p.X)
             p.X = p.M.csr()
         self.obs = p.M
         self.gamma = gamma_exponent(p.beta)
