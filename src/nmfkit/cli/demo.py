@@ -119,7 +119,6 @@ def demo(n_components: int, out_dir: str, seed: int, only_digits: bool, quiet, p
     faces = None if only_digits else load_orl_faces()
     if faces is not None:
         stages.say(f"fitting the ORL faces: {faces[0].shape[0]} × {faces[0].shape[1]}, k=49")
-    if faces is not None:
         Xf, shape, labels = faces
         model, W, seconds = _fit(Xf, console, "ORL faces", n_components=49, init="nndsvda",
                                  solver="cd", max_iter=25, tol=1e-4, random_state=seed)
@@ -135,7 +134,6 @@ def demo(n_components: int, out_dir: str, seed: int, only_digits: bool, quiet, p
     news = None if only_digits else load_reuters()
     if news is not None:
         stages.say(f"fitting Reuters: {news[0].shape[0]} × {news[0].shape[1]} counts, k=10")
-    if news is not None:
         Xr, vocab, titles = news
         model, W, seconds = _fit(Xr, console, "Reuters", n_components=10, init="nndsvda",
                                  solver="mu", beta_loss="kullback-leibler", max_iter=200,

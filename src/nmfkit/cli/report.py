@@ -7,8 +7,8 @@ import pathlib
 import click
 
 from ._common import Console, common_options
-from ._data import check_values, image_shape_for, input_options, load_input
-from .transform import align_features
+from ._data import image_shape_for, input_options
+from .transform import load_model, read_for_model
 
 
 @click.command(name="report")
@@ -28,24 +28,14 @@ def report_cmd(model_path, input_path, image_shape, n_top, out_path, quiet, prog
     With INPUT (the data, or new data with the same columns) it adds the coefficient heat map
     and the quality metrics.
     """
-    from ..model_io import load, read_metadata
     from ..report import model_section, write_report
 
     console = Console(quiet, progress, verbose)
-    model = load(model_path)
-    meta = read_metadata(model_path)
-    extra = meta.get("metadata") or {}
-    names = meta.get("feature_names")
+    model, names, extra = load_model(model_path)
     X = row_names = ds = None
     if input_path is not None:
-        if extra.get("input_format") == "text" and read["fmt"] in (None, "text"):
-            read["text_weighting"] = extra.get("text_weighting") or read["text_weighting"]
-            ds = load_input(input_path, **read, vocabulary=names, idf=extra.get("idf"))
-        else:
-            ds = load_input(input_path, **read)
-        check_values(ds)
-        ds = align_features(ds, names, model.n_features_in_, ds.source)
-        X, row_names = ds.X.astype(model.components_.dtype), ds.row_names
+        ds = read_for_model(input_path, read, model, names, extra)
+        X, row_names = ds.X, ds.row_names
     m = model.n_features_in_
     shape = image_shape_for(ds, image_shape, m) if (image_shape or ds is not None) else None
     if shape is None and extra.get("image_shape"):

@@ -36,6 +36,29 @@ def align_features(ds, model_names, n_features: int, source: str):
     return ds
 
 
+def load_model(model_path):
+    """(model, its feature names, the metadata kept with it) of a model file."""
+    from ..model_io import load, read_metadata
+
+    model, meta = load(model_path), read_metadata(model_path)
+    return model, meta.get("feature_names"), meta.get("metadata") or {}
+
+
+def read_for_model(input_path, read: dict, model, names, extra):
+    """INPUT read as the model's data: text with the model's vocabulary (and TF-IDF weights),
+    values checked, columns in the model's order, in the model's dtype."""
+    if extra.get("input_format") == "text" and (read["fmt"] or None) in (None, "text"):
+        read = {**read, "text_weighting": extra.get("text_weighting") or read["text_weighting"]}
+        ds = load_input(input_path, **read, vocabulary=names, idf=extra.get("idf"))
+    else:
+        ds = load_input(input_path, **read)
+    check_values(ds)
+    ds = align_features(ds, names, model.n_features_in_, ds.source)
+    if ds.X.dtype != model.components_.dtype:
+        ds.X = ds.X.astype(model.components_.dtype)
+    return ds
+
+
 @click.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.argument("input_path", metavar="INPUT", type=click.Path())
@@ -50,23 +73,10 @@ def transform(model_path, input_path, out_dir, quiet, progress, verbose, **read)
     reuses the model's vocabulary (and TF-IDF weights).
     """
     from ..io import write_matrix
-    from ..model_io import load, read_metadata
 
     console = Console(quiet, progress, verbose)
-    model = load(model_path)
-    meta = read_metadata(model_path)
-    extra = meta.get("metadata") or {}
-    names = meta.get("feature_names")
-    fmt = read["fmt"] or None
-    if extra.get("input_format") == "text" and (fmt in (None, "text")):
-        read["text_weighting"] = extra.get("text_weighting") or read["text_weighting"]
-        ds = load_input(input_path, **read, vocabulary=names, idf=extra.get("idf"))
-    else:
-        ds = load_input(input_path, **read)
-    check_values(ds)
-    ds = align_features(ds, names, model.n_features_in_, ds.source)
-    if ds.X.dtype != model.components_.dtype:
-        ds.X = ds.X.astype(model.components_.dtype)
+    model, names, extra = load_model(model_path)
+    ds = read_for_model(input_path, read, model, names, extra)
     out = prepare_out_dir(out_dir)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
