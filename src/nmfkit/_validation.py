@@ -212,14 +212,6 @@ def check_zeros_for_beta(X, beta: float) -> None:
 MAX_ABS_VALUE = 1e100
 
 
-def check_magnitude(X) -> None:
-    """Reject data so large that the objective cannot be represented in float64."""
-    if not (X.nnz if sp.issparse(X) else X.size):
-        return
-    # max and −min instead of abs(X).max(): no temporary the size of X
-    check_largest_value(max(float(X.max()), -float(X.min())))
-
-
 def check_largest_value(top: float) -> None:
     """Reject data whose largest value ``top`` makes the objective unrepresentable in float64
     (every backend and path calls this with its own max)."""
