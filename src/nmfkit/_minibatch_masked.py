@@ -28,7 +28,7 @@ from .penalties import Graph, Penalty, sklearn_penalties, split_hals
 from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate
 
-__all__ = ["batch_observed", "batch_penalties", "masked_solve_W", "masked_step", "row_slices"]
+__all__ = ["batch_observed", "batch_penalties", "batch_problem", "masked_solve_W", "masked_step", "row_slices"]
 
 
 def check_penalties(est, n_features: int) -> list:
@@ -66,6 +66,14 @@ def batch_penalties(est, n_rows: int, n_features: int) -> list:
     return [*pens, *check_penalties(est, n_features)]
 
 
+def batch_problem(est, X, Xt, W, H, nx, M=None) -> Problem:
+    """One batch's W-step (H fixed) with the batch's penalties, for a solver of the registry."""
+    pens = batch_penalties(est, *X.shape)
+    return Problem(X=X, Xt=Xt, W=W, H=H, beta=est._beta_loss, nx=nx, M=M,
+                   penalties_W=[p for p in pens if p.factor == "W"],
+                   penalties_H=[p for p in pens if p.factor == "H"], update_H=False)
+
+
 def row_slices(obs: Observed, batches) -> list:
     """The observed set of each row slice (a list of Observed, one per slice)."""
     out = []
@@ -90,14 +98,7 @@ def _solver(est, obs: Observed, W, H):
     from .solvers.masked_mu import MaskedMU
 
     Xs = obs.csr()
-    pens = batch_penalties(est, *obs.shape)
-    problem = Problem(
-        X=Xs, Xt=None, W=W, H=H, beta=est._beta_loss, nx=get_backend(Xs), M=obs,
-        penalties_W=[p for p in pens if p.factor == "W"],
-        penalties_H=[p for p in pens if p.factor == "H"],
-        update_H=False,
-    )
-    return MaskedMU(problem)
+    return MaskedMU(batch_problem(est, Xs, None, W, H, get_backend(Xs), M=obs))
 
 
 def masked_solve_W(est, obs: Observed, H, max_iter: int):

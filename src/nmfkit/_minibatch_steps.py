@@ -15,7 +15,7 @@ import numpy as np
 
 from ._engine import given_factors
 from ._masked_fit import _validate_masked
-from ._minibatch_masked import batch_observed, batch_penalties, masked_step
+from ._minibatch_masked import batch_observed, batch_penalties, batch_problem, masked_step
 from ._unit_scale import UnitScale
 from ._validation import check_non_negative, check_zeros_for_beta, validate_input
 from .backends import get_backend, is_tensor
@@ -23,7 +23,6 @@ from .init import initial_factors, rank_without_custom_start
 from .losses import beta_divergence
 from .nnls import hals_sweep, nnls_bpp
 from .penalties import L1, L2, Graph, split_hals
-from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate
 
 def backend(est):
@@ -173,14 +172,7 @@ def mu_batch_solver(est, X, W, H, prepared=None):
     ``nx.prepare_X(X)`` when the caller has it already."""
     nx = backend(est)
     Xp, Xt = nx.prepare_X(X) if prepared is None else prepared
-    pens = batch_penalties(est, *X.shape)
-    problem = Problem(
-        X=Xp, Xt=Xt, W=W, H=H, beta=est._beta_loss, nx=nx,
-        penalties_W=[p for p in pens if p.factor == "W"],
-        penalties_H=[p for p in pens if p.factor == "H"],
-        update_H=False,
-    )
-    return MultiplicativeUpdate(problem)
+    return MultiplicativeUpdate(batch_problem(est, Xp, Xt, W, H, nx))
 
 
 def solve_W(est, X, H, max_iter, prepared=None):

@@ -138,16 +138,10 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left"), None, StrOptions({"auto"})],
-        "init": [StrOptions({"random", "nndsvd", "nndsvda", "nndsvdar", "custom"}), None],
-        "beta_loss": [StrOptions({"frobenius", "kullback-leibler", "itakura-saito"}), Real],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "alpha_W": [Interval(Real, 0, None, closed="left")],
-        "alpha_H": [Interval(Real, 0, None, closed="left"), StrOptions({"same"})],
-        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
-        "verbose": ["verbose"],
+        **{name: NMF._parameter_constraints[name] for name in (
+            "n_components", "init", "beta_loss", "tol", "max_iter", "random_state", "alpha_W",
+            "alpha_H", "l1_ratio", "verbose", "frozen_components", "penalties",
+            "missing_values", "backend", "device")},
         "max_no_improvement": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "forget_factor": [Interval(Real, 0, 1, closed="both")],
@@ -155,11 +149,6 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         "fresh_restarts_max_iter": [Interval(Integral, 1, None, closed="left")],
         "transform_max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "solver": [StrOptions({"mu", "cd", "anls"})],
-        "frozen_components": ["array-like", None],
-        "penalties": [list, None],
-        "missing_values": [None, StrOptions({"unobserved", "nan"}), Real],
-        "backend": [StrOptions({"numpy", "torch"}), None],
-        "device": "no_validation",
     }
 
     def __init__(
