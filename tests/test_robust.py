@@ -80,6 +80,24 @@ def test_objective_never_increases(kw, masked):
     assert model.loss_curve_[-1] == pytest.approx(f[-1], rel=1e-9)
 
 
+@pytest.mark.parametrize("kw", KINDS, ids=IDS)
+def test_multiplicative_updates_on_the_target_keep_factors_non_negative(kw):
+    # solver="mu" multiplies by (T Hᵀ) / (W HHᵀ) on the majoriser's target T = WH + ψ(R),
+    # which lies between WH and X: gross outliers, with and without a mask
+    Xc, C, _ = _corrupted()
+    mask = (np.random.default_rng(7).random(Xc.shape) < 0.8) * 1.0
+    for m_ in (None, mask):
+        m, W = _fit(Xc, mask=m_, solver="mu", **dict(kw))
+        for F in (W, m.components_):
+            assert np.isfinite(F).all() and (F >= 0).all()
+    if kw.get("loss") == "l21":
+        return  # whole samples are its outliers, not entries
+    # unmasked, it reaches the planted product about as closely as the HALS fit does
+    m, W = _fit(Xc, solver="mu", **dict(kw))
+    d, Wd = _fit(Xc, **dict(kw))
+    assert _rel(W, m.components_, C) < 3 * _rel(Wd, d.components_, C) + 0.01, kw
+
+
 # --------------------------------------------------------------------- what it reaches
 def test_planted_recovery_beats_plain_frobenius_and_kl():
     Xc, C, _ = _corrupted()
