@@ -186,12 +186,16 @@ def _read_npy(path, dtype) -> Dataset:
     return _from_array(A, path, dtype)
 
 
-def _from_array(A, path, dtype) -> Dataset:
+def _check_real(A, path) -> None:
     if A.dtype.kind == "c":
         raise ValueError(f"{str(path)!r} holds complex numbers; NMF needs real non-negative "
                          "data: save their magnitude (np.abs) or real part instead")
     if A.dtype.kind not in "biuf":
         raise ValueError(f"{str(path)!r} holds {A.dtype} values; NMF needs numbers")
+
+
+def _from_array(A, path, dtype) -> Dataset:
+    _check_real(A, path)
     image_shape = None
     if A.ndim == 3:
         image_shape = tuple(int(s) for s in A.shape[1:])
@@ -211,11 +215,7 @@ def _read_npz(path, dtype) -> Dataset:
         except _READ_ERRORS as exc:
             raise ValueError(f"cannot read {str(path)!r} as a scipy.sparse .npz ({exc}); save "
                              "it again with scipy.sparse.save_npz") from None
-        if A.dtype.kind == "c":
-            raise ValueError(f"{str(path)!r} holds complex numbers; NMF needs real "
-                             "non-negative data: save their magnitude (abs) instead")
-        if A.dtype.kind not in "biuf":
-            raise ValueError(f"{str(path)!r} holds {A.dtype} values; NMF needs numbers")
+        _check_real(A, path)
         if max(A.shape) >= 2**31:
             raise ValueError(f"{str(path)!r} declares a sparse matrix of shape {A.shape}, "
                              "beyond 2³¹ rows or columns; the file is damaged")
