@@ -363,14 +363,20 @@ def test_the_objective_each_iteration_reports_is_that_of_its_factors_with_penalt
 
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("beta", [1.0, 0.5, 1.5, 3.0])
-def test_float32_inputs_give_the_float64_divergence_of_the_same_numbers(sparse, beta):
-    # one component and H = 1: every product W_i·H_j is exact in float32, so the only
-    # difference float32 storage could make is in the sums and powers, which run in float64
+@pytest.mark.parametrize("fine", ["W", "H"])
+def test_float32_inputs_give_the_float64_divergence_of_the_same_numbers(sparse, beta, fine):
+    # one component; one factor holds numbers with 20 significant bits, the other multiples
+    # of 1/16: every product W_i·H_j is exact in float32, so the only difference float32
+    # storage could make is in the sums (Σ W, Σ H over thousands of entries) and the powers,
+    # which run in float64
     rng = np.random.RandomState(11)
-    X = sp.random(3000, 20, density=0.3, random_state=rng, format="csr", dtype=np.float64)
+    n, m = (3000, 20) if fine == "W" else (20, 3000)
+    X = sp.random(n, m, density=0.3, random_state=rng, format="csr", dtype=np.float64)
     X.data += 0.01
-    W = rng.rand(3000, 1) + 0.05
-    H = np.ones((1, 20))
+    rich = np.round((rng.rand(max(n, m)) + 0.05) * 2**19) / 2**19
+    coarse = rng.randint(1, 17, size=max(n, m)) / 16.0
+    W = (rich[:n] if fine == "W" else coarse[:n])[:, None]
+    H = (coarse[:m] if fine == "W" else rich[:m])[None, :]
     X32, W32, H32 = X.astype(np.float32), W.astype(np.float32), H.astype(np.float32)
     if not sparse:
         X32 = X32.toarray()
@@ -441,3 +447,75 @@ def test_a_sparse_mask_refusal_skips_stored_zero_weights_when_quoting():
     assert mask.nnz == 4  # the zero is stored
     with pytest.raises(ValueError, match=r"found -2\.5"):
         observed_entries(X, mask=mask)
+
+
+# ---------------------------------------------------------------- inner HALS sweeps
+
+
+def _inner_sweep_moves(monkeypatch, X, k, options, frozen=None):
+    """The squared move of every numpy HALS sweep of one outer iteration, with the number of
+    columns of the factor it swept (n: W, m: H)."""
+    real = cd_module.hals_sweep
+    moves = []
+
+    def recording(F, G, R, *args, **kwargs):
+        before = np.array(F, copy=True)
+        out = real(F, G, R, *args, **kwargs)
+        moves.append((F.shape[1], float(((np.asarray(F) - before) ** 2).sum())))
+        return out
+
+    monkeypatch.setattr(cd_module, "hals_sweep", recording)
+    opts = {"inner": True, "extrapolate": False, "kernel": "numpy", **options}
+    rng = np.random.RandomState(16)
+    W0 = rng.rand(X.shape[0], k) + 0.1
+    H0 = rng.rand(k, X.shape[1]) + 0.1
+    _quiet(NMF(k, solver="cd", init="custom", max_iter=1, tol=0.0, solver_options=opts,
+               frozen_components=frozen).fit_transform, X, W=W0, H=H0)
+    return moves
+
+
+def _gillis_glineur_sweeps(n, m, k, N, alpha, max_inner, cost=2.0):
+    """⌊1 + α·ρ⌋, ρ = (n·m·k + N·k²) / (cost·N·k·(k + 1)), between 1 and max_inner (dense X)."""
+    rho = (n * m * k + N * k * k) / (cost * N * k * (k + 1))
+    return int(max(1, min(max_inner, np.floor(1 + alpha * rho))))
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.3])
+def test_inner_sweeps_repeat_as_often_as_gillis_and_glineurs_rule_says(monkeypatch, alpha):
+    n, m, k = 40, 90, 3
+    X = np.random.RandomState(17).rand(n, m)
+    moves = _inner_sweep_moves(monkeypatch, X, k, {"alpha": alpha, "delta": 0.0,
+                                                   "max_inner": 50})
+    for N in (n, m):  # W's sweeps, then H's
+        count = sum(1 for cols, _ in moves if cols == N)
+        assert count == _gillis_glineur_sweeps(n, m, k, N, alpha, 50)
+    assert _gillis_glineur_sweeps(n, m, k, n, alpha, 50) > 2  # the rule repeats here
+
+
+def test_inner_sweeps_stop_at_the_first_move_below_delta_squared_of_the_first(monkeypatch):
+    n, m, k, delta = 40, 90, 3, 0.3
+    X = np.random.RandomState(18).rand(n, m)
+    moves = _inner_sweep_moves(monkeypatch, X, k, {"alpha": 5.0, "delta": delta,
+                                                   "max_inner": 50})
+    for N in (n, m):
+        seq = [mv for cols, mv in moves if cols == N]
+        cap = _gillis_glineur_sweeps(n, m, k, N, 5.0, 50)
+        below = [i for i in range(1, len(seq)) if seq[i] <= delta**2 * seq[0]]
+        expected = below[0] + 1 if below else cap
+        assert len(seq) == min(expected, cap)
+        assert len(seq) < cap  # the stop acted before the cap
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5, 2.0])
+def test_integer_arrays_give_the_divergence_of_their_float64_copies(beta):
+    # the function API takes counts as they are: the floor is float64's for an integer dtype
+    rng = np.random.RandomState(19)
+    X = rng.poisson(3.0, size=(12, 9))
+    W = rng.randint(0, 3, size=(12, 2))
+    H = rng.randint(0, 3, size=(2, 9))
+    W[0] = 0  # WH = 0 where X > 0: the floor acts
+    X[0] += 1
+    got = beta_divergence(X, W, H, beta)
+    ref = beta_divergence(X.astype(np.float64), W.astype(np.float64), H.astype(np.float64), beta)
+    assert np.isfinite(got)
+    assert got == pytest.approx(ref, rel=1e-12)
