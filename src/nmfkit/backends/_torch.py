@@ -129,13 +129,8 @@ class TorchBackend(NumpyBackend):
     def full(self, shape, value, dtype):
         return torch.full(shape, value, dtype=to_torch_dtype(dtype), device=self._dev())
 
-    @staticmethod
-    def empty_like(a):
-        return torch.empty_like(a)
-
-    @staticmethod
-    def copy(a):
-        return a.clone()
+    empty_like = staticmethod(torch.empty_like)
+    copy = staticmethod(torch.clone)
 
     @staticmethod
     def zeros_as(a, dtype):
@@ -185,9 +180,7 @@ class TorchBackend(NumpyBackend):
             return _csr(crow_all[s : e + 1] - a, cols[a:b], vals[a:b], (e - s, X.shape[1]))
         return take
 
-    @staticmethod
-    def ascontiguous(a):
-        return a.contiguous()
+    ascontiguous = staticmethod(torch.Tensor.contiguous)
 
     @staticmethod
     def broadcast_to(a, shape):
@@ -236,9 +229,7 @@ class TorchBackend(NumpyBackend):
         X = X.contiguous()
         return X, X.T
 
-    @staticmethod
-    def sparse_data(X):
-        return X.values()
+    sparse_data = staticmethod(torch.Tensor.values)
 
     @staticmethod
     def sparse_coords(X):
@@ -390,9 +381,7 @@ class TorchBackend(NumpyBackend):
     def subtract(a, b, out):
         return out.copy_(a - b)
 
-    @staticmethod
-    def norm(a):
-        return torch.linalg.vector_norm(a)
+    norm = staticmethod(torch.linalg.vector_norm)
 
     @staticmethod
     def fill_where(a, mask, value):
