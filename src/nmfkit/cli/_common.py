@@ -3,6 +3,7 @@ exit codes. The group itself (``_app.cli``) imports the subcommands; they import
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import signal
@@ -195,7 +196,10 @@ class _NoBar:
         pass
 
 
-def catch_warnings():
-    """A context manager recording every warning (the CLI replays them as one line each)."""
-    ctx = warnings.catch_warnings(record=True)
-    return ctx
+@contextlib.contextmanager
+def record_warnings():
+    """Record every warning raised inside, in a list (``Console.replay`` shows them, one line
+    each)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught

@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import time
-import warnings
 
 import click
 import numpy as np
 
 from ..io import Dataset
+from ._common import record_warnings
 
 # option → (value when unused, the flag the user typed); anything else is refused
 _UNSUPPORTED = {"n_init": (1, "--n-init"), "n_jobs": (None, "--n-jobs"),
@@ -192,8 +192,7 @@ def run_scaled(input_path, params: dict, read: dict, *, max_memory, dask_address
         return False
 
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with record_warnings() as caught:
         try:
             if max_memory is not None:
                 from ..outofcore import fit_out_of_core, parse_memory

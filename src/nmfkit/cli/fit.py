@@ -6,11 +6,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import warnings
 
 import click
 
-from ._common import EXIT_INTERRUPTED, Console, common_options
+from ._common import EXIT_INTERRUPTED, Console, common_options, record_warnings
 from ._data import (
     check_rank,
     check_values,
@@ -163,8 +162,7 @@ def run_fit(params: dict, X, console: Console, desc: str = "fit"):
     t0 = time.perf_counter()
     previous = _install_sigint(on_sigint)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with record_warnings() as caught:
             W = model.fit_transform(X)
     finally:
         bar.close()
@@ -213,8 +211,7 @@ def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
 
     model = MiniBatchNMF(**params)
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with record_warnings() as caught:
         W = model.fit_transform(X)
     caught = [w for w in caught if "interrupted by the user" not in str(w.message)]
     return model, W, time.perf_counter() - t0, caught
@@ -283,11 +280,16 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
     console.replay(caught)
     write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console,
                   stages=stages)
-    if getattr(model, "stop_reason_", None) == "interrupted":
-        click.echo(f"interrupted after {model.n_iter_} iterations: wrote the factors of the "
-                   f"last complete iteration to {out}", err=True)
-        return EXIT_INTERRUPTED
-    return 0
+    return _exit_code(model, out)
+
+
+def _exit_code(model, out) -> int:
+    """EXIT_INTERRUPTED, said on stderr, after a fit that Ctrl-C stopped; else 0."""
+    if getattr(model, "stop_reason_", None) != "interrupted":
+        return 0
+    click.echo(f"interrupted after {model.n_iter_} iterations: wrote the factors of the "
+               f"last complete iteration to {out}", err=True)
+    return EXIT_INTERRUPTED
 
 
 def _describe_fit(params: dict, batch_size) -> str:
@@ -323,8 +325,4 @@ def _fit_scaled(input_path, params, read, max_memory, dask_address, out_dir, ima
     shape = image_shape_for(None, image_shape, model.components_.shape[1])
     write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console,
                   metrics=metrics, scale=scale, stages=stages)
-    if model.stop_reason_ == "interrupted":  # the library's deferred Ctrl-C
-        click.echo(f"interrupted after {model.n_iter_} iterations: wrote the factors of the "
-                   f"last complete iteration to {out}", err=True)
-        return EXIT_INTERRUPTED
-    return 0
+    return _exit_code(model, out)  # the library's deferred Ctrl-C

@@ -10,7 +10,7 @@ import click
 
 from .._rank_verdict import format_table
 from ..selection import METHODS, select_rank
-from ._common import Console, common_options
+from ._common import Console, common_options, record_warnings
 from ._data import check_values, input_options, load_input, prepare_out_dir
 from .fit import LossType, _solver_names
 
@@ -161,11 +161,8 @@ def rank(input_path, ks, methods, n_runs, beta_loss, solver, max_iter, tol, rand
         bar.update(done - bar.n)
         bar.set_postfix_str(message, refresh=False)
 
-    import warnings
-
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with record_warnings() as caught:
             result = select_rank(ds.X, ks, methods=methods, n_runs=n_runs,
                                  random_state=random_state, n_jobs=n_jobs, progress=on_step,
                                  beta_loss=beta_loss, solver=solver, max_iter=max_iter, tol=tol)

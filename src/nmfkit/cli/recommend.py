@@ -5,12 +5,11 @@ recommendation (user, rank, item, title, score) and a JSON summary."""
 from __future__ import annotations
 
 import csv
-import warnings
 
 import click
 import numpy as np
 
-from ._common import Console, common_options
+from ._common import Console, common_options, record_warnings
 from ._data import prepare_out_dir
 
 
@@ -83,8 +82,7 @@ def recommend(ratings_path, n, n_components, min_count, users, recommend_from, i
     lo, hi = float(data.ratings.min()), float(data.ratings.max())
     model = RatingsNMF(k, rating_range=(lo, hi) if lo < hi else None,
                        recommend_from=recommend_from, random_state=random_state)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with record_warnings() as caught:
         model.fit(data.X)
         recs = model.recommend_many(rows, n, exclude_seen=not include_seen, min_count=min_count)
     console.replay(caught)

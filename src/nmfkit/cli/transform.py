@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import click
 import numpy as np
 
-from ._common import Console, common_options
+from ._common import Console, common_options, record_warnings
 from ._data import check_values, input_options, load_input, prepare_out_dir
 
 
@@ -78,8 +76,7 @@ def transform(model_path, input_path, out_dir, quiet, progress, verbose, **read)
     model, names, extra = load_model(model_path)
     ds = read_for_model(input_path, read, model, names, extra)
     out = prepare_out_dir(out_dir)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with record_warnings() as caught:
         W = model.transform(ds.X)
     console.replay(caught)
     style = {"mtx": "npz", "text": "csv"}.get(ds.fmt, ds.fmt)
