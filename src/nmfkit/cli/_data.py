@@ -136,11 +136,12 @@ def _first(X, mask, coo):
     return int(i), int(j)
 
 
-def check_rank(k: int, ds: Dataset) -> None:
-    n, m = ds.shape
+def check_rank(k: int, shape, source: str | None = None) -> None:
+    n, m = shape
     if k > min(n, m):
-        raise ValueError(f"-k {k} is larger than the data allow: X is {n}×{m} (in "
-                         f"{ds.source!r}), so k can be at most {min(n, m)}; choose a smaller -k")
+        where = f" (in {source!r})" if source else ""
+        raise ValueError(f"-k {k} is larger than the data allow: X is {n}×{m}{where}, so k can "
+                         f"be at most {min(n, m)}; choose a smaller -k")
 
 
 def image_shape_for(ds: Dataset, text, n_features: int):

@@ -269,7 +269,7 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
                                           f"{ds.shape[1]} words" if ds.fmt == "text" else ""))
     check_values(ds, allow_nan=params.get("missing_values") is not None,
                  nan_hint=NAN_HINT)
-    check_rank(params["n_components"], ds)
+    check_rank(params["n_components"], ds.shape, ds.source)
     shape = image_shape_for(ds, image_shape, ds.shape[1])
     out = prepare_out_dir(out_dir)
     fitter = run_minibatch if batch_size is not None else run_fit
@@ -307,11 +307,7 @@ def _fit_scaled(input_path, params, read, max_memory, dask_address, out_dir, ima
     if dask_address is None:  # the streamed fit reads the data's shape before fitting
         from ._scale import open_streamed
 
-        _, probe = open_streamed(input_path)
-        n, m = probe.extra["shape"]
-        if params["n_components"] > min(n, m):
-            raise ValueError(f"-k {params['n_components']} is larger than the data allow: X "
-                             f"is {n}×{m}, so k can be at most {min(n, m)}; choose a smaller -k")
+        check_rank(params["n_components"], open_streamed(input_path)[1].extra["shape"])
     stages = stages or Stages(console)
     stages.say(f"fitting k={params['n_components']} from {input_path} "
                f"({input_size(input_path)}; {_describe_fit(params, None)}, "
