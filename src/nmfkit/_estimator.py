@@ -390,15 +390,12 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             components are in ``components_``.
         """
         X, mask = split_masked_array(X, mask, type(self).__name__)
-        if (mask is not None or self.missing_values is not None) and (
-                self.loss is not None or self.outliers is not None):
+        if mask is not None or self.missing_values is not None:  # the observed entries
             from ._engine import fit_transform_observed
-
-            return fit_transform_observed(self, X, mask=mask, W=W, H=H)
-        if mask is not None or self.missing_values is not None:
             from ._masked_fit import fit_transform_masked
 
-            return fit_transform_masked(self, X, mask=mask, W=W, H=H)
+            fit = fit_transform_observed if self._is_robust() else fit_transform_masked
+            return fit(self, X, mask=mask, W=W, H=H)
         self._validate_params()
         X = validate_input(self, X, reset=True)
         W, H, n_iter = self._fit_transform(X, W=W, H=H)
@@ -427,15 +424,11 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         """
         check_is_fitted(self)
         X, _ = split_masked_array(X, None, f"{type(self).__name__}.transform", allow_mask=False)
-        if self.missing_values is not None and (
-                self.loss is not None or self.outliers is not None):
-            from ._engine import transform_observed
-
-            return transform_observed(self, X)
         if self.missing_values is not None:
+            from ._engine import transform_observed
             from ._masked_fit import transform_masked
 
-            return transform_masked(self, X)
+            return (transform_observed if self._is_robust() else transform_masked)(self, X)
         tensor = is_tensor(X)  # a tensor's values are checked on its device
         X = validate_input(self, X, reset=False)
         if not tensor:
@@ -496,6 +489,10 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return save(self, path, feature_names=feature_names, metadata=metadata)
 
     # ------------------------------------------------------------------ internals
+    def _is_robust(self) -> bool:
+        """A robust loss or sparse outliers in place of the β-divergence alone."""
+        return self.loss is not None or self.outliers is not None
+
     @staticmethod
     def _fitted_attributes():
         return ("loss_curve_", "history_", "stop_reason_")
@@ -577,7 +574,7 @@ def non_negative_factorization(
     )
     est._validate_params()
     X, _ = split_masked_array(X, None, "non_negative_factorization", allow_mask=False)
-    if est.missing_values is not None and (est.loss is not None or est.outliers is not None):
+    if est.missing_values is not None and est._is_robust():
         from ._engine import fit_transform_observed
 
         if not update_H:
