@@ -1,5 +1,6 @@
-"""The cheaper NNDSVDa start a default fit may take (``power_iterations``: fewer power
-iterations in the randomized SVD), and scikit-learn's exact start everywhere else."""
+"""init=None's cheaper NNDSVDa start (4 power iterations in the randomized SVD, where
+scikit-learn takes 7 for k < min(n, m)/10), and scikit-learn's exact start for an explicit
+init or ``power_iterations="auto"``."""
 
 import numpy as np
 import pytest
@@ -17,20 +18,32 @@ def _wide():
     return rng.random((300, 8)) @ rng.random((8, 250)) + 0.05 * rng.random((300, 250))
 
 
-@pytest.mark.parametrize("init", [None, "nndsvd", "nndsvda", "nndsvdar"])
-def test_without_power_iterations_the_start_is_scikit_learns(init):
-    X = _wide()  # k = 5 < min(n, m)/10: scikit-learn's SVD takes 7 power iterations
-    W, H = initialize(X, 5, init=init, random_state=0)
-    Ws, Hs = sk_nmf._initialize_nmf(X, 5, init=init, random_state=0)
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvda", "nndsvdar"])
+@pytest.mark.parametrize("power", [None, "auto"])
+def test_an_explicit_init_is_scikit_learns_start(init, power):
+    X = _tfidf()  # k = 8 < min(n, m)/10: scikit-learn's SVD takes 7 power iterations
+    W, H = initialize(X, 8, init=init, random_state=0, power_iterations=power)
+    Ws, Hs = sk_nmf._initialize_nmf(X, 8, init=init, random_state=0)
     np.testing.assert_allclose(W, Ws, rtol=1e-7, atol=1e-10)
     np.testing.assert_allclose(H, Hs, rtol=1e-7, atol=1e-10)
 
 
-def test_fewer_power_iterations_give_another_start_where_scikit_learn_takes_seven():
+def test_init_none_asks_for_scikit_learns_start_with_auto_power_iterations():
+    X = _tfidf()
+    W, H = initialize(X, 8, init=None, random_state=0, power_iterations="auto")
+    Ws, Hs = sk_nmf._initialize_nmf(X, 8, init=None, random_state=0)
+    np.testing.assert_allclose(W, Ws, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(H, Hs, rtol=1e-7, atol=1e-10)
+
+
+def test_init_none_takes_fewer_power_iterations_where_scikit_learn_takes_seven():
     X = _tfidf()  # k = 8 < min(n, m)/10 = 40, and no sharp low rank: the SVDs differ
-    W, H = initialize(X, 8, init="nndsvda", random_state=0,
-                      power_iterations=DEFAULT_POWER_ITERATIONS)
-    Ws, Hs = sk_nmf._initialize_nmf(X, 8, init="nndsvda", random_state=0)
+    W, H = initialize(X, 8, init=None, random_state=0)
+    W4, H4 = initialize(X, 8, init="nndsvda", random_state=0,
+                        power_iterations=DEFAULT_POWER_ITERATIONS)
+    np.testing.assert_array_equal(W, W4)
+    np.testing.assert_array_equal(H, H4)
+    Ws, Hs = sk_nmf._initialize_nmf(X, 8, init=None, random_state=0)
     assert not np.allclose(W, Ws, rtol=1e-7, atol=1e-10)
     # as good a start: its objective within 1 % of scikit-learn's
     f, fs = beta_divergence(X, W, H, 2), beta_divergence(X, Ws, Hs, 2)
@@ -40,22 +53,19 @@ def test_fewer_power_iterations_give_another_start_where_scikit_learn_takes_seve
 
 def test_four_power_iterations_are_scikit_learns_start_where_it_takes_four():
     X = _wide()[:40]  # k = 5 >= min(n, m)/10 = 4: scikit-learn takes 4
-    W, H = initialize(X, 5, init="nndsvda", random_state=0,
-                      power_iterations=DEFAULT_POWER_ITERATIONS)
-    Ws, Hs = sk_nmf._initialize_nmf(X, 5, init="nndsvda", random_state=0)
+    W, H = initialize(X, 5, init=None, random_state=0)
+    Ws, Hs = sk_nmf._initialize_nmf(X, 5, init=None, random_state=0)
     np.testing.assert_allclose(W, Ws, rtol=1e-7, atol=1e-10)
     np.testing.assert_allclose(H, Hs, rtol=1e-7, atol=1e-10)
 
 
 def test_the_cheaper_start_on_sparse_input_and_through_the_backend():
     X = _tfidf()
-    W, H = initial_factors(get_backend(X), X, 8, None, 0, power_iterations=4)
-    W2, H2 = initialize(X, 8, init=None, random_state=0, power_iterations=4)
-    np.testing.assert_array_equal(W, W2)
-    np.testing.assert_array_equal(H, H2)
-    Ws, Hs = sk_nmf._initialize_nmf(X, 8, init="nndsvda", random_state=0)
-    f, fs = beta_divergence(X, W, H, 2), beta_divergence(X, Ws, Hs, 2)
-    assert f == pytest.approx(fs, rel=1e-2)
+    for power in (None, 2, "auto"):
+        W, H = initial_factors(get_backend(X), X, 8, None, 0, power_iterations=power)
+        W2, H2 = initialize(X, 8, init=None, random_state=0, power_iterations=power)
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(H, H2)
 
 
 def test_a_random_start_ignores_power_iterations():
@@ -68,6 +78,6 @@ def test_a_random_start_ignores_power_iterations():
 
 @pytest.mark.parametrize("bad", [-1, 2.5, "4", True])
 def test_bad_power_iterations_are_refused(bad):
-    with pytest.raises(ValueError, match=r"power_iterations must be None \(scikit-learn's "
-                       r"choice\) or an integer >= 0, got "):
+    with pytest.raises(ValueError, match=r"power_iterations must be None, 'auto' \(scikit-"
+                       r"learn's choice\) or an integer >= 0, got "):
         initialize(_wide(), 5, init="nndsvda", random_state=0, power_iterations=bad)

@@ -2,7 +2,9 @@
 
 The numerics follow scikit-learn's ``_initialize_nmf`` exactly for the same
 ``random_state``, so a fit started from ``init="nndsvda"`` in nmfkit and in scikit-learn starts
-from the same W and H.
+from the same W and H. ``init=None`` is NNDSVDa from a randomized SVD with 4 power iterations:
+scikit-learn's start wherever scikit-learn takes 4 (k ≥ min(n, m)/10), a cheaper one where it
+takes 7 (``DEFAULT_POWER_ITERATIONS``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ __all__ = ["initialize", "initial_factors", "random_factors", "nndsvd_from_svd",
            "resolve_init"]
 
 INIT_METHODS = ("random", "nndsvd", "nndsvda", "nndsvdar")
-# power iterations of the randomized SVD that the default fit's NNDSVDa start may take
-# (``power_iterations``; scikit-learn's randomized_svd takes 7 when k < min(n, m)/10, else 4).
+# power iterations of the randomized SVD behind init=None's NNDSVDa start (scikit-learn's
+# randomized_svd takes 7 when k < min(n, m)/10, else 4; an explicit init keeps its choice).
 # On the TF-IDF benchmark (11314×39116, k=10) the SVD took 0.36 s with 7, about half of the
 # default fit, and 0.24 s with 4; the fits from both starts reached scikit-learn's default
 # error at the same iteration (22), as on the dense benchmark (10000×2000, k=20: iteration 3).
@@ -74,14 +76,20 @@ def _scaled(avg, a):
     return avg * a
 
 
-def _check_power_iterations(power_iterations) -> None:
-    if power_iterations is not None and (
-            isinstance(power_iterations, bool)
-            or not isinstance(power_iterations, (int, np.integer)) or power_iterations < 0):
+def _power_iterations(power_iterations, init):
+    """The randomized SVD's ``n_iter``: None → 4 for init=None, scikit-learn's choice ("auto")
+    for an explicit init."""
+    if power_iterations is None:
+        return DEFAULT_POWER_ITERATIONS if init is None else "auto"
+    if isinstance(power_iterations, str) and power_iterations == "auto":
+        return "auto"
+    if (isinstance(power_iterations, bool) or not isinstance(power_iterations, (int, np.integer))
+            or power_iterations < 0):
         raise ValueError(
-            f"power_iterations must be None (scikit-learn's choice) or an integer >= 0, got "
-            f"{power_iterations!r}."
+            f"power_iterations must be None, 'auto' (scikit-learn's choice) or an integer >= 0,"
+            f" got {power_iterations!r}."
         )
+    return int(power_iterations)
 
 
 def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=None,
@@ -93,16 +101,18 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
     X : ndarray or sparse matrix, non-negative, float32 or float64.
     n_components : int, the rank k.
     init : None, 'random', 'nndsvd', 'nndsvda' or 'nndsvdar'.
-        None means 'nndsvda' when k ≤ min(n_samples, n_features), else 'random'.
+        None means 'nndsvda' when k ≤ min(n_samples, n_features), else 'random'; its SVD
+        takes 4 power iterations (below), so it is scikit-learn's start wherever scikit-learn
+        takes 4 (k ≥ min(n, m)/10). An explicit 'nndsvda' is scikit-learn's start exactly.
     eps : values of the NNDSVD factors below eps are set to zero.
     random_state : int, RandomState or None; makes 'random' and 'nndsvdar' deterministic.
     h_order : 'C' or 'F', the memory layout of the returned H (the same values). 'F' is what
         solver "cd" works in on sparse X; for 'random' the conversion happens before W is
         drawn, so that the start never holds X, W and two copies of H at once (peak memory).
-    power_iterations : None or int ≥ 0, the power iterations of the NNDSVD family's
-        randomized SVD. None is scikit-learn's choice (7 when k < min(n, m)/10, else 4), and
-        gives its start exactly; ``DEFAULT_POWER_ITERATIONS`` (4) is a cheaper start for a fit
-        that did not ask for scikit-learn's (the same start wherever scikit-learn takes 4).
+    power_iterations : None, 'auto' or int ≥ 0, the power iterations of the NNDSVD family's
+        randomized SVD. 'auto' is scikit-learn's choice (7 when k < min(n, m)/10, else 4).
+        None: ``DEFAULT_POWER_ITERATIONS`` (4) for init=None, a cheaper start where
+        scikit-learn would take 7, and 'auto' for an explicit init (scikit-learn's start).
 
     Notes
     -----
@@ -112,7 +122,7 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
     """
     n_samples, n_features = X.shape
     check_init_rank(init, n_components, n_samples, n_features)
-    _check_power_iterations(power_iterations)
+    n_iter = _power_iterations(power_iterations, init)
     init = resolve_init(init, n_components, n_samples, n_features)
     if init not in INIT_METHODS:
         raise ValueError(
@@ -124,8 +134,7 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
     if init == "random":
         return random_factors(n_samples, n_features, n_components, avg_X, dtype, random_state,
                               h_order=h_order)
-    power = "auto" if power_iterations is None else int(power_iterations)
-    U, S, V = randomized_svd(X, n_components, n_iter=power, random_state=random_state)
+    U, S, V = randomized_svd(X, n_components, n_iter=n_iter, random_state=random_state)
     W, H = nndsvd_from_svd(U, S, V, init, avg_X, random_state, eps=eps)
     H = H.astype(dtype, copy=False)
     return W.astype(dtype, copy=False), np.asfortranarray(H) if h_order == "F" else H
