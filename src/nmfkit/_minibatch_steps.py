@@ -17,10 +17,16 @@ from ._engine import given_factors
 from ._masked_fit import _validate_masked
 from ._minibatch_masked import batch_observed, batch_penalties, batch_problem, masked_step
 from ._unit_scale import UnitScale
-from ._validation import check_non_negative, check_zeros_for_beta, validate_input
+from ._validation import (
+    check_largest_value,
+    check_non_negative,
+    check_zeros_for_beta,
+    split_masked_array,
+    validate_input,
+)
 from .backends import get_backend, is_tensor
 from .init import initial_factors, rank_without_custom_start
-from .losses import beta_divergence
+from .losses import beta_divergence, beta_loss_to_float
 from .nnls import hals_sweep, nnls_bpp
 from .penalties import L1, L2, Graph, split_hals
 from .solvers.mu import MultiplicativeUpdate
@@ -34,7 +40,9 @@ def backend(est):
 # ------------------------------------------------------------------ a call's data and start
 def validate_X(est, X, mask, reset: bool):
     """Validated X (CSR when sparse) and its observed set (None when all observed); sets
-    ``est._nx``, the backend of this call (a tensor X is validated on its device)."""
+    ``est._nx``, the backend of this call (a tensor X is validated on its device). A numpy
+    masked array's masked entries are missing entries (never silently dropped)."""
+    X, mask = split_masked_array(X, mask, type(est).__name__)
     masked = mask is not None or est.missing_values is not None
     est._nx = get_backend(X, backend=est.backend, device=est.device)
     if not est._nx.host_arrays:
@@ -59,6 +67,35 @@ def validate_X(est, X, mask, reset: bool):
             "for a Graph penalty on masked data."
         )
     return X, batch_observed(est, X, mask)
+
+
+def place(est, X, batch_rows=None):
+    """(X where this call runs, whether it came from the host, the backend bound there);
+    on a device its free memory is checked first for X, the factors and one batch."""
+    k = est.n_components if isinstance(est.n_components, int) else X.shape[1]
+    itemsize = np.dtype(str(X.dtype).replace("torch.", "")).itemsize
+    extra = 3 * (batch_rows or X.shape[0]) * X.shape[1] * itemsize  # one batch's WH
+    X, host, est._nx = est._nx.place(X, k_total=int(k), extra_bytes=extra)
+    return X, host, est._nx
+
+
+def unit_scale(est, X, obs, nx, fitting: bool = True) -> UnitScale:
+    """The scale at which X is fitted (exactly 1 for ordinary data). Penalty weights and
+    frozen components are given on the data's scale and do not follow it here: extreme
+    data with either is refused, with the fix."""
+    top = (float(obs.values.max()) if obs.nnz else 0.0) if obs is not None else nx.max(X)
+    check_largest_value(top)
+    scale = UnitScale.of(top, beta_loss_to_float(est.beta_loss))
+    if fitting and scale.active and (
+            est.frozen_components is not None or est.penalties
+            or float(est.alpha_W) > 0 or (est.alpha_H != "same" and float(est.alpha_H) > 0)):
+        raise ValueError(
+            f"MiniBatchNMF fits data whose largest value is {top:.3g} at unit scale, where "
+            "penalties and frozen_components given on the data's scale would not hold; "
+            "divide X by a constant (e.g. X / X.max()) and scale them with it, or use "
+            "NMF, which rescales them too."
+        )
+    return scale
 
 
 def _refuse_on_device(est, masked: bool) -> None:

@@ -29,7 +29,6 @@ import dataclasses
 import math
 from numbers import Integral, Real
 
-import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -42,14 +41,15 @@ from ._minibatch_steps import (
     check_zeros,
     init_factors,
     mu_accumulate,
+    place,
     solve_W,
     step,
+    unit_scale,
     validate_X,
 )
 from ._minibatch_loop import run_batches
-from ._unit_scale import UnitScale
-from ._validation import check_largest_value, check_zeros_for_beta, split_masked_array
-from .losses import beta_divergence, beta_loss_to_float
+from ._validation import check_zeros_for_beta
+from .losses import beta_divergence
 from .masked import weighted_divergence
 from .model_io import savable
 from .solvers.mu import gamma_exponent
@@ -226,10 +226,10 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             The coefficients of each sample (a tensor on X's device for tensor input).
         """
         self._validate_params()
-        X, obs = self._validate_X(X, mask, reset=True)
-        X, host, nx = self._place(X, self.batch_size)
+        X, obs = validate_X(self, X, mask, reset=True)
+        X, host, nx = place(self, X, self.batch_size)
         # data of extreme magnitude is fitted at unit scale (nmfkit._unit_scale)
-        scale = self._unit_scale(X, obs, nx)
+        scale = unit_scale(self, X, obs, nx)
         X = scale.data(X, nx)
         if obs is not None and scale.active:
             obs = dataclasses.replace(obs, values=scale.values(obs.values))
@@ -272,8 +272,8 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         has_components = hasattr(self, "components_")
         if not has_components:
             self._validate_params()
-        X, obs = self._validate_X(X, mask, reset=not has_components)
-        X, host, nx = self._place(X)
+        X, obs = validate_X(self, X, mask, reset=not has_components)
+        X, host, nx = place(self, X)
         with nx.compute_context():
             if not has_components:
                 self._check_params(X)
@@ -315,47 +315,15 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             The coefficients (a tensor on X's device for tensor input).
         """
         check_is_fitted(self)
-        X, obs = self._validate_X(X, mask, reset=False)
+        X, obs = validate_X(self, X, mask, reset=False)
         if obs is not None:
             return masked_solve_W(self, obs, self.components_, self._transform_max_iter)
-        X, host, nx = self._place(X)
-        scale = self._unit_scale(X, None, nx, fitting=False)
+        X, host, nx = place(self, X)
+        scale = unit_scale(self, X, None, nx, fitting=False)
         with nx.compute_context():
             H = scale.factor_in(nx.adopt(self.components_, X))
             W = solve_W(self, scale.data(X, nx), H, self._transform_max_iter)
         return nx.to_numpy(scale.factor_out(W)) if host else scale.factor_out(W)
-
-    def _place(self, X, batch_rows=None):
-        """(X where this call runs, whether it came from the host, the backend bound there);
-        on a device its free memory is checked first for X, the factors and one batch."""
-        k = self.n_components if isinstance(self.n_components, int) else X.shape[1]
-        itemsize = np.dtype(str(X.dtype).replace("torch.", "")).itemsize
-        extra = 3 * (batch_rows or X.shape[0]) * X.shape[1] * itemsize  # one batch's WH
-        X, host, self._nx = self._nx.place(X, k_total=int(k), extra_bytes=extra)
-        return X, host, self._nx
-
-    def _unit_scale(self, X, obs, nx, fitting: bool = True):
-        """The scale at which X is fitted (exactly 1 for ordinary data). Penalty weights and
-        frozen components are given on the data's scale and do not follow it here: extreme
-        data with either is refused, with the fix."""
-        top = (float(obs.values.max()) if obs.nnz else 0.0) if obs is not None else nx.max(X)
-        check_largest_value(top)
-        scale = UnitScale.of(top, beta_loss_to_float(self.beta_loss))
-        if fitting and scale.active and (
-                self.frozen_components is not None or self.penalties
-                or float(self.alpha_W) > 0 or (self.alpha_H != "same" and float(self.alpha_H) > 0)):
-            raise ValueError(
-                f"MiniBatchNMF fits data whose largest value is {top:.3g} at unit scale, where "
-                "penalties and frozen_components given on the data's scale would not hold; "
-                "divide X by a constant (e.g. X / X.max()) and scale them with it, or use "
-                "NMF, which rescales them too."
-            )
-        return scale
-
-    def _validate_X(self, X, mask, reset):
-        # a numpy masked array's masked entries are missing entries (never silently dropped)
-        X, mask = split_masked_array(X, mask, type(self).__name__)
-        return validate_X(self, X, mask, reset)
 
     # ------------------------------------------------------------------ internals
     def _check_params(self, X):
@@ -381,9 +349,7 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             self._components_numerator = nx.copy(H)
             self._components_denominator = nx.full(H.shape, 1.0, H.dtype)
 
-    def _mu_accumulate(self, num, den, H):
-        """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
-        mu_accumulate(self, num, den, H)
+    _mu_accumulate = mu_accumulate  # A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ
 
     def _apply_frozen(self, H) -> tuple:
         """Write ``frozen_components`` into H's first rows; their indices (or ())."""
@@ -410,10 +376,9 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         self._check_params(X)
         if update_H:
             W, H = init_factors(self, X, W, H, obs)
+            self._frozen = self._apply_frozen(H)
         else:
             check_zeros_for_beta(X, self._beta_loss)
             W, H = self._check_w_h(X, W, H, update_H)
-        if update_H:
-            self._frozen = self._apply_frozen(H)
         self._init_accumulators(H)
         return run_batches(self, X, W, H, update_H, obs)
