@@ -365,16 +365,17 @@ def test_the_objective_each_iteration_reports_is_that_of_its_factors_with_penalt
 @pytest.mark.parametrize("beta", [1.0, 0.5, 1.5, 3.0])
 @pytest.mark.parametrize("fine", ["W", "H"])
 def test_float32_inputs_give_the_float64_divergence_of_the_same_numbers(sparse, beta, fine):
-    # one component; one factor holds numbers with 20 significant bits, the other multiples
-    # of 1/16: every product W_i·H_j is exact in float32, so the only difference float32
-    # storage could make is in the sums (Σ W, Σ H over thousands of entries) and the powers,
-    # which run in float64
+    # one component; one factor holds float32 numbers, the other powers of two: every
+    # product W_i·H_j is exact in float32, so the only difference float32 storage could make
+    # is in the sums (Σ W, Σ H over thousands of entries) and the powers, which run in float64
     rng = np.random.RandomState(11)
     n, m = (3000, 20) if fine == "W" else (20, 3000)
     X = sp.random(n, m, density=0.3, random_state=rng, format="csr", dtype=np.float64)
     X.data += 0.01
-    rich = np.round((rng.rand(max(n, m)) + 0.05) * 2**19) / 2**19
-    coarse = rng.randint(1, 17, size=max(n, m)) / 16.0
+    rich = (rng.rand(max(n, m)) + 0.05).astype(np.float32).astype(np.float64)
+    coarse = 2.0 ** -rng.randint(0, 5, size=max(n, m))
+    fine_sum = rich[:max(n, m)].astype(np.float32)
+    assert fine_sum.sum(dtype=np.float32) != fine_sum.sum(dtype=np.float64)  # rounds in float32
     W = (rich[:n] if fine == "W" else coarse[:n])[:, None]
     H = (coarse[:m] if fine == "W" else rich[:m])[None, :]
     X32, W32, H32 = X.astype(np.float32), W.astype(np.float32), H.astype(np.float32)
