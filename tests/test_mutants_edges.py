@@ -520,3 +520,29 @@ def test_integer_arrays_give_the_divergence_of_their_float64_copies(beta):
     ref = beta_divergence(X.astype(np.float64), W.astype(np.float64), H.astype(np.float64), beta)
     assert np.isfinite(got)
     assert got == pytest.approx(ref, rel=1e-12)
+
+
+def test_a_graph_penalty_on_W_makes_each_of_ws_half_iterations_one_sweep(monkeypatch):
+    # the repeated sweeps are for HALS-form penalties: W, with a graph term, is swept once
+    # per iteration; H, without one, as often as the rule says
+    import nmfkit.solvers.cd as cd
+
+    n, m, k = 40, 90, 3
+    X = np.random.RandomState(20).rand(n, m)
+    real = cd.hals_sweep
+    sweeps = []
+
+    def recording(F, G, R, *args, **kwargs):
+        sweeps.append(F.shape[1])
+        return real(F, G, R, *args, **kwargs)
+
+    monkeypatch.setattr(cd, "hals_sweep", recording)
+    rng = np.random.RandomState(16)
+    W0, H0 = rng.rand(n, k) + 0.1, rng.rand(k, m) + 0.1
+    model = NMF(k, solver="cd", init="custom", max_iter=1, tol=0.0, graph="cosine",
+             graph_neighbors=4, graph_weight=1.0,
+             solver_options={"inner": True, "extrapolate": False, "kernel": "numpy",
+                             "alpha": 0.5, "delta": 0.0, "max_inner": 50})
+    _quiet(model.fit_transform, X, W=W0, H=H0)
+    assert sweeps.count(n) == 1
+    assert sweeps.count(m) == _gillis_glineur_sweeps(n, m, k, m, 0.5, 50) > 1
