@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import linalg
 
 from ._masked_fit import _check_observed_non_negative
 from .backends import get_backend
@@ -74,6 +73,23 @@ def batch_problem(est, X, Xt, W, H, nx, M=None) -> Problem:
                    penalties_H=[p for p in pens if p.factor == "H"], update_H=False)
 
 
+def until_stable(est, nx, current, update, max_iter: int):
+    """Call ``update()`` at most ``max_iter`` times, until the relative change of the factor
+    ``current()`` (updated in place) is ≤ ``est.tol``: scikit-learn's rule for W, every W-solve
+    of the online fit. The last iteration is not tested (it stops anyway); on a device the two
+    norms are read in one transfer. Returns the factor."""
+    prev = nx.copy(current())
+    for it in range(max_iter):
+        update()
+        F = current()
+        if est.tol > 0 and it < max_iter - 1:
+            norm, diff = nx.floats(nx.norm(F), nx.norm(F - prev))
+            if (diff / norm if norm > 0 else 0.0) <= est.tol:
+                break
+        prev[:] = F
+    return current()
+
+
 def row_slices(obs: Observed, batches) -> list:
     """The observed set of each row slice (a list of Observed, one per slice)."""
     out = []
@@ -109,16 +125,7 @@ def masked_solve_W(est, obs: Observed, H, max_iter: int):
     mean = float(obs.values.mean()) if obs.nnz else 0.0
     avg = math.sqrt(max(mean, 0.0) / est._n_components)
     W = np.full((obs.shape[0], est._n_components), avg, dtype=H.dtype)
-    W_buffer = W.copy()
-    solver = _solver(est, obs, W, H)
-    for _ in range(max_iter):
-        solver.step()
-        norm = linalg.norm(W)
-        W_diff = linalg.norm(W - W_buffer) / norm if norm > 0 else 0.0
-        if est.tol > 0 and W_diff <= est.tol:
-            break
-        W_buffer[:] = W
-    return W
+    return until_stable(est, get_backend(W), lambda: W, _solver(est, obs, W, H).step, max_iter)
 
 
 def masked_step(est, obs: Observed, W, H, update_H: bool) -> float:
@@ -173,14 +180,8 @@ def _masked_hals_W(est, obs: Observed, H, W, sweeps: int):
     R = np.asarray(obs.csr(obs.weights * obs.values) @ H.T)
     l1, l2, _ = split_hals([p for p in batch_penalties(est, *obs.shape) if p.factor == "W"])
     W = np.zeros((obs.shape[0], k), dtype=H.dtype) if W is None else W
-    prev = W.copy()
-    for _ in range(sweeps):
-        _sweep_batched(W, G, R, l1, l2)
-        norm = linalg.norm(W)
-        if est.tol > 0 and (norm == 0 or linalg.norm(W - prev) <= est.tol * norm):
-            break
-        prev[:] = W
-    return W
+    return until_stable(est, get_backend(W), lambda: W, lambda: _sweep_batched(W, G, R, l1, l2),
+                        sweeps)
 
 
 def masked_hals_step(est, obs: Observed, W, H, update_H: bool) -> float:

@@ -15,7 +15,13 @@ import numpy as np
 
 from ._engine import given_factors
 from ._masked_fit import _validate_masked
-from ._minibatch_masked import batch_observed, batch_penalties, batch_problem, masked_step
+from ._minibatch_masked import (
+    batch_observed,
+    batch_penalties,
+    batch_problem,
+    masked_step,
+    until_stable,
+)
 from ._unit_scale import UnitScale
 from ._validation import (
     check_largest_value,
@@ -156,15 +162,11 @@ def _hals_W(est, X, W, H, max_iter):
     if est.solver == "anls":  # exact NNLS by block principal pivoting, warm-started
         return nnls_bpp(G, R, l1, l2, init=None if W is None else W.T, nx=nx).T
     Wt = nx.zeros(R.shape, nx.dtype_of(R)) if W is None else nx.ascontiguous(W.T)
-    prev = nx.copy(Wt)
-    for it in range(max_iter):
+
+    def sweep():
         hals_sweep(Wt, G, R, l1, l2, None, extra, nx=nx)
-        if est.tol > 0 and it < max_iter - 1:  # the last sweep stops anyway
-            norm, diff = nx.floats(nx.norm(Wt), nx.norm(Wt - prev))
-            if norm == 0 or diff <= est.tol * norm:
-                break
-        prev[:] = Wt
-    return Wt.T
+
+    return until_stable(est, nx, lambda: Wt, sweep, max_iter).T
 
 
 def _online_hals_step(est, X, W, H, update_H):
@@ -222,17 +224,8 @@ def solve_W(est, X, H, max_iter, prepared=None):
     nx = backend(est)
     k = est._n_components
     W = nx.broadcast_to(nx.astype(nx.sqrt(nx.mean(X) / k), nx.dtype_of(X)), (X.shape[0], k))
-    W_buffer = nx.copy(W)
     solver = mu_batch_solver(est, X, W, H, prepared)
-    for it in range(max_iter):
-        solver.update_W()
-        W = solver.p.W
-        if est.tol > 0 and it < max_iter - 1:  # the last iteration stops anyway
-            norm, diff = nx.floats(nx.norm(W), nx.norm(W - W_buffer))
-            if (diff / norm if norm > 0 else 0.0) <= est.tol:
-                break
-        W_buffer[:] = W
-    return W
+    return until_stable(est, nx, lambda: solver.p.W, solver.update_W, max_iter)
 
 
 def step(est, X, W, H, update_H, obs=None):
