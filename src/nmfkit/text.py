@@ -47,16 +47,15 @@ def stop_word_list(stop_words):
 
 
 def _read_bytes(path: pathlib.Path) -> bytes:
-    if path.name.endswith(".gz"):
-        import gzip
+    """The file's bytes; .gz/.bz2/.xz decompressed after their magic is checked, as tables are
+    (a damaged or unreadable file is a ValueError naming it)."""
+    from ._file_checks import DECODE_ERRORS, _raw_open, decode_error
 
-        try:
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"cannot read {str(path)!r} as gzip ({exc}); give the "
-                             "uncompressed file or a valid .gz") from None
-    return path.read_bytes()
+    try:
+        with _raw_open(path) as fh:
+            return fh.read()
+    except DECODE_ERRORS as exc:
+        raise decode_error(path, exc) from None
 
 
 def decode(data: bytes, path, encoding: str | None = None) -> str:
