@@ -153,3 +153,30 @@ def test_tol_zero_skips_the_projected_gradient(monkeypatch):
     assert calls == []
     NMF(8, random_state=0, tol=1e-4, max_iter=5).fit(X)
     assert len(calls) >= 10  # W and H of every iteration (restarts measure again)
+
+
+def test_projected_gradient_on_torch_equals_the_host_one():
+    torch = pytest.importorskip("torch")
+    from nmfkit.backends import get_backend
+
+    rng = np.random.default_rng(5)
+    F = rng.random((5, 80))
+    F[rng.random(F.shape) < 0.3] = 0
+    U = rng.random((5, 30))
+    G, R = U @ U.T, rng.random((5, 80)) * 4
+    nx = get_backend(torch.as_tensor(F))
+    for l1, l2, rows in [(0.0, 0.0, None), (0.2, 0.3, [1, 3])]:
+        host = projected_gradient_l1(F, G, R, l1, l2, rows)
+        dev = projected_gradient_l1(torch.as_tensor(F), torch.as_tensor(G), torch.as_tensor(R),
+                                    l1, l2, rows, nx=nx)
+        assert dev == pytest.approx(host, rel=1e-12)
+
+
+def test_auto_on_torch_stops_where_numpy_stops():
+    torch = pytest.importorskip("torch")
+    X = load_digits().data[:400]
+    a = NMF(8, random_state=0, tol=1e-3).fit(X)
+    b = NMF(8, random_state=0, tol=1e-3, backend="torch", device="cpu").fit(X)
+    assert a.stop_reason_ == b.stop_reason_ == "tol"
+    assert a.n_iter_ % 10 != 0 and abs(a.n_iter_ - b.n_iter_) <= 1
+    assert b.reconstruction_err_ == pytest.approx(a.reconstruction_err_, rel=1e-6)

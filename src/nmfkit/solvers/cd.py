@@ -92,13 +92,25 @@ def _pg_sum_py(P, R, F, l1, l2, rows):
     return acc
 
 
-def projected_gradient_l1(F, G, R, l1: float = 0.0, l2: float = 0.0, rows=None) -> float:
+def projected_gradient_l1(F, G, R, l1: float = 0.0, l2: float = 0.0, rows=None,
+                          nx=None) -> float:
     """Σ |P[∇]| of the HALS subproblem ½⟨F, GF⟩ − ⟨R, F⟩ + l1·ΣF + ½ l2‖F‖² at F (k, N), over
     the components ``rows`` (default all): scikit-learn's CD violation measured at one point
-    (all coordinates at F) instead of coordinate by coordinate along a sweep. Host arrays.
+    (all coordinates at F) instead of coordinate by coordinate along a sweep.
     The product G F runs in BLAS (k²·N flops, about one sweep's worth); the rest is one
-    compiled pass over F (numpy without numba)."""
+    compiled pass over F on the host (numpy without numba), array operations and one host
+    read on a device (``nx`` the backend of device arrays)."""
     global _PG_KERNEL
+    if nx is not None and not nx.host_arrays:
+        g = G @ F - R
+        if l1:
+            g += l1
+        if l2:
+            g += l2 * F
+        if rows is not None:
+            g, F = g[list(rows)], F[list(rows)]
+        pos = F > 0  # the gradient where F > 0; where F = 0 only its negative part counts
+        return float((abs(g) * pos).sum() + (nx.clip_min(-g, 0) * ~pos).sum())
     rows = np.arange(F.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     # G F in F's memory order (G is symmetric): the pass below reads P, R and F together
     P = G @ F if F.strides[0] >= F.strides[1] else (F.T @ G).T
@@ -113,7 +125,6 @@ def projected_gradient_l1(F, G, R, l1: float = 0.0, l2: float = 0.0, rows=None) 
         Pr += l2 * F[rows]
     np.minimum(Pr, 0.0, out=Pr, where=F[rows] <= 0)
     return float(np.abs(Pr).sum(dtype=np.float64))
-
 
 
 @register_solver
@@ -197,8 +208,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             if plain:
                 self.stop_rule = "violation"
                 self._vbuf = np.zeros(1)
-            elif (rule == "violation" and p.nx.host_arrays
-                  and not p.frozen_W and not p.frozen_H):  # else the error rule
+            elif rule == "violation" and not p.frozen_W and not p.frozen_H:  # else: error
                 self.stop_rule = "violation"
                 self._pgbuf = np.zeros(1)
 
@@ -316,7 +326,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         ``compiled_single`` (plain "cd" keeps scikit-learn's numpy sweep, rounding included)."""
         o, nx = self.options, self.p.nx
         if self._pgbuf is not None and self.violation_wanted:  # at the sweeps' starting point
-            self._pgbuf[0] += projected_gradient_l1(F, G, R, l1, l2)
+            self._pgbuf[0] += projected_gradient_l1(F, G, R, l1, l2, nx=nx)
         if ((n_sweeps > 1 or compiled_single) and HAVE_NUMBA and o["kernel"] != "numpy"
                 and nx.host_arrays and not extra):
             # compiled: all sweeps of one block of columns while it is in cache, per-block stop
