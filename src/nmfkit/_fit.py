@@ -13,9 +13,9 @@ Stopping rules (a solver names its own in ``stop_rule``; docs/solvers.md has the
 * "violation" — scikit-learn's CD rule: after every iteration, stop when the
   projected-gradient violation of the iteration is ≤ tol × that of the first iteration.
   Plain ``solver="cd"`` measures it along its sweeps, as scikit-learn does; the default
-  (``solver="auto"``: accelerated HALS, Frobenius, host arrays) at the point each half-step
-  starts from (``cd.projected_gradient_l1``). The error rule stopped the default early where
-  NNDSVDa's start inflates e_init (docs/benchmarks.md, the defaults table).
+  (``solver="auto"``: accelerated HALS, Frobenius, numpy or torch) at the point each
+  half-step starts from (``cd.projected_gradient_l1``). The error rule stopped the default
+  early where NNDSVDa's start inflates e_init (docs/benchmarks.md, the defaults table).
 
 ``tol=0`` runs exactly ``max_iter`` iterations.
 """

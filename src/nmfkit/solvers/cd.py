@@ -150,7 +150,8 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         "mu_warmup": 5,  # KL: multiplicative updates before the Newton sweeps
         "kernel": "auto",  # KL and inner sweeps: "auto" (numba when installed) or "numpy"
         # Frobenius: None (plain HALS: scikit-learn's violation rule; with ``inner`` or
-        # ``extrapolate``: the error rule) or "violation" / "error" (``nmfkit._fit``)
+        # ``extrapolate``: the error rule) or "violation" / "error" (``nmfkit._fit``); a graph
+        # penalty or frozen components keep the error rule with the accelerations
         "stop_rule": None,
     }
 
