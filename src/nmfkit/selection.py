@@ -168,36 +168,32 @@ def consensus_nmf(X, n_components: int, *, n_runs: int = 20, density_threshold: 
 
 
 def _progress(progress, total):
-    """A function step(message) that reports progress; None when progress is off."""
+    """A function step(message) that reports one finished step: to ``progress(done, total,
+    message)`` when it is callable, else on a tqdm bar (or the log without tqdm), or not at
+    all when progress is off."""
     if not progress:
-        return None
-    if callable(progress):
-        state = {"done": 0}
+        return lambda msg: None
+    if not callable(progress):
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            def progress(done, total, msg):
+                logger.info("select_rank %d/%d: %s", done, total, msg)
+        else:
+            bar = tqdm(total=total, desc="select_rank")
 
-        def step(msg):
-            state["done"] += 1
-            progress(state["done"], total, msg)
+            def step(msg):
+                bar.set_postfix_str(msg)
+                bar.update(1)
+                if bar.n >= total:
+                    bar.close()
 
-        return step
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        tqdm = None
-    if tqdm is not None:
-        bar = tqdm(total=total, desc="select_rank")
-
-        def step(msg):
-            bar.set_postfix_str(msg)
-            bar.update(1)
-            if bar.n >= total:
-                bar.close()
-
-        return step
+            return step
     state = {"done": 0}
 
     def step(msg):
         state["done"] += 1
-        logger.info("select_rank %d/%d: %s", state["done"], total, msg)
+        progress(state["done"], total, msg)
 
     return step
 
@@ -323,22 +319,19 @@ def select_rank(X, ks=range(2, 9), *, methods=("cv", "consensus", "stability",
                 consensus[int(k)] = reorder_consensus(C)
             if "stability" in methods:
                 t["amari"][i] = stability(runs)["amari"]
-            if step:
-                step(f"k={k} restarts")
+            step(f"k={k} restarts")
         if "permutation" in methods:
             prun = fit_restarts(Xp, k, n_runs=n_runs, random_state=seed, n_jobs=n_jobs,
                                 **nmf_params)
             t["perm_explained_variance"][i] = explained_variance(Xp, *prun.best)
             if "consensus" in methods:
                 t["perm_cophenetic"][i] = cophenetic_correlation(consensus_matrix(prun))
-            if step:
-                step(f"k={k} permuted")
+            step(f"k={k} permuted")
         if "cv" in methods:
             res = cross_validation_error(X, k, method=cv, n_folds=cv_folds, holdout=holdout,
                                          random_state=cv_seed, **nmf_params)
             t["cv_error"][i], t["cv_se"][i], cv_method = res["error"], res["se"], res["method"]
-            if step:
-                step(f"k={k} cv")
+            step(f"k={k} cv")
     suggestions = _suggest(ks, t)
     if not suggestions:
         raise ValueError("no criterion could be computed; pass at least two ks or more methods.")
