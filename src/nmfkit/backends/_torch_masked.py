@@ -94,6 +94,13 @@ def _shape_error(mshape, shape) -> ValueError:
     )
 
 
+def _check_weights(w) -> None:
+    bad = ~torch.isfinite(w) | (w < 0)
+    if bool(bad.any()):
+        raise ValueError("mask must hold non-negative finite weights (or booleans); found "
+                         f"{float(w[bad][0])!r}.")
+
+
 def _mask_tensor(mask, shape, device):
     """A dense float64 weight tensor of X's shape from a tensor, numpy or scipy mask."""
     import scipy.sparse as sp
@@ -109,12 +116,7 @@ def _mask_tensor(mask, shape, device):
         M = torch.as_tensor(np.asarray(mask, dtype=np.float64), device=device)
     if M.dim() != 2 or tuple(M.shape) != tuple(shape):
         raise _shape_error(M.shape, shape)
-    bad = ~torch.isfinite(M) | (M < 0)
-    if bool(bad.any()):
-        raise ValueError(
-            "mask must hold non-negative finite weights (or booleans); found "
-            f"{float(M[bad][0])!r}."
-        )
+    _check_weights(M)
     return M
 
 
@@ -137,12 +139,7 @@ def _mask_coords(mask, shape, device):
                 C = mask.detach().to_sparse_coo().coalesce()
             (r, c), w = C.indices(), C.values().to(torch.float64)
         r, c, w = r.to(device), c.to(device), w.to(device)
-        bad = ~torch.isfinite(w) | (w < 0)
-        if bool(bad.any()):
-            raise ValueError(
-                "mask must hold non-negative finite weights (or booleans); found "
-                f"{float(w[bad][0])!r}."
-            )
+        _check_weights(w)
         keep = w > 0
         return r[keep], c[keep], w[keep]
     M = _mask_tensor(mask, shape, device)
