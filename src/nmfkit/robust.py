@@ -22,11 +22,12 @@ least squares: ψ(r) = clip(r, −δ, δ) (Huber), r / (1 + (r/c)²) (Cauchy), m
 With entry weights M ≥ 0 (a mask, missing values) the objective is Σ M_ij ρ(r_ij) and the
 majoriser ½ Σ M_ij ω_ij (x_ij − (WH)_ij)²: a weighted least-squares problem with the weights
 held fixed for one iteration (iteratively reweighted least squares); its weighted
-multiplicative updates (``solver="mu"``) cannot increase it, hence cannot increase the
+multiplicative updates (the pilot's) cannot increase it, hence cannot increase the
 robust objective. Since 0 ≤ M ω / μ ≤ 1 (μ = max M), the weighted square is majorised in
 turn by an unweighted one: ½ a (x − y)² ≤ ½ (t − y)² + const with t = y₀ + a (x − y₀), so
 that μ·½‖T − WH‖² with T = WH + (M/μ)∘ψ(R) majorises the objective, and HALS sweeps on it
-(``solver="auto"``/``"cd"``, the default) cannot increase it either. From the corrupted
+(``solver="auto"``/``"cd"``, the default) or multiplicative updates on it (``solver="mu"``;
+T ≥ 0, between WH and X) cannot increase it either. From the corrupted
 start HALS on T stalls (relative error 0.9 on planted data where weighted updates reached
 0.02): the pilot below, with weighted updates, comes first, and from its end HALS on T
 converged in fewer iterations than the weighted updates (planted 200×100: 0.018 after 50
