@@ -90,6 +90,16 @@ def until_stable(est, nx, current, update, max_iter: int):
     return current()
 
 
+def forget_and_add(est, a, b):
+    """The online fit's sums of past batches, in place: A ← ρA + a, B ← ρB + b; (A, B)."""
+    A, B = est._components_numerator, est._components_denominator
+    A *= est._rho
+    B *= est._rho
+    A += a
+    B += b
+    return A, B
+
+
 def row_slices(obs: Observed, batches) -> list:
     """The observed set of each row slice (a list of Observed, one per slice)."""
     out = []
@@ -201,12 +211,10 @@ def masked_hals_step(est, obs: Observed, W, H, update_H: bool) -> float:
         if est._components_numerator.ndim != 3:  # first masked step of this fit
             est._components_numerator = np.zeros((m, k, k), dtype=H.dtype)
             est._components_denominator = np.zeros((m, k), dtype=H.dtype)
-        A, B = est._components_numerator, est._components_denominator
-        A *= est._rho
-        B *= est._rho
         Mt = obs.csr(obs.weights).T.tocsr()
-        A += np.asarray(Mt @ _outer(W)).reshape(m, k, k).astype(H.dtype, copy=False)
-        B += np.asarray(obs.csr(obs.weights * obs.values).T @ W).astype(H.dtype, copy=False)
+        A, B = forget_and_add(
+            est, np.asarray(Mt @ _outer(W)).reshape(m, k, k).astype(H.dtype, copy=False),
+            np.asarray(obs.csr(obs.weights * obs.values).T @ W).astype(H.dtype, copy=False))
         l1, l2, _ = split_hals([p for p in pens if p.factor == "H"])
         Ht = np.ascontiguousarray(H.T)
         _sweep_batched(Ht, A, B, l1, l2, skip=set(getattr(est, "_frozen", ())))

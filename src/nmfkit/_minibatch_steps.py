@@ -19,6 +19,7 @@ from ._minibatch_masked import (
     batch_observed,
     batch_penalties,
     batch_problem,
+    forget_and_add,
     masked_step,
     until_stable,
 )
@@ -184,12 +185,8 @@ def _online_hals_step(est, X, W, H, update_H):
     pens = batch_penalties(est, *X.shape)
     cost = batch_cost(nx, X, Wb, H, 2.0, pens) if _wants_cost(est) else 0.0
     if update_H:
-        A, B = est._components_numerator, est._components_denominator
-        A *= est._rho
-        B *= est._rho
-        A += Wb.T @ Wb
         _, Xt = nx.prepare_X(X)
-        B += nx.matmul(Xt, Wb).T
+        A, B = forget_and_add(est, Wb.T @ Wb, nx.matmul(Xt, Wb).T)
         l1, l2, extra = split_hals([p for p in pens if p.factor == "H"])
         frozen = list(getattr(est, "_frozen", ()))
         free = [t for t in range(H.shape[0]) if t not in frozen]
@@ -259,14 +256,10 @@ def step(est, X, W, H, update_H, obs=None):
 def mu_accumulate(est, num, den, H):
     """A ← ρA + num ⊙ H^(1/γ), B ← ρB + den, H = (A / B)^γ (in place)."""
     nx = backend(est)
-    A, B = est._components_numerator, est._components_denominator
     if est._gamma != 1:
         H **= 1.0 / est._gamma
     num *= H
-    A *= est._rho
-    B *= est._rho
-    A += num
-    B += den
+    A, B = forget_and_add(est, num, den)
     nx.divide(A, B, out=H)
     if est._gamma != 1:
         H **= est._gamma
