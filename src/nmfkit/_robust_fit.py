@@ -54,7 +54,7 @@ def check_robust(est, update_H: bool = True) -> None:
                          f"beta_loss={est.beta_loss!r}. Use beta_loss='frobenius' (the default).")
     if est.solver not in ("auto", "cd", "mu"):
         raise ValueError(f"{what} is fitted by HALS on its majoriser (solver='auto' or 'cd') "
-                         f"or by weighted multiplicative updates (solver='mu'), not solver="
+                         f"or by multiplicative updates on it (solver='mu'), not solver="
                          f"{est.solver!r}.")
     used = []
     if float(est.alpha_W) > 0 or (est.alpha_H != "same" and float(est.alpha_H) > 0):
@@ -107,7 +107,7 @@ def prepare(est, nx, X, W, H, scale, update_H: bool, weights=None):
     start itself; returns (options, W, H).
 
     The options: the kind, its scale, the entry weights on X's backend, and the update rule
-    (HALS on the majoriser; weighted multiplicative updates for solver='mu'). The
+    (HALS on the majoriser; multiplicative updates on it for solver='mu'). The
     scale is the one given (``loss_scale``, ``outlier_penalty``), the fitted one in
     ``transform``, or else estimated along a pilot from the start
     (:func:`nmfkit.solvers.robust_mm.pilot_scale`); it is fixed once, so that every ``n_init``
