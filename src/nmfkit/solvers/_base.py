@@ -224,10 +224,6 @@ def register_solver(cls: type[Solver]) -> type[Solver]:
     return cls
 
 
-def _beta_repr(beta) -> str:
-    return repr(beta)
-
-
 def get_solver(name: str, *, beta: float, beta_param=None, penalties=(), sparse=False,
                backend: str = "numpy", masked: bool = False) -> type[Solver]:
     """The solver class for ``name``, after checking it supports the requested problem.
@@ -288,7 +284,3 @@ def solver_table() -> list[dict]:
             }
         )
     return rows
-
-
-def as_float(x) -> float:
-    return float(np.asarray(x))
