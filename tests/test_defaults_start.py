@@ -81,3 +81,21 @@ def test_bad_power_iterations_are_refused(bad):
     with pytest.raises(ValueError, match=r"power_iterations must be None, 'auto' \(scikit-"
                        r"learn's choice\) or an integer >= 0, got "):
         initialize(_wide(), 5, init="nndsvda", random_state=0, power_iterations=bad)
+
+
+@pytest.mark.parametrize("solver", ["cd", "mu"])
+def test_a_solver_named_as_in_scikit_learn_starts_where_scikit_learn_starts(solver):
+    # the cheaper SVD is the default fit's (solver="auto") only: NMF(k, solver="cd") with
+    # init=None is scikit-learn's NMF(k, solver="cd") iterate for iterate
+    import warnings
+
+    from sklearn.decomposition import NMF as SkNMF
+
+    from nmfkit import NMF
+
+    X = _tfidf()  # k = 8 < min(n, m)/10: the two SVDs differ
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = NMF(8, solver=solver, random_state=0, max_iter=3, tol=0.0).fit(X)
+        ref = SkNMF(8, solver=solver, random_state=0, max_iter=3, tol=0.0).fit(X)
+    np.testing.assert_allclose(ours.components_, ref.components_, rtol=1e-6, atol=1e-9)

@@ -209,7 +209,8 @@ def test_auto_without_a_solver_for_everything_names_the_preferred_one():
 def test_auto_turns_both_accelerations_on_for_frobenius_cd_only():
     from nmfkit.solvers._auto import auto_options
 
-    assert auto_options("cd", 2.0) == {"inner": True, "extrapolate": True}
+    assert auto_options("cd", 2.0) == {"inner": True, "extrapolate": True,
+                                       "stop_rule": "violation"}
     assert auto_options("cd", 1.0) == {}
     assert auto_options("mu", 2.0) == {}
 

@@ -122,10 +122,14 @@ def start(est, X, W, H, update_H: bool, scale: UnitScale = UnitScale()):
 
 
 def _initialised(est, nx, X, W, H, k_hint_sample_major: bool):
-    """The start of ``init`` (random, NNDSVD family) for X on its backend."""
+    """The start of ``init`` (random, NNDSVD family) for X on its backend. The default fit
+    (``init=None``, ``solver="auto"``) takes the cheaper SVD of :func:`nmfkit.init.initialize`;
+    a solver named as in scikit-learn starts exactly where scikit-learn starts."""
     k = rank_without_custom_start(est, W, H, X.shape[1])
+    cheap = est.init is None and getattr(est, "solver", None) == "auto"
     return initial_factors(nx, X, k, est.init, est.random_state,
-                           h_order="F" if k_hint_sample_major else "C")
+                           h_order="F" if k_hint_sample_major else "C",
+                           power_iterations=None if cheap else "auto")
 
 
 def _sample_major(est, nx, X) -> bool:

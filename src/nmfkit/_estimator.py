@@ -150,8 +150,9 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     tol : float ≥ 0, default=1e-4
         Stop when the relative decrease of √(2·objective) over 10 iterations, divided by its
         initial value, falls below tol; "cd" (Frobenius) stops as scikit-learn's CD, when the
-        projected-gradient violation falls below tol times the first iteration's (the table
-        in docs/solvers.md). 0 runs ``max_iter`` iterations.
+        projected-gradient violation falls below tol times the first iteration's, and so does
+        the default "auto" for Frobenius (the violation measured where each accelerated
+        half-step starts; the table in docs/solvers.md). 0 runs ``max_iter`` iterations.
     max_iter : int ≥ 1, default=200
     random_state : int, RandomState or None
     alpha_W, alpha_H, l1_ratio : regularisation, scaled as in scikit-learn.
