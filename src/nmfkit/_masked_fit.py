@@ -18,7 +18,7 @@ from sklearn.utils.validation import validate_data
 
 from ._unit_scale import UnitScale
 from ._validation import check_largest_value
-from .masked import Observed, check_no_nan, observed_entries
+from .masked import Observed, check_missing_values, check_no_nan, observed_entries
 
 __all__ = [
     "factorization_masked",
@@ -249,7 +249,8 @@ def _entry(est, X, mask, reset: bool):
         from .backends._torch_masked import prepare_masked
 
         return prepare_masked(est, nx, X, mask, reset=reset, validate_host=_validate_masked,
-                              host_observed=observed_entries, check_no_nan=check_no_nan)
+                              host_observed=observed_entries, check_no_nan=check_no_nan,
+                              check_missing=check_missing_values)
     X = _validate_masked(est, X, reset=reset)
     return X, observed_entries(X, mask=mask, missing_values=est.missing_values), nx, False
 

@@ -123,6 +123,34 @@ def check_no_nan(values, where: str) -> None:
         )
 
 
+def check_missing_values(missing_values, sparse: bool, has_mask: bool):
+    """``missing_values`` as the observed set reads it ("nan" is NaN), or the refusal of a
+    combination with X's storage that says nothing: "unobserved" with a dense X, a number with
+    a sparse X, a sparse X with neither "unobserved" nor a mask. The one rule for the host
+    (:func:`observed_entries`) and the torch backend (passed to it, which imports no data
+    layer)."""
+    if isinstance(missing_values, str) and missing_values == "nan":
+        missing_values = np.nan  # e.g. from a JSON model file or a command line
+    if missing_values == "unobserved" and not sparse:
+        raise ValueError(
+            "missing_values='unobserved' means the stored entries of a sparse X are the "
+            "observations, but X is dense. Pass a scipy.sparse X, or use missing_values=np.nan "
+            "with NaN at the missing entries of a dense X."
+        )
+    if sparse and missing_values is not None and missing_values != "unobserved":
+        raise ValueError(
+            f"missing_values={missing_values!r} with a sparse X is ambiguous (are the absent "
+            "entries zeros or missing?). Use missing_values='unobserved' (absent = missing) "
+            "or pass a mask."
+        )
+    if sparse and not has_mask and missing_values != "unobserved":
+        raise ValueError(
+            "A sparse X has no missing entries unless missing_values='unobserved' says "
+            "that its absent entries are unknown; or pass a mask."
+        )
+    return missing_values
+
+
 def observed_entries(X, mask=None, missing_values=None) -> Observed:
     """The :class:`Observed` set of X, from NaN / a sentinel, sparse storage, or a mask.
 
@@ -143,27 +171,9 @@ def observed_entries(X, mask=None, missing_values=None) -> Observed:
     """
     dtype = X.dtype
     shape = X.shape
-    if isinstance(missing_values, str) and missing_values == "nan":
-        missing_values = np.nan  # e.g. from a JSON model file or a command line
-    if missing_values == "unobserved" and not sp.issparse(X):
-        raise ValueError(
-            "missing_values='unobserved' means the stored entries of a sparse X are the "
-            "observations, but X is dense. Pass a scipy.sparse X, or use missing_values=np.nan "
-            "with NaN at the missing entries of a dense X."
-        )
-    if sp.issparse(X) and missing_values is not None and missing_values != "unobserved":
-        raise ValueError(
-            f"missing_values={missing_values!r} with a sparse X is ambiguous (are the absent "
-            "entries zeros or missing?). Use missing_values='unobserved' (absent = missing) "
-            "or pass a mask."
-        )
+    missing_values = check_missing_values(missing_values, sp.issparse(X), mask is not None)
     if mask is None:
         if sp.issparse(X):
-            if missing_values != "unobserved":
-                raise ValueError(
-                    "A sparse X has no missing entries unless missing_values='unobserved' says "
-                    "that its absent entries are unknown; or pass a mask."
-                )
             Xc = sp.coo_matrix(X)
             Xc.sum_duplicates()
             check_no_nan(Xc.data, "stored entries")

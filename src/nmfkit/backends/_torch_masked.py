@@ -167,39 +167,24 @@ def _sparse_with_mask(X, mask, shape, check):
     return TorchObserved.from_coords(r, c, vals, w, shape)
 
 
-def observed_from_tensor(X, check_no_nan, mask=None, missing_values=None) -> TorchObserved:
+def observed_from_tensor(X, check_no_nan, check_missing, mask=None,
+                         missing_values=None) -> TorchObserved:
     """The observed entries of a validated 2-D torch X (float32/float64), on X's device.
 
     The rules of :func:`nmfkit.masked.observed_entries`: NaN or a sentinel marks missing
     dense entries; ``"unobserved"``: the stored entries of a sparse X are the observations;
     a mask gives weights (0: unobserved; with a sparse X, X's absent entries under the mask
-    are observed zeros). ``check_no_nan(values, where)`` raises the data layer's refusal of NaN
-    at observed entries.
+    are observed zeros). The data layer's rules come in as functions:
+    ``check_no_nan(values, where)`` refuses NaN at observed entries,
+    ``check_missing(missing_values, sparse, has_mask)`` refuses a ``missing_values`` that says
+    nothing with X's storage and returns it as read ("nan" is NaN).
     """
     shape = tuple(X.shape)
-    if isinstance(missing_values, str) and missing_values == "nan":
-        missing_values = float("nan")
     sparse = X.layout != torch.strided
-    if missing_values == "unobserved" and not sparse:
-        raise ValueError(
-            "missing_values='unobserved' means the stored entries of a sparse X are the "
-            "observations, but X is dense. Pass a sparse X, or use missing_values=np.nan "
-            "with NaN at the missing entries of a dense X."
-        )
+    missing_values = check_missing(missing_values, sparse, mask is not None)
     if sparse:
-        if missing_values is not None and missing_values != "unobserved":
-            raise ValueError(
-                f"missing_values={missing_values!r} with a sparse X is ambiguous (are the "
-                "absent entries zeros or missing?). Use missing_values='unobserved' (absent = "
-                "missing) or pass a mask."
-            )
         if mask is not None:
             return _sparse_with_mask(X, mask, shape, check_no_nan)
-        if missing_values != "unobserved":
-            raise ValueError(
-                "A sparse X has no missing entries unless missing_values='unobserved' says "
-                "that its absent entries are unknown; or pass a mask."
-            )
         with _quiet_sparse():
             X = X.to_sparse_coo().coalesce()
         rows, cols = X.indices()
@@ -230,12 +215,14 @@ def observed_from_tensor(X, check_no_nan, mask=None, missing_values=None) -> Tor
 
 
 # ------------------------------------------------------------------ the estimator's entry
-def prepare_masked(est, nx, X, mask, *, reset: bool, validate_host, host_observed, check_no_nan):
+def prepare_masked(est, nx, X, mask, *, reset: bool, validate_host, host_observed, check_no_nan,
+                   check_missing):
     """Validate X for a masked fit on torch and gather its observed entries on the device.
 
     The data layer's rules come in as functions: ``validate_host(est, X, reset)`` validates
     numpy/scipy X, ``host_observed(X, mask, missing_values)`` builds its observed set,
-    ``check_no_nan(values, where)`` refuses NaN at observed entries.
+    ``check_no_nan(values, where)`` refuses NaN at observed entries, ``check_missing`` the
+    ``missing_values`` that say nothing (see :func:`observed_from_tensor`).
 
     Returns (X, obs, nx, host_input): X validated (a tensor, or the host array for numpy
     input), the :class:`TorchObserved` set, the backend bound to the fit's device (with TF32
@@ -277,7 +264,7 @@ def prepare_masked(est, nx, X, mask, *, reset: bool, validate_host, host_observe
         moved = 0 if torch.device(device) == checked.device else (
             checked.values().numel() * (item + 8) if sparse else n * m * item)
         check_memory(device, moved + masked_bytes_needed((n, m), bound, est.n_components, item))
-        obs = observed_from_tensor(checked.to(device), check_no_nan, mask=mask,
+        obs = observed_from_tensor(checked.to(device), check_no_nan, check_missing, mask=mask,
                                    missing_values=est.missing_values)
         return checked, obs, TorchBackend(device=device, allow_tf32=tf32), False
     if isinstance(mask, torch.Tensor):
