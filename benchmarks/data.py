@@ -16,6 +16,8 @@ import pathlib
 import numpy as np
 import scipy.sparse as sp
 
+from nmfkit.io import read_pgm
+
 
 def dense_lowrank(n=10000, m=2000, k=20, noise=0.1, dtype=np.float32, seed=0):
     rng = np.random.default_rng(seed)
@@ -75,25 +77,6 @@ def orl_faces(dtype=np.float64):
     rows = []
     for s in range(1, 41):
         for i in range(1, 11):
-            rows.append(_read_pgm(root / f"s{s}" / f"{i}.pgm").ravel())
+            rows.append(read_pgm(root / f"s{s}" / f"{i}.pgm").ravel())
     return np.asarray(rows, dtype=dtype) / 255.0
 
-
-def _read_pgm(path):
-    raw = pathlib.Path(path).read_bytes()
-    fields, pos = [], 0
-    while len(fields) < 4:
-        while raw[pos : pos + 1].isspace():
-            pos += 1
-        if raw[pos : pos + 1] == b"#":
-            pos = raw.index(b"\n", pos)
-            continue
-        end = pos
-        while not raw[end : end + 1].isspace():
-            end += 1
-        fields.append(raw[pos:end])
-        pos = end
-    pos += 1
-    w, h, maxval = int(fields[1]), int(fields[2]), int(fields[3])
-    dt = np.uint8 if maxval < 256 else ">u2"
-    return np.frombuffer(raw, dtype=dt, count=w * h, offset=pos).reshape(h, w)
