@@ -106,3 +106,36 @@ def test_a_fit_with_the_kernels_equals_one_without(kw, masked, monkeypatch):
     np.testing.assert_allclose(a.components_, b.components_, rtol=1e-10, atol=1e-13)
     assert a.loss_scale_ == b.loss_scale_
     assert a.loss_curve_[-1] == pytest.approx(b.loss_curve_[-1], rel=1e-10)
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 20_000, 20_001])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scale_is_the_mad_of_numpy_medians_and_leaves_the_residual(size, dtype):
+    # the in-place medians (one selection each, the second in the same array) give exactly
+    # 1.4826·median(|r − median(r)|) of np.median, for odd and even counts and with ties,
+    # and never reorder the caller's residual
+    rng = np.random.default_rng(size)
+    R = rng.standard_normal(size).astype(dtype)
+    R[rng.random(size) < 0.2] = 3.0  # ties, and gross values
+    R = R.reshape(1, -1)
+    before = R.copy()
+    nx = get_backend(R)
+    r = R.astype(np.float64).ravel()
+    mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    if mad > 0:
+        assert estimate_scale(nx, R) == mad
+        assert estimate_scale_at(nx, R, np.zeros_like(R)) == mad
+    else:  # every residual equal to its median: the mean |r| (or the smallest float)
+        assert estimate_scale(nx, R) == (float(np.mean(np.abs(r))) or np.finfo(float).tiny)
+    np.testing.assert_array_equal(R, before)
+
+
+def test_scale_falls_back_when_the_mad_is_zero_or_entries_are_not_finite():
+    nx = get_backend(np.zeros(1))
+    R = np.zeros((4, 5))
+    R[0, :3] = [2.0, -4.0, 6.0]  # more than half the residuals 0: MAD 0, the mean |r|
+    assert estimate_scale(nx, R) == estimate_scale_at(nx, R, np.zeros_like(R)) == 0.6
+    R[1, 0] = np.nan  # not finite entries are left out of the estimate
+    R[1, 1] = np.inf
+    assert estimate_scale(nx, R) == estimate_scale_at(nx, R, np.zeros_like(R)) == 12.0 / 18
+    assert estimate_scale(nx, np.zeros((3, 3))) == np.finfo(np.float64).tiny

