@@ -110,6 +110,35 @@ def test_planted_recovery_beats_plain_frobenius_and_kl():
         assert e <= e_fro / 5 and e <= e_kl / 5, (kw, e, e_fro, e_kl)
 
 
+@pytest.mark.parametrize("every", [1, 2, 3])
+@pytest.mark.parametrize("masked", [False, True], ids=["all", "mask"])
+def test_pilot_reads_its_scale_from_its_last_residuals(every, masked, monkeypatch):
+    # σ̂ is re-estimated before every `every`-th pilot iteration, and always at the end: the
+    # scale returned is the kind's factor times σ̂ of the residuals of the start it returns
+    from nmfkit.backends import get_backend
+    from nmfkit.robust import SCALE_FACTORS, estimate_scale
+    from nmfkit.solvers import robust_mm
+
+    Xc, _, _ = _corrupted()
+    M = (np.random.default_rng(3).random(Xc.shape) < 0.8) * 1.0 if masked else None
+    rng = np.random.default_rng(4)
+    W0, H0 = rng.random((Xc.shape[0], 3)) + 0.1, rng.random((3, Xc.shape[1])) + 0.1
+    nx = get_backend(Xc)
+    calls = []
+    for name in ("estimate_scale", "estimate_scale_at"):
+        def spy(*args, _f=getattr(robust_mm, name), **kw):
+            calls.append(1)
+            return _f(*args, **kw)
+        monkeypatch.setattr(robust_mm, name, spy)
+    s, W, H = robust_mm.pilot_scale(nx, "huber", Xc, W0, H0, M, max_iter=13,
+                                    settle=-np.inf, rescale_every=every)
+    # settle=-inf: σ̂ never settles, all 13 iterations run; σ̂ before iterations 0, every,
+    # 2·every, … and of the end
+    assert len(calls) == len(set(range(0, 13, every)) | {13})
+    assert s == SCALE_FACTORS["huber"] * estimate_scale(nx, Xc - W @ H, M)
+    assert np.isfinite(W).all() and np.isfinite(H).all() and W.min() >= 0 and H.min() >= 0
+
+
 def test_l21_recovers_the_parts_when_whole_samples_are_outliers():
     rng = np.random.default_rng(1)
     W0, H0 = rng.random((100, 3)), rng.random((3, 40))
