@@ -1,35 +1,20 @@
 """Dask fit: equals the in-memory fit, sparse chunks, a worker killed mid-fit."""
 
+import functools
 import os
 import signal
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _helpers import in_memory, lowrank_data
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
-from nmfkit._fit import factorize
-from nmfkit.backends import get_backend
 from nmfkit.distributed import fit_dask
-from nmfkit.penalties import sklearn_penalties
 
-
-def _data(n=240, m=24, k=4, seed=0):
-    rng = np.random.RandomState(seed)
-    X = rng.rand(n, k) @ rng.rand(k, m) + 0.01 * rng.rand(n, m)
-    return X, np.abs(rng.rand(n, k)), np.abs(rng.rand(k, m))
-
-
-def _in_memory(X, W0, H0, solver, beta, max_iter, alpha=0.0):
-    pens = sklearn_penalties(alpha, "same", 0.5, *X.shape)
-    return factorize(
-        X, W0.copy(), H0.copy(), solver=solver, beta=beta, nx=get_backend(X), tol=0,
-        max_iter=max_iter, penalties_W=[p for p in pens if p.factor == "W"],
-        penalties_H=[p for p in pens if p.factor == "H"],
-        solver_options={"inner": False} if solver == "cd" else None,
-    )
+_data = functools.partial(lowrank_data, n=240, m=24)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +29,7 @@ def client():
                                                ("mu", 1.0, 0.01)])
 def test_equals_in_memory_fit(client, solver, beta, alpha):
     X, W0, H0 = _data()
-    ref = _in_memory(X, W0, H0, solver, beta, 15, alpha)
+    ref = in_memory(X, W0, H0, solver, beta, 15, alpha)
     res = fit_dask(da.from_array(X, chunks=(50, 12)), 4, client=client, solver=solver,
                    beta_loss=beta, init="custom", W=W0, H=H0, tol=0, max_iter=15,
                    alpha_W=alpha, l1_ratio=0.5, split_every=2)
@@ -86,7 +71,7 @@ def test_random_init_and_stopping_rule_and_lazy_W(client):
 
 def test_worker_killed_mid_fit_gives_the_same_result():
     X, W0, H0 = _data(n=200, m=20)
-    ref = _in_memory(X, W0, H0, "cd", 2.0, 12)
+    ref = in_memory(X, W0, H0, "cd", 2.0, 12)
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=None, memory_limit="400MB") as cluster:
         with distributed.Client(cluster) as c:

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _helpers import Recorder
 from conftest import sparse_abs_gauss
 
 from nmfkit import NMF, non_negative_factorization
@@ -297,24 +298,6 @@ def test_nsnmf_components_and_transform(backend):
 
 
 # ---------------------------------------------------------- from test_torch_kl_masked.py
-class _Recorder:
-    """A fit callback keeping numpy copies of (W, H) after every iteration; ``objectives``
-    evaluates them afterwards with numpy (the fit loop itself only evaluates the objective
-    at the end when tol=0 and the solver's step does not return it)."""
-
-    def __init__(self, backend):
-        self.backend = backend
-        self.factors = []
-
-    def __call__(self, info):
-        self.factors.append((self.backend.to_numpy(info.W).copy(),
-                             self.backend.to_numpy(info.H).copy()))
-
-    def objectives(self, loss, pens=()):
-        return np.array([loss(W, H) + sum(p.value(W.T if p.factor == "W" else H) for p in pens)
-                         for W, H in self.factors])
-
-
 def test_kl_cd_array_in_array_out_float32_close_to_float64(backend):
     """test_torch_kl_masked.py::test_kl_cd_estimator_tensor_in_tensor_out_float32_close_to_float64"""
     X = _data(40, 25, seed=4)
@@ -337,7 +320,7 @@ def test_kl_cd_array_in_array_out_float32_close_to_float64(backend):
     np.testing.assert_allclose(backend.to_numpy(W32).astype(np.float64),
                                backend.to_numpy(W64), rtol=1e-2, atol=1e-3)
     # float32 accumulation (opt-in): still monotone, close but less accurate
-    rec = _Recorder(backend)
+    rec = Recorder(backend)
     fast = NMF(**kw, callback=rec, solver_options={"kl_float64": False})
     fast.fit(backend.asarray(X, "float32"))
     f = rec.objectives(lambda W_, H_: beta_divergence(X, W_.astype(float), H_.astype(float), 1))

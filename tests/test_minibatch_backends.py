@@ -9,35 +9,15 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _helpers import MINIBATCH_CASES as CASES
+from _helpers import minibatch_fit as fit
+from _helpers import minibatch_kw as kw
+from _helpers import planted
 
 from nmfkit import MiniBatchNMF
 from nmfkit.penalties import L1
 
 
-def planted(n=160, m=24, k=5, seed=0):
-    rng = np.random.RandomState(seed)
-    X = rng.gamma(1.0, size=(n, k)) @ (rng.gamma(1.0, size=(k, m)) * (rng.rand(k, m) < 0.5))
-    X[X < 0.4] = 0.0  # exact zeros: a sparse X is genuinely sparse
-    return X
-
-
-def kw(solver="mu", beta=2, **extra):
-    base = {"n_components": 4, "batch_size": 48, "beta_loss": beta, "solver": solver,
-            "max_iter": 3, "tol": 0, "max_no_improvement": None, "random_state": 0,
-            "init": "nndsvda" if beta != 2 else "random"}
-    base.update(extra)
-    return base
-
-
-def fit(X, **params):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter
-        est = MiniBatchNMF(**params)
-        W = est.fit_transform(X)
-    return est, W
-
-
-CASES = [("mu", 2), ("mu", 1), ("mu", 0.5), ("cd", 2), ("anls", 2)]
 
 
 @pytest.mark.parametrize("fresh", [False, True])

@@ -1,34 +1,19 @@
 """Out-of-core fits (memmap, Zarr, HDF5, npz folder) under a memory bound; checkpoints."""
 
+import functools
 import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _helpers import in_memory, lowrank_data
 
 from nmfkit import NMF
-from nmfkit._fit import factorize
-from nmfkit.backends import get_backend
 from nmfkit.checkpoint import Checkpointer, load_checkpoint, resume_nmf, save_checkpoint
 from nmfkit.outofcore import fit_out_of_core, parse_memory
-from nmfkit.penalties import sklearn_penalties
 
-
-def _data(n=400, m=30, k=4, seed=0, dtype=np.float64):
-    rng = np.random.RandomState(seed)
-    X = (rng.rand(n, k) @ rng.rand(k, m) + 0.01 * rng.rand(n, m)).astype(dtype)
-    return X, np.abs(rng.rand(n, k)).astype(dtype), np.abs(rng.rand(k, m)).astype(dtype)
-
-
-def _in_memory(X, W0, H0, solver, beta, max_iter, alpha=0.0):
-    pens = sklearn_penalties(alpha, "same", 0.5, *X.shape)
-    return factorize(
-        X, W0.copy(), H0.copy(), solver=solver, beta=beta, nx=get_backend(X), tol=0,
-        max_iter=max_iter, penalties_W=[p for p in pens if p.factor == "W"],
-        penalties_H=[p for p in pens if p.factor == "H"],
-        solver_options={"inner": False} if solver == "cd" else None,
-    )
+_data = functools.partial(lowrank_data, n=400, m=30)
 
 
 @pytest.fixture
@@ -40,9 +25,9 @@ def memmap(tmp_path):
 
 @pytest.mark.parametrize("solver,beta,alpha", [("cd", 2.0, 0.01), ("mu", 2.0, 0.0),
                                                ("mu", 1.0, 0.01), ("mu", 0.5, 0.0)])
-def test_memmap_equals_in_memory(memmap, solver, beta, alpha):
+def test_memmap_equalsin_memory(memmap, solver, beta, alpha):
     Xm, X, W0, H0 = memmap
-    ref = _in_memory(X, W0, H0, solver, beta, 12, alpha)
+    ref = in_memory(X, W0, H0, solver, beta, 12, alpha)
     res = fit_out_of_core(Xm, 4, solver=solver, beta_loss=beta, init="custom", W=W0, H=H0,
                           tol=0, max_iter=12, max_memory=150_000, alpha_W=alpha, l1_ratio=0.5)
     assert 1 < res.block_rows < 400  # it really streamed
@@ -89,7 +74,7 @@ def _file_kw(W0, H0):
 def test_zarr_array(tmp_path, memmap):
     zarr = pytest.importorskip("zarr")
     _, X, W0, H0 = memmap
-    ref = _in_memory(X, W0, H0, "cd", 2.0, 8)
+    ref = in_memory(X, W0, H0, "cd", 2.0, 8)
     z = zarr.open_array(str(tmp_path / "X.zarr"), mode="w", shape=X.shape, chunks=(50, 30),
                         dtype="f8")
     z[:] = X
@@ -99,7 +84,7 @@ def test_zarr_array(tmp_path, memmap):
 def test_hdf5_dataset(tmp_path, memmap):
     h5py = pytest.importorskip("h5py")
     _, X, W0, H0 = memmap
-    ref = _in_memory(X, W0, H0, "cd", 2.0, 8)
+    ref = in_memory(X, W0, H0, "cd", 2.0, 8)
     with h5py.File(tmp_path / "X.h5", "w") as f:
         f.create_dataset("X", data=X, chunks=(40, 30))
     with h5py.File(tmp_path / "X.h5", "r") as f:
@@ -117,10 +102,10 @@ def test_npz_folder(tmp_path, memmap):
     folder.mkdir()
     for i, s in enumerate(range(0, 400, 70)):
         sp.save_npz(folder / f"part-{i:03d}.npz", sp.csr_matrix(Xs[s:s + 70]))
-    ref_s = _in_memory(sp.csr_matrix(Xs), W0, H0, "cd", 2.0, 8)
+    ref_s = in_memory(sp.csr_matrix(Xs), W0, H0, "cd", 2.0, 8)
     res = fit_out_of_core(folder, 4, **kw)
     np.testing.assert_allclose(res.H, ref_s.H, rtol=1e-9, atol=1e-12)
-    ref_kl = _in_memory(sp.csr_matrix(Xs), W0, H0, "mu", 1.0, 8)
+    ref_kl = in_memory(sp.csr_matrix(Xs), W0, H0, "mu", 1.0, 8)
     res_kl = fit_out_of_core(folder, 4, solver="mu", beta_loss="kullback-leibler", **kw)
     np.testing.assert_allclose(res_kl.H, ref_kl.H, rtol=1e-9, atol=1e-12)
     assert abs(res_kl.objective - ref_kl.objective) <= 1e-9 * ref_kl.objective

@@ -8,10 +8,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from _helpers import fitted_toy
 
 pytest.importorskip("matplotlib")
 
-from nmfkit import NMF  # noqa: E402
 from nmfkit.plot import (figure_to_png, plot_basis_images, plot_consensus,  # noqa: E402
                          plot_rank_curves)
 from nmfkit.report import model_section, render_report, write_report  # noqa: E402
@@ -19,10 +19,7 @@ from nmfkit.report import model_section, render_report, write_report  # noqa: E4
 
 @pytest.fixture(scope="module")
 def fitted():
-    rng = np.random.RandomState(0)
-    X = rng.rand(40, 3) @ rng.rand(3, 16)
-    model = NMF(n_components=3, max_iter=60, random_state=0).fit(X)
-    return model, X
+    return fitted_toy(40)
 
 
 def _pngs(html):

@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from _helpers import fitted_toy
 
 pytest.importorskip("matplotlib")
 
@@ -20,10 +21,7 @@ from nmfkit.report import GLOSSARY, model_section, render_report  # noqa: E402
 
 @pytest.fixture(scope="module")
 def fitted():
-    rng = np.random.RandomState(0)
-    X = rng.rand(400, 3) @ rng.rand(3, 16)
-    model = NMF(n_components=3, max_iter=60, random_state=0).fit(X)
-    return model, X
+    return fitted_toy(400)
 
 
 def _rows(html):

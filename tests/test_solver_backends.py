@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _helpers import Recorder
 from conftest import sparse_abs_gauss
 
 from nmfkit import _batched_runs, _fit
@@ -229,28 +230,11 @@ def test_registry_accepts_the_backend(backend, solver):
 
 
 # --------------------------------------------------------- from test_torch_kl_masked.py
-class _Recorder:
-    """A fit callback keeping numpy copies of (W, H) after every iteration; ``objectives``
-    evaluates them afterwards with numpy."""
-
-    def __init__(self, backend):
-        self.backend = backend
-        self.factors = []
-
-    def __call__(self, info):
-        self.factors.append((self.backend.to_numpy(info.W).copy(),
-                             self.backend.to_numpy(info.H).copy()))
-
-    def objectives(self, loss, pens=()):
-        return np.array([loss(W, H) + sum(p.value(W.T if p.factor == "W" else H) for p in pens)
-                         for W, H in self.factors])
-
-
 def _kl_pair(backend, X, sparse, alpha=0.0, iters=15, **opts):
     """Per-iteration objectives (numpy, backend) and results of KL-CD fits from one start."""
     W, H = initialize(X, 4, init="random", random_state=0)
     pens = sklearn_penalties(alpha, alpha, 0.5, *X.shape)
-    rec1, rec2 = _Recorder(backend), _Recorder(backend)
+    rec1, rec2 = Recorder(backend), Recorder(backend)
     kw = dict(solver="cd", beta=1.0, tol=0, max_iter=iters, solver_options=opts or None,
               penalties_W=[p for p in pens if p.factor == "W"],
               penalties_H=[p for p in pens if p.factor == "H"])
