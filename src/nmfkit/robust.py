@@ -40,9 +40,9 @@ The default scale (δ, c or λ) comes from the residuals: σ̂ = 1.4826·MAD(R),
 normal-consistent median absolute deviation, times 1.345 (Huber, 95 % efficiency under
 Gaussian noise), 2.385 (Cauchy, the same) or 1.345 (sparse outliers). The residuals of the
 start are dominated by the outliers (the start fits them), so the fit starts with a pilot:
-Cauchy-weighted iterations with σ̂ re-estimated at each until it settles (a graduated
-start; 10 to 30 iterations), after which the loss's scale is read from the residuals and
-held fixed for the whole fit
+Cauchy-weighted iterations with σ̂ re-estimated at every second one until it settles (a
+graduated start; 10 to 30 iterations), after which the loss's scale is read from the
+residuals and held fixed for the whole fit
 (:func:`nmfkit.solvers.robust_mm.pilot_scale`): the objective is then one function,
 non-increasing at every iteration, and the same for every ``n_init`` restart.
 """
