@@ -25,20 +25,18 @@ from ..nnls import nnls_bpp
 from ._base import ComponentMajorSolver, register_solver
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 
-__all__ = ["ANLS"]
+__all__ = ["ANLS", "GramAlternating"]
 
 
-@register_solver
-class ANLS(Extrapolation, ComponentMajorSolver):
-    name = "anls"
+class GramAlternating(Extrapolation, ComponentMajorSolver):
+    """An outer iteration of two block solves on the Gram products, W's then H's, each
+    ``_solve(F, G, R, l1, l2)`` from the current factor F (component-major) with G = FᵀF of
+    the other factor and R its cross product with X; the objective from the same products.
+    ANLS solves each block exactly, projected gradient inexactly (:mod:`.pgd`)."""
+
     betas = (2.0,)
     sparse = True
     monotone = True
-    # torch: the same code on torch tensors (array calls through ``p.nx``; the pivoting's
-    # grouped solves batched on the device by ``TorchBackend.solve_passive``)
-    backends = frozenset({"numpy", "torch"})
-    #: warm_start: start each pivoting from the previous factor's support
-    default_options = {"warm_start": True, **EXTRAPOLATION_OPTIONS}
 
     def setup(self):
         self._init_layout()
@@ -67,20 +65,32 @@ class ANLS(Extrapolation, ComponentMajorSolver):
     def _iterate(self, Wt, Hc):
         """One outer iteration from (Wᵀ, H); returns (Wᵀ, H, objective)."""
         p, nx = self.p, self.p.nx
-        warm = self.options["warm_start"]
         if p.update_W:
             if self._RW is None or p.update_H:
                 self._RW = self._cross_W(Hc)
                 self._GH = Hc @ Hc.T
-            Wt = nnls_bpp(self._GH, self._RW, self.l1W, self.l2W, init=Wt if warm else None,
-                          nx=nx)
+            Wt = self._solve(Wt, self._GH, self._RW, self.l1W, self.l2W)
         if p.update_H:
             R = self._cross_H(Wt)
             G = Wt @ Wt.T
-            Hc = nnls_bpp(G, R, self.l1H, self.l2H, init=Hc if warm else None, nx=nx)
+            Hc = self._solve(Hc, G, R, self.l1H, self.l2H)
             return Wt, Hc, self._frobenius_objective(
                 nx.vdot(R, Hc), nx.vdot(G, Hc @ Hc.T), Wt.T, Hc
             )
         return Wt, Hc, self._frobenius_objective(
             nx.vdot(self._RW, Wt), nx.vdot(self._GH, Wt @ Wt.T), Wt.T, Hc
         )
+
+
+@register_solver
+class ANLS(GramAlternating):
+    name = "anls"
+    # torch: the same code on torch tensors (array calls through ``p.nx``; the pivoting's
+    # grouped solves batched on the device by ``TorchBackend.solve_passive``)
+    backends = frozenset({"numpy", "torch"})
+    #: warm_start: start each pivoting from the previous factor's support
+    default_options = {"warm_start": True, **EXTRAPOLATION_OPTIONS}
+
+    def _solve(self, F, G, R, l1, l2):
+        return nnls_bpp(G, R, l1, l2, init=F if self.options["warm_start"] else None,
+                        nx=self.p.nx)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 
-from ._base import ComponentMajorSolver, register_solver
-from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
+from ._base import register_solver
+from ._extrapolation import EXTRAPOLATION_OPTIONS
+from .anls import GramAlternating
 
 __all__ = ["ProjectedGradient"]
 
@@ -104,11 +105,8 @@ def accelerated_pg(F, G, R, l1: float, l2: float, n_inner: int, delta: float, nx
 
 
 @register_solver
-class ProjectedGradient(Extrapolation, ComponentMajorSolver):
+class ProjectedGradient(GramAlternating):
     name = "pgd"
-    betas = (2.0,)
-    sparse = True
-    monotone = True
     # torch: the same code on torch tensors (array calls through ``p.nx``)
     backends = frozenset({"numpy", "torch"})
     #: alpha, delta, min_inner, max_inner: the inner-step rule (see the module docstring)
@@ -116,16 +114,10 @@ class ProjectedGradient(Extrapolation, ComponentMajorSolver):
                        **EXTRAPOLATION_OPTIONS}
 
     def setup(self):
+        super().setup()
         p = self.p
-        self._init_layout()
-        self._init_l1l2()
-        self._RW = self._GH = None
-        self._init_extrapolation()
         n, m = p.X.shape
         self._prod_cost = float(p.nx.sparse_data(p.X).shape[0] if p.sparse else n * m)
-
-    def _factors_replaced(self):
-        self._reset_extrapolation()
 
     def _solve(self, F, G, R, l1, l2):
         o = self.options
@@ -133,25 +125,3 @@ class ProjectedGradient(Extrapolation, ComponentMajorSolver):
         n_inner = _inner_budget(self._prod_cost * k + N * k * k, N, k, o["alpha"], o["min_inner"],
                                 o["max_inner"])
         return accelerated_pg(F, G, R, l1, l2, n_inner, o["delta"], nx=self.p.nx)
-
-    def step(self):
-        return self._extrapolated_step()
-
-    def _iterate(self, Wt, Hc):
-        """One outer iteration from (Wᵀ, H); returns (Wᵀ, H, objective)."""
-        p, nx = self.p, self.p.nx
-        if p.update_W:
-            if self._RW is None or p.update_H:
-                self._RW = nx.ascontiguous(nx.matmul(p.X, Hc.T).T) if p.sparse else Hc @ p.Xt
-                self._GH = Hc @ Hc.T
-            Wt = self._solve(Wt, self._GH, self._RW, self.l1W, self.l2W)
-        if p.update_H:
-            R = nx.ascontiguous(nx.matmul(p.Xt, Wt.T).T) if p.sparse else Wt @ p.X
-            G = Wt @ Wt.T
-            Hc = self._solve(Hc, G, R, self.l1H, self.l2H)
-            return Wt, Hc, self._frobenius_objective(
-                nx.vdot(R, Hc), nx.vdot(G, Hc @ Hc.T), Wt.T, Hc
-            )
-        return Wt, Hc, self._frobenius_objective(
-            nx.vdot(self._RW, Wt), nx.vdot(self._GH, Wt @ Wt.T), Wt.T, Hc
-        )
