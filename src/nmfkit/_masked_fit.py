@@ -120,12 +120,12 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
     """
     import contextlib
     import dataclasses
-    import warnings
 
     from sklearn.utils import check_random_state
 
     from . import _extensions, _fit
     from .backends import get_backend
+    from .init import rank_without_custom_start
     from .penalties import sklearn_penalties
     from .solvers import SOLVERS, Problem
 
@@ -169,14 +169,7 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
             fill = math.sqrt((mean if mean > 0 else 1.0) / H.shape[0]) if cls.multiplicative else 0.0
             W = fnx.full(tuple(W.shape), fill, fnx.dtype_of(H))
     else:
-        if W is not None or H is not None:
-            warnings.warn(
-                "When init!='custom', provided W or H are ignored. Set  init='custom' to use"
-                " them as initialization.",
-                RuntimeWarning,
-            )
-        k = obs.shape[1] if est._n_components in (None, "auto") else est._n_components
-        est._n_components = k
+        k = rank_without_custom_start(est, W, H, obs.shape[1])
         if on_torch:  # the start is drawn on the host from the observed entries (O(nnz))
             import torch
 
