@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .backends import get_backend
+from .backends import get_backend, row_blocks
 
 __all__ = [
     "beta_loss_to_float",
@@ -30,7 +30,7 @@ __all__ = [
 
 BETA_NAMES = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
 
-# rows per block when a dense W @ H has to be formed, to bound temporary memory
+# entries per block when a dense W @ H has to be formed, to bound temporary memory
 _BLOCK_ELEMENTS = 1 << 22
 
 
@@ -49,12 +49,6 @@ def beta_loss_to_float(beta_loss) -> float:
 def frobenius_from_grams(sq_norm_X: float, cross: float, gram_term: float) -> float:
     """½(‖X‖² − 2⟨WᵀX, H⟩ + ⟨WᵀW, HHᵀ⟩), clamped at 0 against rounding."""
     return max(0.5 * (sq_norm_X - 2.0 * cross + gram_term), 0.0)
-
-
-def _row_blocks(n_rows: int, n_cols: int):
-    step = max(1, _BLOCK_ELEMENTS // max(n_cols, 1))
-    for start in range(0, n_rows, step):
-        yield slice(start, min(start + step, n_rows))
 
 
 def _floor(dtype, X_scale: float) -> float:
@@ -114,7 +108,7 @@ def _beta_divergence_numpy(X, W, H, beta: float) -> float:
         work = dtype if dtype in (np.float32, np.float64) else np.float64
         Hw = np.asarray(H, dtype=work)
         res = 0.0
-        for rows in _row_blocks(n_samples, n_features):
+        for rows in row_blocks(n_samples, n_features, _BLOCK_ELEMENTS):
             R = np.asarray(W[rows], dtype=work) @ Hw
             np.subtract(np.asarray(X[rows], dtype=work), R, out=R)
             res += float(np.einsum("ij,ij->", R, R, dtype=np.float64))
@@ -149,7 +143,7 @@ def _beta_divergence_numpy(X, W, H, beta: float) -> float:
         return res
 
     res = 0.0
-    for rows in _row_blocks(n_samples, n_features):
+    for rows in row_blocks(n_samples, n_features, _BLOCK_ELEMENTS):
         WH = np.asarray(W[rows], dtype=np.float64) @ np.asarray(H, dtype=np.float64)
         Xb = np.asarray(X[rows], dtype=np.float64)
         res += _elementwise_terms(Xb.ravel(), WH.ravel(), beta, floor)
@@ -179,7 +173,7 @@ def _sum_WH_pow(W, H, beta: float, floor: float) -> float:
     total = 0.0
     n_samples, n_features = W.shape[0], H.shape[1]
     H64 = np.asarray(H, dtype=np.float64)
-    for rows in _row_blocks(n_samples, n_features):
+    for rows in row_blocks(n_samples, n_features, _BLOCK_ELEMENTS):
         WH = np.asarray(W[rows], dtype=np.float64) @ H64
         if beta < 0:
             np.maximum(WH, floor, out=WH)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ._numpy import NumpyBackend
+from ._numpy import NumpyBackend, row_blocks
 
-__all__ = ["get_backend", "register_backend", "available_backends", "is_tensor", "NumpyBackend"]
+__all__ = ["get_backend", "register_backend", "available_backends", "is_tensor", "NumpyBackend",
+           "row_blocks"]
 
 _NUMPY = NumpyBackend()
 

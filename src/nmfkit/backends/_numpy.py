@@ -13,7 +13,18 @@ import scipy.sparse as sp
 
 from . import _numpy_kernels
 
-__all__ = ["NumpyBackend"]
+__all__ = ["NumpyBackend", "row_blocks"]
+
+#: entries of a dense temporary formed block by block (a block of W @ H): 32 MiB in float64
+BLOCK_ELEMENTS = 1 << 22
+
+
+def row_blocks(n_rows: int, n_cols: int, elements: int = BLOCK_ELEMENTS):
+    """Slices covering ``range(n_rows)``, each of at most ``elements // n_cols`` rows (at
+    least one): the blocks in which a dense temporary of n_cols columns is formed."""
+    step = max(1, elements // max(n_cols, 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
 
 
 class NumpyBackend:

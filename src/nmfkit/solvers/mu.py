@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from numbers import Number
 
+from ..backends import row_blocks
 from ._base import Solver, register_solver
 
 __all__ = ["MultiplicativeUpdate", "gamma_exponent"]
-
-_BLOCK_ELEMENTS = 1 << 22
 
 
 def gamma_exponent(beta: float) -> float:
@@ -92,22 +91,20 @@ class MultiplicativeUpdate(Solver):
         n, m = W.shape[0], H.shape[1]
         if side == "W":
             out = nx.empty_like(W)
-            step = max(1, _BLOCK_ELEMENTS // max(m, 1))
-            for s in range(0, n, step):
-                WHb = W[s : s + step] @ H
+            for rows in row_blocks(n, m):
+                WHb = W[rows] @ H
                 if beta < 1:
                     nx.clip_min(WHb, eps, out=WHb)
                 WHb **= beta - 1
-                out[s : s + step] = WHb @ H.T
+                out[rows] = WHb @ H.T
             return out
         out = nx.empty_like(H)
-        step = max(1, _BLOCK_ELEMENTS // max(n, 1))
-        for s in range(0, m, step):
-            WHb = W @ H[:, s : s + step]
+        for cols in row_blocks(m, n):
+            WHb = W @ H[:, cols]
             if beta < 1:
                 nx.clip_min(WHb, eps, out=WHb)
             WHb **= beta - 1
-            out[:, s : s + step] = W.T @ WHb
+            out[:, cols] = W.T @ WHb
         return out
 
     # ------------------------------------------------------------- updates
