@@ -134,18 +134,9 @@ class MultiplicativeUpdate(Solver):
                 denominator = WH @ H.T
         numerator, denominator = self.add_penalties(numerator, denominator, W.T, p.penalties_W, True)
         nx.fill_where(denominator, denominator == 0, p.eps)
-        numerator /= denominator
-        if self.gamma != 1:
-            numerator **= self.gamma
-        # frozen components keep their W columns bit-identical (the MU majoriser is separable,
-        # so updating only the free entries is still monotone)
         frozen = list(p.frozen_W)
-        kept = nx.copy(W[:, frozen]) if frozen else None
-        W *= numerator
-        if beta < 1:
-            nx.fill_where(W, W < self._zero_floor, 0.0)
-        if frozen:
-            W[:, frozen] = kept
+        self._multiply(W, numerator, denominator, (slice(None), frozen) if frozen else None,
+                       beta < 1)
         if p.update_H:
             self._XHt = self._HHt = self._H_sum = None
 
@@ -177,20 +168,27 @@ class MultiplicativeUpdate(Solver):
         return numerator, denominator, WtX, WtW
 
     def _update_H(self):
-        p, nx, beta = self.p, self.p.nx, self.p.beta
-        H = p.H
-        numerator, denominator, WtX, WtW = self.h_terms(p.W, H)
+        p = self.p
+        numerator, denominator, WtX, WtW = self.h_terms(p.W, p.H)
+        frozen = list(p.frozen_H)
+        self._multiply(p.H, numerator, denominator, frozen or None, p.beta <= 1)
+        return WtX, WtW
+
+    def _multiply(self, F, numerator, denominator, frozen, floor: bool):
+        """F ← F·(numerator / denominator)^γ in place (the numerator is overwritten); entries
+        below the zero floor set to 0 when ``floor`` (β < 1 for W, β ≤ 1 for H, as
+        scikit-learn); the components at index ``frozen`` of F kept bit-identical (the MU
+        majoriser is separable, so updating only the free entries is still monotone)."""
+        nx = self.p.nx
         numerator /= denominator
         if self.gamma != 1:
             numerator **= self.gamma
-        frozen = list(p.frozen_H)  # frozen components: their H rows stay bit-identical
-        kept = nx.copy(H[frozen]) if frozen else None
-        H *= numerator
-        if beta <= 1:
-            nx.fill_where(H, H < self._zero_floor, 0.0)
-        if frozen:
-            H[frozen] = kept
-        return WtX, WtW
+        kept = nx.copy(F[frozen]) if frozen is not None else None
+        F *= numerator
+        if floor:
+            nx.fill_where(F, F < self._zero_floor, 0.0)
+        if frozen is not None:
+            F[frozen] = kept
 
     @staticmethod
     def add_penalties(numerator, denominator, F, penalties, transposed: bool):
