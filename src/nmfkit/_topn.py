@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .backends import row_blocks
+
 __all__ = ["popularity_scores", "precision_at_n", "top_n"]
 
 # scores of at most this many (user, item) pairs are held at once (32 MB of float64)
@@ -79,10 +81,9 @@ def top_n(score_rows, users, n: int, *, n_users: int, n_items: int, seen=None,
             raise ValueError(f"min_count must be None or an int >= 0, got {min_count!r}.")
         allowed &= np.asarray(item_count) >= min_count
     seen = None if seen is None else sp.csr_matrix(seen)
-    block = max(1, _BLOCK_ENTRIES // max(n_items, 1))
     items_out, scores_out = [], []
-    for s in range(0, users.size, block):
-        rows = users[s:s + block]
+    for block in row_blocks(users.size, n_items, _BLOCK_ENTRIES):
+        rows = users[block]
         S = np.array(score_rows(rows), dtype=np.float64, copy=True)
         ok = np.broadcast_to(allowed, S.shape).copy()
         ok &= np.isfinite(S)
