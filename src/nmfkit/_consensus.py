@@ -157,13 +157,9 @@ def connectivity_matrix(labels) -> np.ndarray:
     """C[i, j] = 1 when items i and j share a cluster label, else 0; shape (n, n).
 
     A label of −1 (an item with all-zero coefficients) joins no cluster: its row is zero except
-    the diagonal, which is always 1.
+    the diagonal, which is always 1. The consensus matrix of one run.
     """
-    labels = np.asarray(labels).ravel()
-    C = (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0)
-    C = C.astype(np.float64)
-    np.fill_diagonal(C, 1.0)
-    return C
+    return consensus_matrix([np.asarray(labels).ravel()])
 
 
 def consensus_matrix(runs, *, of: str = "samples") -> np.ndarray:
