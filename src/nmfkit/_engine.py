@@ -110,25 +110,25 @@ def given_factors(est, nx, X, W, H, update_H: bool, scale: UnitScale, multiplica
     return W, H
 
 
-def start(est, X, W, H, update_H: bool, scale: UnitScale = UnitScale()):
-    """The start of a fit of numpy/scipy X (also MiniBatchNMF's): the custom or fixed factors
-    (:func:`given_factors`) or the estimator's ``init``."""
-    nx = get_backend(X)
+def start(est, X, W, H, update_H: bool, scale: UnitScale = UnitScale(), nx=None,
+          sample_major: bool = False):
+    """The start of a fit (also MiniBatchNMF's): the custom or fixed factors
+    (:func:`given_factors`; W flat and positive for a fixed H when the solver, or a robust
+    fit's first steps, are multiplicative) or the estimator's ``init`` (random, NNDSVD
+    family) for X on its backend ``nx`` (None: X's own), H F-ordered when ``sample_major``.
+    The default fit (``init=None``, ``solver="auto"``) takes the cheaper SVD of
+    :func:`nmfkit.init.initialize`; a solver named as in scikit-learn starts exactly where
+    scikit-learn starts."""
+    nx = nx or get_backend(X)
     if est.init == "custom" or not update_H:
         solver = getattr(est, "_solver", None) or est.solver
-        multiplicative = getattr(SOLVERS.get(solver), "multiplicative", False)
+        multiplicative = (getattr(SOLVERS.get(solver), "multiplicative", False)
+                          or _robust_fit.multiplicative(est))
         return given_factors(est, nx, X, W, H, update_H, scale, multiplicative)
-    return _initialised(est, nx, X, W, H, False)
-
-
-def _initialised(est, nx, X, W, H, k_hint_sample_major: bool):
-    """The start of ``init`` (random, NNDSVD family) for X on its backend. The default fit
-    (``init=None``, ``solver="auto"``) takes the cheaper SVD of :func:`nmfkit.init.initialize`;
-    a solver named as in scikit-learn starts exactly where scikit-learn starts."""
     k = rank_without_custom_start(est, W, H, X.shape[1])
     cheap = est.init is None and getattr(est, "solver", None) == "auto"
     return initial_factors(nx, X, k, est.init, est.random_state,
-                           h_order="F" if k_hint_sample_major else "C",
+                           h_order="F" if sample_major else "C",
                            power_iterations=None if cheap else "auto")
 
 
@@ -186,12 +186,7 @@ def fit(est, X, W=None, H=None, update_H: bool = True, weights=None):
     # of degree 1 in X, the others of degree 2)
     scale = UnitScale.of(nx.max(X), 1.0 if robust == "l21" else beta)
     X = scale.data(X, nx)
-    if est.init == "custom" or not update_H:
-        multiplicative = getattr(SOLVERS.get(est._solver), "multiplicative", False) or (
-            _robust_fit.multiplicative(est))
-        W, H = given_factors(est, nx, X, W, H, update_H, scale, multiplicative)
-    else:
-        W, H = _initialised(est, nx, X, W, H, _sample_major(est, nx, X))
+    W, H = start(est, X, W, H, update_H, scale, nx, _sample_major(est, nx, X))
 
     ext = _extensions.prepare(est, X, W, H, update_H, scale=scale)
     penalties = [*sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, n, m),
