@@ -43,11 +43,11 @@ def resolve_masked_solver(name: str, beta: float, penalties=(), backend: str = "
     cls = SOLVERS.get(name)
     if cls is not None and not getattr(cls, "masks", False):
         variants = [n for n, c in sorted(SOLVERS.items())
-                    if getattr(c, "masks", False) and name in getattr(c, "masked_for", ())]
+                    if c.masks and name in c.masked_for]
         fitting = [n for n in variants if SOLVERS[n].supports_beta(beta)]
         if variants and not fitting:
             ok = sorted(n for n, c in SOLVERS.items()
-                        if getattr(c, "masks", False) and c.supports_beta(beta))
+                        if c.masks and c.supports_beta(beta))
             raise ValueError(
                 f"solver {name!r} with a mask or missing values runs {variants}, which do not "
                 f"handle beta_loss={beta!r}; masked solvers that do: {ok} (e.g. solver='mu')."
@@ -118,7 +118,6 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
     ``nx``: the backend (None: numpy); on torch, ``obs`` is a ``TorchObserved`` and W, H come
     back as tensors on its device.
     """
-    import contextlib
     import dataclasses
 
     from sklearn.utils import check_random_state
@@ -185,7 +184,7 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
     if est.frozen_components is not None and update_H:
         if not cls.supports_frozen:
             ok = sorted(n for n, c in SOLVERS.items()
-                        if getattr(c, "masks", False) and c.supports_frozen
+                        if c.masks and c.supports_frozen
                         and c.supports_beta(beta))
             raise ValueError(
                 f"solver {est.solver!r} with a mask or missing values runs {cls.name!r}, which "
@@ -206,7 +205,7 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
         frozen_H=frozen_H,
     )
     problem.options.pop("allow_tf32", None)  # read by the torch backend
-    with nx.compute_context() if on_torch else contextlib.nullcontext():
+    with nx.compute_context():
         result = _fit.run(
             cls(problem), tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
             callback=est.callback, verbose=est.verbose,
