@@ -139,6 +139,36 @@ def test_pilot_reads_its_scale_from_its_last_residuals(every, masked, monkeypatc
     assert np.isfinite(W).all() and np.isfinite(H).all() and W.min() >= 0 and H.min() >= 0
 
 
+@pytest.mark.parametrize("every, stop", [(1, 10), (2, 10), (3, 12)])
+@pytest.mark.parametrize("rate, settles", [(0.0036, True), (0.005, False)])
+def test_pilot_settles_at_the_same_rate_whatever_the_rescaling(every, stop, rate, settles,
+                                                               monkeypatch):
+    # σ̂ falling by `rate` an iteration: 1.8 % per 5 iterations settles (the rule: less than
+    # 2 % per 5), 2.5 % does not, whether σ̂ is estimated at every iteration or at every
+    # second or third one (compared with the estimate 6 iterations back, 2.4 % per 6; a held
+    # σ̂ five iterations back would be six iterations old, 2.14 %, and not settle)
+    from nmfkit.backends import get_backend
+    from nmfkit.solvers import robust_mm
+
+    Xc, _, _ = _corrupted()
+    rng = np.random.default_rng(4)
+    W0, H0 = rng.random((Xc.shape[0], 3)) + 0.1, rng.random((3, Xc.shape[1])) + 0.1
+    its = []
+
+    def scale(*args, **kw):  # σ̂ before iteration `it`, estimated at it = 0, every, 2·every…
+        its.append(len(its) * every)
+        return (1.0 - rate) ** its[-1]
+
+    monkeypatch.setattr(robust_mm, "estimate_scale_at", scale)
+    monkeypatch.setattr(robust_mm, "estimate_scale", scale)
+    robust_mm.pilot_scale(get_backend(Xc), "huber", Xc, W0, H0, max_iter=30,
+                          rescale_every=every)
+    if settles:
+        assert its[-1] == stop
+    else:  # all 30 iterations, the last σ̂ estimated at the end
+        assert len(its) == len(set(range(0, 30, every)) | {30})
+
+
 def test_l21_recovers_the_parts_when_whole_samples_are_outliers():
     rng = np.random.default_rng(1)
     W0, H0 = rng.random((100, 3)), rng.random((3, 40))
