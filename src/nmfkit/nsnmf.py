@@ -32,23 +32,18 @@ __all__ = ["smoothing_matrix", "smoothing_matrix_like", "smoothed_solver"]
 
 def smoothing_matrix(k: int, theta: float, dtype=np.float64) -> np.ndarray:
     """S = (1 − θ) I + (θ/k) 11ᵀ, shape (k, k)."""
-    if not 0.0 <= theta <= 1.0:
-        raise ValueError(f"smoothness (theta) must lie in [0, 1], got {theta!r}.")
-    S = np.full((k, k), theta / k, dtype=dtype)
-    S[np.diag_indices(k)] += 1.0 - theta
-    return S
+    return smoothing_matrix_like(np.empty((k, 0), dtype=dtype), theta)
 
 
 def smoothing_matrix_like(F, theta: float):
-    """S for the rank of F (k, N) in F's framework, device and dtype (numpy or torch)."""
+    """S for the rank of F (k, N) in F's framework, device and dtype (numpy or torch): θ/k,
+    and θ/k + (1 − θ) on the diagonal, each rounded once to F's dtype on every backend."""
     from .backends import get_backend
 
-    nx = get_backend(F)
-    if nx.name == "numpy":
-        return smoothing_matrix(F.shape[0], theta, dtype=F.dtype)
-    # built in the same numpy dtype as on the numpy backend, so S is bit-identical
-    S = smoothing_matrix(F.shape[0], theta, dtype=np.dtype(str(F.dtype).replace("torch.", "")))
-    return nx.asarray(S).to(F.device)
+    if not 0.0 <= theta <= 1.0:
+        raise ValueError(f"smoothness (theta) must lie in [0, 1], got {theta!r}.")
+    k = F.shape[0]
+    return get_backend(F).eye(k, F) * (1.0 - theta) + theta / k
 
 
 def smoothed_solver(inner: type[Solver], theta: float) -> type[Solver]:
