@@ -2,7 +2,7 @@
 
 The same formulas and conventions as :mod:`nmfkit.losses` (which dispatches here for torch
 tensors): sums are accumulated in float64 on the device, WH is formed in row blocks of at
-most ``_BLOCK_ELEMENTS`` entries for a dense X, and only at X's stored entries (a sampled
+most ``BLOCK_ELEMENTS`` entries (``backends._numpy.row_blocks``) for a dense X, and only at X's stored entries (a sampled
 product) for a sparse X. Only the final scalar crosses to the host.
 """
 
@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from ._numpy import row_blocks
+
 __all__ = ["beta_divergence_torch"]
-
-_BLOCK_ELEMENTS = 1 << 22
-
-
-def _row_blocks(n_rows: int, n_cols: int):
-    step = max(1, _BLOCK_ELEMENTS // max(n_cols, 1))
-    for start in range(0, n_rows, step):
-        yield slice(start, min(start + step, n_rows))
 
 
 def _terms(Xd, WHd, beta: float, floor: float):
@@ -57,7 +51,7 @@ def beta_divergence_torch(nx, X, W, H, beta: float, *, on_device: bool = False):
             res = torch.clamp(0.5 * (torch.dot(v, v) - 2.0 * cross + gram), min=0.0)
         else:
             res = zero
-            for rows in _row_blocks(n, m):
+            for rows in row_blocks(n, m):
                 R = X[rows].double() - W64[rows] @ H64
                 res = res + torch.sum(R * R)
             res = 0.5 * res
@@ -75,14 +69,14 @@ def beta_divergence_torch(nx, X, W, H, beta: float, *, on_device: bool = False):
             elif beta == 0.0:
                 res = res - n * m
             else:
-                for rows in _row_blocks(n, m):
+                for rows in row_blocks(n, m):
                     WH = W64[rows] @ H64
                     if beta < 0:
                         WH = torch.maximum(WH, floor)
                     res = res + torch.sum(WH**beta) * pow_scale
         else:
             res = zero
-            for rows in _row_blocks(n, m):
+            for rows in row_blocks(n, m):
                 WH = W64[rows] @ H64
                 Xb = X[rows]
                 res = res + _terms(Xb.reshape(-1), WH.reshape(-1), beta, floor)
