@@ -140,7 +140,9 @@ def pilot_scale(nx, kind, X, W, H, M=None, max_iter: int = 30, settle: float = 0
     0.0055 against 0.0051, and on its (b) Cauchy's Amari distance 0.048 / 0.187 / 0.322
     against 0.050 / 0.186 / 0.358 (a = 1, 2, 5). On (a)'s data (seed 0) σ̂ does not settle
     within 30 iterations (1.93 at the start, 0.23 after 10, 0.19 after 30; 0.16 after 50,
-    0.09 after 100), so the settling rule alone does not shorten the pilot there.
+    0.09 after 100), so the settling rule alone does not shorten the pilot there. On the ORL
+    faces it settles after 20 iterations either way (0.86 s against 0.88 s, the estimates
+    read 2¹⁸ residuals at about 2.7 ms each).
     """
     Wt, Hc = nx.ascontiguous(nx.copy(W.T)), nx.copy(H)
     eps = nx.eps(nx.dtype_of(X))
