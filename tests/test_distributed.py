@@ -67,6 +67,9 @@ def test_random_init_and_stopping_rule_and_lazy_W(client):
         fit_dask(da.from_array(-X, chunks=(80, 24)), 3, client=client)
     with pytest.raises(TypeError, match="must be a 2-D dask.array"):
         fit_dask(X, 3, client=client)
+    for bad in (0, -2):  # refused as the out-of-core fit refuses it, before any work
+        with pytest.raises(ValueError, match=r"sweeps must be an integer >= 1"):
+            fit_dask(da.from_array(X, chunks=(80, 24)), 3, client=client, sweeps=bad)
 
 
 def test_worker_killed_mid_fit_gives_the_same_result():

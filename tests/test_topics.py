@@ -328,3 +328,17 @@ def test_report_of_a_saved_text_model_shows_its_words(tmp_path, fortune_file):
     for comp in summary["top_features"]["components"]:
         for word in comp["features"]:
             assert f">{word}<" in table
+
+
+@pytest.mark.parametrize("suffix, module", [(".gz", "gzip"), (".bz2", "bz2"), (".xz", "lzma")])
+def test_compressed_documents_are_read_and_a_damaged_one_is_named(tmp_path, suffix, module):
+    import importlib
+
+    comp = importlib.import_module(module)
+    f = tmp_path / f"docs.txt{suffix}"
+    f.write_bytes(comp.compress("apple banana\ncherry date\n".encode()))
+    assert read_documents(f)[0] == ["apple banana", "cherry date"]
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"docs\.txt"):
+        read_documents(f)
