@@ -48,7 +48,8 @@ from ._minibatch_steps import (
     validate_X,
 )
 from ._minibatch_loop import run_batches
-from ._validation import check_zeros_for_beta
+from ._unit_scale import UnitScale
+from ._validation import MAX_ABS_VALUE, check_zeros_for_beta
 from .losses import beta_divergence
 from .masked import weighted_divergence
 from .model_io import savable
@@ -57,6 +58,28 @@ from .solvers.mu import gamma_exponent
 __all__ = ["MiniBatchNMF"]
 
 @savable
+def _at_scale(scale, X, obs, nx):
+    """X and its observed entries divided by the fit's scale (themselves at scale 1)."""
+    if not scale.active:
+        return X, obs
+    if obs is not None:
+        obs = dataclasses.replace(obs, values=scale.values(obs.values))
+    return scale.data(X, nx), obs
+
+
+def _check_batch_scale(scale, X, obs, nx) -> None:
+    """Refuse a batch that the scale fixed by the first batch cannot hold."""
+    top = (float(obs.values.max()) if obs.nnz else 0.0) if obs is not None else nx.max(X)
+    ratio = top / scale.s
+    if ratio > MAX_ABS_VALUE:
+        raise ValueError(
+            f"this batch's largest value {top:.3g} is {ratio:.3g} at the scale fixed by the "
+            "first partial_fit call, where the objective overflows float64: every batch is "
+            "fitted at that scale, so batches must be of comparable magnitude; divide them "
+            "all by one common constant."
+        )
+
+
 class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                    BaseEstimator):
     r"""Mini-batch (online) NMF: X ≈ WH with W, H ≥ 0, learned from batches of rows.
@@ -230,10 +253,9 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         X, host, nx = place(self, X, self.batch_size)
         # data of extreme magnitude is fitted at unit scale (nmfkit._unit_scale)
         scale = unit_scale(self, X, obs, nx)
-        X = scale.data(X, nx)
-        if obs is not None and scale.active:
-            obs = dataclasses.replace(obs, values=scale.values(obs.values))
+        X, obs = _at_scale(scale, X, obs, nx)
         W, H = scale.factor_in(W), scale.factor_in(H)
+        self._scale = scale  # a later partial_fit continues at this scale
         with nx.compute_context():
             W, H, n_iter, n_steps = self._fit_transform(X, W=W, H=H, obs=obs)
             if obs is None:
@@ -274,15 +296,24 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             self._validate_params()
         X, obs = validate_X(self, X, mask, reset=not has_components)
         X, host, nx = place(self, X)
+        # every batch is fitted at the scale of the first (or of fit's data): the
+        # accumulated statistics stay comparable, and data of extreme magnitude is fitted at
+        # unit scale as fit does (an absolute floor would otherwise decide the fit)
+        if not has_components:
+            scale = self._scale = unit_scale(self, X, obs, nx)
+        else:
+            scale = getattr(self, "_scale", None) or UnitScale()
+            _check_batch_scale(scale, X, obs, nx)
+        X, obs = _at_scale(scale, X, obs, nx)
         with nx.compute_context():
             if not has_components:
                 self._check_params(X)
-                _, H = init_factors(self, X, W, H, obs)
+                _, H = init_factors(self, X, scale.factor_in(W), scale.factor_in(H), obs)
                 self._frozen = self._apply_frozen(H)
                 self._init_accumulators(H)
                 self.n_steps_ = 0
             else:  # the state follows this call's backend (a k × n_features copy at most)
-                H = nx.adopt(self.components_, X)
+                H = scale.factor_in(nx.adopt(self.components_, X))
                 self._components_numerator = nx.adopt(self._components_numerator, X)
                 self._components_denominator = nx.adopt(self._components_denominator, X)
                 if obs is None:
@@ -291,6 +322,7 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
                     check_zeros_for_beta(obs.values[None, :], self._beta_loss)
             self._need_cost = False  # partial_fit has no stopping rule
             self._minibatch_step(X, None, H, update_H=True, obs=obs)
+        H = scale.factor_out(H)
         self.n_components_ = H.shape[0]
         self.components_ = nx.to_numpy(H) if host else H
         self.n_steps_ += 1
