@@ -41,20 +41,13 @@ from .solvers._auto import auto_options, resolve_solver
 __all__ = ["fit", "fit_transform_observed", "given_factors", "start", "transform_observed"]
 
 
-def _check_values(est, nx, X) -> None:
-    """The checks of X's values that validation left: sign and location of a negative entry
-    (host data; a tensor's sign was checked on its device), zeros with β ≤ 0, magnitude."""
-    whom = f"{type(est).__name__} (input X)"
-    if not is_tensor(X):
-        nx = get_backend(X)  # host data is checked on the host, before it moves
-        check_non_negative(X, whom)
-        check_zeros_for_beta(X, est._beta_loss)
-    elif est._beta_loss <= 0 and nx.min(X) <= 0:
-        raise ValueError(
-            "When beta_loss <= 0 and X contains zeros, the solver may diverge. "
-            "Please add small values to X, or use a positive beta_loss."
-        )
-    check_largest_value(nx.max(X))
+def _check_values(est, X) -> None:
+    """The checks of X's values: sign and location of a negative entry, zeros with β ≤ 0,
+    magnitude, read where X lives (host data on the host, before it moves; a tensor on its
+    device, where validation has already read its sign)."""
+    check_non_negative(X, f"{type(est).__name__} (input X)")
+    check_zeros_for_beta(X, est._beta_loss)
+    check_largest_value(get_backend(X).max(X))
 
 
 def _resolve(est, X, nx, penalties) -> None:
@@ -82,16 +75,16 @@ def given_factors(est, nx, X, W, H, update_H: bool, scale: UnitScale, multiplica
     dtype = nx.dtype_of(X)
 
     def own(F, shape, which):
-        host = nx.to_numpy(F) if is_tensor(F) else F
-        host = check_init_factor(host, shape, f"{whom} (input {which})")
+        given = get_backend(F)  # F's own framework (None is refused just below)
+        host = check_init_factor(None if F is None else given.to_numpy(F), shape,
+                                 f"{whom} (input {which})")
         if est._n_components == "auto":
             est._n_components = host.shape[0] if which == "H" else host.shape[1]
         strict = is_tensor(F) or not is_tensor(X)  # numpy W/H follow a tensor X
         if strict and np.dtype(host.dtype) != np.dtype(str(dtype).replace("torch.", "")):
-            cast = ".to(X.dtype)" if is_tensor(F) else ".astype(X.dtype)"
             raise TypeError(
                 f"{which} should have the same dtype as X. Got {which}.dtype = {host.dtype}; "
-                f"X.dtype = {dtype}. Cast it with {cast}."
+                f"X.dtype = {dtype}. Cast it with {given.cast_hint}."
             )
         return scale.factor_in(nx.asarray(np.array(host, copy=True), dtype=dtype))
 
@@ -166,7 +159,7 @@ def fit(est, X, W=None, H=None, update_H: bool = True, weights=None):
     _extensions.check_backend(est, nx.name)  # Hoyer sparseness (nmfsc) is numpy-only
     options = dict(est.solver_options or {})
     nx = nx.configured(options)  # reads (and removes) the backend's own options
-    _check_values(est, nx, X)
+    _check_values(est, X)
     beta = est._beta_loss
     n, m = X.shape
     known = sklearn_penalties(est.alpha_W, est.alpha_H, est.l1_ratio, n, m)
@@ -228,8 +221,7 @@ def fit(est, X, W=None, H=None, update_H: bool = True, weights=None):
                                     **fit_kwargs)
         objectives = [result.objective]
     if robust is not None and update_H:  # what the fit down-weighted, at unit scale
-        _robust_fit.record_scores(est, nx, X, result.W, result.H, scale, weights,
-                                  host_input or nx.host_arrays)
+        _robust_fit.record_scores(est, nx, X, result.W, result.H, scale, weights, host_input)
     scale.result_out(result)
     if update_H:
         est.init_objectives_ = np.array([scale.objective_out(f) for f in objectives])

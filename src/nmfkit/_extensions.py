@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from .graph import GRAPH_WEIGHTS, knn_affinity
 from .nsnmf import smoothing_matrix_like
-from .backends import get_backend, is_tensor
+from .backends import get_backend
 from .penalties import Graph, Penalty
 
 __all__ = ["prepare", "finish"]
@@ -107,12 +107,7 @@ def apply_frozen(F, H, scale=None) -> tuple:
     F = check_frozen(F, H)
     if scale is not None:
         F = scale.factor_in(F)
-    if is_tensor(H):
-        import torch
-
-        H[: F.shape[0]] = torch.as_tensor(F, device=H.device).to(H.dtype)
-    else:
-        H[: F.shape[0]] = F.astype(H.dtype, copy=False)
+    H[: F.shape[0]] = get_backend(H).to_like(F, H)
     return tuple(range(F.shape[0]))
 
 

@@ -128,8 +128,8 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
     from .penalties import sklearn_penalties
     from .solvers import SOLVERS, Problem
 
+    nx = nx or get_backend(X)
     beta = est._beta_loss
-    on_torch = nx is not None and not nx.host_arrays
     if beta <= 0 and obs.nnz and float(obs.values.min()) <= 0:
         raise ValueError(
             "When beta_loss <= 0 and the observed entries contain zeros, the solver may "
@@ -145,41 +145,32 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
     extra = _extensions.user_and_graph_penalties(est, X, update_H)
     penalties = [*penalties, *extra]
     try:
-        cls = resolve_masked_solver(est.solver, beta, penalties,
-                                    backend="torch" if on_torch else "numpy")
+        cls = resolve_masked_solver(est.solver, beta, penalties, backend=nx.name)
     except ValueError:
-        if not on_torch:
-            raise
         cls = resolve_masked_solver(est.solver, beta, penalties)  # explained just below
-    if on_torch and "torch" not in cls.backends:
+    if nx.name not in cls.backends:  # the registry's list of the backends a solver runs on
         raise ValueError(
             f"solver {est.solver!r} with a mask or missing values runs {cls.name!r}, which has "
-            "no torch backend; on torch use solver='mu' (masked multiplicative updates, every "
-            "beta_loss), or fit numpy input with backend='numpy'."
+            f"no {nx.name} backend; on {nx.name} use solver='mu' (masked multiplicative "
+            "updates, every beta_loss), or fit numpy input with backend='numpy'."
         )
     if est.init == "custom" or not update_H:
         from ._engine import given_factors
 
-        fnx = nx if on_torch else get_backend(X)
-        W, H = given_factors(est, fnx, X, W, H, update_H, scale, False)
+        W, H = given_factors(est, nx, X, W, H, update_H, scale, False)
         if not update_H:
             # a multiplicative update cannot leave zero: start from a flat positive W
             mean = float(obs.values.sum()) / obs.nnz if obs.nnz else 1.0
             fill = math.sqrt((mean if mean > 0 else 1.0) / H.shape[0]) if cls.multiplicative else 0.0
-            W = fnx.full(tuple(W.shape), fill, fnx.dtype_of(H))
+            W = nx.full(tuple(W.shape), fill, nx.dtype_of(H))
     else:
         k = rank_without_custom_start(est, W, H, obs.shape[1])
-        if on_torch:  # the start is drawn on the host from the observed entries (O(nnz))
-            import torch
-
-            rows, cols, vals, wts = obs.host_coo()
-            host = Observed.from_coo(rows, cols, vals, wts, tuple(obs.shape), vals.dtype)
-            W, H = initialize_masked(host, k, est.init, est.random_state)
-            dev, dt = obs.values.device, obs.values.dtype
-            W = torch.as_tensor(W, dtype=dt, device=dev)
-            H = torch.as_tensor(H, dtype=dt, device=dev)
-        else:
-            W, H = initialize_masked(obs, k, est.init, est.random_state)
+        # the start is drawn on the host from the observed entries (a device's read back,
+        # O(nnz)), then placed where the fit runs
+        W, H = initialize_masked(nx.observed_on_host(obs, Observed.from_coo), k, est.init,
+                                 est.random_state)
+        dt = nx.dtype_of(obs.values)
+        W, H = nx.asarray(W, dtype=dt), nx.asarray(H, dtype=dt)
     frozen_H = ()
     if est.frozen_components is not None and update_H:
         if not cls.supports_frozen:
@@ -194,7 +185,6 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
     penalties = scale.penalties(penalties)
     pen_W = [p for p in penalties if p.factor == "W"]
     pen_H = [p for p in penalties if p.factor == "H"]
-    nx = nx if on_torch else get_backend(W)
     Xo = obs.csr()
     problem = Problem(
         X=Xo, Xt=None, W=W, H=H, beta=beta, nx=nx,
@@ -210,9 +200,9 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
             cls(problem), tol=est.tol, max_iter=est.max_iter, max_time=est.max_time,
             callback=est.callback, verbose=est.verbose,
         )
-    from .solvers.masked_mu import weighted_divergence_nx
+    from .masked import weighted_divergence
 
-    div = weighted_divergence_nx(nx, obs, result.W, result.H, beta)  # at unit scale
+    div = nx.observed_divergence(obs, result.W, result.H, beta, host=weighted_divergence)
     error = scale.error_out(math.sqrt(2.0 * max(float(div), 0.0)))
     scale.result_out(result)
     _fit.record_fit(est, result)
@@ -237,14 +227,9 @@ def _entry(est, X, mask, reset: bool):
     from .backends import get_backend
 
     nx = get_backend(X, mask, backend=est.backend, device=est.device)
-    if not nx.host_arrays:
-        from .backends._torch_masked import prepare_masked
-
-        return prepare_masked(est, nx, X, mask, reset=reset, validate_host=_validate_masked,
-                              host_observed=observed_entries, check_no_nan=check_no_nan,
-                              check_missing=check_missing_values)
-    X = _validate_masked(est, X, reset=reset)
-    return X, observed_entries(X, mask=mask, missing_values=est.missing_values), nx, False
+    return nx.prepare_masked(est, X, mask, reset=reset, validate_host=_validate_masked,
+                             host_observed=observed_entries, check_no_nan=check_no_nan,
+                             check_missing=check_missing_values)
 
 
 def _check_observed_non_negative(est, obs: Observed) -> None:

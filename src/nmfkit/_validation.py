@@ -132,22 +132,21 @@ def validate_input(est, X, *, reset: bool, estimator_checks: bool = True):
     (``backends._torch_io.validate_tensor``), numpy / scipy.sparse X by scikit-learn's
     ``validate_data`` (feature count and names recorded or checked per ``reset``), or by
     ``check_array`` alone with ``estimator_checks=False`` (the function API)."""
-    from .backends import is_tensor
+    from .backends import get_backend
 
-    if is_tensor(X):
-        from .backends._torch_io import validate_tensor
-
-        return validate_tensor(est, X, reset=reset)
-    dtypes = [np.float64, np.float32]
-    if not estimator_checks:
-        return check_array(X, accept_sparse=("csr", "csc"), dtype=dtypes)
-    from sklearn.utils.validation import validate_data
-
-    return validate_data(est, X, accept_sparse=("csr", "csc"), dtype=dtypes, reset=reset)
+    return get_backend(X).validate_input(est, X, reset=reset, estimator_checks=estimator_checks)
 
 
 def check_non_negative(X, whom: str) -> None:
-    """Raise ValueError naming the first negative entry of X (dense or sparse)."""
+    """Raise ValueError naming the first negative entry of X (dense or sparse, on any
+    backend: the sign is read where X lives, and only a refusal reads X on the host to
+    name the entry)."""
+    from .backends import get_backend
+
+    nx = get_backend(X)
+    if nx.min(X) >= 0:  # implicit zeros of a sparse X included; an empty X has none
+        return
+    X = nx.to_numpy(X)
     if sp.issparse(X):
         Xc = sp.coo_matrix(X)
         if Xc.nnz == 0 or Xc.data.min() >= 0:
@@ -195,13 +194,13 @@ def check_init_factor(A, shape, whom: str):
 
 
 def check_zeros_for_beta(X, beta: float) -> None:
-    """β ≤ 0 divides by X: zeros make the updates diverge."""
+    """β ≤ 0 divides by X: zeros make the updates diverge. X ≥ 0 (its sign is checked
+    first), on any backend: a zero is its minimum, implicit zeros of a sparse X included."""
     if beta > 0:
         return
-    has_zero = (X.nnz < X.shape[0] * X.shape[1] or (X.data == 0).any()) if sp.issparse(X) else (
-        X.size and X.min() == 0
-    )
-    if has_zero:
+    from .backends import get_backend
+
+    if get_backend(X).min(X) <= 0:
         raise ValueError(
             "When beta_loss <= 0 and X contains zeros, the solver may diverge. "
             "Please add small values to X, or use a positive beta_loss."

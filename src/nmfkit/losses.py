@@ -84,17 +84,10 @@ def beta_divergence(X, W, H, beta, square_root: bool = False, nx=None) -> float:
     """
     beta = beta_loss_to_float(beta)
     nx = nx or get_backend(X, W, H)
-    if not nx.host_arrays:
-        # a device backend (torch) computes on the device: no host copy of X
-        res = max(nx.beta_divergence(X, W, H, beta), 0.0)  # rounding of an exact fit: 0
-        return math.sqrt(2.0 * res) if square_root else res
-    W, H, X = nx.to_numpy(W), nx.to_numpy(H), nx.to_numpy(X)  # numpy: the arrays as they are
-    res = max(_beta_divergence_numpy(X, np.asarray(W), np.asarray(H), beta), 0.0)
-    if not math.isfinite(res):  # pragma: no cover - guarded by floors above
-        res = float(np.finfo(np.float64).max)
-    if square_root:
-        return math.sqrt(2.0 * max(res, 0.0))
-    return res
+    # numpy: the formulas below on the host; a device backend (torch) computes on the device,
+    # with no host copy of X. Rounding of an exact fit: 0
+    res = max(nx.beta_divergence(X, W, H, beta, host=_beta_divergence_numpy), 0.0)
+    return math.sqrt(2.0 * res) if square_root else res
 
 
 def _beta_divergence_numpy(X, W, H, beta: float) -> float:

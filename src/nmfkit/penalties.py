@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import is_tensor
+from .backends import get_backend
 
 __all__ = ["Penalty", "L1", "L2", "Graph", "sklearn_penalties", "split_hals", "has_hals_form"]
 
@@ -186,41 +186,26 @@ class Graph(Penalty):
     def _A_d(self, F):
         """(A, degrees) in F's framework, device and dtype, cached, so float32 stays float32
         and a torch factor gets a torch sparse CSR affinity on its own device (moved once)."""
-        if is_tensor(F):
-            key = ("torch", str(F.device), F.dtype)
-            if key not in self._cache:
-                from .backends._torch import TorchBackend
-
-                nx = TorchBackend(device=F.device)
-                self._cache[key] = (nx.asarray(self.affinity, dtype=F.dtype),
-                                    nx.asarray(self._deg, dtype=F.dtype))
-            return self._cache[key]
-        dtype = np.dtype(F.dtype)
-        if dtype not in self._cache:
-            self._cache[dtype] = (self.affinity.astype(dtype), self._deg.astype(dtype))
-        return self._cache[dtype]
+        key = (str(F.dtype), str(getattr(F, "device", None)))  # numpy's and torch's dtypes differ
+        if key not in self._cache:
+            nx = get_backend(F)
+            self._cache[key] = (nx.to_like(self.affinity, F), nx.to_like(self._deg, F))
+        return self._cache[key]
 
     def _AF(self, F):
-        """A Fᵀ transposed back: (k, N)."""
+        """A Fᵀ transposed back: (k, N), C-ordered (CSR @ a contiguous dense: CUDA too)."""
         A, _ = self._A_d(F)
-        if is_tensor(F):
-            return (A @ F.T.contiguous()).T.contiguous()  # CSR @ strided dense (CUDA too)
-        return np.ascontiguousarray((A @ F.T).T)
+        nx = get_backend(F)
+        return nx.ascontiguous(nx.matmul(A, nx.ascontiguous(F.T)).T)
 
     def value(self, F) -> float:
         if not self.active:
             return 0.0
-        if is_tensor(F):  # float64 sums on F's device, one read-back
-            import torch
-
-            F64 = F.to(torch.float64)
-            A, d = self._A_d(F64)
-            quad_d = torch.dot((F64 * F64).sum(dim=0), d)
-            quad_a = torch.dot(F64.reshape(-1), (A @ F64.T.contiguous()).T.reshape(-1))
-            return 0.5 * self.weight * max(float(quad_d - quad_a), 0.0)
-        F64 = np.asarray(F, dtype=np.float64)
-        quad_d = float(np.dot((F64 * F64).sum(axis=0), self._deg))
-        quad_a = float(np.vdot(F64, (self.affinity @ F64.T).T))
+        nx = get_backend(F)  # float64 sums where F lives, one read-back on a device
+        F64 = nx.astype(F, "float64")
+        _, d = self._A_d(F64)
+        quad_d, quad_a = nx.floats(nx.inner(nx.sum(F64 * F64, axis=0), d),
+                                   nx.inner(F64, self._AF(F64)))
         return 0.5 * self.weight * max(quad_d - quad_a, 0.0)
 
     def grad(self, F):

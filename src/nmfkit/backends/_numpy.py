@@ -82,7 +82,67 @@ class NumpyBackend:
 
         return randomized_svd(X, k, random_state=seed)
 
+    @staticmethod
+    def validate_input(est, X, *, reset: bool, estimator_checks: bool = True):
+        """X as a fit or a transform reads it on this backend: scikit-learn's ``validate_data``
+        (feature count and names recorded or checked per ``reset``), or ``check_array`` alone
+        with ``estimator_checks=False`` (the function API); float64 or float32, CSR/CSC kept.
+        Torch validates a tensor on its own device instead."""
+        from sklearn.utils import check_array
+
+        dtypes = [np.float64, np.float32]
+        if not estimator_checks:
+            return check_array(X, accept_sparse=("csr", "csc"), dtype=dtypes)
+        from sklearn.utils.validation import validate_data
+
+        return validate_data(est, X, accept_sparse=("csr", "csc"), dtype=dtypes, reset=reset)
+
+    #: how a user casts an array of this framework to X's dtype (named in error messages)
+    cast_hint = ".astype(X.dtype)"
+
+    # ----------------------------------------------------------------- masked fits
+    def prepare_masked(self, est, X, mask, *, reset: bool, validate_host, host_observed,
+                       check_no_nan, check_missing):
+        """(X, its observed entries, the backend of the fit, whether W and H go back to the
+        host) for a fit of observed entries. The data layer's rules are passed in (backends
+        import nothing else from nmfkit): numpy validates X with ``validate_host`` and builds
+        the observed set with ``host_observed``; torch builds it on its device."""
+        X = validate_host(est, X, reset=reset)
+        return X, host_observed(X, mask=mask, missing_values=est.missing_values), self, False
+
+    @staticmethod
+    def observed_on_host(obs, from_coo):
+        """The observed entries as the host's set (where a start is drawn): numpy's is it;
+        a device set is read back and rebuilt with ``from_coo`` (the data layer's)."""
+        return obs
+
+    @staticmethod
+    def observed_divergence(obs, W, H, beta: float, host) -> float:
+        """Σ over the observed entries of M_ij · d_β(X_ij, (WH)_ij), a float: numpy's is
+        ``host`` (:func:`nmfkit.masked.weighted_divergence`, passed in); torch computes the
+        same formulas on its device."""
+        return host(obs, W, H, beta)
+
+    # ----------------------------------------------------------------- objectives
+    def beta_divergence(self, X, W, H, beta: float, *, on_device: bool = False, host=None):
+        """D_β(X | WH) as a float, never NaN or inf: numpy's is ``host`` (the host formulas of
+        :mod:`nmfkit.losses`, passed in: backends import nothing else from nmfkit) on the
+        arrays as numpy, clamped at 0 against rounding; a device backend computes on the
+        device (``on_device``: a scalar left there, read with :meth:`floats`)."""
+        W, H, X = self.to_numpy(W), self.to_numpy(H), self.to_numpy(X)
+        res = max(host(X, np.asarray(W), np.asarray(H), beta), 0.0)
+        if not np.isfinite(res):  # pragma: no cover - guarded by floors in the formulas
+            res = float(np.finfo(np.float64).max)
+        return res
+
     # ----------------------------------------------------------------- creation
+    @staticmethod
+    def to_like(a, like):
+        """A host array (numpy or scipy.sparse) in ``like``'s framework, device and dtype (a
+        constant that meets a factor: a graph's affinity, frozen components); numpy casts
+        without a copy when the dtype already is ``like``'s."""
+        return a.astype(like.dtype, copy=False)
+
     @staticmethod
     def asarray(a, dtype=None):
         return np.asarray(a, dtype=dtype)

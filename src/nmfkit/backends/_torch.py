@@ -68,6 +68,43 @@ class TorchBackend(NumpyBackend):
         return _torch_io.place(self, X, k_total=k_total, dense_WH=dense_WH, kl_cd=kl_cd,
                                extra_bytes=extra_bytes)
 
+    @staticmethod
+    def validate_input(est, X, *, reset: bool, estimator_checks: bool = True):
+        """A tensor X checked on its own device (``_torch_io.validate_tensor``: shape, dtype,
+        finite, non-negative; ``n_features_in_`` per ``reset``)."""
+        return _torch_io.validate_tensor(est, X, reset=reset)
+
+    cast_hint = ".to(X.dtype)"
+
+    def prepare_masked(self, est, X, mask, *, reset: bool, validate_host, host_observed,
+                       check_no_nan, check_missing):
+        """The observed entries on this backend's device (``_torch_masked.prepare_masked``:
+        a tensor's gathered there, numpy input's built on the host by the rules passed in)."""
+        from ._torch_masked import prepare_masked
+
+        return prepare_masked(est, self, X, mask, reset=reset, validate_host=validate_host,
+                              host_observed=host_observed, check_no_nan=check_no_nan,
+                              check_missing=check_missing)
+
+    @staticmethod
+    def observed_on_host(obs, from_coo):
+        """The device's observed entries read back (O(nnz)) as the host's set."""
+        rows, cols, vals, wts = obs.host_coo()
+        return from_coo(rows, cols, vals, wts, tuple(obs.shape), vals.dtype)
+
+    def observed_divergence(self, obs, W, H, beta: float, host=None) -> float:
+        """The observed entries' weighted β-divergence on the device
+        (``_torch_masked.weighted_divergence``)."""
+        from ._torch_masked import weighted_divergence
+
+        return weighted_divergence(self, obs, W, H, beta)
+
+    @staticmethod
+    def to_like(a, like):
+        """A host array (numpy or scipy.sparse: CSR) as a tensor on ``like``'s device, in its
+        dtype."""
+        return TorchBackend(device=like.device).asarray(a, dtype=like.dtype)
+
     def mean(self, X):
         """mean(X) over every entry (zeros included), a float64 0-d tensor on X's device."""
         n = X.shape[0] * X.shape[1]
@@ -401,9 +438,10 @@ class TorchBackend(NumpyBackend):
     hals_sweep = staticmethod(_torch_hals.hals_sweep)
     hals_sweep_violation = staticmethod(_torch_hals.hals_sweep_violation)
 
-    def beta_divergence(self, X, W, H, beta: float, *, on_device: bool = False):
+    def beta_divergence(self, X, W, H, beta: float, *, on_device: bool = False, host=None):
         """D_β(X | WH) on the device, float64 sums; see :func:`nmfkit.losses.beta_divergence`.
-        ``on_device``: a 0-d tensor left there, read later with :meth:`floats`."""
+        ``on_device``: a 0-d tensor left there, read later with :meth:`floats`; ``host`` (the
+        numpy formulas) is not used."""
         from ._torch_loss import beta_divergence_torch
 
         return beta_divergence_torch(self, X, W, H, beta, on_device=on_device)

@@ -24,11 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._torch import _csr, _quiet_sparse, to_torch_dtype
+from ._torch_csr import csr as _csr
+from ._torch_csr import quiet_sparse as _quiet_sparse
+from ._torch_csr import to_torch_dtype
 from ._torch_io import check_memory
 
 __all__ = ["TorchObserved", "masked_bytes_needed", "observed_from_host", "observed_from_tensor",
-           "prepare_masked"]
+           "prepare_masked", "weighted_divergence"]
 
 
 @dataclass
@@ -228,7 +230,6 @@ def prepare_masked(est, nx, X, mask, *, reset: bool, validate_host, host_observe
     input), the :class:`TorchObserved` set, the backend bound to the fit's device (with TF32
     as ``solver_options["allow_tf32"]`` says) and whether W and H go back to numpy.
     """
-    from ._torch import TorchBackend
     from ._torch_io import validate_tensor
 
     tf32 = bool((est.solver_options or {}).get("allow_tf32", False))
@@ -266,7 +267,7 @@ def prepare_masked(est, nx, X, mask, *, reset: bool, validate_host, host_observe
         check_memory(device, moved + masked_bytes_needed((n, m), bound, est.n_components, item))
         obs = observed_from_tensor(checked.to(device), check_no_nan, check_missing, mask=mask,
                                    missing_values=est.missing_values)
-        return checked, obs, TorchBackend(device=device, allow_tf32=tf32), False
+        return checked, obs, type(nx)(device=device, allow_tf32=tf32), False
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu()
         mask = (mask.to_dense() if mask.layout != torch.strided else mask).numpy()
@@ -276,7 +277,7 @@ def prepare_masked(est, nx, X, mask, *, reset: bool, validate_host, host_observe
     check_memory(device, masked_bytes_needed(host.shape, host.nnz, est.n_components,
                                              host.values.dtype.itemsize))
     obs = observed_from_host(host, device)
-    return X, obs, TorchBackend(device=device, allow_tf32=tf32), True
+    return X, obs, type(nx)(device=device, allow_tf32=tf32), True
 
 
 def masked_bytes_needed(shape, nnz: int, k, itemsize: int) -> int:
@@ -287,3 +288,29 @@ def masked_bytes_needed(shape, nnz: int, k, itemsize: int) -> int:
     k = k if isinstance(k, int) else min(n, m)
     per_obs = 3 * 8 + 2 * itemsize + 2 * 8 + 6 * itemsize
     return int(nnz * per_obs + (n + m + 2) * 16 + 8 * (n + m) * k * itemsize)
+
+
+def weighted_divergence(nx, obs, W, H, beta: float = 2.0) -> float:
+    """Σ over the observed entries of M_ij · d_β(X_ij, (WH)_ij) on the device: the formulas
+    of :func:`nmfkit.masked.weighted_divergence` in float64 (the same floor on WH), one
+    scalar read back; never NaN or inf."""
+    y = nx.sampled_dot_sddmm(W, H, obs.csr())
+    x = obs.values.double()
+    scale = float(x.abs().mean()) if obs.nnz else 1.0
+    fi = torch.finfo(y.dtype)
+    y = y.double()
+    if beta != 2.0:
+        y = y.clamp(min=fi.eps * max(scale, fi.tiny))
+    if beta == 2.0:
+        d = 0.5 * (x - y) ** 2
+    elif beta == 1.0:
+        pos = x > 0
+        d = y - x + torch.where(pos, x * torch.log(torch.where(pos, x, y) / y),
+                                torch.zeros_like(x))
+    elif beta == 0.0:
+        q = x / y
+        d = q - torch.log(q) - 1.0
+    else:
+        d = (x**beta + (beta - 1) * y**beta - beta * x * y ** (beta - 1)) / (beta * (beta - 1))
+    res = float(torch.dot(obs.weights.double(), d))
+    return res if math.isfinite(res) else float(np.finfo(np.float64).max)

@@ -22,47 +22,11 @@ products with the quotients are sparse × dense products. It is chosen automatic
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from ..masked import every_entry, weighted_divergence
 from ._base import Solver, register_solver
 from .mu import MultiplicativeUpdate, gamma_exponent
 
-__all__ = ["MaskedMU", "weighted_divergence_nx"]
-
-
-def weighted_divergence_nx(nx, obs, W, H, beta: float = 2.0) -> float:
-    """Σ over the observed entries of M_ij · d_β(X_ij, (WH)_ij) on either backend.
-
-    numpy: :func:`nmfkit.masked.weighted_divergence`. torch: the same formulas in float64 on
-    the device (same floor on WH), one scalar read back.
-    """
-    if nx.host_arrays:
-        return weighted_divergence(obs, W, H, beta)
-    import torch
-
-    y = nx.sampled_dot_sddmm(W, H, obs.csr())
-    x = obs.values.double()
-    scale = float(x.abs().mean()) if obs.nnz else 1.0
-    fi = torch.finfo(y.dtype)
-    y = y.double()
-    if beta != 2.0:
-        y = y.clamp(min=fi.eps * max(scale, fi.tiny))
-    if beta == 2.0:
-        d = 0.5 * (x - y) ** 2
-    elif beta == 1.0:
-        pos = x > 0
-        d = y - x + torch.where(pos, x * torch.log(torch.where(pos, x, y) / y),
-                                torch.zeros_like(x))
-    elif beta == 0.0:
-        q = x / y
-        d = q - torch.log(q) - 1.0
-    else:
-        d = (x**beta + (beta - 1) * y**beta - beta * x * y ** (beta - 1)) / (beta * (beta - 1))
-    res = float(torch.dot(obs.weights.double(), d))
-    return res if math.isfinite(res) else float(np.finfo(np.float64).max)
+__all__ = ["MaskedMU"]
 
 
 @register_solver
@@ -140,4 +104,6 @@ class MaskedMU(Solver):
 
     def objective(self) -> float:
         p = self.p
-        return weighted_divergence_nx(p.nx, self.obs, p.W, p.H, p.beta) + p.penalty_value()
+        # numpy: nmfkit.masked's formulas; a device: the same on the device, one read-back
+        div = p.nx.observed_divergence(self.obs, p.W, p.H, p.beta, host=weighted_divergence)
+        return div + p.penalty_value()
