@@ -224,12 +224,19 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     loss_scale : float > 0 or None, default=None
         Huber's δ or Cauchy's c, on the data's scale. None: from the residuals of the start,
         1.345 (Huber) or 2.385 (Cauchy) times 1.4826·MAD; the value used is ``loss_scale_``.
-    outliers : None or "sparse", default=None
+    outliers : None, "sparse" or "groups", default=None
         "sparse": X ≈ WH + S with S ≥ 0 sparse, min ½‖X − WH − S‖² + λ‖S‖₁ (S is
         ``outliers_``), for corruption above the model (spikes, saturated pixels).
+        "groups": X ≈ WH + S with S signed and group-sparse, min ½‖X − WH − S‖² +
+        λ Σ_i Σ_g √|g| ‖S_{i,g}‖₂ over the groups of ``outlier_groups`` (image tiles,
+        spectral windows, gene sets), for structured corruption of whole regions of a
+        sample (an occluding block): S is the block soft-threshold of the residual.
     outlier_penalty : float > 0 or None, default=None
-        λ of ``outliers="sparse"``, on the data's scale. None: 1.345 · 1.4826·MAD of the
-        start's residuals.
+        λ of ``outliers="sparse"`` or ``"groups"`` (per √feature), on the data's scale.
+        None: 1.345 · 1.4826·MAD of the residuals after the robust pilot.
+    outlier_groups : array-like of int (n_features,) or None, default=None
+        With ``outliers="groups"``: the group id (≥ 0) of every feature, e.g.
+        :func:`nmfkit.robust.image_tiles` ``((112, 92), (8, 8))``.
 
     Attributes
     ----------
@@ -257,7 +264,8 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         the loss did not fit as least squares (0: ordinary; near 1: ignored; 0 where not
         observed; a tensor on X's device for tensor input). None for "l21", which weighs
         whole samples.
-    outliers_ : ndarray (n_samples, n_features) or None, the fitted S of ``outliers="sparse"``.
+    outliers_ : ndarray (n_samples, n_features) or None, the fitted S of ``outliers="sparse"``
+        or ``"groups"`` (signed for "groups"; 0 where not observed).
     loss_scale_ : float or None, the δ, c or λ used (None for "l21").
     """
 
@@ -292,8 +300,9 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         "sparseness_H": [Interval(Real, 0, 1, closed="both"), None],
         "loss": [StrOptions({"huber", "cauchy", "l21"}), None],
         "loss_scale": [Interval(Real, 0, None, closed="neither"), None],
-        "outliers": [StrOptions({"sparse"}), None],
+        "outliers": [StrOptions({"sparse", "groups"}), None],
         "outlier_penalty": [Interval(Real, 0, None, closed="neither"), None],
+        "outlier_groups": ["array-like", None],
     }
 
     def __init__(
@@ -331,6 +340,7 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         loss_scale=None,
         outliers=None,
         outlier_penalty=None,
+        outlier_groups=None,
     ):
         self.n_components = n_components
         self.init = init
@@ -364,6 +374,7 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self.loss_scale = loss_scale
         self.outliers = outliers
         self.outlier_penalty = outlier_penalty
+        self.outlier_groups = outlier_groups
 
     # ------------------------------------------------------------------ public API
     def fit_transform(self, X, y=None, W=None, H=None, mask=None):

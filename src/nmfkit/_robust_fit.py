@@ -1,4 +1,5 @@
-"""The robust fit of ``NMF(loss="huber" | "cauchy" | "l21")`` and ``NMF(outliers="sparse")``.
+"""The robust fit of ``NMF(loss="huber" | "cauchy" | "l21")`` and ``NMF(outliers="sparse" |
+"groups")``.
 
 The engine's part of robust NMF (the math is :mod:`nmfkit.robust`, the solver
 :mod:`nmfkit.solvers.robust_mm`): it refuses, by name, what the robust fit cannot honour; turns
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .robust import entry_scores, kind_of, psi, row_norms, row_scores
+from .robust import (Groups, check_groups, entry_scores, group_weights, kind_of, psi,
+                     row_norms, row_scores)
 from .solvers.robust_mm import pilot_scale
 
-__all__ = ["check_robust", "kind", "multiplicative", "needs_dense", "observed_dense",
-           "prepare", "record_scores", "restart_start"]
+__all__ = ["check_robust", "groups_of", "kind", "multiplicative", "needs_dense",
+           "observed_dense", "prepare", "record_scores", "restart_start"]
 
 
 def kind(est) -> str | None:
@@ -29,6 +31,15 @@ def check_robust(est, update_H: bool = True) -> None:
     can; and robust-only parameters given without a robust loss (never silently ignored)."""
     loss, outliers = getattr(est, "loss", None), getattr(est, "outliers", None)
     scale, penalty = getattr(est, "loss_scale", None), getattr(est, "outlier_penalty", None)
+    labels = getattr(est, "outlier_groups", None)
+    if labels is not None and outliers != "groups":
+        raise ValueError(f"outlier_groups is set but outliers={outliers!r}: it would be "
+                         "ignored. Choose outliers='groups' (a group-sparse outlier term over "
+                         "these feature groups), or drop outlier_groups.")
+    if outliers == "groups":  # the labels' own checks, before any work (again in prepare)
+        m = getattr(est, "n_features_in_", None)
+        if labels is None or m is not None:
+            check_groups(labels, m)
     if loss is None and outliers is None:
         given = [n for n, v in (("loss_scale", scale), ("outlier_penalty", penalty))
                  if v is not None]
@@ -46,8 +57,9 @@ def check_robust(est, update_H: bool = True) -> None:
                          + ("loss='l21' has none" if loss == "l21" else
                             "for outliers='sparse' give outlier_penalty") + ": drop it.")
     if penalty is not None and outliers is None:
-        raise ValueError(f"outlier_penalty={penalty!r} is the L1 weight of outliers='sparse'; "
-                         f"with loss={loss!r} give loss_scale instead, or drop it.")
+        raise ValueError(f"outlier_penalty={penalty!r} is the weight λ of outliers='sparse' "
+                         f"or 'groups'; with loss={loss!r} give loss_scale instead, or drop "
+                         "it.")
     what = f"loss={loss!r}" if loss is not None else f"outliers={outliers!r}"
     if est._beta_loss != 2.0:
         raise ValueError(f"{what} replaces the Frobenius loss; it cannot be combined with "
@@ -126,7 +138,21 @@ def prepare(est, nx, X, W, H, scale, update_H: bool, weights=None):
     est._robust_scale = s
     opts = {"robust": k, "robust_scale": s, "robust_weights": weights,
             "update": "mu" if est.solver == "mu" else "hals"}
+    if k == "groups":
+        opts["robust_groups"] = groups_of(est, X.shape[1])
     return opts, W, H
+
+
+def groups_of(est, n_features: int) -> Groups:
+    """The feature groups of ``outliers="groups"`` (checked against X's features), built once
+    per labels and kept on the estimator (``transform`` reuses them)."""
+    labels = est.outlier_groups
+    got = getattr(est, "_robust_groups", None)
+    if got is not None and got[0] is labels and got[1].labels.shape[0] == n_features:
+        return got[1]
+    groups = Groups(labels, n_features)
+    est._robust_groups = (labels, groups)
+    return groups
 
 
 def restart_start(est, nx, X, W, H, weights=None):
@@ -140,7 +166,8 @@ def restart_start(est, nx, X, W, H, weights=None):
 
 def record_scores(est, nx, X, W, H, scale, weights=None, host: bool = True) -> None:
     """``loss_scale_``, ``outlier_scores_`` (per sample), ``outlier_entry_scores_`` (per entry,
-    entrywise kinds) and ``outliers_`` (the fitted S of outliers='sparse') from the final
+    entrywise kinds and groups) and ``outliers_`` (the fitted S of outliers='sparse' or
+    'groups') from the final
     factors; X, W, H at the fit's unit ``scale`` (scores are scale-free; the scale and S are
     reported on the data's scale). ``host``: numpy arrays out (host input)."""
     k = kind(est)
@@ -152,11 +179,19 @@ def record_scores(est, nx, X, W, H, scale, weights=None, host: bool = True) -> N
     R = X - nx.matmul(W, H)
     s = est._robust_scale
     observed = None if weights is None else (weights > 0) * 1.0
-    E = entry_scores(nx, k, R, s, observed)
+    if k == "groups":  # 1 − ω of the entry's group: the share of its residual put into S
+        groups = groups_of(est, X.shape[1])
+        om, _ = group_weights(nx, groups, R, s, weights)
+        E = 1.0 - om[:, groups.on(nx, R)[0]]
+        if observed is not None:
+            E = E * observed
+        S = E * R
+    else:
+        E = entry_scores(nx, k, R, s, observed)
+        S = nx.clip_min(R - psi("sparse", R, s), 0.0) if k == "sparse" else None
     counts = float(X.shape[1]) if observed is None else nx.clip_min(nx.sum(observed, axis=1), 1.0)
     est.outlier_entry_scores_ = out(E)
     est.outlier_scores_ = np.asarray(nx.to_numpy(nx.sum(E, axis=1) / counts), dtype=np.float64)
-    S = nx.clip_min(R - psi("sparse", R, s), 0.0) if k == "sparse" else None
     est.outliers_ = out(nx.times_pow2(S, scale.exponent)) if S is not None else None
     est.loss_scale_ = s * scale.s
 

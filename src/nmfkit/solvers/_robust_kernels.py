@@ -22,8 +22,8 @@ import math
 
 import numpy as np
 
-__all__ = ["HAVE_NUMBA", "available", "matmul_into", "target_inplace", "rho_total",
-           "weigh"]
+__all__ = ["HAVE_NUMBA", "available", "group_sq_sums", "group_target_inplace", "matmul_into",
+           "target_inplace", "rho_total", "weigh"]
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
@@ -129,6 +129,62 @@ def _weigh_py(X, Y, code, s, M, weighted, Om, OX):
             Om[q] = w
             OX[q] = w * X[q]
             Y[q] *= w
+
+
+def _group_sq_py(X, Y, M, labels, weighted, out):
+    # out[i, g] += Σ_{j ∈ g} M_ij (X_ij − Y_ij)², accumulated in out's float64
+    n, m = X.shape
+    for i in range(n):
+        if weighted:
+            for j in range(m):
+                r = X[i, j] - Y[i, j]
+                out[i, labels[j]] += r * r * M[i, j]
+        else:
+            for j in range(m):
+                r = X[i, j] - Y[i, j]
+                out[i, labels[j]] += r * r
+
+
+def _group_target_py(X, Y, M, labels, om, inv_mu, weighted):
+    # Y ← Y + ω_{i,g(j)} (M_ij/μ) (X_ij − Y_ij): the target of outliers="groups"
+    n, m = X.shape
+    for i in range(n):
+        if weighted:
+            for j in range(m):
+                Y[i, j] += om[i, labels[j]] * (M[i, j] * inv_mu) * (X[i, j] - Y[i, j])
+        else:
+            for j in range(m):
+                Y[i, j] += om[i, labels[j]] * (X[i, j] - Y[i, j])
+
+
+_GROUP_KERNELS = None
+
+
+def _group_kernels():
+    global _GROUP_KERNELS
+    if _GROUP_KERNELS is None:
+        import numba
+
+        jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+        _GROUP_KERNELS = (jit(_group_sq_py), jit(_group_target_py))
+    return _GROUP_KERNELS
+
+
+def group_sq_sums(X, Y, labels, n_groups: int, M=None):
+    """Σ_{j ∈ g} M_ij (X_ij − Y_ij)² for every row i and group g, as a new (n, G) float64
+    array (Y = WH; X and Y are not changed); ``labels`` the int64 group id of each column."""
+    sq, _ = _group_kernels()
+    out = np.zeros((X.shape[0], int(n_groups)), dtype=np.float64)
+    sq(X, Y, X if M is None else M, labels, M is not None, out)
+    return out
+
+
+def group_target_inplace(X, Y, labels, om, M=None, inv_mu: float = 1.0):
+    """Y ← Y + ω_{i,g(j)} (M_ij·inv_mu) (X_ij − Y_ij) in place, ω (n, G) float64 (Y holds WH
+    on entry, the target T = X − S of outliers="groups" on exit when unweighted)."""
+    _, target = _group_kernels()
+    target(X, Y, X if M is None else M, labels, om, float(inv_mu), M is not None)
+    return Y
 
 
 def _kernels():

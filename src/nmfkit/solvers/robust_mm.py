@@ -38,15 +38,15 @@ from __future__ import annotations
 import math
 
 from ..nnls import hals_sweep
-from ..robust import (SCALE_FACTORS, estimate_scale, estimate_scale_at, psi_inplace, rho_sum,
-                      weights)
+from ..robust import (SCALE_FACTORS, Groups, estimate_scale, estimate_scale_at, group_psi,
+                      group_rho_from_sums, group_rho_sum, psi_inplace, rho_sum, weights)
 from . import _robust_kernels as _kern
 from ._base import ComponentMajorSolver, register_solver
 from ._hals_kernel import HAVE_NUMBA, hals_inner_sweeps
 
 __all__ = ["RobustMM", "pilot_scale"]
 
-_KINDS = ("huber", "cauchy", "sparse", "l21")
+_KINDS = ("huber", "cauchy", "sparse", "groups", "l21")
 
 
 def _mu_step(nx, F, num, den, eps) -> None:
@@ -190,6 +190,7 @@ class RobustMM(ComponentMajorSolver):
         "robust": None,
         "robust_scale": None,
         "robust_weights": None,
+        "robust_groups": None,  # outliers="groups": a nmfkit.robust.Groups of X's features
         "update": "mu",
         "alpha": 0.5,  # L2,1 HALS sweeps: ⌊1 + α·ρ⌋ (Gillis & Glineur), as accelerated HALS
         "delta": 0.02,
@@ -212,6 +213,14 @@ class RobustMM(ComponentMajorSolver):
             raise ValueError(f"solver_options['update'] must be 'hals' or 'mu', got "
                              f"{o['update']!r}.")
         self._init_layout()
+        self.groups = o["robust_groups"]
+        if self.kind == "groups" and not isinstance(self.groups, Groups):
+            raise ValueError("robust='groups' needs solver_options['robust_groups'], a "
+                             "nmfkit.robust.Groups of X's features (NMF(outliers='groups', "
+                             "outlier_groups=labels) builds it).")
+        if self.kind == "groups" and self.groups.labels.shape[0] != p.X.shape[1]:
+            raise ValueError(f"robust_groups labels {self.groups.labels.shape[0]} features but "
+                             f"X has {p.X.shape[1]}.")
         self.M = o["robust_weights"]
         self.gram_rows = self.kind == "l21" and self.M is None
         if not self.gram_rows and p.sparse:
@@ -300,9 +309,23 @@ class RobustMM(ComponentMajorSolver):
             if self._buf is None:
                 self._buf = nx.empty_like(X)
             Y = _kern.matmul_into(self.Wt, self.Hc, self._buf)
+            if self.kind == "groups":  # S exactly (block soft-threshold), T = X − S
+                g = self.groups
+                sums = _kern.group_sq_sums(X, Y, g.labels, g.n_groups, self.M)
+                a = g.root * float(self.scale)
+                om = a[None, :] / nx.clip_min(sums ** 0.5, a[None, :])
+                return _kern.group_target_inplace(X, Y, g.labels, om, self.M,
+                                                  self._inv_mu or 1.0)
             return _kern.target_inplace(X, Y, self.kind, self.scale, self.M,
                                         self._inv_mu or 1.0)
         Y = nx.matmul(self.Wt.T, self.Hc)
+        if self.kind == "groups":
+            P, _ = group_psi(nx, self.groups, X - Y, self.scale, self.M)
+            if self.M is not None:
+                P *= self.M
+                P *= 1.0 / float(nx.max(self.M))
+            Y += P
+            return Y
         if self.kind == "l21":
             A = entry_weights(nx, "l21", X, self.Wt, self.Hc, None, self.M)
             return Y + (X - Y) * (A * (1.0 / float(nx.max(A))))
@@ -346,8 +369,14 @@ class RobustMM(ComponentMajorSolver):
             if self._buf is None:
                 self._buf = nx.empty_like(p.X)
             Y = _kern.matmul_into(self.Wt, self.Hc, self._buf)
+            if self.kind == "groups":
+                g = self.groups
+                sums = _kern.group_sq_sums(p.X, Y, g.labels, g.n_groups, self.M)
+                return group_rho_from_sums(nx, g, sums, self.scale)
             return _kern.rho_total(p.X, Y, self.kind, self.scale, self.M)
         R = p.X - nx.matmul(self.Wt.T, self.Hc)
+        if self.kind == "groups":
+            return group_rho_sum(nx, self.groups, R, self.scale, self.M)
         if self.kind == "l21":
             return float(nx.sum(nx.sum(self.M * R * R, axis=1) ** 0.5))
         return rho_sum(nx, self.kind, R, self.scale, self.M)
