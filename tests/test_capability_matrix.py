@@ -294,7 +294,9 @@ def test_cli_refuses_combinations_it_cannot_honour(tmp_path, extra, flag):
 
 # ------------------------------------------------------------------ robust losses
 ROBUST = {"huber": dict(loss="huber"), "cauchy": dict(loss="cauchy"), "l21": dict(loss="l21"),
-          "sparse_outliers": dict(outliers="sparse")}
+          "sparse_outliers": dict(outliers="sparse"),
+          # groups of three consecutive features (the last group the remainder)
+          "group_outliers": dict(outliers="groups", outlier_groups=np.arange(M) // 3)}
 
 
 def _corrupt(X, seed=3):
