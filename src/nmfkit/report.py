@@ -76,7 +76,8 @@ GLOSSARY = {
     "loss": ("robust loss", "huber, cauchy or l21: a loss that limits the pull of outlying "
              "entries or samples on the fit (docs/robust.md)."),
     "outliers": ("outliers", "sparse: X ≈ WH + S with S ≥ 0 sparse, the corruption above the "
-                 "model kept out of the parts."),
+                 "model kept out of the parts; groups: S removes whole groups of features "
+                 "(image tiles) of a sample, signed (occlusions, blocks)."),
     "loss_scale": ("loss scale", "The residual size beyond which an entry counts as an "
                    "outlier (Huber's δ, Cauchy's c, the L1 weight λ of S)."),
     "outlier_score": ("outlier score", "The share of a residual the robust fit did not fit as "

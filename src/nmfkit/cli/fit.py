@@ -180,7 +180,7 @@ _MINIBATCH_KEEP = ("n_components", "beta_loss", "init", "max_iter", "tol", "rand
                    "alpha_W", "alpha_H", "l1_ratio", "solver")
 _DEFAULTS = {"n_init": 1, "n_jobs": None, "smoothness": 0.0, "sparseness_W": None,
              "sparseness_H": None, "max_time": None, "loss": None, "outliers": None,
-             "loss_scale": None, "outlier_penalty": None}
+             "loss_scale": None, "outlier_penalty": None, "outlier_groups": None}
 
 
 def minibatch_params(params: dict, batch_size: int) -> dict:
@@ -226,6 +226,10 @@ def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
                    "updates; no per-iteration progress bar).")
 @scale_options
 @click.option("--image-shape", default=None, help="HEIGHTxWIDTH: show the parts as images.")
+@click.option("--outlier-tiles", default=None, metavar="HxW",
+              help="Group-structured outliers (NMF outliers='groups'): S removes whole tiles "
+                   "of HxW pixels (or N: NxN) of the images (--image-shape), for occlusions "
+                   "and blocks; implies --outliers groups (docs/robust.md).")
 @click.option("--out", "out_dir", default="nmfkit-out", show_default=True,
               help="Output folder (created).")
 @click.option("--report/--no-report", default=True, show_default=True,
@@ -234,7 +238,8 @@ def run_minibatch(params: dict, X, console: Console, desc: str = "fit"):
               help="Features per component in top_features.csv, summary.json and the report "
                    "(and the words printed for text input).")
 @common_options
-def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbose, **opts):
+def fit(input_path, out_dir, image_shape, outlier_tiles, report, n_top, quiet, progress,
+        verbose, **opts):
     """Factorise INPUT ≈ W H and write W, H, model.npz, summary.json and report.html.
 
     INPUT is a CSV/TSV table (header and row names kept), .npy, .npz (dense or sparse),
@@ -250,6 +255,7 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
     batch_size = opts.pop("batch_size")
     max_memory, dask_address = opts.pop("max_memory"), opts.pop("dask_address")
     params = estimator_params(opts)
+    tiles = _tiles_option(outlier_tiles, params)
     robust = [f"--{k.replace('_', '-')} {params[k]}" for k in ("loss", "outliers") if params.get(k)]
     if robust and (max_memory is not None or dask_address is not None):
         flag = "--max-memory" if max_memory is not None else "--dask"
@@ -271,6 +277,8 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
                  nan_hint=NAN_HINT)
     check_rank(params["n_components"], ds.shape, ds.source)
     shape = image_shape_for(ds, image_shape, ds.shape[1])
+    if tiles is not None:
+        params["outlier_groups"] = _tile_labels(shape, tiles)
     out = prepare_out_dir(out_dir)
     fitter = run_minibatch if batch_size is not None else run_fit
     stages.say(f"fitting k={params['n_components']} ({_describe_fit(params, batch_size)})")
@@ -281,6 +289,45 @@ def fit(input_path, out_dir, image_shape, report, n_top, quiet, progress, verbos
     write_outputs(out, model, W, ds, params, read, seconds, shape, report, n_top, console,
                   stages=stages)
     return _exit_code(model, out)
+
+
+def _tiles_option(text, params: dict):
+    """``--outlier-tiles`` as (th, tw), with ``params["outliers"]`` set to "groups"; None when
+    not given. Bad text, or a conflicting --outliers, is a usage error (exit 2)."""
+    outliers = params.get("outliers")
+    if text is None:
+        if outliers == "groups":
+            raise click.UsageError("--outliers groups needs its groups: --outlier-tiles HxW "
+                                   "(tiles of the images of --image-shape)")
+        return None
+    parts = str(text).strip().lower().replace("×", "x").split("x")
+    try:
+        tile = tuple(int(p) for p in parts)
+    except ValueError:
+        tile = ()
+    if len(tile) == 1:
+        tile = tile * 2
+    if len(tile) != 2 or min(tile) < 1:
+        raise click.BadParameter(f"{text!r} is not a tile size; write HxW with positive "
+                                 "integers (8x8) or N for NxN", param_hint="--outlier-tiles")
+    if outliers not in (None, "groups"):
+        raise click.UsageError(f"--outlier-tiles is the group model (--outliers groups); it "
+                               f"cannot be combined with --outliers {outliers}: drop one")
+    params["outliers"] = "groups"
+    return tile
+
+
+def _tile_labels(shape, tile):
+    """The group id of every pixel for ``--outlier-tiles`` (tiles of the image shape)."""
+    from ..robust import image_tiles
+
+    if shape is None:
+        raise click.UsageError("--outlier-tiles needs the images' shape: give --image-shape "
+                               "HEIGHTxWIDTH (or a 3-D .npy input)")
+    try:  # a list: kept in model.npz's JSON parameters, so the loaded model has its groups
+        return image_tiles(shape, tile).tolist()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--outlier-tiles") from None
 
 
 def _exit_code(model, out) -> int:
@@ -296,6 +343,8 @@ def _describe_fit(params: dict, batch_size) -> str:
     loss = params.get("loss") or params.get("beta_loss")
     if params.get("outliers"):
         loss = f"{loss} + {params['outliers']} outliers"
+        if params.get("outlier_groups") is not None:
+            loss += f" ({int(max(params['outlier_groups'])) + 1} groups)"
     how = f"solver {params.get('solver')}, loss {loss}"
     return how + (f", mini-batches of {batch_size} rows" if batch_size else "")
 
