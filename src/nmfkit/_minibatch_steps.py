@@ -31,7 +31,7 @@ from ._validation import (
     split_masked_array,
     validate_input,
 )
-from .backends import get_backend, is_tensor
+from .backends import get_backend
 from .init import initial_factors, rank_without_custom_start
 from .losses import beta_divergence, beta_loss_to_float
 from .nnls import hals_sweep, nnls_bpp
@@ -54,8 +54,6 @@ def validate_X(est, X, mask, reset: bool):
     est._nx = get_backend(X, backend=est.backend, device=est.device)
     if not est._nx.host_arrays:
         _refuse_on_device(est, masked)
-    if is_tensor(X):
-        return validate_input(est, X, reset=reset), None
     X = _validate_masked(est, X, reset=reset) if masked else validate_input(est, X, reset=reset)
     if hasattr(X, "format") and X.format == "csc":
         X = X.tocsr()  # row batches

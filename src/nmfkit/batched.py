@@ -24,7 +24,7 @@ import numpy as np
 from ._batched_runs import factorize_starts
 from ._restarts import restart_seeds
 from ._validation import check_non_negative
-from .backends import get_backend, is_tensor
+from .backends import get_backend
 from .init import initial_factors
 
 __all__ = ["BatchedResult", "batched_factorize", "restart_seeds"]
@@ -114,16 +114,8 @@ def batched_factorize(
     if seeds.ndim != 1 or seeds.size < 1:
         raise ValueError(f"seeds must be a non-empty 1-D sequence of ints, got {seeds!r}.")
     nx = get_backend(X, backend=backend, device=device)
-    if not is_tensor(X):
-        from sklearn.utils import check_array
-
-        X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
-        check_non_negative(X, "batched_factorize")
-    elif nx.min(X) < 0:
-        raise ValueError(
-            "Negative values in data passed to batched_factorize: NMF needs non-negative "
-            "data; clip or shift X."
-        )
+    X = get_backend(X).checked_input(X, "batched_factorize")  # a tensor on its device
+    check_non_negative(X, "batched_factorize")
     k, B = int(n_components), int(seeds.size)
     X, host_input, nx = nx.place(X, k_total=B * k)
     # random starts, exactly those of nmfkit.init.initialize(init="random", seed)

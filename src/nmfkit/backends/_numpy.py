@@ -97,6 +97,15 @@ class NumpyBackend:
 
         return validate_data(est, X, accept_sparse=("csr", "csc"), dtype=dtypes, reset=reset)
 
+    @staticmethod
+    def checked_input(X, whom: str):
+        """X as a function without an estimator reads it (``check_array``): 2-D, finite,
+        float64 or float32, a sparse X as CSR. Its sign is the caller's check (torch's
+        checks it on the device, with the rest)."""
+        from sklearn.utils import check_array
+
+        return check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
+
     #: how a user casts an array of this framework to X's dtype (named in error messages)
     cast_hint = ".astype(X.dtype)"
 

@@ -74,6 +74,11 @@ class TorchBackend(NumpyBackend):
         finite, non-negative; ``n_features_in_`` per ``reset``)."""
         return _torch_io.validate_tensor(est, X, reset=reset)
 
+    @staticmethod
+    def checked_input(X, whom: str):
+        """A tensor X checked on its own device (``_torch_io.check_tensor``), non-negative."""
+        return _torch_io.check_tensor(X, whom)
+
     cast_hint = ".to(X.dtype)"
 
     def prepare_masked(self, est, X, mask, *, reset: bool, validate_host, host_observed,

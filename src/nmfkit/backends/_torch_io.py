@@ -23,12 +23,27 @@ import torch
 
 from ._torch_csr import quiet_sparse as _quiet_sparse
 
-__all__ = ["validate_tensor", "place", "bytes_needed", "check_memory"]
+__all__ = ["validate_tensor", "check_tensor", "place", "bytes_needed", "check_memory"]
 
 
 def validate_tensor(est, X, *, reset: bool):
     """The torch counterpart of ``validate_data`` for a tensor X; sets ``n_features_in_``."""
     whom = type(est).__name__
+    X = check_tensor(X, whom)
+    if reset:
+        est.n_features_in_ = X.shape[1]
+    elif X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {whom} is expecting {est.n_features_in_} "
+            "features as input."
+        )
+    return X
+
+
+def check_tensor(X, whom: str):
+    """A tensor X checked on its own device, as ``check_array`` checks numpy input: 2-D, at
+    least one sample and one feature, float32 or float64 (other dtypes become float32), finite,
+    non-negative; a sparse X as CSR. ``whom`` names the caller in the messages."""
     X = X.detach()  # a tensor that requires grad is fitted as data, never differentiated
     if X.dim() != 2:
         raise ValueError(
@@ -59,13 +74,6 @@ def validate_tensor(est, X, *, reset: bool):
                 f"Negative values in data passed to {whom} (input X): the smallest is {low!r}."
                 " NMF needs non-negative data: clip (X.clamp(min=0)) or shift it."
             )
-    if reset:
-        est.n_features_in_ = X.shape[1]
-    elif X.shape[1] != est.n_features_in_:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {whom} is expecting {est.n_features_in_} "
-            "features as input."
-        )
     return X
 
 
