@@ -146,17 +146,13 @@ def check_non_negative(X, whom: str) -> None:
     nx = get_backend(X)
     if nx.min(X) >= 0:  # implicit zeros of a sparse X included; an empty X has none
         return
-    X = nx.to_numpy(X)
+    X = nx.to_numpy(X)  # a negative (or NaN) entry is located on the host
     if sp.issparse(X):
         Xc = sp.coo_matrix(X)
-        if Xc.nnz == 0 or Xc.data.min() >= 0:
-            return
         pos = int(np.argmin(Xc.data))
         i, j, v = int(Xc.row[pos]), int(Xc.col[pos]), Xc.data[pos]
     else:
         X = np.asarray(X)
-        if X.size == 0 or X.min() >= 0:
-            return
         flat = int(np.argmin(X))
         i, j = (int(a) for a in np.unravel_index(flat, X.shape))
         v = X[i, j]
