@@ -40,12 +40,16 @@ import importlib.util
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BlockedExtrapolation", "colblock_cross", "compile_kernels"]
+from ._threads import n_threads, run_parts, split_even, split_weighted
+
+__all__ = ["BlockedExtrapolation", "colblock_cross", "compile_kernels", "csr_dot", "row_cross"]
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 _BLOCK_BYTES = 1 << 20  # one (k, block) float64 buffer: 1 MiB
 _SMALL_BYTES = 1 << 20  # an extrapolated H this small is formed whole (scipy's faster product)
 _KERNELS = {}
+# non-zeros × k below which a sparse product stays on one thread (a hand-over: 30–60 µs)
+_MIN_SPLIT_WORK = 1 << 17
 
 
 def _colblock_py(indptr, indices, data, W, c0, c1, cursor, out):
@@ -56,6 +60,8 @@ def _colblock_py(indptr, indices, data, W, c0, c1, cursor, out):
     for i in range(indptr.shape[0] - 1):
         p = cursor[i]
         e = indptr[i + 1]
+        while p < e and indices[p] < c0:  # columns before c0 (another thread's): skipped
+            p += 1
         while p < e:
             c = indices[p]
             if c >= c1:
@@ -113,11 +119,52 @@ def colblock_cross(X, W, c0: int, c1: int, cursor, out, compiled: bool):
     ``compiled``: the numba kernel (X's indices sorted, ``cursor`` = a copy of
     ``X.indptr[:-1]`` before the first block, blocks in increasing order; ``out`` a
     (block, k) buffer whose first rows are returned, transposed); else scipy's column slice.
+    ``cursor`` may be a list of such cursors, one per thread: the block's columns are then
+    split in as many ranges computed at the same time, each entry summed in the same order
+    as by one thread (the same numbers).
     """
     if compiled:
-        _kernel("col")(X.indptr, X.indices, X.data, W, c0, c1, cursor, out)
+        kern = _kernel("col")
+        if isinstance(cursor, list):
+            cuts = split_even(c1 - c0, len(cursor))
+            run_parts(kern, [(X.indptr, X.indices, X.data, W, c0 + a, c0 + b, cur, out[a:])
+                             for (a, b), cur in zip(cuts, cursor)])
+        else:
+            kern(X.indptr, X.indices, X.data, W, c0, c1, cursor, out)
         return out[: c1 - c0].T
     return np.asarray(X[:, c0:c1].T @ W).T
+
+
+def csr_dot(X, B):
+    """X @ B (dense (n, k)) for a CSR X with scipy's product, by ranges of rows of about equal
+    non-zeros computed at the same time on host threads (scipy's sparse products release the
+    GIL; each range is a view of X, no copy): the same numbers as ``X @ B``, the rows'
+    products being independent. Measured on the TF-IDF benchmark matrix (1.14M non-zeros,
+    k=10): 4.6 ms on one thread, 2.7 ms on two."""
+    parts = n_threads() if X.nnz * B.shape[1] >= _MIN_SPLIT_WORK else 1
+    if parts == 1:
+        return np.asarray(X @ B)
+    ip = X.indptr
+
+    def rows(r0, r1):
+        a, b = ip[r0], ip[r1]
+        Xr = sp.csr_matrix((X.data[a:b], X.indices[a:b], ip[r0:r1 + 1] - a),
+                           shape=(r1 - r0, X.shape[1]), copy=False)
+        return np.asarray(Xr @ B)
+    return np.concatenate(run_parts(rows, split_weighted(ip, parts)))
+
+
+def row_cross(X, Ht, Dt, beta: float, r0: int, r1: int, out):
+    """out[:r1 − r0] = X[r0:r1] Ĥᵀ, Ĥᵀ = max(Hᵀ + β·Dᵀ, 0) (the compiled row kernel), its rows
+    split in ranges of about equal non-zeros computed at the same time on host threads (each
+    row as by one thread: the same numbers); returns that (r1 − r0, k) slice of ``out``."""
+    kern = _kernel("row")
+    ip = X.indptr
+    parts = n_threads() if (ip[r1] - ip[r0]) * Ht.shape[1] >= _MIN_SPLIT_WORK else 1
+    ranges = [(0, r1 - r0)] if parts == 1 else split_weighted(ip[r0:r1 + 1], parts)
+    run_parts(kern, [(ip, X.indices, X.data, Ht, Dt, beta, r0 + a, r0 + b, out[a:])
+                     for a, b in ranges])
+    return out[: r1 - r0]
 
 
 def _extrapolated(nx, F, D, beta: float, out=None):
@@ -170,9 +217,10 @@ class BlockedExtrapolation:
         n = self.Wt.shape[1]
         lean = (p.sparse and nx.host_arrays and self.sample_major(p) and B < n
                 and Hc.size * Hc.itemsize > _SMALL_BYTES)
+        R0, self._R0 = getattr(self, "_R0", None), None  # X Hᵀ of the starting objective
         if not lean:
             Hh = _extrapolated(nx, Hc, DH, beta) if beta else Hc
-            R = self._cross_W(Hh)
+            R = R0[1] if R0 is not None and not beta and R0[0] is Hc else self._cross_W(Hh)
             return Hh @ Hh.T, (lambda r0, r1: R) if B >= n else (lambda r0, r1: R[:, r0:r1])
         # sparse X: Ĥ is never stored whole. Its Gram by blocks of features; X Ĥᵀ by blocks
         # of rows, from the compiled kernel (Ĥ formed entry by entry; β = 0: Ĥ = H exactly,
@@ -202,11 +250,10 @@ class BlockedExtrapolation:
                 return out.T
             return GE, cross
         out = np.empty((B, k), dtype=Hc.dtype)
-        Ht, Dt, kern = Hc.T, DH.T, _kernel("row")
+        Ht, Dt = Hc.T, DH.T
 
         def cross(r0, r1):
-            kern(X.indptr, X.indices, X.data, Ht, Dt, beta, r0, r1, out)
-            return out[: r1 - r0].T
+            return row_cross(X, Ht, Dt, beta, r0, r1, out).T
         return GE, cross
 
     def _h_products(self, B):
@@ -219,7 +266,12 @@ class BlockedExtrapolation:
             return lambda c0, c1: self.Wt @ p.X[:, c0:c1]
         X, W = p.X, self.Wt.T  # (n, k), C-contiguous in the sample-major layout
         compiled = self._compiled_products()
-        cursor = X.indptr[:-1].copy() if compiled else None
+        cursor = None
+        if compiled:  # one cursor per thread when the blocks are worth splitting
+            parts = n_threads() if X.nnz * W.shape[1] * B >= _MIN_SPLIT_WORK * m else 1
+            cursor = X.indptr[:-1].copy()
+            if parts > 1:
+                cursor = [cursor] + [cursor.copy() for _ in range(parts - 1)]
         out = np.empty((B, W.shape[1]), dtype=W.dtype) if compiled else None
         return lambda c0, c1: colblock_cross(X, W, c0, c1, cursor, out, compiled)
 

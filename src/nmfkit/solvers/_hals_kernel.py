@@ -13,10 +13,13 @@ CPU's vector units: measured on this project's 2-core AMD EPYC (AVX-512), 20 swe
 (whose k-term dot products ran one column at a time, ~2 GFlop/s), and (49, 10304) float64
 47 ms against 272 ms. The repeated sweeps then cost O(k²) flops per column from L1/L2 cache.
 
-The blocks run on one thread. A ``prange`` version was 2× faster in isolation on the two
-cores, but inside a fit it slowed both the sweeps and the BLAS products that follow them
-(ORL faces, 40 iterations: sweeps 0.50 → 0.90 s, X Hᵀ 0.25 → 0.53 s): numba's and
-OpenBLAS's thread pools compete for the same cores.
+The blocks are independent, so they are split into contiguous ranges of blocks run at the
+same time on host threads (``_threads``: as many as BLAS may use, two on the benchmark
+machine), each with its own buffers: the same arithmetic in the same order, bit for bit the
+serial result. A ``prange`` version had been 2× faster in isolation on the two cores, but
+inside a fit it slowed both the sweeps and the BLAS products that follow them (ORL faces, 40
+iterations: sweeps 0.50 → 0.90 s, X Hᵀ 0.25 → 0.53 s): numba's and OpenBLAS's thread pools
+spin and competed for the same cores. The pool's threads sleep between calls instead.
 
 Compiled with ``fastmath`` and lazily on first use. numba is a dependency of nmfkit; where it
 is missing, the numpy sweep in ``nmfkit.nnls.hals_sweep`` is used instead.
@@ -29,11 +32,15 @@ import importlib.util
 import numpy as np
 
 from ..backends import get_backend
+from ._threads import n_threads, run_parts, split_even
 
 __all__ = ["BLOCK", "HAVE_NUMBA", "hals_inner_sweeps", "hals_sweep_violation"]
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 BLOCK = 128  # columns per block: k·BLOCK values stay in cache while the block is swept
+# k²·N·sweeps below which the blocks stay on one thread (about 0.2 ms of sweeps: a thread's
+# hand-over costs some 30–60 µs)
+_MIN_SPLIT_WORK = 1 << 22
 _COMPILED = None
 
 
@@ -97,19 +104,19 @@ def _hals_block_py(F, G, R, l1, l2, order, ih, n_sweeps, delta2, j0, Fb, Rb, acc
     return done
 
 
-def _hals_blocks_py(F, G, R, l1, l2, order, n_sweeps, delta2, B):
+def _hals_blocks_py(F, G, R, l1, l2, order, n_sweeps, delta2, B, i0, i1):
+    """The blocks i0 .. i1 − 1 (of ``B`` columns each) of F; returns the sweeps done."""
     k, N = F.shape
     ih = np.zeros(k, dtype=F.dtype)
     for t in range(k):
         h = G[t, t] + l2
         if h > 0:
             ih[t] = 1.0 / h
-    n_blocks = (N + B - 1) // B
     Fb = np.empty((k, B), dtype=F.dtype)
     Rb = np.empty((k, B), dtype=F.dtype)
     acc = np.empty(B, dtype=F.dtype)
     total = 0
-    for i in range(n_blocks):
+    for i in range(i0, i1):
         total += _block(F, G, R, l1, l2, order, ih, n_sweeps, delta2, i * B, Fb, Rb, acc)
     return total
 
@@ -141,9 +148,16 @@ def hals_inner_sweeps(F, G, R, l1: float, l2: float, order, n_sweeps: int,
     order = np.asarray(range(F.shape[0]) if order is None else order, dtype=np.int64)
     G = np.ascontiguousarray(G, dtype=F.dtype)
     R = np.asarray(R, dtype=F.dtype)  # C or F order (a transposed product): both compiled
-    total = _kernel()(F, G, R, F.dtype.type(l1), F.dtype.type(l2), order,
-                      int(n_sweeps), float(delta) ** 2, BLOCK)
-    return total / max(1, -(-F.shape[1] // BLOCK))
+    k, N = F.shape
+    n_blocks = -(-N // BLOCK)
+    args = (F, G, R, F.dtype.type(l1), F.dtype.type(l2), order, int(n_sweeps),
+            float(delta) ** 2, BLOCK)
+    kern = _kernel()
+    parts = 1
+    if n_blocks > 1 and k * k * N * int(n_sweeps) >= _MIN_SPLIT_WORK:
+        parts = n_threads()
+    done = run_parts(kern, [(*args, i0, i1) for i0, i1 in split_even(n_blocks, parts)])
+    return sum(done) / max(1, n_blocks)
 
 
 def hals_sweep_violation(F, G, R, l1: float = 0.0, l2: float = 0.0, order=None,

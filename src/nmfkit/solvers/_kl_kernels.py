@@ -12,8 +12,9 @@ has a decreasing second derivative, so a Newton step that *increases* F_ti never
 a step that decreases it is accepted only if the exact change of the objective is ≤ 0, and
 halved otherwise — each step, hence each sweep, is non-increasing.
 
-Two implementations with identical arithmetic: a numba kernel (serial over rows) when numba
-is installed (``pip install "nmfkit[fast]"``), and a numpy fallback vectorised over rows.
+Two implementations with identical arithmetic: a numba kernel when numba is installed
+(``pip install "nmfkit[fast]"``; rows split in contiguous ranges over host threads, each row
+computed as the serial kernel does), and a numpy fallback vectorised over rows.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ import importlib.util
 
 import numpy as np
 
+from ._threads import n_threads, run_parts, split_weighted
+
 __all__ = ["kl_cd_update", "HAVE_NUMBA"]
 
 _MAX_HALVINGS = 30
+# nnz·k below which the rows stay on one thread (a hand-over costs some 30–60 µs)
+_MIN_SPLIT_WORK = 1 << 16
 
 #: numba is optional (``pip install "nmfkit[fast]"``); it is imported on first use only
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -34,11 +39,13 @@ _COMPILED = None
 prange = range
 
 
-def _kl_rows_py(F, Bt, indptr, indices, data, hsum, l1, l2, order, newton_steps, floor):
-    """The kernel body (compiled by numba). Bt is the basis transposed, (M, k), so that the
-    k values B[:, j] of one non-zero are contiguous; they are gathered once per row."""
+def _kl_rows_py(F, Bt, indptr, indices, data, hsum, l1, l2, order, newton_steps, floor,
+                r0, r1):
+    """The kernel body (compiled by numba), rows r0 .. r1 − 1. Bt is the basis transposed,
+    (M, k), so that the k values B[:, j] of one non-zero are contiguous; they are gathered
+    once per row."""
     k, N = F.shape
-    for i in prange(N):
+    for i in prange(r0, r1):
         a = indptr[i]
         nz = indptr[i + 1] - a
         wh = np.empty(nz)
@@ -99,9 +106,10 @@ def _kl_rows_numba():
         import numba
 
         globals()["prange"] = numba.prange  # read by numba when it compiles the body
-        # serial: measured on this 2-core machine, numba's parallel rows gained nothing on the
-        # 1.1M-non-zero word-count corpus (0.42 s vs 0.40 s per half-sweep) and cost 25 ms of
-        # thread start-up per call on small problems, fighting BLAS's threads
+        # serial (no parallel=True): numba's parallel rows gained nothing on this 2-core
+        # machine (word-count corpus: 0.42 s vs 0.40 s per half-sweep) and cost 25 ms of
+        # thread start-up per call on small problems, fighting BLAS's threads. The rows are
+        # split over host threads instead (kl_cd_update, ``_threads``)
         _COMPILED = numba.njit(cache=True, nogil=True)(_kl_rows_py)
     return _COMPILED
 
@@ -167,8 +175,15 @@ def kl_cd_update(F, B, X, hsum, l1: float, l2: float, order, newton_steps: int, 
     """
     order = np.asarray(order, dtype=np.int64)
     if use_numba:
-        _kl_rows_numba()(F, np.ascontiguousarray(B.T), X.indptr, X.indices, X.data, hsum,
-                         float(l1), float(l2), order, int(newton_steps), float(floor))
+        # rows are independent: contiguous ranges of about equal non-zeros (plus k per row)
+        # run at the same time on host threads, each row exactly as the serial kernel does it
+        args = (F, np.ascontiguousarray(B.T), X.indptr, X.indices, X.data, hsum, float(l1),
+                float(l2), order, int(newton_steps), float(floor))
+        N = F.shape[1]
+        parts = n_threads() if X.nnz * F.shape[0] >= _MIN_SPLIT_WORK else 1
+        ranges = [(0, N)] if parts == 1 else split_weighted(
+            X.indptr + F.shape[0] * np.arange(N + 1), parts)
+        run_parts(_kl_rows_numba(), [(*args, r0, r1) for r0, r1 in ranges])
         return
     if rows is None:
         rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))

@@ -50,7 +50,7 @@ import scipy.sparse as sp
 from ..nnls import hals_sweep
 from ..penalties import split_hals
 from ._base import ComponentMajorSolver, register_solver
-from ._blocked import BlockedExtrapolation
+from ._blocked import BlockedExtrapolation, csr_dot
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 from ._hals_kernel import hals_inner_sweeps
 from ._kl_kernels import HAVE_NUMBA, kl_cd_update
@@ -176,6 +176,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         self._prod_cost = float(p.nx.sparse_data(p.X).shape[0] if p.sparse else n * m)
         self._init_extrapolation()
         self._init_blocked()
+        self._R0 = None  # (H, X Hᵀ) of the starting objective, for the first blocked step
         kern = self.options["kernel"]
         if kern not in ("auto", "numba", "numpy"):
             raise ValueError(
@@ -228,8 +229,13 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         if p.beta != 2.0 or p.sparse or not nx.host_arrays or p.M is not None:
             return super().objective()
         Wt, Hc = self.Wt, self.Hc
-        return self._frobenius_objective(nx.vdot(self._cross_W(Hc), Wt),
-                                         nx.vdot(Wt @ Wt.T, Hc @ Hc.T), Wt.T, Hc)
+        R = self._cross_W(Hc)
+        # before the first step (the fit loop's starting objective), X Hᵀ is also the first
+        # step's product (it starts without extrapolation from this H): kept for it (_blocked)
+        first = self._f is None and self._D is None and self._blocked()
+        self._R0 = (Hc, R) if first else None
+        return self._frobenius_objective(nx.vdot(R, Wt), nx.vdot(Wt @ Wt.T, Hc @ Hc.T),
+                                         Wt.T, Hc)
 
     def _one(self, beta):
         """One blocked pass (``_blocked``); a restart's second pass replaces the first's
@@ -239,6 +245,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         return super()._one(beta)
 
     def _factors_replaced(self):
+        self._R0 = None
         self._reset_extrapolation()
         self._reset_blocked()
 
@@ -271,6 +278,8 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
     def _cross_W(self, Hc):
         """H Xᵀ, shape (k, n_samples)."""
         p = self.p
+        if p.sparse and p.nx.host_arrays and p.X.format == "csr":  # rows on threads
+            return csr_dot(p.X, Hc.T).T  # the (n, k) product's transposed view (see below)
         if p.sparse:
             R = p.nx.matmul(p.X, Hc.T).T
             # host: the (n, k) product's transposed view, no contiguous copy (peak memory);
@@ -464,7 +473,12 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
                 buf[0] = 0.0
         if p.beta == 1.0:
             return self._step_kl()
-        if (self.options["extrapolate"] and p.update_W and p.update_H
-                and not self.extraW and not self.extraH):
+        if self._blocked():
             return self._blocked_step()  # by blocks, restart per block (_blocked: peak memory)
         return self._extrapolated_step()
+
+    def _blocked(self) -> bool:
+        """Whether a Frobenius step is ``_blocked``'s extrapolated iteration."""
+        p = self.p
+        return bool(self.options["extrapolate"] and p.update_W and p.update_H
+                    and not self.extraW and not self.extraH)

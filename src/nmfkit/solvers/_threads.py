@@ -1,0 +1,132 @@
+"""Host threads for the compiled kernels whose work splits into independent parts.
+
+The compiled kernels of ``cd`` (HALS sweeps by blocks of columns, KL Newton rows, the sparse
+cross products of the blocked extrapolation) are serial numba functions compiled with
+``nogil``. Their work splits exactly: HALS's subproblem separates over columns, KL's over
+rows, a product's output over rows or columns. Each part is computed by the same code in the
+same order as the serial kernel would, so the result is bit for bit the serial one, whatever
+the number of threads.
+
+Why plain Python threads rather than numba's ``prange``: measured on the 2-core benchmark
+machine, a ``prange`` sweep was 2× faster alone but slowed the fit, because numba's
+threading layer and OpenBLAS's threads both spin while they wait and fought for the two
+cores between kernels (docs/benchmarks.md, "What the rounds taught"). The threads of a
+``ThreadPoolExecutor`` sleep on a lock between calls: nothing spins while BLAS runs.
+
+How many: the CPUs this process may run on, capped by numba's ``NUMBA_NUM_THREADS``, by
+``OMP_NUM_THREADS`` when set and by the BLAS thread limit in force (``threadpoolctl``'s
+``threadpool_limits(1)`` makes every kernel serial, as it makes BLAS), read at each call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["n_threads", "run_parts", "split_even", "split_weighted"]
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+_CTL = None
+_CTL_FAILED = False
+
+
+def _reset_after_fork() -> None:  # a forked child has none of the parent's threads
+    global _POOL, _CTL
+    _POOL = None
+    _CTL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _blas_threads() -> int | None:
+    """The largest thread count of the BLAS libraries loaded (threadpoolctl), None if unknown."""
+    global _CTL, _CTL_FAILED
+    if _CTL_FAILED:
+        return None
+    try:
+        if _CTL is None:
+            from threadpoolctl import ThreadpoolController
+
+            _CTL = ThreadpoolController()
+        ns = [c.num_threads for c in _CTL.lib_controllers if c.user_api == "blas"]
+    except Exception:  # threadpoolctl missing or failing: no BLAS cap
+        _CTL_FAILED = True
+        return None
+    return max(ns) if ns else None
+
+
+def n_threads() -> int:
+    """Threads the compiled kernels may use now (≥ 1)."""
+    n = _cpus()
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        v = os.environ.get(var, "").split(",")[0].strip()
+        if v.isdigit() and int(v) > 0:
+            n = min(n, int(v))
+    blas = _blas_threads()
+    if blas is not None and blas > 0:
+        n = min(n, blas)
+    return max(1, n)
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < workers:
+            old, _POOL = _POOL, ThreadPoolExecutor(max_workers=workers,
+                                                   thread_name_prefix="nmfkit-kernel")
+            if old is not None:
+                old.shutdown(wait=False)
+        return _POOL
+
+
+def run_parts(fn, parts):
+    """``[fn(*args) for args in parts]``, the first part in the calling thread and the others
+    on the pool's threads at the same time; exceptions propagate."""
+    parts = list(parts)
+    if len(parts) <= 1:
+        return [fn(*a) for a in parts]
+    futures = [_pool(len(parts) - 1).submit(fn, *a) for a in parts[1:]]
+    try:
+        first = fn(*parts[0])
+    finally:
+        rest = [f.result() for f in futures]  # waits for every part, even after an error
+    return [first, *rest]
+
+
+def split_even(n_items: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """[(start, stop)] covering range(n_items) in ≤ ``parts`` contiguous ranges of about equal
+    size, every boundary a multiple of ``align``; no empty range."""
+    units = -(-n_items // align)
+    parts = max(1, min(parts, units))
+    cuts = [min(n_items, (units * i // parts) * align) for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+def split_weighted(cum, parts: int) -> list[tuple[int, int]]:
+    """Ranges of rows of about equal weight, given ``cum`` (length N + 1, non-decreasing: e.g.
+    a CSR indptr plus a per-row cost): [(start, stop)], no empty range."""
+    import numpy as np
+
+    cum = np.asarray(cum)
+    N = cum.shape[0] - 1
+    if N <= 0:
+        return []
+    parts = max(1, min(parts, N))
+    total = float(cum[-1] - cum[0])
+    cuts = [0]
+    for i in range(1, parts):
+        c = int(np.searchsorted(cum, cum[0] + total * i / parts, side="left"))
+        cuts.append(min(N, max(cuts[-1], c)))
+    cuts.append(N)
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]

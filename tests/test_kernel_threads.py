@@ -1,0 +1,142 @@
+"""The compiled kernels split over host threads (``nmfkit.solvers._threads``) compute exactly
+what one thread computes: HALS blocks, KL rows, the sparse products of the blocked
+extrapolation; and the thread count follows the limits a user sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from nmfkit.solvers import _blocked, _hals_kernel, _kl_kernels, _threads
+
+numba = pytest.importorskip("numba")
+
+
+def _force(monkeypatch, n):
+    for mod in (_hals_kernel, _kl_kernels, _blocked):
+        monkeypatch.setattr(mod, "n_threads", lambda n=n: n)
+        monkeypatch.setattr(mod, "_MIN_SPLIT_WORK", 0)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_hals_blocks_split_is_the_serial_sweep(monkeypatch, order, dtype, threads):
+    rng = np.random.default_rng(0)
+    k, N = 6, 5 * _hals_kernel.BLOCK + 17  # 6 blocks, the last one partial
+    U = rng.random((k, 2 * k))
+    G = (U @ U.T).astype(dtype)
+    R = (rng.random((k, N)) * k).astype(dtype)
+    F0 = np.array(rng.random((k, N)), dtype=dtype, order=order)
+    _force(monkeypatch, 1)
+    F1 = F0.copy(order="K")
+    d1 = _hals_kernel.hals_inner_sweeps(F1, G, R, 0.01, 0.05, [3, 1, 0, 5, 2, 4], 20, 0.05)
+    _force(monkeypatch, threads)
+    F2 = F0.copy(order="K")
+    d2 = _hals_kernel.hals_inner_sweeps(F2, G, R, 0.01, 0.05, [3, 1, 0, 5, 2, 4], 20, 0.05)
+    assert np.array_equal(F1, F2) and d1 == d2
+    assert 1 < d1 < 20  # the per-block stop did act (some blocks stopped early)
+    assert not np.array_equal(F1, F0)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_kl_rows_split_is_the_serial_update(monkeypatch, threads):
+    rng = np.random.default_rng(1)
+    X = sp.random(300, 80, density=0.1, format="csr", random_state=2)
+    X.data = np.floor(X.data * 10) + 1
+    X.data[X.indptr[7]:X.indptr[8]] = 0  # an empty row
+    X.eliminate_zeros()
+    assert X.indptr[8] == X.indptr[7]
+    k = 4
+    F0, B = rng.random((k, 300)) + 0.1, rng.random((k, 80)) + 0.1
+    out = []
+    for n in (1, threads):
+        _force(monkeypatch, n)
+        F = F0.copy()
+        _kl_kernels.kl_cd_update(F, B, X, B.sum(axis=1), 0.01, 0.02, np.arange(k), 2, 1e-12,
+                                 True)
+        out.append(F)
+    assert np.array_equal(out[0], out[1]) and not np.array_equal(out[0], F0)
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_sparse_products_split_are_the_serial_products(monkeypatch, threads):
+    X = sp.random(500, 700, density=0.05, format="csr", random_state=3)
+    X.sort_indices()
+    rng = np.random.default_rng(4)
+    k = 5
+    Ht = rng.random((700, k))
+    W = rng.random((500, k))
+    Dt = rng.standard_normal((700, k)).astype(np.float32)
+    _force(monkeypatch, threads)
+    # X Hᵀ: scipy's product by ranges of rows
+    assert np.array_equal(_blocked.csr_dot(X, Ht), X @ Ht)
+    # X Ĥᵀ with Ĥ extrapolated entry by entry (rows 40..460), against one thread
+    outs = []
+    for n in (1, threads):
+        _force(monkeypatch, n)
+        outs.append(_blocked.row_cross(X, Ht, Dt, 0.7, 40, 460, np.empty((420, k))).copy())
+    assert np.array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], X[40:460] @ np.maximum(Ht + 0.7 * Dt, 0), rtol=1e-6)
+    # Xᵀ W by blocks of columns, one cursor per thread, against one cursor
+    res = []
+    for cursors in (1, threads):
+        cur = [X.indptr[:-1].copy() for _ in range(cursors)]
+        buf = np.empty((256, k))
+        blocks = [_blocked.colblock_cross(X, W, c0, min(700, c0 + 256),
+                                          cur if cursors > 1 else cur[0], buf, True).copy()
+                  for c0 in range(0, 700, 256)]
+        res.append(np.concatenate(blocks, axis=1))
+    assert np.array_equal(res[0], res[1])
+    np.testing.assert_allclose(res[0], (X.T @ W).T, rtol=1e-12)
+
+
+def test_fit_is_the_same_on_one_and_two_threads(monkeypatch):
+    """A whole "auto" fit (sparse Frobenius: products and sweeps split; KL: rows split)."""
+    import nmfkit
+
+    X = sp.random(400, 900, density=0.05, format="csr", random_state=5)
+    X.data = np.floor(X.data * 5) + 1
+    for beta in (2.0, 1.0):
+        fits = []
+        for n in (1, 2):
+            _force(monkeypatch, n)
+            m = nmfkit.NMF(6, solver="auto", beta_loss=beta, init="nndsvda", tol=0,
+                           max_iter=15, random_state=0)
+            fits.append((m.fit_transform(X), m.components_))
+        assert np.array_equal(fits[0][0], fits[1][0])
+        assert np.array_equal(fits[0][1], fits[1][1])
+
+
+def test_thread_count_follows_the_limits(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    n = _threads.n_threads()
+    assert 1 <= n <= _threads._cpus()
+    with threadpool_limits(1):
+        assert _threads.n_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _threads.n_threads() == 1
+
+
+def test_split_helpers_cover_every_item_once():
+    for n, parts, align in [(10, 3, 1), (1000, 2, 128), (5, 8, 1), (1, 2, 128), (257, 2, 128)]:
+        r = _threads.split_even(n, parts, align)
+        assert r[0][0] == 0 and r[-1][1] == n and len(r) <= parts
+        assert all(b > a for a, b in r) and all(r[i][1] == r[i + 1][0] for i in range(len(r) - 1))
+        assert all(a % align == 0 for a, _ in r)
+    cum = np.cumsum([0, 5, 0, 0, 100, 1, 1, 1, 1])
+    r = _threads.split_weighted(cum, 2)
+    assert r[0][0] == 0 and r[-1][1] == 8 and all(b > a for a, b in r)
+    assert _threads.split_weighted(np.zeros(1), 2) == []
+    assert _threads.run_parts(lambda a, b: a * b, [(2, 3), (4, 5), (6, 7)]) == [6, 20, 42]
+
+    def boom(x):
+        if x:
+            raise ValueError("part failed")
+        return x
+    with pytest.raises(ValueError, match="part failed"):
+        _threads.run_parts(boom, [(0,), (1,)])
