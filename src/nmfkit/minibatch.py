@@ -57,7 +57,6 @@ from .solvers.mu import gamma_exponent
 
 __all__ = ["MiniBatchNMF"]
 
-@savable
 def _at_scale(scale, X, obs, nx):
     """X and its observed entries divided by the fit's scale (themselves at scale 1)."""
     if not scale.active:
@@ -80,6 +79,7 @@ def _check_batch_scale(scale, X, obs, nx) -> None:
         )
 
 
+@savable
 class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                    BaseEstimator):
     r"""Mini-batch (online) NMF: X ≈ WH with W, H ≥ 0, learned from batches of rows.
