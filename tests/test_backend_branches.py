@@ -22,11 +22,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "src" / "nmfkit"
 
 #: file (relative to src/nmfkit) -> one reason per allowed line
 ALLOWED = {
-    "_estimator.py": [
-        "transform skips check_non_negative for a tensor, whose sign validation read on its "
-        "device; check_non_negative now reads any X's sign on its own backend, so this test "
-        "can go (the estimators' owner's change)",
-    ],
     "_engine.py": [
         "custom starts where input arrives: numpy W/H given with a tensor X follow X's dtype "
         "(numpy's default float64 against torch's float32), W/H in X's own framework must "
@@ -169,7 +164,7 @@ def test_backend_identity_branches_outside_backends_stay_within_the_allowed_list
         + "\n".join(over))
     total = sum(len(v) for v in hits.values())
     assert total <= CEILING
-    assert CEILING <= 24  # lower it as branches go; never raise it to let one in
+    assert CEILING <= 23  # lower it as branches go; never raise it to let one in
 
 
 def test_the_allowed_list_names_files_that_exist():

@@ -24,7 +24,7 @@ from ._validation import (
     split_masked_array,
     validate_input,
 )
-from .backends import get_backend, is_tensor
+from .backends import get_backend
 from .losses import beta_divergence, beta_loss_to_float
 from .model_io import savable, save
 from ._unit_scale import error_on_data_scale
@@ -441,10 +441,8 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             from ._masked_fit import transform_masked
 
             return (transform_observed if self._is_robust() else transform_masked)(self, X)
-        tensor = is_tensor(X)  # a tensor's values are checked on its device
         X = validate_input(self, X, reset=False)
-        if not tensor:
-            check_non_negative(X, f"{type(self).__name__} (input X)")
+        check_non_negative(X, f"{type(self).__name__} (input X)")  # read on X's backend
         fitted = {k: getattr(self, k) for k in self._fitted_attributes() if hasattr(self, k)}
         try:
             H = self.components_
