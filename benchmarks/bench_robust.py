@@ -11,7 +11,9 @@
     place; k parts learned from the occluded set by plain NMF and by each robust fit, against
     plain NMF on the clean set. Scored by the relative error of the 400 *clean* images coded
     on the learned parts (``transform``, plain least squares): parts that learned the blocks
-    code faces worse. ``--png`` draws the parts to docs/img/robust_parts.png.
+    code faces worse. ``--png`` draws the parts to docs/img/robust_parts.png. Group outliers
+    (``outliers="groups"``) over 8×8 tiles is a row; ``--group-sweep`` adds tile sizes × λ
+    multipliers (λ = multiplier × σ̂ per √pixel; the default multiplier is 1.345).
 (d) time of a robust fit against the plain fit of the same solver family (HALS on the
     majoriser against plain HALS, solver="cd"; multiplicative updates on the majoriser against
     plain ones, solver="mu"),
@@ -21,6 +23,8 @@
     python benchmarks/bench_robust.py              # all four, about 8 minutes on 2 cores
     python benchmarks/bench_robust.py --only a,b --seeds 5
     python benchmarks/bench_robust.py --only c --png
+    python benchmarks/bench_robust.py --only c --group-sweep
+    python benchmarks/bench_robust.py --only d --d-pairs groups   # only the pairs named so
 """
 
 from __future__ import annotations
@@ -163,13 +167,28 @@ def _coding_error(model, X):
     return float(np.linalg.norm(X - W @ model.components_) / np.linalg.norm(X))
 
 
-def bench_c(k, png, controls=False):
+def _tiles(tile):
+    from nmfkit.robust import image_tiles
+
+    return image_tiles((112, 92), tile)
+
+
+def bench_c(k, png, controls=False, group_sweep=False):
     X, Xo, imgs = occluded_faces()
     fits = {"plain on clean faces": (X, {}), "plain on occluded": (Xo, {}),
             "huber on occluded": (Xo, {"loss": "huber"}),
             "cauchy on occluded": (Xo, {"loss": "cauchy"}),
             "l21 on occluded": (Xo, {"loss": "l21"}),
-            "sparse outliers on occluded": (Xo, {"outliers": "sparse"})}
+            "sparse outliers on occluded": (Xo, {"outliers": "sparse"}),
+            "group outliers, 8×8 tiles, on occluded": (Xo, {"outliers": "groups",
+                                                           "outlier_groups": _tiles(8)})}
+    if group_sweep:  # λ = multiplier × σ̂ (σ̂ of the default fit's pilot, read once below)
+        sigma = None
+        for tile in ((4, 4), (8, 8), (16, 16), (28, 23)):
+            for mult in (1.0, 1.345, 2.0):
+                fits[f"group outliers, {tile[0]}×{tile[1]} tiles, λ = {mult} σ̂"] = (
+                    Xo, {"outliers": "groups", "outlier_groups": _tiles(tile),
+                         "_mult": mult})
     print(f"\n(c) ORL faces 400×10304, k={k}, 80 images occluded by a black or white quarter "
           "block; the 400 clean images coded on the learned parts (plain least squares)")
     print("| parts learned by | clean images, relative error | occluded images' own fit vs "
@@ -186,6 +205,15 @@ def bench_c(k, png, controls=False):
             m, _, t = fit(X[keep], k, 0, max_iter=200, **kw)
             print(f"| {name} | {_coding_error(m, X):.4f} | – | {t:.1f} | {m.n_iter_} |")
             continue
+        kw = dict(kw)
+        mult = kw.pop("_mult", None)
+        if mult is not None:
+            if sigma is None:  # σ̂ of the default group fit: its λ / 1.345
+                from nmfkit.robust import SCALE_FACTORS
+
+                base = models["group outliers, 8×8 tiles, on occluded"]
+                sigma = base.loss_scale_ / SCALE_FACTORS["groups"]
+            kw["outlier_penalty"] = mult * sigma
         m, W, t = fit(data_, k, 0, max_iter=200, **kw)
         models[name] = m
         own = float(np.linalg.norm(X[imgs] - W[imgs] @ m.components_) / np.linalg.norm(X[imgs]))
@@ -201,7 +229,7 @@ def draw_parts(models, X, Xo, imgs):
     import matplotlib.pyplot as plt
 
     show = ["plain on clean faces", "plain on occluded", "huber on occluded",
-            "cauchy on occluded"]
+            "cauchy on occluded", "group outliers, 8×8 tiles, on occluded"]
     n_parts = 8
     fig, axes = plt.subplots(len(show), n_parts + 2, figsize=(n_parts + 2, len(show) * 1.3))
     i = int(imgs[0])
@@ -214,7 +242,7 @@ def draw_parts(models, X, Xo, imgs):
         Wi = _code(H, src[i:i + 1])
         axes[r, n_parts].imshow(src[i].reshape(112, 92), cmap="gray", vmin=0, vmax=1)
         axes[r, n_parts + 1].imshow((Wi @ H).reshape(112, 92), cmap="gray", vmin=0, vmax=1)
-        axes[r, 0].set_ylabel(name.replace(" on ", "\non "), fontsize=7)
+        axes[r, 0].set_ylabel(name.replace(" on ", "\non ").replace(", 8", "\n8"), fontsize=7)
     axes[0, n_parts].set_title("input", fontsize=7)
     axes[0, n_parts + 1].set_title("coded", fontsize=7)
     for ax in axes.ravel():
@@ -232,21 +260,24 @@ def _median_time(X, k, repeats, **kw):
     return float(np.median([r[2] for r in runs])), runs[0][0]
 
 
-def bench_d(repeats):
+def bench_d(repeats, only=None):
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # one BLAS thread: CPU seconds comparable between the fits
-        _bench_d(repeats)
+        _bench_d(repeats, only)
 
 
-def _bench_d(repeats):
+def _bench_d(repeats, only=None):
     X, _ = corrupt_entries(0)
     faces = occluded_faces()[1]
     pairs = [("huber", {"loss": "huber"}, "cd", {"solver": "cd"}),
              ("cauchy", {"loss": "cauchy"}, "cd", {"solver": "cd"}),
              ("sparse outliers", {"outliers": "sparse"}, "cd", {"solver": "cd"}),
              ("huber, solver mu", {"loss": "huber", "solver": "mu"}, "mu", {"solver": "mu"}),
-             ("l21", {"loss": "l21"}, "cd", {"solver": "cd"})]
+             ("l21", {"loss": "l21"}, "cd", {"solver": "cd"}),
+             ("groups 8×8", {"outliers": "groups"}, "cd", {"solver": "cd"})]
+    if only:
+        pairs = [p for p in pairs if any(w in p[0] for w in only.split(","))]
     print(f"\n(d) CPU time (one BLAS thread) of robust against plain fits of the same family "
           f"(median of {repeats}). Per iteration: (t(260 its) − t(10 its)) / 250 "
           "(faces: 60 and 10) with tol=0, so the start and the robust pilot cancel out. Whole fit: the defaults "
@@ -258,6 +289,9 @@ def _bench_d(repeats):
         for rname, rkw, pname, pkw in pairs:
             if Xd is faces and rname == "sparse outliers":
                 continue  # the faces: Huber's cost (the same kernel and products), for time
+            if rname.startswith("groups"):  # 8×8 tiles of the faces; 5 features planted
+                rkw = {**rkw, "outlier_groups": _tiles(8) if Xd is faces else
+                       np.arange(Xd.shape[1]) // 5}
             per = []
             for kw in (rkw, pkw):
                 t_long = _median_time(Xd, k, reps, tol=0, max_iter=long, **kw)[0]
@@ -277,6 +311,10 @@ def main(argv=None):
     ap.add_argument("--k", type=int, default=25, help="parts of the faces in (c)")
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats in (d)")
     ap.add_argument("--png", action="store_true", help="(c): write docs/img/robust_parts.png")
+    ap.add_argument("--group-sweep", action="store_true",
+                    help="(c): group outliers over 4×4, 8×8, 16×16, 28×23 tiles × λ multipliers")
+    ap.add_argument("--d-pairs", default=None,
+                    help="(d): only the pairs whose robust name contains one of these words")
     ap.add_argument("--controls", action="store_true",
                     help="(c): also the bounds: the blocks given as missing, the 320 unoccluded "
                     "images alone, Huber and Cauchy on the clean faces")
@@ -288,9 +326,9 @@ def main(argv=None):
     if "b" in parts:
         bench_b(args.seeds)
     if "c" in parts:
-        bench_c(args.k, args.png, args.controls)
+        bench_c(args.k, args.png, args.controls, args.group_sweep)
     if "d" in parts:
-        bench_d(args.repeats)
+        bench_d(args.repeats, args.d_pairs)
 
 
 if __name__ == "__main__":

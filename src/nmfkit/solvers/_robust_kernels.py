@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-__all__ = ["HAVE_NUMBA", "available", "group_sq_sums", "group_target_inplace", "matmul_into",
+__all__ = ["HAVE_NUMBA", "available", "group_runs", "group_sq_sums", "group_target_inplace", "matmul_into",
            "target_inplace", "rho_total", "weigh"]
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -131,30 +131,44 @@ def _weigh_py(X, Y, code, s, M, weighted, Om, OX):
             Y[q] *= w
 
 
-def _group_sq_py(X, Y, M, labels, weighted, out):
-    # out[i, g] += Σ_{j ∈ g} M_ij (X_ij − Y_ij)², accumulated in out's float64
+def _group_sq_py(X, Y, M, starts, run_ids, weighted, out):
+    # out[i, g] += Σ_{j ∈ g} M_ij (X_ij − Y_ij)², in float64: per row, the squares in one
+    # vectorised pass into a row buffer, then a sum per run of consecutive columns of one
+    # group (image tiles: runs of the tile's width along each pixel row)
     n, m = X.shape
+    row = np.empty(m, dtype=np.float64)
     for i in range(n):
         if weighted:
             for j in range(m):
                 r = X[i, j] - Y[i, j]
-                out[i, labels[j]] += r * r * M[i, j]
+                row[j] = r * r * M[i, j]
         else:
             for j in range(m):
                 r = X[i, j] - Y[i, j]
-                out[i, labels[j]] += r * r
+                row[j] = r * r
+        for q in range(run_ids.shape[0]):
+            acc = 0.0
+            for j in range(starts[q], starts[q + 1]):
+                acc += row[j]
+            out[i, run_ids[q]] += acc
 
 
-def _group_target_py(X, Y, M, labels, om, inv_mu, weighted):
-    # Y ← Y + ω_{i,g(j)} (M_ij/μ) (X_ij − Y_ij): the target of outliers="groups"
+def _group_target_py(X, Y, M, starts, run_ids, om, inv_mu, weighted):
+    # Y ← Y + ω_{i,g(j)} (M_ij/μ) (X_ij − Y_ij): the target of outliers="groups"; per row,
+    # the weights spread over the runs into a row buffer, then one vectorised pass
     n, m = X.shape
+    row = np.empty(m, dtype=om.dtype)
     for i in range(n):
+        for q in range(run_ids.shape[0]):
+            w = om[i, run_ids[q]]
+            for j in range(starts[q], starts[q + 1]):
+                row[j] = w
         if weighted:
             for j in range(m):
-                Y[i, j] += om[i, labels[j]] * (M[i, j] * inv_mu) * (X[i, j] - Y[i, j])
+                Y[i, j] += row[j] * (M[i, j] * inv_mu) * (X[i, j] - Y[i, j])
         else:
             for j in range(m):
-                Y[i, j] += om[i, labels[j]] * (X[i, j] - Y[i, j])
+                Y[i, j] += row[j] * (X[i, j] - Y[i, j])
 
 
 _GROUP_KERNELS = None
@@ -170,20 +184,29 @@ def _group_kernels():
     return _GROUP_KERNELS
 
 
-def group_sq_sums(X, Y, labels, n_groups: int, M=None):
+def group_runs(labels):
+    """(starts, run_ids) of the runs of consecutive equal labels: run q is columns
+    starts[q]:starts[q+1], all of group run_ids[q] (int64; len(starts) = runs + 1)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    cut = np.flatnonzero(np.diff(labels)) + 1
+    starts = np.concatenate(([0], cut, [labels.shape[0]])).astype(np.int64)
+    return starts, labels[starts[:-1]].copy()
+
+
+def group_sq_sums(X, Y, runs, n_groups: int, M=None):
     """Σ_{j ∈ g} M_ij (X_ij − Y_ij)² for every row i and group g, as a new (n, G) float64
-    array (Y = WH; X and Y are not changed); ``labels`` the int64 group id of each column."""
+    array (Y = WH; X and Y are not changed); ``runs`` from :func:`group_runs`."""
     sq, _ = _group_kernels()
     out = np.zeros((X.shape[0], int(n_groups)), dtype=np.float64)
-    sq(X, Y, X if M is None else M, labels, M is not None, out)
+    sq(X, Y, X if M is None else M, runs[0], runs[1], M is not None, out)
     return out
 
 
-def group_target_inplace(X, Y, labels, om, M=None, inv_mu: float = 1.0):
+def group_target_inplace(X, Y, runs, om, M=None, inv_mu: float = 1.0):
     """Y ← Y + ω_{i,g(j)} (M_ij·inv_mu) (X_ij − Y_ij) in place, ω (n, G) float64 (Y holds WH
     on entry, the target T = X − S of outliers="groups" on exit when unweighted)."""
     _, target = _group_kernels()
-    target(X, Y, X if M is None else M, labels, om, float(inv_mu), M is not None)
+    target(X, Y, X if M is None else M, runs[0], runs[1], om, float(inv_mu), M is not None)
     return Y
 
 

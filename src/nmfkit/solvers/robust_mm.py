@@ -242,6 +242,8 @@ class RobustMM(ComponentMajorSolver):
         self._host = (nx.host_arrays and not p.sparse and self.kind != "l21"
                       and _kern.available(p.X, self.M))
         self._inv_mu = None if self.M is None else 1.0 / float(nx.max(self.M))
+        self._runs = (_kern.group_runs(self.groups.labels)
+                      if self._host and self.kind == "groups" else None)
         self.scale = o["robust_scale"]
         if self.scale is None and self.kind != "l21":
             self.scale = pilot_scale(nx, self.kind, p.X, self.W, self.Hc, self.M)[0]
@@ -311,10 +313,10 @@ class RobustMM(ComponentMajorSolver):
             Y = _kern.matmul_into(self.Wt, self.Hc, self._buf)
             if self.kind == "groups":  # S exactly (block soft-threshold), T = X − S
                 g = self.groups
-                sums = _kern.group_sq_sums(X, Y, g.labels, g.n_groups, self.M)
+                sums = _kern.group_sq_sums(X, Y, self._runs, g.n_groups, self.M)
                 a = g.root * float(self.scale)
                 om = a[None, :] / nx.clip_min(sums ** 0.5, a[None, :])
-                return _kern.group_target_inplace(X, Y, g.labels, om, self.M,
+                return _kern.group_target_inplace(X, Y, self._runs, om, self.M,
                                                   self._inv_mu or 1.0)
             return _kern.target_inplace(X, Y, self.kind, self.scale, self.M,
                                         self._inv_mu or 1.0)
@@ -371,7 +373,7 @@ class RobustMM(ComponentMajorSolver):
             Y = _kern.matmul_into(self.Wt, self.Hc, self._buf)
             if self.kind == "groups":
                 g = self.groups
-                sums = _kern.group_sq_sums(p.X, Y, g.labels, g.n_groups, self.M)
+                sums = _kern.group_sq_sums(p.X, Y, self._runs, g.n_groups, self.M)
                 return group_rho_from_sums(nx, g, sums, self.scale)
             return _kern.rho_total(p.X, Y, self.kind, self.scale, self.M)
         R = p.X - nx.matmul(self.Wt.T, self.Hc)
