@@ -140,3 +140,45 @@ def test_split_helpers_cover_every_item_once():
         return x
     with pytest.raises(ValueError, match="part failed"):
         _threads.run_parts(boom, [(0,), (1,)])
+
+
+def test_kernel_threads_fixes_the_count_and_limits_blas_meanwhile(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_threads, "_cpus", lambda: 2)
+
+    def blas():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    before = blas()
+    n = _threads.n_threads()
+    with _threads.kernel_threads() as got:
+        assert got == n == _threads.n_threads()
+        if n > 1:
+            assert all(t == 1 for t in blas())
+    assert blas() == before
+    A, B = np.random.default_rng(0).random((37, 11)), np.random.default_rng(1).random((11, 3))
+    for parts in (1, 2, 5):
+        assert np.array_equal(_threads.matmul_rows(A, B, parts), A @ B) or np.allclose(
+            _threads.matmul_rows(A, B, parts), A @ B, rtol=1e-14)
+
+
+def test_dense_auto_fit_with_split_products_matches_one_thread(monkeypatch):
+    """Dense X: the products split over two threads (BLAS at one thread each) give the fit of
+    one thread to rounding."""
+    import nmfkit
+    from nmfkit.solvers import cd
+
+    monkeypatch.setattr(cd, "_THREADED_WORK", 0)
+    rng = np.random.default_rng(6)
+    X = rng.random((300, 40)) @ rng.random((40, 250)) + 0.01
+    fits = []
+    for n in (1, 2):
+        monkeypatch.setattr(_threads, "_cpus", lambda n=n: n)
+        m = nmfkit.NMF(8, solver="auto", init="nndsvda", tol=0, max_iter=30, random_state=0)
+        W = m.fit_transform(X)
+        fits.append((W, m.components_, m.reconstruction_err_))
+    np.testing.assert_allclose(fits[0][0] @ fits[0][1], fits[1][0] @ fits[1][1], rtol=1e-8,
+                               atol=1e-10)
+    assert abs(fits[0][2] - fits[1][2]) <= 1e-9 * fits[0][2]

@@ -54,6 +54,7 @@ from ._blocked import BlockedExtrapolation, csr_dot
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 from ._hals_kernel import hals_inner_sweeps
 from ._kl_kernels import HAVE_NUMBA, kl_cd_update
+from ._threads import kernel_threads, matmul_rows, n_threads
 
 __all__ = ["CoordinateDescent"]
 
@@ -61,6 +62,10 @@ __all__ = ["CoordinateDescent"]
 _SWEEP_COST_DENSE = 2.0
 _SWEEP_COST_SPARSE = 1.0
 
+# products' multiply-adds (nnz or n·m, times k) below which a step keeps BLAS's own threads and
+# no kernel_threads() context (its set-up, some 80 µs, and the threads' hand-overs would
+# cost more than they save on a problem the size of scikit-learn's digits)
+_THREADED_WORK = 1 << 22
 _TRACE = None  # a list to record (N, sweeps allowed, mean sweeps done) per call (diagnostics)
 _PG_KERNEL = None
 
@@ -177,6 +182,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         self._init_extrapolation()
         self._init_blocked()
         self._R0 = None  # (H, X Hᵀ) of the starting objective, for the first blocked step
+        self._split_products = False  # dense products split over kernel_threads()
         kern = self.options["kernel"]
         if kern not in ("auto", "numba", "numpy"):
             raise ValueError(
@@ -229,7 +235,15 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         if p.beta != 2.0 or p.sparse or not nx.host_arrays or p.M is not None:
             return super().objective()
         Wt, Hc = self.Wt, self.Hc
-        R = self._cross_W(Hc)
+        if self._blocked() and self._prod_cost * Wt.shape[0] >= _THREADED_WORK:
+            with kernel_threads() as nt:  # as the steps compute it (step())
+                self._split_products = nt > 1
+                try:
+                    R = self._cross_W(Hc)
+                finally:
+                    self._split_products = False
+        else:
+            R = self._cross_W(Hc)
         # before the first step (the fit loop's starting objective), X Hᵀ is also the first
         # step's product (it starts without extrapolation from this H): kept for it (_blocked)
         first = self._f is None and self._D is None and self._blocked()
@@ -304,6 +318,8 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         multiply-adds take the first form without one."""
         if not self.p.nx.host_arrays or not X.flags.c_contiguous and not X.flags.f_contiguous:
             return F @ X
+        if self._split_products:  # within kernel_threads(): rows of Xᵀ Fᵀ on host threads
+            return matmul_rows(Xt, F.T, n_threads()).T
         pick = self._cross_pick.get(side)
         if pick is None:
             if F.shape[0] * X.shape[0] * X.shape[1] < 10**7:
@@ -473,8 +489,15 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
                 buf[0] = 0.0
         if p.beta == 1.0:
             return self._step_kl()
-        if self._blocked():
-            return self._blocked_step()  # by blocks, restart per block (_blocked: peak memory)
+        if self._blocked():  # by blocks, restart per block (_blocked: peak memory)
+            if not p.nx.host_arrays or self._prod_cost * self.Wt.shape[0] < _THREADED_WORK:
+                return self._blocked_step()
+            with kernel_threads() as nt:  # the kernels' threads; BLAS's own meanwhile at 1
+                self._split_products = nt > 1 and not p.sparse
+                try:
+                    return self._blocked_step()
+                finally:
+                    self._split_products = False
         return self._extrapolated_step()
 
     def _blocked(self) -> bool:
