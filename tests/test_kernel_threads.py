@@ -182,3 +182,30 @@ def test_dense_auto_fit_with_split_products_matches_one_thread(monkeypatch):
     np.testing.assert_allclose(fits[0][0] @ fits[0][1], fits[1][0] @ fits[1][1], rtol=1e-8,
                                atol=1e-10)
     assert abs(fits[0][2] - fits[1][2]) <= 1e-9 * fits[0][2]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_fused_extrapolation_is_numpys_arithmetic(dtype, order):
+    """The compiled one-pass max(F + β·D, 0) (and save ← F) gives numpy's numbers exactly."""
+    from nmfkit.backends import get_backend
+
+    nx = get_backend("numpy")
+    rng = np.random.default_rng(7)
+    F = np.array(rng.random((9, 301)), dtype=dtype, order=order)
+    F[F < 0.2] = 0
+    D = np.array(rng.standard_normal((9, 301)), dtype=np.float32, order=order)
+    beta = 0.731
+    ref = np.maximum(np.multiply(D, dtype(beta), dtype=dtype) + F, 0)
+    got = _blocked._extrapolated(nx, F, D, beta)
+    assert got.dtype == dtype and np.array_equal(got, ref)
+    G, save = F.copy(order="K"), np.empty_like(F)
+    assert _blocked._extrapolated(nx, G, D, beta, out=G, save=save) is G
+    assert np.array_equal(G, ref) and np.array_equal(save, F)
+    # a block of columns of an F-ordered factor (the sparse layout) is itself F-contiguous
+    G = F.copy(order="K")
+    blk, dblk = G[:, 100:200], D[:, 100:200]
+    save = np.empty_like(blk)
+    _blocked._extrapolated(nx, blk, dblk, beta, out=blk, save=save)
+    assert np.array_equal(G[:, 100:200], ref[:, 100:200]) and np.array_equal(save, F[:, 100:200])
+    assert np.array_equal(G[:, :100], F[:, :100]) and np.array_equal(G[:, 200:], F[:, 200:])

@@ -92,8 +92,11 @@ def _kernel(name):
     if name not in _KERNELS:
         import numba
 
-        py = {"col": _colblock_py, "row": _rowblock_extrap_py}[name]
-        _KERNELS[name] = numba.njit(cache=True, nogil=True, fastmath=True)(py)
+        py = {"col": _colblock_py, "row": _rowblock_extrap_py, "x": _extrap_py,
+              "xsave": _extrap_save_py}[name]
+        # the extrapolation passes without fastmath: numpy's rounding exactly
+        fast = name in ("col", "row")
+        _KERNELS[name] = numba.njit(cache=True, nogil=True, fastmath=fast)(py)
     return _KERNELS[name]
 
 
@@ -110,6 +113,9 @@ def compile_kernels() -> bool:
         colblock_cross(Xd, W, 0, 3, Xd.indptr[:-1].copy(), np.empty((3, 2), dt), True)
         Ht, Dt = np.ones((6, 2), dt), np.zeros((6, 2), np.float32)
         _kernel("row")(Xd.indptr, Xd.indices, Xd.data, Ht, Dt, 0.5, 0, 4, np.empty((4, 2), dt))
+        f, d = np.ones(4, dt), np.zeros(4, np.float32)
+        _kernel("x")(f, d, dt(0.5), np.empty(4, dt))
+        _kernel("xsave")(f, d, dt(0.5), np.empty(4, dt))
     return True
 
 
@@ -167,9 +173,54 @@ def row_cross(X, Ht, Dt, beta: float, r0: int, r1: int, out):
     return out[: r1 - r0]
 
 
-def _extrapolated(nx, F, D, beta: float, out=None):
+def _extrap_py(F, D, beta, out):
+    """out = max(β·D + F, 0) over flat arrays, β·D in F's precision (numpy's arithmetic)."""
+    for i in range(F.shape[0]):
+        v = beta * D[i] + F[i]
+        out[i] = v if v > 0 else 0.0
+
+
+def _extrap_save_py(F, D, beta, save):
+    """save = F, then F = max(β·D + F, 0), in one pass over flat arrays."""
+    for i in range(F.shape[0]):
+        f = F[i]
+        save[i] = f
+        v = beta * D[i] + f
+        F[i] = v if v > 0 else 0.0
+
+
+def _flat(*arrays):
+    """Flat views of arrays that are all C- or all F-contiguous with one shape, else None."""
+    shape = arrays[0].shape
+    for order, flag in (("C", "c_contiguous"), ("F", "f_contiguous")):
+        if all(a.shape == shape and getattr(a.flags, flag) for a in arrays):
+            return [a.reshape(-1, order=order) for a in arrays]
+    return None
+
+
+def _extrapolated(nx, F, D, beta: float, out=None, save=None):
     """max(F + β·D, 0) with β·D in F's precision (the same numbers on every path and
-    backend), into ``out`` (not F) when given: no temporary."""
+    backend), into ``out`` (not F) when given: no temporary. With ``save`` (then ``out`` is
+    F): save ← F first. On host arrays of one memory order with numba, one compiled pass
+    (the same arithmetic; numpy's three passes and a copy cost 1.4 ms on the ORL faces' H,
+    49×10304 float64); else numpy's."""
+    if nx.host_arrays and HAVE_NUMBA:
+        b = F.dtype.type(beta)
+        if save is not None:
+            flat = _flat(F, D, save)
+            if flat is not None and out is F:
+                _kernel("xsave")(flat[0], flat[1], b, flat[2])
+                return F
+        else:
+            if out is None:
+                out = np.empty_like(F)
+            flat = _flat(F, D, out)
+            if flat is not None:
+                _kernel("x")(flat[0], flat[1], b, flat[2])
+                return out
+    if save is not None:
+        save[...] = F
+        F = save
     out = nx.scaled(D, beta, F.dtype, out=out)
     out += F
     return nx.clip_min(out, 0, out=out)
@@ -293,9 +344,11 @@ class BlockedExtrapolation:
             Fb = F if whole else F[:, c0:c1]
             Db = D if whole else D[:, c0:c1]
             R = cross(c0, c1)
-            save = nx.copy(Fb)
             if beta:  # Fb ← max(save + β·Db, 0), in Fb's memory; frozen rows have D = 0
-                _extrapolated(nx, save, Db, beta, out=Fb)
+                save = nx.empty_like(Fb)
+                _extrapolated(nx, Fb, Db, beta, out=Fb, save=save)
+            else:
+                save = nx.copy(Fb)
             self._run_sweeps(Fb, G, R, l1, l2, order, n_sw, compiled_single=True)
             nx.subtract(Fb, save, out=Db)  # the step taken, rounded to D's float32
             del save
