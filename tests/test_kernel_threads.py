@@ -153,11 +153,12 @@ def test_kernel_threads_fixes_the_count_and_limits_blas_meanwhile(monkeypatch):
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     before = blas()
     n = _threads.n_threads()
+    assert not _threads.blas_single()
     with _threads.kernel_threads() as got:
         assert got == n == _threads.n_threads()
         if n > 1:
-            assert all(t == 1 for t in blas())
-    assert blas() == before
+            assert all(t == 1 for t in blas()) and _threads.blas_single()
+    assert blas() == before and not _threads.blas_single()
     A, B = np.random.default_rng(0).random((37, 11)), np.random.default_rng(1).random((11, 3))
     for parts in (1, 2, 5):
         assert np.array_equal(_threads.matmul_rows(A, B, parts), A @ B) or np.allclose(

@@ -25,8 +25,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["kernel_threads", "matmul_rows", "n_threads", "run_parts", "split_even",
-           "split_weighted"]
+__all__ = ["blas_single", "kernel_threads", "matmul_rows", "n_threads", "run_parts",
+           "split_even", "split_weighted"]
 
 _FIXED = threading.local()  # the count fixed by kernel_threads() for the calling thread
 
@@ -152,19 +152,27 @@ def kernel_threads():
     alone, but 21.6 → 20.9 ms when each followed a two-thread product). One BLAS thread
     per part leaves nothing spinning; under load it was also the faster way to a product
     (the dense benchmark's X Hᵀ at load 1.7: 24 ms with BLAS's two threads, 12.7 ms split).
-    Yields the thread count."""
-    prev = getattr(_FIXED, "n", None)
+    Yields the thread count. BLAS is a process-wide setting: another thread's BLAS calls
+    during a step also run on one thread (as with scikit-learn's own ``threadpool_limits``)."""
+    prev = getattr(_FIXED, "n", None), getattr(_FIXED, "blas1", False)
     n = n_threads()
     _FIXED.n = n
     try:
         ctl = _CTL if n > 1 and _blas_threads() is not None else None
         if ctl is not None:
             with ctl.limit(limits=1, user_api="blas"):
+                _FIXED.blas1 = True
                 yield n
         else:
             yield n
     finally:
-        _FIXED.n = prev
+        _FIXED.n, _FIXED.blas1 = prev
+
+
+def blas_single() -> bool:
+    """Whether BLAS is held at one thread by an enclosing ``kernel_threads()`` (products may
+    then be split over the kernels' threads without oversubscribing the cores)."""
+    return getattr(_FIXED, "blas1", False)
 
 
 def matmul_rows(A, B, parts: int):

@@ -54,7 +54,7 @@ from ._blocked import BlockedExtrapolation, csr_dot
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 from ._hals_kernel import hals_inner_sweeps
 from ._kl_kernels import HAVE_NUMBA, kl_cd_update
-from ._threads import kernel_threads, matmul_rows, n_threads
+from ._threads import blas_single, kernel_threads, matmul_rows, n_threads
 
 __all__ = ["CoordinateDescent"]
 
@@ -237,7 +237,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         Wt, Hc = self.Wt, self.Hc
         if self._blocked() and self._prod_cost * Wt.shape[0] >= _THREADED_WORK:
             with kernel_threads() as nt:  # as the steps compute it (step())
-                self._split_products = nt > 1
+                self._split_products = nt > 1 and blas_single()
                 try:
                     R = self._cross_W(Hc)
                 finally:
@@ -493,7 +493,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             if not p.nx.host_arrays or self._prod_cost * self.Wt.shape[0] < _THREADED_WORK:
                 return self._blocked_step()
             with kernel_threads() as nt:  # the kernels' threads; BLAS's own meanwhile at 1
-                self._split_products = nt > 1 and not p.sparse
+                self._split_products = nt > 1 and blas_single() and not p.sparse
                 try:
                     return self._blocked_step()
                 finally:
