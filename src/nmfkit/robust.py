@@ -55,7 +55,8 @@ row-weighted least-squares step, computed from Gram products (sparse X is never 
 The default scale (δ, c or λ) comes from the residuals: σ̂ = 1.4826·MAD(R), the
 normal-consistent median absolute deviation, times 1.345 (Huber, 95 % efficiency under
 Gaussian noise), 2.385 (Cauchy, the same) or 1.345 (sparse outliers); the groups' λ is
-the factor of :data:`SCALE_FACTORS` ["groups"] times σ̂, per √feature (a_g = λ√|g|; :class:`Groups` says why 1.345 is the default). The residuals of the
+the factor of :data:`SCALE_FACTORS` ["groups"] times σ̂, per √feature (a_g = λ√|g|;
+:class:`Groups` says why 1.345 is the default). The residuals of the
 start are dominated by the outliers (the start fits them), so the fit starts with a pilot:
 Cauchy-weighted iterations with σ̂ re-estimated at every second one until it settles (a
 graduated start; 10 to 30 iterations), after which the loss's scale is read from the

@@ -22,8 +22,8 @@ import math
 
 import numpy as np
 
-__all__ = ["HAVE_NUMBA", "available", "group_runs", "group_sq_sums", "group_target_inplace", "matmul_into",
-           "target_inplace", "rho_total", "weigh"]
+__all__ = ["HAVE_NUMBA", "available", "group_runs", "group_sq_sums", "group_target_inplace",
+           "matmul_into", "target_inplace", "rho_total", "weigh"]
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 

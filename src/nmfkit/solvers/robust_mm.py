@@ -1,4 +1,4 @@
-"""Robust NMF by majorise–minimise: Huber, Cauchy, sparse outliers and row-wise L2,1.
+"""Robust NMF by majorise–minimise: Huber, Cauchy, sparse and group outliers, row-wise L2,1.
 
 One outer iteration majorises the robust objective at the current (W, H) by a weighted
 least-squares one (:mod:`nmfkit.robust` derives the majorisers) and takes one W and one H
@@ -7,7 +7,10 @@ step that cannot increase it, so the robust objective never increases:
 * entrywise losses (Huber, Cauchy, sparse outliers; L2,1 with entry weights), the default
   (``update="hals"``): the target T = WH + (M/μ)∘ψ(X − WH) is formed once per iteration,
   then HALS sweeps (repeated while they pay, as accelerated HALS does) on ½‖T − WH‖² for W,
-  then for H: three products of n·m·k per iteration against plain HALS's two.
+  then for H: three products of n·m·k per iteration against plain HALS's two. Group outliers
+  (``robust="groups"``) form the same target with one weight per (sample, group), the block
+  soft-threshold: T = X − S with S exact for the current WH (two compiled passes on the host,
+  :func:`nmfkit.solvers._robust_kernels.group_sq_sums` and ``group_target_inplace``).
   ``update="mu"`` (``solver="mu"``): multiplicative updates on the same majoriser
   (W ← W ∘ (T Hᵀ) / (W HHᵀ), then H; T ≥ 0), the same three products. Dense arrays
   throughout (never the sampled products of the observed-entries form). The weighted
