@@ -210,3 +210,22 @@ def test_fused_extrapolation_is_numpys_arithmetic(dtype, order):
     _blocked._extrapolated(nx, blk, dblk, beta, out=blk, save=save)
     assert np.array_equal(G[:, 100:200], ref[:, 100:200]) and np.array_equal(save, F[:, 100:200])
     assert np.array_equal(G[:, :100], F[:, :100]) and np.array_equal(G[:, 200:], F[:, 200:])
+
+
+def test_csr_dot_reads_x_in_place(monkeypatch):
+    """The row ranges are views of X: no copy of X's arrays (peak memory, the sparse-memory
+    benchmark), only the (n, k) result and its parts."""
+    import tracemalloc
+
+    _force(monkeypatch, 2)
+    X = sp.random(4000, 3000, density=0.02, format="csr", random_state=8)
+    B = np.random.default_rng(9).random((3000, 2))
+    _blocked.csr_dot(X, B)  # the pool's threads started
+    tracemalloc.start()
+    try:
+        out = _blocked.csr_dot(X, B)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(out, X @ B)
+    assert peak < 0.5 * X.data.nbytes  # a copy of half of X's data alone would exceed it
