@@ -194,15 +194,19 @@ def test_dense_equals_sparse():
 
 
 @pytest.mark.parametrize("masked", [False, True], ids=["all", "mask"])
-def test_numpy_equals_torch(masked):
+@pytest.mark.parametrize("scattered", [False, True], ids=["tiles", "scattered-groups"])
+def test_numpy_equals_torch(masked, scattered):
+    # numpy runs the compiled passes over runs of columns, torch the sparse indicator: the
+    # same fit, for tiles and for groups whose features are scattered (runs of one column)
     torch = pytest.importorskip("torch")
     X, _, _ = _blocks()
     mask = (np.random.default_rng(5).random(X.shape) < 0.8) * 1.0 if masked else None
-    a, _ = _fit(X, mask=mask, max_iter=50)
-    b, _ = _fit(X, mask=mask, max_iter=50, backend="torch")
+    labels = np.random.default_rng(2).integers(0, 9, X.shape[1]) if scattered else TILES
+    a, _ = _fit(X, mask=mask, max_iter=50, outlier_groups=labels)
+    b, _ = _fit(X, mask=mask, max_iter=50, backend="torch", outlier_groups=labels)
     np.testing.assert_allclose(b.components_, a.components_, rtol=1e-6, atol=1e-9)
     if not masked:
-        t, Wt = _fit(torch.as_tensor(X), max_iter=50)
+        t, Wt = _fit(torch.as_tensor(X), max_iter=50, outlier_groups=labels)
         assert isinstance(Wt, torch.Tensor)
         np.testing.assert_allclose(t.components_.numpy(), a.components_, rtol=1e-6,
                                    atol=1e-9)
