@@ -161,8 +161,10 @@ def test_kernel_threads_fixes_the_count_and_limits_blas_meanwhile(monkeypatch):
     assert blas() == before and not _threads.blas_single()
     A, B = np.random.default_rng(0).random((37, 11)), np.random.default_rng(1).random((11, 3))
     for parts in (1, 2, 5):
-        assert np.array_equal(_threads.matmul_rows(A, B, parts), A @ B) or np.allclose(
-            _threads.matmul_rows(A, B, parts), A @ B, rtol=1e-14)
+        np.testing.assert_allclose(_threads.matmul_rows(A, B, parts), A @ B, rtol=1e-14)
+        np.testing.assert_allclose(_threads.matmul_cols(B.T, A.T, parts), B.T @ A.T,
+                                   rtol=1e-14)
+        assert _threads.matmul_cols(B.T, A.T, parts).flags.c_contiguous
 
 
 def test_dense_auto_fit_with_split_products_matches_one_thread(monkeypatch):

@@ -25,8 +25,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["blas_single", "kernel_threads", "matmul_rows", "n_threads", "run_parts",
-           "split_even", "split_weighted"]
+__all__ = ["blas_single", "kernel_threads", "matmul_cols", "matmul_rows", "n_threads",
+           "run_parts", "split_even", "split_weighted"]
 
 _FIXED = threading.local()  # the count fixed by kernel_threads() for the calling thread
 
@@ -183,4 +183,15 @@ def matmul_rows(A, B, parts: int):
     out = np.empty((A.shape[0], B.shape[1]), dtype=np.result_type(A.dtype, B.dtype))
     run_parts(lambda a, b: np.matmul(A[a:b], B, out=out[a:b]),
               split_even(A.shape[0], parts))
+    return out
+
+
+def matmul_cols(A, B, parts: int):
+    """A @ B (dense, (k, m), C order) by ranges of columns of B computed at the same time on
+    host threads, each one BLAS call writing its columns of the result in place."""
+    import numpy as np
+
+    out = np.empty((A.shape[0], B.shape[1]), dtype=np.result_type(A.dtype, B.dtype))
+    run_parts(lambda a, b: np.matmul(A, B[:, a:b], out=out[:, a:b]),
+              split_even(B.shape[1], parts, 8))
     return out
