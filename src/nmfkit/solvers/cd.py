@@ -325,7 +325,8 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         if not self.p.nx.host_arrays or not X.flags.c_contiguous and not X.flags.f_contiguous:
             return F @ X
         split = self._split_products
-        pick = self._cross_pick.get((side, split))
+        key = side + " split" if split else side  # one choice per side and mode
+        pick = self._cross_pick.get(key)
         if pick is None:
             if F.shape[0] * X.shape[0] * X.shape[1] < 10**7:
                 pick = 0
@@ -340,7 +341,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
                     t2 = time.perf_counter()
                     t = [min(t[0], t1 - t0), min(t[1], t2 - t1)]
                 pick = 0 if t[0] <= t[1] else 1
-            self._cross_pick[(side, split)] = pick
+            self._cross_pick[key] = pick
         if split:  # within kernel_threads(): the parts on host threads, one BLAS call each
             nt = n_threads()
             return matmul_cols(F, X, nt) if pick == 0 else matmul_rows(Xt, F.T, nt).T
