@@ -318,15 +318,28 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         multiply-adds take the first form without one.
 
         Within ``kernel_threads()`` (BLAS at one thread) the product is split over the
-        kernels' threads, by columns of the output (F @ X) or by rows of Xᵀ Fᵀ, the form
-        again picked by a trial (now of one thread's BLAS): on one thread the ORL faces'
-        products ran 3.1–3.6 ms a half as F @ X against 4.3–4.5 ms as Xᵀ Fᵀ, the dense
-        10000×2000 ones the other way round (5.2–5.6 against 5.4–7.0 ms)."""
+        kernels' threads, by columns of the output (F @ X) or by rows of Xᵀ Fᵀ; the first
+        two calls of a side compute it in each form, timed, and the faster is kept (no
+        extra products: the trial above cost W1's 12-iteration fit about one product). On
+        one thread the ORL faces' products ran 3.1–3.6 ms a half as F @ X against 4.3–4.5 ms
+        as Xᵀ Fᵀ, the dense 10000×2000 ones the other way round (5.2–5.6 against 5.4–7.0)."""
         if not self.p.nx.host_arrays or not X.flags.c_contiguous and not X.flags.f_contiguous:
             return F @ X
         split = self._split_products
         key = side + " split" if split else side  # one choice per side and mode
         pick = self._cross_pick.get(key)
+        if split and (pick is None or isinstance(pick, list)):
+            if F.shape[0] * X.shape[0] * X.shape[1] < 10**7:
+                pick = self._cross_pick[key] = 0
+            else:  # the trial is the product itself: form 0 on the first call, 1 on the next
+                tried = pick or []
+                t0 = time.perf_counter()
+                R = self._split_cross(len(tried), F, X, Xt)
+                tried.append(time.perf_counter() - t0)
+                self._cross_pick[key] = tried if len(tried) < 2 else int(tried[1] < tried[0])
+                return R
+        if split:
+            return self._split_cross(pick, F, X, Xt)
         if pick is None:
             if F.shape[0] * X.shape[0] * X.shape[1] < 10**7:
                 pick = 0
@@ -342,10 +355,14 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
                     t = [min(t[0], t1 - t0), min(t[1], t2 - t1)]
                 pick = 0 if t[0] <= t[1] else 1
             self._cross_pick[key] = pick
-        if split:  # within kernel_threads(): the parts on host threads, one BLAS call each
-            nt = n_threads()
-            return matmul_cols(F, X, nt) if pick == 0 else matmul_rows(Xt, F.T, nt).T
         return F @ X if pick == 0 else np.ascontiguousarray((Xt @ F.T).T)
+
+    @staticmethod
+    def _split_cross(form, F, X, Xt):
+        """F X on the kernels' threads (one BLAS call each, within ``kernel_threads()``):
+        form 0 F @ X by columns of the output, form 1 Xᵀ Fᵀ by rows."""
+        nt = n_threads()
+        return matmul_cols(F, X, nt) if form == 0 else matmul_rows(Xt, F.T, nt).T
 
     def _n_sweeps(self, k, N, extra=()):
         """Sweeps per half-iteration: 1, or Gillis & Glineur's ⌊1 + α·ρ⌋ with ``inner``."""
