@@ -47,8 +47,6 @@ ALLOWED = {
     "robust.py": [
         "the residuals' scale estimate reads strided entries of X − Y through numpy views "
         "without forming X − Y; a device (or sparse X) forms it",
-        "the group indicator kept as scipy CSR on the host (numpy's asarray takes no sparse "
-        "matrix); nx.to_like(ind, like) would do it on every backend (the owner's change)",
     ],
     "solvers/cd.py": [
         "projected gradient: one compiled (numba) pass on the host, array operations on a "
@@ -164,7 +162,7 @@ def test_backend_identity_branches_outside_backends_stay_within_the_allowed_list
         + "\n".join(over))
     total = sum(len(v) for v in hits.values())
     assert total <= CEILING
-    assert CEILING <= 23  # lower it as branches go; never raise it to let one in
+    assert CEILING <= 22  # lower it as branches go; never raise it to let one in
 
 
 def test_the_allowed_list_names_files_that_exist():

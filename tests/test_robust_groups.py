@@ -250,16 +250,18 @@ def test_save_and_load_keep_the_groups_given_as_a_list(tmp_path):
     np.testing.assert_allclose(back.transform(X[:5]), m.transform(X[:5]), rtol=1e-10)
 
 
-def test_labels_given_as_an_array_are_asked_for_again_after_load(tmp_path):
-    # model files keep JSON parameters: an int array is not saved (params_not_saved), and the
-    # loaded model says what to set rather than fitting without groups
+def test_labels_given_as_an_array_survive_save_and_load(tmp_path):
+    # model files keep JSON parameters: an integer label array is saved as a list, so the
+    # loaded model transforms with the same groups (none of its parameters is dropped)
     import nmfkit
 
     X, _, _ = _blocks()
     m, _ = _fit(X)
+    assert isinstance(m.outlier_groups, np.ndarray)
     m.save(tmp_path / "m.npz")
     back = nmfkit.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.outlier_groups, TILES)
+    np.testing.assert_allclose(back.transform(X[:5]), m.transform(X[:5]), rtol=1e-10)
+    back.set_params(outlier_groups=None)
     with pytest.raises(ValueError, match="needs outlier_groups"):
         back.transform(X[:5])
-    back.set_params(outlier_groups=TILES)
-    np.testing.assert_allclose(back.transform(X[:5]), m.transform(X[:5]), rtol=1e-10)

@@ -67,6 +67,8 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iu":
+        return [int(v) for v in value]  # integer labels (outlier_groups) load as a list
     raise TypeError(type(value).__name__)
 
 

@@ -427,8 +427,7 @@ class Groups:
             ind = sp.csr_matrix((np.ones(m), (self.labels, np.arange(m))),
                                 shape=(self.n_groups, m))
             dtype = nx.dtype_of(like)
-            # host arrays keep scipy's CSR (numpy's asarray does not take a sparse matrix)
-            ind = ind.astype(dtype) if nx.host_arrays else nx.asarray(ind, dtype=dtype)
+            ind = nx.to_like(ind, like)  # scipy's CSR on the host, a sparse tensor on torch
             got = (nx.asarray(self.labels), ind, nx.asarray(self.root, dtype=dtype))
             self._on[key] = got
         return got

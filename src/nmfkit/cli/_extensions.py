@@ -74,9 +74,12 @@ def extension_options() -> list:
         opts.append(click.option("--device", default=None,
                                  help="Torch device: cuda, cuda:1, cpu (with --backend torch)."))
     if _has("loss", "loss_scale", "outliers", "outlier_penalty"):
-        opts.append(click.option("--outliers", type=click.Choice(["sparse"]), default=None,
+        opts.append(click.option("--outliers", type=click.Choice(["sparse", "groups"]),
+                                 default=None,
                                  help="sparse: fit X ≈ WH + S, S ≥ 0 sparse (corruption above "
-                                      "the model: spikes, saturated pixels); docs/robust.md."))
+                                      "the model: spikes, saturated pixels); groups: S signed "
+                                      "and sparse by image tiles (with --outlier-tiles); "
+                                      "docs/robust.md."))
         opts.append(click.option("--loss-scale", type=click.FloatRange(0, min_open=True),
                                  default=None, help="Huber's δ / Cauchy's c with --loss huber "
                                                     "or cauchy (default: from the residuals)."))
