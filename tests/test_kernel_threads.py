@@ -17,6 +17,8 @@ def _force(monkeypatch, n):
     for mod in (_hals_kernel, _kl_kernels, _blocked):
         monkeypatch.setattr(mod, "n_threads", lambda n=n: n)
         monkeypatch.setattr(mod, "_MIN_SPLIT_WORK", 0)
+        if hasattr(mod, "blas_single"):  # as within kernel_threads()
+            monkeypatch.setattr(mod, "blas_single", lambda: True)
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
@@ -231,3 +233,21 @@ def test_csr_dot_reads_x_in_place(monkeypatch):
         tracemalloc.stop()
     assert np.array_equal(out, X @ B)
     assert peak < 0.5 * X.data.nbytes  # a copy of half of X's data alone would exceed it
+
+
+def test_hals_blocks_stay_on_one_thread_outside_kernel_threads(monkeypatch):
+    """Outside kernel_threads() BLAS keeps its threads (and OpenBLAS's spin after a product):
+    the sweeps are not split, whatever the size."""
+    calls = []
+    monkeypatch.setattr(_hals_kernel, "_MIN_SPLIT_WORK", 0)
+    monkeypatch.setattr(_hals_kernel, "n_threads", lambda: 4)
+    real = _hals_kernel.run_parts
+    monkeypatch.setattr(_hals_kernel, "run_parts",
+                        lambda fn, parts: calls.append(len(parts)) or real(fn, parts))
+    rng = np.random.default_rng(3)
+    F, G, R = rng.random((4, 600)), np.eye(4) + 0.1, rng.random((4, 600))
+    _hals_kernel.hals_inner_sweeps(F, G, R, 0.0, 0.0, None, 3, 0.0)
+    with _threads.kernel_threads():
+        held = _threads.blas_single()
+        _hals_kernel.hals_inner_sweeps(F, G, R, 0.0, 0.0, None, 3, 0.0)
+    assert calls == [1, 4 if held else 1]

@@ -40,7 +40,7 @@ import importlib.util
 import numpy as np
 import scipy.sparse as sp
 
-from ._threads import n_threads, run_parts, split_even, split_weighted
+from ._threads import blas_single, n_threads, run_parts, split_even, split_weighted
 
 __all__ = ["BlockedExtrapolation", "colblock_cross", "compile_kernels", "csr_dot", "row_cross"]
 
@@ -145,9 +145,10 @@ def csr_dot(X, B):
     """X @ B (dense (n, k)) for a CSR X with scipy's product, by ranges of rows of about equal
     non-zeros computed at the same time on host threads (scipy's sparse products release the
     GIL; each range is a view of X, no copy): the same numbers as ``X @ B``, the rows'
-    products being independent. Measured on the TF-IDF benchmark matrix (1.14M non-zeros,
+    products being independent. Split only within ``kernel_threads()`` (as the other
+    products and the sweeps: ``_threads``). Measured on the TF-IDF benchmark matrix (1.14M non-zeros,
     k=10): 4.6 ms on one thread, 2.7 ms on two."""
-    parts = n_threads() if X.nnz * B.shape[1] >= _MIN_SPLIT_WORK else 1
+    parts = n_threads() if X.nnz * B.shape[1] >= _MIN_SPLIT_WORK and blas_single() else 1
     if parts == 1:
         return np.asarray(X @ B)
     ip = X.indptr
@@ -168,7 +169,9 @@ def row_cross(X, Ht, Dt, beta: float, r0: int, r1: int, out):
     row as by one thread: the same numbers); returns that (r1 − r0, k) slice of ``out``."""
     kern = _kernel("row")
     ip = X.indptr
-    parts = n_threads() if (ip[r1] - ip[r0]) * Ht.shape[1] >= _MIN_SPLIT_WORK else 1
+    parts = 1
+    if (ip[r1] - ip[r0]) * Ht.shape[1] >= _MIN_SPLIT_WORK and blas_single():
+        parts = n_threads()
     ranges = [(0, r1 - r0)] if parts == 1 else split_weighted(ip[r0:r1 + 1], parts)
     run_parts(kern, [(ip, X.indices, X.data, Ht, Dt, beta, r0 + a, r0 + b, out[a:])
                      for a, b in ranges])
@@ -321,7 +324,9 @@ class BlockedExtrapolation:
         compiled = self._compiled_products()
         cursor = None
         if compiled:  # one cursor per thread when the blocks are worth splitting
-            parts = n_threads() if X.nnz * W.shape[1] * B >= _MIN_SPLIT_WORK * m else 1
+            parts = 1
+            if X.nnz * W.shape[1] * B >= _MIN_SPLIT_WORK * m and blas_single():
+                parts = n_threads()
             cursor = X.indptr[:-1].copy()
             if parts > 1:
                 cursor = [cursor] + [cursor.copy() for _ in range(parts - 1)]

@@ -32,7 +32,7 @@ import importlib.util
 import numpy as np
 
 from ..backends import get_backend
-from ._threads import n_threads, run_parts, split_even
+from ._threads import blas_single, n_threads, run_parts, split_even
 
 __all__ = ["BLOCK", "HAVE_NUMBA", "hals_inner_sweeps", "hals_sweep_violation"]
 
@@ -154,7 +154,9 @@ def hals_inner_sweeps(F, G, R, l1: float, l2: float, order, n_sweeps: int,
             float(delta) ** 2, BLOCK)
     kern = _kernel()
     parts = 1
-    if n_blocks > 1 and k * k * N * int(n_sweeps) >= _MIN_SPLIT_WORK:
+    # split only while BLAS is held at one thread (cd's kernel_threads()): else OpenBLAS's
+    # idle threads, spinning after the last product, hold the core the second part needs
+    if n_blocks > 1 and k * k * N * int(n_sweeps) >= _MIN_SPLIT_WORK and blas_single():
         parts = n_threads()
     done = run_parts(kern, [(*args, i0, i1) for i0, i1 in split_even(n_blocks, parts)])
     return sum(done) / max(1, n_blocks)
