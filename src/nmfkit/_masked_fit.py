@@ -18,7 +18,8 @@ from sklearn.utils.validation import validate_data
 
 from ._unit_scale import UnitScale
 from ._validation import check_largest_value
-from .masked import Observed, check_missing_values, check_no_nan, observed_entries
+from .masked import (Observed, check_missing_values, check_no_nan, check_observed,
+                     observed_entries)
 
 __all__ = [
     "factorization_masked",
@@ -232,20 +233,6 @@ def _entry(est, X, mask, reset: bool):
                              check_missing=check_missing_values)
 
 
-def _check_observed_non_negative(est, obs: Observed) -> None:
-    if obs.nnz and float(obs.values.min()) < 0:
-        q = int(obs.values.argmin())
-        raise ValueError(
-            f"Negative values in data passed to {type(est).__name__} (input X): the smallest "
-            f"observed value is {float(obs.values[q])!r} at row {int(obs.rows[q])}, column "
-            f"{int(obs.indices[q])}. NMF needs non-negative data: clip or shift it."
-        )
-    if obs.nnz == 0:
-        raise ValueError(
-            "No observed entries: every entry of X is missing or has weight 0 in mask."
-        )
-
-
 def fit_transform_masked(est, X, mask=None, W=None, H=None):
     """``NMF.fit_transform`` when a mask or ``missing_values`` is given; returns W.
 
@@ -254,7 +241,7 @@ def fit_transform_masked(est, X, mask=None, W=None, H=None):
     """
     est._validate_params()
     X, obs, nx, host_input = _entry(est, X, mask, reset=True)
-    _check_observed_non_negative(est, obs)
+    check_observed(obs, type(est).__name__)
     est._check_params(X)
     W, H, n_iter, error = fit_masked(est, X, obs, W=W, H=H, nx=nx)
     finals = [est.loss_curve_[-1]]
@@ -287,7 +274,7 @@ def fit_transform_masked(est, X, mask=None, W=None, H=None):
 def transform_masked(est, X, mask=None):
     """``NMF.transform`` on data with missing entries: W for new rows, H fixed."""
     X, obs, nx, host_input = _entry(est, X, mask, reset=False)
-    _check_observed_non_negative(est, obs)
+    check_observed(obs, type(est).__name__)
     fitted = {k: getattr(est, k) for k in est._fitted_attributes() if hasattr(est, k)}
     try:
         est._check_params(X)
@@ -306,7 +293,7 @@ def factorization_masked(est, X, W=None, H=None, update_H: bool = True):
         return W, est.components_, est.n_iter_
     est._validate_params()
     X, obs, nx, host_input = _entry(est, X, None, reset=True)
-    _check_observed_non_negative(est, obs)
+    check_observed(obs, type(est).__name__)
     est._check_params(X)
     W, H, n_iter, _ = fit_masked(est, X, obs, W=W, H=H, update_H=False, nx=nx)
     if host_input:

@@ -20,9 +20,8 @@ import math
 
 import numpy as np
 
-from ._masked_fit import _check_observed_non_negative
 from .backends import get_backend
-from .masked import Observed, observed_entries, weighted_divergence
+from .masked import Observed, check_observed, observed_entries, weighted_divergence
 from .penalties import Graph, Penalty, sklearn_penalties, split_hals
 from .solvers import Problem
 from .solvers.mu import MultiplicativeUpdate
@@ -116,7 +115,7 @@ def row_slices(obs: Observed, batches) -> list:
 def batch_observed(est, X, mask) -> Observed:
     """The observed entries of X (mask / missing_values), non-negativity checked."""
     obs = observed_entries(X, mask=mask, missing_values=est.missing_values)
-    _check_observed_non_negative(est, obs)
+    check_observed(obs, type(est).__name__)
     return obs
 
 

@@ -204,7 +204,7 @@ def observed_dense(est, X, mask, reset: bool):
 
     from ._validation import require_memory
     from .backends import get_backend
-    from .masked import observed_entries
+    from .masked import check_observed, observed_entries
 
     if not get_backend(X, mask).host_arrays:
         raise TypeError(f"loss={est.loss!r}/outliers={est.outliers!r} with a mask or missing "
@@ -213,15 +213,7 @@ def observed_dense(est, X, mask, reset: bool):
     X = validate_data(est, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
                       ensure_all_finite="allow-nan", reset=reset)
     obs = observed_entries(X, mask=mask, missing_values=est.missing_values)
-    if obs.nnz == 0:
-        raise ValueError("No observed entries: every entry of X is missing or has weight 0 "
-                         "in mask.")
-    if float(obs.values.min()) < 0:
-        q = int(obs.values.argmin())
-        raise ValueError(
-            f"Negative values in data passed to {type(est).__name__} (input X): the smallest "
-            f"observed value is {float(obs.values[q])!r} at row {int(obs.rows[q])}, column "
-            f"{int(obs.indices[q])}. NMF needs non-negative data: clip or shift it.")
+    check_observed(obs, type(est).__name__)
     n, m = obs.shape
     require_memory(5 * n * m * X.dtype.itemsize, "a robust fit of observed entries needs "
                    "about {gb} GB (dense X, weights, WH, residual, target)",

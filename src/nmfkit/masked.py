@@ -224,6 +224,22 @@ def observed_entries(X, mask=None, missing_values=None) -> Observed:
     return Observed.from_coo(r, c, vals, w, shape, dtype)
 
 
+def check_observed(obs: Observed, who: str) -> None:
+    """Refuse observed entries that NMF cannot fit: a negative observed value (named with its
+    row and column) or no observed entry at all. ``who`` names the estimator."""
+    if obs.nnz == 0:
+        raise ValueError(
+            "No observed entries: every entry of X is missing or has weight 0 in mask."
+        )
+    if float(obs.values.min()) < 0:
+        q = int(obs.values.argmin())
+        raise ValueError(
+            f"Negative values in data passed to {who} (input X): the smallest "
+            f"observed value is {float(obs.values[q])!r} at row {int(obs.rows[q])}, column "
+            f"{int(obs.indices[q])}. NMF needs non-negative data: clip or shift it."
+        )
+
+
 def every_entry(X) -> Observed:
     """Every entry of a host X (dense or scipy.sparse) as an observed set: a masked solver run
     without a mask (NaN still marks a missing entry)."""
