@@ -112,7 +112,7 @@ def run_pair(label, X, k, beta, solvers, iters, rcpp=None, state=None):
     t_sk = time.perf_counter() - t0
     f_sk = objective(X, Wsk, est.components_, beta)
     base = {"workload": label, "k": k, "sklearn": f"{sk_solver} ({iters} it)", "t_sk": t_sk,
-            "f_sk": f_sk, "load_sk": load}
+            "f_sk": f_sk, "load_sk": load, "it_sk": iters}
     rows = []
     for solver in solvers:
         _warm(X, k, solver, beta)
@@ -195,9 +195,13 @@ def _fmt_row(r):
         t = f"{r['t_lo']:.2f}–{r['t_nk']:.2f} ({r['it_lo']}–{r['it_nk']} it)"  # reaching it
     elif "t_lo" in r:  # its longest fit, short of the target: a lower bound
         t = f"> {r['t_lo']:.2f} (not reached by its {r['it_lo']}-it fit)"
+    # seconds per iteration: scikit-learn's whole run / its iterations; the tool's time to the
+    # target (its set-up and starting objective included) / the iterations it took
+    per_it = f"{1e3 * r['t_sk'] / r['it_sk']:.1f} / " + (
+        f"{1e3 * r['t_nk'] / r['it_nk']:.1f}" if r["reached"] and r["it_nk"] else "—")
     return (f"| {r['workload']} | {r['k']} | {r['sklearn']} | {r['t_sk']:.2f} | {r['f_sk']:.6g} | "
             f"{r['nmfkit']} | {t} | {r['f_nk']:.6g} | {ratio} | ≥ {target}× {met} | "
-            f"{r['load_sk']:.1f} / {r['load']:.1f} |")
+            f"{per_it} | {r['load_sk']:.1f} / {r['load']:.1f} |")
 
 
 def memory_child(path, k, solver):
@@ -275,13 +279,22 @@ def machine():
     versions = (f"Python {platform.python_version()}, numpy {np.__version__}, "
                 f"scipy {scipy.__version__}, scikit-learn {sklearn.__version__}, "
                 f"numba {numba.__version__}, nmfkit {getattr(nmfkit, '__version__', '?')}")
+    try:
+        from nmfkit.solvers._threads import n_threads
+    except ImportError:  # an nmfkit before the kernels' threads
+        def n_threads():
+            return 1
+
     return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu}; {os.cpu_count()} "
-            f"cores; load average {la} (machine shared with other jobs); {versions}; BLAS {blas}")
+            f"cores; load average {la} (machine shared with other jobs); {versions}; BLAS {blas}; "
+            f"nmfkit's kernel threads {n_threads()}; OMP_NUM_THREADS "
+            f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
 HEADER = ("| workload | k | scikit-learn | sk time (s) | sk objective | tool | "
-          "time to sk objective (s) | objective | speed-up | target | load (sk / tool) |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")
+          "time to sk objective (s) | objective | speed-up | target | ms per iteration "
+          "(sk / tool) | load (sk / tool) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
 DEFAULTS_HEADER = (
     "| data | k | scikit-learn `NMF(k, random_state=0)` (s) | its error | nmfkit's default to "
     "that error (s) | speed-up | nmfkit's whole default fit (s) | its error | load |\n"
