@@ -251,3 +251,25 @@ def test_hals_blocks_stay_on_one_thread_outside_kernel_threads(monkeypatch):
         held = _threads.blas_single()
         _hals_kernel.hals_inner_sweeps(F, G, R, 0.0, 0.0, None, 3, 0.0)
     assert calls == [1, 4 if held else 1]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_kl_mu_numerator_is_the_quotient_product(monkeypatch, threads):
+    """KL's multiplicative numerator in one compiled pass equals (Q Bᵀ)ᵀ with
+    Q = X / max(FᵀB, floor) at X's non-zeros, on any number of threads."""
+    _force(monkeypatch, threads)
+    rng = np.random.default_rng(10)
+    X = sp.random(250, 90, density=0.08, format="csr", random_state=11)
+    X.data = np.floor(X.data * 9) + 1
+    k = 5
+    F, B = rng.random((k, 250)), rng.random((k, 90))
+    F[:, 3] = 0  # (FᵀB) = 0 on a row: the floor keeps the quotient finite
+    floor = 1e-9
+    wh = np.maximum(np.asarray((F.T @ B)[X.nonzero()]).ravel(), floor)
+    Q = sp.csr_matrix((X.data / wh, X.indices, X.indptr), shape=X.shape)
+    ref = np.asarray(Q @ B.T).T
+    got = _kl_kernels.kl_mu_numerator(F, B, X, floor)
+    assert got.shape == (k, 250) and np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-300)
+    _force(monkeypatch, 1)
+    assert np.array_equal(got, _kl_kernels.kl_mu_numerator(F, B, X, floor))

@@ -25,7 +25,7 @@ import numpy as np
 
 from ._threads import n_threads, run_parts, split_weighted
 
-__all__ = ["kl_cd_update", "HAVE_NUMBA"]
+__all__ = ["kl_cd_update", "kl_mu_numerator", "HAVE_NUMBA"]
 
 _MAX_HALVINGS = 30
 # nnz·k below which the rows stay on one thread (a hand-over costs some 30–60 µs)
@@ -189,3 +189,45 @@ def kl_cd_update(F, B, X, hsum, l1: float, l2: float, order, newton_steps: int, 
         rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
     _kl_rows_numpy(F, B, rows, X.indices, X.data, hsum, float(l1), float(l2), order,
                    int(newton_steps), float(floor))
+
+
+def _mu_rows_py(F, Bt, indptr, indices, data, floor, r0, r1, numT):
+    """numT[i] = Σ_e q_e B[:, j_e] over row i's non-zeros, q_e = x_e / max((FᵀB)_ij, floor):
+    the numerator of KL's multiplicative update, rows r0 .. r1 − 1, one pass over X."""
+    k = F.shape[0]
+    f = np.empty(k, dtype=numT.dtype)
+    for i in range(r0, r1):
+        for t in range(k):
+            f[t] = F[t, i]
+            numT[i, t] = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            acc = 0.0
+            for t in range(k):
+                acc += f[t] * Bt[j, t]
+            q = data[p] / max(acc, floor)
+            for t in range(k):
+                numT[i, t] += q * Bt[j, t]
+
+
+_MU_COMPILED = None
+
+
+def kl_mu_numerator(F, B, X, floor: float):
+    """(Q Bᵀ)ᵀ, (k, N), Q = X / max(FᵀB, floor) at X's non-zeros (X CSR, N × M): KL's
+    multiplicative-update numerator in one compiled pass over X (numba), rows split over host
+    threads. scipy's product and the blocked sampled dot it replaces made three passes and a
+    copy of X's pattern (word-count corpus, k=10: 46 ms a half-step on one thread)."""
+    global _MU_COMPILED
+    if _MU_COMPILED is None:
+        import numba
+
+        _MU_COMPILED = numba.njit(cache=True, nogil=True)(_mu_rows_py)
+    N = F.shape[1]
+    numT = np.empty((N, F.shape[0]), dtype=np.result_type(F.dtype, B.dtype, X.dtype))
+    args = (F, np.ascontiguousarray(B.T), X.indptr, X.indices, X.data, float(floor))
+    parts = n_threads() if X.nnz * F.shape[0] >= _MIN_SPLIT_WORK else 1
+    ranges = [(0, N)] if parts == 1 else split_weighted(
+        X.indptr + F.shape[0] * np.arange(N + 1), parts)
+    run_parts(_MU_COMPILED, [(*args, r0, r1, numT) for r0, r1 in ranges])
+    return numT.T

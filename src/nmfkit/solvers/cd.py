@@ -53,7 +53,7 @@ from ._base import ComponentMajorSolver, register_solver
 from ._blocked import BlockedExtrapolation, csr_dot
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 from ._hals_kernel import hals_inner_sweeps
-from ._kl_kernels import HAVE_NUMBA, kl_cd_update
+from ._kl_kernels import HAVE_NUMBA, kl_cd_update, kl_mu_numerator
 from ._threads import blas_single, kernel_threads, matmul_cols, matmul_rows, n_threads
 
 __all__ = ["CoordinateDescent"]
@@ -475,10 +475,13 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
     def _mu_kl(self, F, B, X, l1, l2, frozen):
         """One multiplicative update of F (k, N) for KL, O(nnz·k): F ⊙ (Q Bᵀ)ᵀ / (B1 + l1 + l2 F)
         with Q = X / (FᵀB) at X's non-zeros."""
-        wh = self.p.nx.sampled_dot(np.ascontiguousarray(F.T), B, X)
-        np.maximum(wh, self._floor, out=wh)
-        Q = sp.csr_matrix((X.data / wh, X.indices, X.indptr), shape=X.shape)
-        num = np.asarray(Q @ B.T).T
+        if self._numba:  # one compiled pass, rows on threads (_kl_kernels)
+            num = kl_mu_numerator(F, B, X, self._floor)
+        else:
+            wh = self.p.nx.sampled_dot(np.ascontiguousarray(F.T), B, X)
+            np.maximum(wh, self._floor, out=wh)
+            Q = sp.csr_matrix((X.data / wh, X.indices, X.indptr), shape=X.shape)
+            num = np.asarray(Q @ B.T).T
         den = B.sum(axis=1)[:, None] + l1
         if l2:
             den = den + l2 * F
