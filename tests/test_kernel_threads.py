@@ -1,6 +1,7 @@
-"""The compiled kernels split over host threads (``nmfkit.solvers._threads``) compute exactly
-what one thread computes: HALS blocks, KL rows, the sparse products of the blocked
-extrapolation; and the thread count follows the limits a user sets."""
+"""The compiled kernels split over host threads (``nmfkit.solvers._threads``) compute what one
+thread computes: exactly for HALS blocks, KL rows and the row-split products, to rounding for
+the sparse Xᵀ W whose row ranges are summed apart; and the thread count follows the limits a
+user sets."""
 
 from __future__ import annotations
 
@@ -81,17 +82,21 @@ def test_sparse_products_split_are_the_serial_products(monkeypatch, threads):
         outs.append(_blocked.row_cross(X, Ht, Dt, 0.7, 40, 460, np.empty((420, k))).copy())
     assert np.array_equal(outs[0], outs[1])
     np.testing.assert_allclose(outs[0], X[40:460] @ np.maximum(Ht + 0.7 * Dt, 0), rtol=1e-6)
-    # Xᵀ W by blocks of columns, one cursor per thread, against one cursor
+    # Xᵀ W by blocks of columns, rows split in ranges (each its own buffer), against one
+    # range; the same ranges give the same numbers on any number of threads
     res = []
-    for cursors in (1, threads):
-        cur = [X.indptr[:-1].copy() for _ in range(cursors)]
-        buf = np.empty((256, k))
-        blocks = [_blocked.colblock_cross(X, W, c0, min(700, c0 + 256),
-                                          cur if cursors > 1 else cur[0], buf, True).copy()
+    rows = _threads.split_weighted(X.indptr, threads)
+    for split, n in ((False, 1), (True, 1), (True, threads)):
+        _force(monkeypatch, n)
+        cur = X.indptr[:-1].copy()
+        bufs = [np.empty((256, k)) for _ in rows] if split else np.empty((256, k))
+        blocks = [_blocked.colblock_cross(X, W, c0, min(700, c0 + 256), cur, bufs, True,
+                                          rows if split else None).copy()
                   for c0 in range(0, 700, 256)]
         res.append(np.concatenate(blocks, axis=1))
-    assert np.array_equal(res[0], res[1])
-    np.testing.assert_allclose(res[0], (X.T @ W).T, rtol=1e-12)
+    assert np.array_equal(res[1], res[2])
+    for r in res:
+        np.testing.assert_allclose(r, (X.T @ W).T, rtol=1e-12)
 
 
 def test_fit_is_the_same_on_one_and_two_threads(monkeypatch):
@@ -106,9 +111,14 @@ def test_fit_is_the_same_on_one_and_two_threads(monkeypatch):
             _force(monkeypatch, n)
             m = nmfkit.NMF(6, solver="auto", beta_loss=beta, init="nndsvda", tol=0,
                            max_iter=15, random_state=0)
-            fits.append((m.fit_transform(X), m.components_))
-        assert np.array_equal(fits[0][0], fits[1][0])
-        assert np.array_equal(fits[0][1], fits[1][1])
+            fits.append((m.fit_transform(X), m.components_, m.reconstruction_err_))
+        if beta == 1.0:  # KL: rows split, each as on one thread
+            assert np.array_equal(fits[0][0], fits[1][0])
+            assert np.array_equal(fits[0][1], fits[1][1])
+        else:  # Frobenius: Xᵀ W's two row ranges add their sums in another order
+            np.testing.assert_allclose(fits[0][0] @ fits[0][1], fits[1][0] @ fits[1][1],
+                                       rtol=1e-9, atol=1e-12)
+            assert fits[1][2] == pytest.approx(fits[0][2], rel=1e-12)
 
 
 def test_thread_count_follows_the_limits(monkeypatch):

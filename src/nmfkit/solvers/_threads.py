@@ -5,7 +5,9 @@ cross products of the blocked extrapolation) are serial numba functions compiled
 ``nogil``. Their work splits exactly: HALS's subproblem separates over columns, KL's over
 rows, a product's output over rows or columns. Each part is computed by the same code in the
 same order as the serial kernel would, so the result is bit for bit the serial one, whatever
-the number of threads.
+the number of threads — except the sparse Xᵀ W of the blocked extrapolation, whose two row
+ranges are summed apart and then added (rounding differs from one thread's), and dense
+products, which BLAS blocks its own way on one thread or two.
 
 Why plain Python threads rather than numba's ``prange``: measured on the 2-core benchmark
 machine, a ``prange`` sweep was 2× faster alone but slowed the fit, because numba's
