@@ -55,8 +55,14 @@ def _warm(X, k, solver, beta, opts=None):
     """A tiny fit on a slice of X: numba's kernels are compiled or loaded from its cache once
     per process; that one-off cost is not the solver's."""
     import nmfkit
+    from nmfkit.solvers.cd import projected_gradient_l1
 
     compile_kernels()
+    for dt in (np.float32, np.float64):  # auto's stopping measure (tol > 0), every layout
+        for fo in ("C", "F"):
+            for ro in ("C", "F"):
+                projected_gradient_l1(np.ones((2, 3), dt, order=fo), np.eye(2, dtype=dt),
+                                      np.ones((2, 3), dt, order=ro))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning after 3 iterations
         nmfkit.NMF(min(k, 5), init="random", random_state=0, solver=solver, beta_loss=beta,

@@ -119,13 +119,11 @@ def compile_kernels() -> bool:
         # slice of X takes other paths than the fit itself, whose first call compiled
         # (about a second) inside the timed fit
         from ._hals_kernel import hals_inner_sweeps
-        from .cd import projected_gradient_l1  # the stopping measure (tol > 0), likewise
 
         for fo in ("C", "F"):
             for ro in ("C", "F"):
                 F, R = np.ones((2, 3), dt, order=fo), np.ones((2, 3), dt, order=ro)
                 hals_inner_sweeps(F, np.eye(2, dtype=dt), R, 0.0, 0.0, None, 2, 0.1)
-                projected_gradient_l1(F, np.eye(2, dtype=dt), R)
     return True
 
 
