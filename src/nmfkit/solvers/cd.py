@@ -62,9 +62,11 @@ __all__ = ["CoordinateDescent"]
 _SWEEP_COST_DENSE = 2.0
 _SWEEP_COST_SPARSE = 1.0
 
-# products' multiply-adds (nnz or n·m, times k) below which a step keeps BLAS's own threads and
-# no kernel_threads() context (its set-up, some 80 µs, and the threads' hand-overs would
-# cost more than they save on a problem the size of scikit-learn's digits)
+# products' multiply-adds (nnz or n·m, times k) below which a step's dense products are not
+# split over the kernels' threads (the hand-overs would cost more than they save on a problem
+# the size of scikit-learn's digits). Every step still holds BLAS at one thread: small
+# products gain nothing from a second one, and under load OpenBLAS's two threads waited on
+# each other (the digits' default fit, load 1.3: 0.19 s with BLAS's two threads, 0.06 s on one)
 _THREADED_WORK = 1 << 22
 _TRACE = None  # a list to record (N, sweeps allowed, mean sweeps done) per call (diagnostics)
 _PG_KERNEL = None
@@ -523,10 +525,11 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         if p.beta == 1.0:
             return self._step_kl()
         if self._blocked():  # by blocks, restart per block (_blocked: peak memory)
-            if not p.nx.host_arrays or self._prod_cost * self.Wt.shape[0] < _THREADED_WORK:
+            if not p.nx.host_arrays:
                 return self._blocked_step()
             with kernel_threads() as nt:  # the kernels' threads; BLAS's own meanwhile at 1
-                self._split_products = nt > 1 and blas_single() and not p.sparse
+                big = self._prod_cost * self.Wt.shape[0] >= _THREADED_WORK
+                self._split_products = nt > 1 and blas_single() and not p.sparse and big
                 try:
                     return self._blocked_step()
                 finally:
