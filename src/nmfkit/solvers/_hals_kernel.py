@@ -13,10 +13,11 @@ CPU's vector units: measured on this project's 2-core AMD EPYC (AVX-512), 20 swe
 (whose k-term dot products ran one column at a time, ~2 GFlop/s), and (49, 10304) float64
 47 ms against 272 ms. The repeated sweeps then cost O(k²) flops per column from L1/L2 cache.
 
-The blocks are independent, so they are split into contiguous ranges of blocks run at the
-same time on host threads (``_threads``: as many as BLAS may use, two on the benchmark
-machine), each with its own buffers: the same arithmetic in the same order, bit for bit the
-serial result. A ``prange`` version had been 2× faster in isolation on the two cores, but
+The blocks are independent, so within ``cd``'s ``kernel_threads()`` (BLAS held at one
+thread) they are split into contiguous ranges of blocks run at the same time on host threads
+(``_threads``: as many as BLAS may use, two on the benchmark machine), each with its own
+buffers: the same arithmetic in the same order, bit for bit the serial result. Elsewhere
+(robust fits, small problems) they stay on one thread. A ``prange`` version had been 2× faster in isolation on the two cores, but
 inside a fit it slowed both the sweeps and the BLAS products that follow them (ORL faces, 40
 iterations: sweeps 0.50 → 0.90 s, X Hᵀ 0.25 → 0.53 s): numba's and OpenBLAS's thread pools
 spin and competed for the same cores. The pool's threads sleep between calls instead.

@@ -30,6 +30,13 @@ ties); ``solver="auto"`` turns both on, as does ``solver_options``:
   updated in place by blocks of columns, so the fit holds no second copy of W and H nor a
   whole WᵀX (peak memory); with other penalties (a graph) in ``_extrapolation``.
 
+Threads (host arrays): each accelerated Frobenius step runs in ``_threads.kernel_threads()``
+— BLAS held at one thread, the compiled sweeps, the sparse products and (above 4M
+multiply-adds) the dense products split over a pool of host threads that sleep between calls.
+OpenBLAS's own idle threads spin after each call and took the core a second kernel thread
+needed; one BLAS thread per part leaves nothing spinning (docs/benchmarks.md, round 10).
+The KL kernels split their rows over the same threads.
+
 **Kullback–Leibler** (β = 1): cyclic coordinate descent with safeguarded Newton steps on each
 variable (Hsieh & Dhillon 2011), O(nnz·k) per sweep, monotone; see ``_kl_kernels``. A dense
 X is converted once to CSR for this loss (its zeros only enter through Σ WH). The first
