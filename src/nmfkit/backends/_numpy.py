@@ -338,20 +338,17 @@ class NumpyBackend:
         return a.sum(axis=axis)
 
     @staticmethod
-    def sq_norm(a, block: int = 1 << 20) -> float:
+    def sq_norm(a) -> float:
         """Squared Frobenius norm, accumulated in float64.
 
-        A float32 X is widened block by block (``block`` elements at a time): a float64 copy
-        of the whole X was the in-memory fit's largest temporary, 2× X's bytes (a 1.6 GB X).
+        A float32 X is widened through einsum's small casting buffer, never as a whole: a
+        float64 copy of X was the in-memory fit's largest temporary, 2× X's bytes (a 1.6 GB
+        X), and widening it block by block cost a copy's time (15–30 ms on a 10000×2000 X).
         """
         data = a.data if sp.issparse(a) else np.asarray(a).reshape(-1)
         if data.dtype == np.float64:
             return float(np.dot(data, data))
-        total = 0.0
-        for s in range(0, data.shape[0], block):
-            b = data[s : s + block].astype(np.float64)
-            total += float(np.dot(b, b))
-        return total
+        return float(np.einsum("i,i->", data, data, dtype=np.float64))
 
     @staticmethod
     def vdot(a, b) -> float:
