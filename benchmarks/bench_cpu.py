@@ -197,7 +197,9 @@ def _fmt_row(r):
     ratio = f"{r['ratio']:.2f}×" if r["reached"] else "not reached"
     met = "" if target is None else ("yes" if r["reached"] and r["ratio"] >= target else "no")
     t = f"{r['t_nk']:.2f} ({r['it_nk']} it)"
-    if "t_lo" in r and r["reached"]:  # RcppML: the longest fit short of the target, the first
+    if "t_lo" in r and r["reached"] and not r["it_lo"]:  # RcppML: no fit short of it timed
+        t = f"≤ {r['t_nk']:.2f} ({r['it_nk']} it)"
+    elif "t_lo" in r and r["reached"]:  # RcppML: the longest fit short of the target, the first
         t = f"{r['t_lo']:.2f}–{r['t_nk']:.2f} ({r['it_lo']}–{r['it_nk']} it)"  # reaching it
     elif "t_lo" in r:  # its longest fit, short of the target: a lower bound
         t = f"> {r['t_lo']:.2f} (not reached by its {r['it_lo']}-it fit)"
@@ -316,9 +318,13 @@ def _median_rows(rounds):
     out = []
     for rs in by.values():
         m = dict(rs[len(rs) // 2])
-        for key in ("t_sk", "t_nk", "t_lo", "total"):
+        for key in ("t_sk", "t_nk", "total"):
             if key in m:
                 m[key] = float(np.median([r[key] for r in rs]))
+        if "t_lo" in m:  # RcppML's fits short of the target, in the rounds that timed one
+            lows = [r for r in rs if r["it_lo"]]
+            m["t_lo"] = float(np.median([r["t_lo"] for r in lows])) if lows else 0.0
+            m["it_lo"] = int(np.median([r["it_lo"] for r in lows])) if lows else 0
         ok = [r["ratio"] for r in rs if r["reached"]]
         m["ratio"] = float(np.median(ok)) if ok else float("nan")
         m["reached"] = bool(ok)
