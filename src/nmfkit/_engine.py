@@ -21,10 +21,12 @@ custom starts from :func:`given_factors` here. A robust loss (``loss=``, ``outli
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import _extensions, _fit, _robust_fit
-from ._threads import thread_limits
+from ._threads import small_fit_threads, thread_limits
 from ._unit_scale import UnitScale
 from ._validation import (
     check_init_factor,
@@ -151,7 +153,19 @@ def fit(est, X, W=None, H=None, update_H: bool = True, weights=None):
 
     ``weights``: dense entry weights of a robust fit of observed entries (X dense, 0 where
     unobserved; :func:`nmfkit._robust_fit.fit_transform_observed`).
+
+    A small problem (``nmfkit._threads.small_fit_threads``) runs start and loop with BLAS on
+    one thread.
     """
+    k = est.n_components if isinstance(est.n_components, numbers.Integral) else (
+        H.shape[0] if H is not None else X.shape[1])
+    stored = getattr(X, "nnz", None)  # scipy's stored entries; else every entry
+    work = (X.shape[0] * X.shape[1] if stored is None else stored) * int(k)
+    with small_fit_threads(est.n_jobs, work):
+        return _fit_planned(est, X, W, H, update_H, weights)
+
+
+def _fit_planned(est, X, W, H, update_H, weights):
     est._check_params(X)
     robust = _robust_fit.kind(est)
     _robust_fit.check_robust(est, update_H)

@@ -1,0 +1,62 @@
+"""A small fit runs BLAS on one thread (its start and its loop); a large one, or one with
+``n_jobs`` set, keeps the threads it is given (nmfkit._threads.small_fit_threads)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from nmfkit import NMF
+from nmfkit._threads import SMALL_WORK
+
+
+def _blas_threads():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def _seen_during_fit(X, **kw):
+    seen = []
+
+    def callback(info):
+        seen.append(_blas_threads())
+
+    NMF(3, max_iter=2, tol=0, random_state=0, callback=callback, **kw).fit(X)
+    return seen
+
+
+@pytest.fixture
+def two_blas_threads():
+    if not _blas_threads():
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    with threadpool_limits(limits=2, user_api="blas"):
+        yield
+
+
+@pytest.mark.parametrize("solver", ["cd", "mu", "auto", "anls"])
+def test_a_small_fit_holds_blas_at_one_thread(two_blas_threads, solver):
+    X = np.random.default_rng(0).random((60, 40))
+    seen = _seen_during_fit(X, solver=solver)
+    assert seen and all(t == [1] * len(t) for t in seen)
+    assert _blas_threads() == [2] * len(_blas_threads())  # restored after the fit
+
+
+def test_a_small_sparse_fit_counts_its_stored_entries(two_blas_threads):
+    # 3000 × 3000 is 27M multiply-adds per product dense, but 9000 stored entries: small
+    X = sp.random(3000, 3000, density=0.001, format="csr", random_state=0)
+    assert all(t == [1] * len(t) for t in _seen_during_fit(X, solver="cd"))
+
+
+def test_a_large_fit_and_n_jobs_keep_their_threads(two_blas_threads):
+    n = SMALL_WORK // (3 * 64) + 1  # n·64·k ≥ SMALL_WORK at k = 3
+    X = np.random.default_rng(1).random((n, 64))
+    assert all(t == [2] * len(t) for t in _seen_during_fit(X, solver="mu"))
+    small = np.random.default_rng(2).random((60, 40))
+    assert all(t == [2] * len(t) for t in _seen_during_fit(small, solver="mu", n_jobs=2))
+
+
+def test_the_iterates_are_those_of_a_one_thread_run():
+    X = np.random.default_rng(3).random((200, 50))
+    a = NMF(5, solver="cd", random_state=0, max_iter=50).fit(X).components_
+    with threadpool_limits(limits=1, user_api="blas"):
+        b = NMF(5, solver="cd", random_state=0, max_iter=50).fit(X).components_
+    np.testing.assert_array_equal(a, b)
