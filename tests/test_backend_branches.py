@@ -26,8 +26,6 @@ ALLOWED = {
         "custom starts where input arrives: numpy W/H given with a tensor X follow X's dtype "
         "(numpy's default float64 against torch's float32), W/H in X's own framework must "
         "match it",
-        "H F-ordered for cd on sparse host X: the compiled (numba) sweeps' sample-major "
-        "layout, a memory order that only host arrays have",
     ],
     "_minibatch_steps.py": [
         "MiniBatchNMF refuses masks and Graph penalties on a device, by name: its online "
@@ -165,7 +163,7 @@ def test_backend_identity_branches_outside_backends_stay_within_the_allowed_list
         + "\n".join(over))
     total = sum(len(v) for v in hits.values())
     assert total <= CEILING
-    assert CEILING <= 24  # lower it as branches go; never raise it to let one in
+    assert CEILING <= 23  # lower it as branches go; never raise it to let one in
 
 
 def test_the_allowed_list_names_files_that_exist():

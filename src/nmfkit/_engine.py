@@ -38,6 +38,7 @@ from .backends import get_backend, is_tensor
 from .init import initial_factors, rank_without_custom_start
 from .penalties import Penalty, sklearn_penalties
 from .solvers import SOLVERS
+from .solvers.cd import CoordinateDescent
 from .solvers._auto import auto_options, resolve_solver
 
 __all__ = ["fit", "fit_transform_observed", "given_factors", "start", "transform_observed"]
@@ -129,8 +130,8 @@ def start(est, X, W, H, update_H: bool, scale: UnitScale = UnitScale(), nx=None,
 
 def _sample_major(est, nx, X) -> bool:
     """Whether H is kept F-ordered (cd on sparse numpy X, Frobenius: no C-order copies)."""
-    return (nx.host_arrays and est._solver == "cd" and est._beta_loss == 2
-            and nx.issparse(X))
+    return est._solver == "cd" and CoordinateDescent.sample_major_for(
+        nx, nx.issparse(X), float(est._beta_loss))
 
 
 def _restart_starts(est, nx, X, W, H, frozen_H):

@@ -279,7 +279,12 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         sparse products X Hᵀ and Xᵀ W then read the factor without first copying it into
         C order (a transient copy of H, the largest array of a wide X: peak memory), and the
         compiled sweeps read either order through their block buffer."""
-        return p.nx.host_arrays and p.sparse and p.beta == 2.0
+        return CoordinateDescent.sample_major_for(p.nx, p.sparse, p.beta)
+
+    @staticmethod
+    def sample_major_for(nx, sparse: bool, beta: float) -> bool:
+        """:meth:`sample_major` before a problem exists (the engine lays out the start so)."""
+        return nx.host_arrays and sparse and beta == 2.0
 
     def _init_layout(self):
         p = self.p
