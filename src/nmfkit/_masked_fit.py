@@ -11,7 +11,9 @@ come back as tensors for tensor input, as numpy arrays for numpy input.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import numbers
 
 import numpy as np
 from sklearn.utils.validation import validate_data
@@ -233,6 +235,21 @@ def _entry(est, X, mask, reset: bool):
                              check_missing=check_missing_values)
 
 
+@contextlib.contextmanager
+def _fit_threads(est, obs: Observed, H=None):
+    """The threads of a fit of observed entries, as the unmasked fit's (``_engine.fit``):
+    ``n_jobs`` caps BLAS/OpenMP (and numba) threads; with ``n_jobs=None`` a fit whose
+    products are small (observed entries × k under ``_threads.SMALL_WORK``) runs BLAS on
+    one thread."""
+    from ._threads import small_fit_threads, thread_limits
+
+    k = est.n_components
+    if not isinstance(k, numbers.Integral):
+        k = H.shape[0] if H is not None else obs.shape[1]
+    with small_fit_threads(est.n_jobs, int(obs.nnz) * int(k)), thread_limits(est.n_jobs):
+        yield
+
+
 def fit_transform_masked(est, X, mask=None, W=None, H=None):
     """``NMF.fit_transform`` when a mask or ``missing_values`` is given; returns W.
 
@@ -243,24 +260,29 @@ def fit_transform_masked(est, X, mask=None, W=None, H=None):
     X, obs, nx, host_input = _entry(est, X, mask, reset=True)
     check_observed(obs, type(est).__name__)
     est._check_params(X)
-    W, H, n_iter, error = fit_masked(est, X, obs, W=W, H=H, nx=nx)
-    finals = [est.loss_curve_[-1]]
-    if getattr(est, "n_init", 1) > 1:
-        # restarts as in the unmasked path: run 0 is the n_init=1 fit, runs 1.. start from
-        # init="random" with seeds drawn from random_state; the lowest final objective wins
-        from sklearn.base import clone
+    with _fit_threads(est, obs, H):
+        W, H, n_iter, error = fit_masked(est, X, obs, W=W, H=H, nx=nx)
+        finals = [est.loss_curve_[-1]]
+        if getattr(est, "n_init", 1) > 1:
+            # restarts as in the unmasked path: run 0 is the n_init=1 fit, runs 1.. start
+            # from init="random" with seeds drawn from random_state, over n_jobs threads
+            # (one BLAS thread each); the lowest final objective wins, ties the earliest
+            from sklearn.base import clone
 
-        from ._restarts import restart_seeds
+            from ._restarts import parallel_map, restart_seeds
 
-        for seed in restart_seeds(est.random_state, est.n_init - 1):
-            run = clone(est).set_params(init="random", random_state=int(seed), n_init=1)
-            run._check_params(X)
-            Wr, Hr, nr, er = fit_masked(run, X, obs, nx=nx)
-            finals.append(run.loss_curve_[-1])
-            if finals[-1] < min(finals[:-1]):
-                W, H, n_iter, error = Wr, Hr, nr, er
-                for name in est._fitted_attributes():
-                    setattr(est, name, getattr(run, name))
+            def one(seed):
+                run = clone(est).set_params(init="random", random_state=int(seed), n_init=1)
+                run._check_params(X)
+                return run, fit_masked(run, X, obs, nx=nx)
+
+            seeds = restart_seeds(est.random_state, est.n_init - 1)
+            for run, fitted in parallel_map(one, [(s,) for s in seeds], est.n_jobs, "threads"):
+                finals.append(run.loss_curve_[-1])
+                if finals[-1] < min(finals[:-1]):
+                    W, H, n_iter, error = fitted
+                    for name in est._fitted_attributes():
+                        setattr(est, name, getattr(run, name))
     est.reconstruction_err_ = error
     if host_input:  # backend="torch" with numpy input: numpy out
         W, H = nx.to_numpy(W), nx.to_numpy(H)
@@ -278,7 +300,8 @@ def transform_masked(est, X, mask=None):
     fitted = {k: getattr(est, k) for k in est._fitted_attributes() if hasattr(est, k)}
     try:
         est._check_params(X)
-        W, _, _, _ = fit_masked(est, X, obs, H=est.components_, update_H=False, nx=nx)
+        with _fit_threads(est, obs, est.components_):
+            W, _, _, _ = fit_masked(est, X, obs, H=est.components_, update_H=False, nx=nx)
     finally:
         for k, v in fitted.items():
             setattr(est, k, v)
@@ -295,7 +318,8 @@ def factorization_masked(est, X, W=None, H=None, update_H: bool = True):
     X, obs, nx, host_input = _entry(est, X, None, reset=True)
     check_observed(obs, type(est).__name__)
     est._check_params(X)
-    W, H, n_iter, _ = fit_masked(est, X, obs, W=W, H=H, update_H=False, nx=nx)
+    with _fit_threads(est, obs, H):
+        W, H, n_iter, _ = fit_masked(est, X, obs, W=W, H=H, update_H=False, nx=nx)
     if host_input:
         W, H = nx.to_numpy(W), nx.to_numpy(H)
     return W, H, n_iter
