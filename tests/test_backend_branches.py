@@ -47,20 +47,11 @@ ALLOWED = {
         "without forming X − Y; a device (or sparse X) forms it",
     ],
     "solvers/cd.py": [
-        "projected gradient: one compiled (numba) pass on the host, array operations on a "
-        "device",
-        "the Frobenius objective from the sweeps' products on host dense X (BLAS orientation)",
-        "sample-major layout (F-ordered H) for the compiled sparse sweeps, host only",
-        "X Hᵀ by the compiled sparse product on threads over CSR rows, host only",
-        "X Hᵀ's transposed view kept on the host (no contiguous copy: peak memory); a device "
-        "wants it contiguous",
-        "Xᵀ W likewise",
-        "the BLAS orientation trial (F @ X or (Xᵀ Fᵀ)ᵀ) needs host memory order",
-        "all sweeps of a block of columns in one compiled (numba) call, host only",
-        "KL coordinate descent: the compiled host kernels, or the vectorised device sweeps "
-        "(backends/_torch_kl)",
-        "a step's host kernel threads with BLAS held at one thread (threadpoolctl would "
-        "also limit torch's own CPU threads): host only",
+        "the Frobenius objective from the sweeps' products on host dense X (BLAS "
+        "orientation, kernel threads); a device keeps the generic objective's numbers",
+        "the sample-major layout (F-ordered H) of sparse host X: scipy's products read the "
+        "factor without a copy; the one layout rule, read by _blocked and the engine through "
+        "CoordinateDescent.sample_major(_for)",
     ],
     "solvers/robust_mm.py": [
         "the pilot's elementwise work in one compiled host pass (_robust_kernels)",
@@ -163,7 +154,7 @@ def test_backend_identity_branches_outside_backends_stay_within_the_allowed_list
         + "\n".join(over))
     total = sum(len(v) for v in hits.values())
     assert total <= CEILING
-    assert CEILING <= 23  # lower it as branches go; never raise it to let one in
+    assert CEILING <= 15  # lower it as branches go; never raise it to let one in
 
 
 def test_the_allowed_list_names_files_that_exist():

@@ -8,6 +8,9 @@ operators, which both frameworks share.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -40,6 +43,9 @@ class NumpyBackend:
     #: whether arrays are numpy arrays in host memory: memory order and BLAS orientation can
     #: be chosen, and the compiled (numba) kernels take them
     host_arrays = True
+    #: whether the compiled (numba) host kernels take this backend's arrays: numba installed
+    #: and numpy arrays in host memory (False on torch, and on numpy without numba)
+    compiled_kernels = importlib.util.find_spec("numba") is not None
 
     # ----------------------------------------------------------------- the fit's placement
     def configured(self, options: dict) -> "NumpyBackend":
@@ -56,9 +62,15 @@ class NumpyBackend:
     @staticmethod
     def compute_context():
         """The context a fit runs in (torch: no autograd, TF32 policy); nothing on numpy."""
-        import contextlib
-
         return contextlib.nullcontext()
+
+    @staticmethod
+    def step_threads(host):
+        """The context one solver step runs in, yielding its kernels' thread count: numpy's is
+        ``host()`` (the solvers' host thread pool, BLAS held at one thread meanwhile: passed
+        in, as backends import nothing else from nmfkit); torch's runs its own threads and
+        yields 1 (holding BLAS at one thread would also limit torch's CPU threads)."""
+        return host()
 
     def mean_value(self, X) -> float:
         """mean(X) over all n·m entries (implicit zeros of a sparse X included), a float."""
@@ -314,6 +326,23 @@ class NumpyBackend:
             out = out.toarray()
         return np.asarray(out)
 
+    def sparse_cross(self, X, F, rows_product=None):
+        """(X Fᵀ)ᵀ, shape (k, rows of X), for a sparse X and a dense F (k, columns of X), in the
+        layout the sweeps read best. On the host: the (rows, k) product's transposed view, no
+        contiguous copy (peak memory; the sweeps and the objective read either layout), from
+        ``rows_product(X, Fᵀ)`` for a CSR X when given (the solvers' product on host threads,
+        passed in), else scipy's. A device makes it contiguous."""
+        if rows_product is not None and X.format == "csr":
+            return rows_product(X, F.T).T
+        return self.matmul(X, F.T).T
+
+    @staticmethod
+    def orientable(X) -> bool:
+        """Whether a product F X with the dense X may be run in either orientation (F @ X or
+        (Xᵀ Fᵀ)ᵀ, whichever BLAS runs faster) by memory order: a C- or F-contiguous host
+        array. A device's library picks its own."""
+        return bool(X.flags.c_contiguous or X.flags.f_contiguous)
+
     @staticmethod
     def sampled_dot(W, H, X, block: int = 65536):
         """Values of (W @ H) at the stored entries of a sparse CSR X, in X.data order.
@@ -467,6 +496,22 @@ class NumpyBackend:
     hals_sweep = staticmethod(_numpy_kernels.hals_sweep)
     hals_sweep_violation = staticmethod(_numpy_kernels.hals_sweep_violation)
     solve_passive = staticmethod(_numpy_kernels.solve_passive)
+
+    @staticmethod
+    def projected_gradient_sum(F, G, R, l1: float, l2: float, rows, *, host) -> float:
+        """Σ |projected gradient| of the HALS subproblem ½⟨F, GF⟩ − ⟨R, F⟩ + l1·ΣF + ½ l2‖F‖²
+        at F (k, N) over the components ``rows`` (None: all), a float: numpy's is ``host``
+        (cd's compiled pass over F's memory order, passed in); torch's array operations on
+        the device and one host read."""
+        return host(F, G, R, l1, l2, rows)
+
+    @staticmethod
+    def kl_half_steps(X, dtype, options: dict, *, host):
+        """KL coordinate descent's half-step ``half(which, F, B, l1, l2, frozen, order, warm,
+        newton_steps)`` for X on this backend: numpy's is ``host()`` (cd's compiled host
+        kernels on a CSR copy of X, passed in); torch's vectorised sweeps on the device
+        (``_torch_kl.TorchKL``)."""
+        return host()
 
     @staticmethod
     def index_range(n: int, like):

@@ -55,8 +55,15 @@ class TorchBackend(NumpyBackend):
 
     batches_restarts = True
     host_arrays = False
+    compiled_kernels = False  # the numba kernels take host numpy arrays only
 
     # ----------------------------------------------------------------- the fit's placement
+    @staticmethod
+    def step_threads(host=None):
+        """A step on torch runs on torch's own threads: a null context yielding 1 (``host``,
+        the solvers' host thread pool, is not used)."""
+        return contextlib.nullcontext(1)
+
     def configured(self, options: dict) -> "TorchBackend":
         """This backend with TF32 products only when ``options["allow_tf32"]`` (removed)."""
         return TorchBackend(device=self.device, allow_tf32=bool(options.pop("allow_tf32", False)))
@@ -326,6 +333,16 @@ class TorchBackend(NumpyBackend):
             out = out.to_dense()
         return out
 
+    def sparse_cross(self, X, F, rows_product=None):
+        """(X Fᵀ)ᵀ, shape (k, rows of X), contiguous (``rows_product``, a host product, is not
+        used)."""
+        return self.matmul(X, F.T).T.contiguous()
+
+    @staticmethod
+    def orientable(X) -> bool:
+        """False: torch picks its products' orientation itself."""
+        return False
+
     def _transpose_plan(self, B):
         """(crow, col, perm) of Bᵀ in CSR for a CSR B; cached by B's index storage."""
         cache = self.__dict__.setdefault("_tplans", {})
@@ -442,6 +459,27 @@ class TorchBackend(NumpyBackend):
     # -------------------------------------------------------------- kernels
     hals_sweep = staticmethod(_torch_hals.hals_sweep)
     hals_sweep_violation = staticmethod(_torch_hals.hals_sweep_violation)
+
+    @staticmethod
+    def projected_gradient_sum(F, G, R, l1: float, l2: float, rows, *, host=None) -> float:
+        """Σ |projected gradient| by array operations on F's device and one host read;
+        ``host`` (cd's compiled host pass) is not used."""
+        g = G @ F - R
+        if l1:
+            g += l1
+        if l2:
+            g += l2 * F
+        if rows is not None:
+            g, F = g[list(rows)], F[list(rows)]
+        pos = F > 0  # the gradient where F > 0; where F = 0 only its negative part counts
+        return float((abs(g) * pos).sum() + (torch.clamp(-g, min=0) * ~pos).sum())
+
+    def kl_half_steps(self, X, dtype, options: dict, *, host=None):
+        """KL coordinate descent's half-step as vectorised sweeps on the device
+        (``_torch_kl.TorchKL``); ``host`` (the compiled host kernels) is not used."""
+        from ._torch_kl import TorchKL
+
+        return TorchKL(self, X, dtype, options).half_step
 
     def beta_divergence(self, X, W, H, beta: float, *, on_device: bool = False, host=None):
         """D_β(X | WH) on the device, float64 sums; see :func:`nmfkit.losses.beta_divergence`.

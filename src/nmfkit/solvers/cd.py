@@ -112,19 +112,16 @@ def projected_gradient_l1(F, G, R, l1: float = 0.0, l2: float = 0.0, rows=None,
     the components ``rows`` (default all): scikit-learn's CD violation measured at one point
     (all coordinates at F) instead of coordinate by coordinate along a sweep.
     The product G F runs in BLAS (k²·N flops, about one sweep's worth); the rest is one
-    compiled pass over F on the host (numpy without numba), array operations and one host
-    read on a device (``nx`` the backend of device arrays)."""
+    compiled pass over F on the host (numpy without numba): ``_pg_host``, which the backend
+    ``nx`` runs on its arrays (a device's: array operations and one host read)."""
+    if nx is not None:
+        return nx.projected_gradient_sum(F, G, R, l1, l2, rows, host=_pg_host)
+    return _pg_host(F, G, R, l1, l2, rows)
+
+
+def _pg_host(F, G, R, l1: float, l2: float, rows) -> float:
+    """:func:`projected_gradient_l1` on host arrays."""
     global _PG_KERNEL
-    if nx is not None and not nx.host_arrays:
-        g = G @ F - R
-        if l1:
-            g += l1
-        if l2:
-            g += l2 * F
-        if rows is not None:
-            g, F = g[list(rows)], F[list(rows)]
-        pos = F > 0  # the gradient where F > 0; where F = 0 only its negative part counts
-        return float((abs(g) * pos).sum() + (nx.clip_min(-g, 0) * ~pos).sum())
     rows = np.arange(F.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     # G F in F's memory order (G is symmetric): the pass below reads P, R and F together
     P = G @ F if F.strides[0] >= F.strides[1] else (F.T @ G).T
@@ -306,21 +303,15 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
     def _cross_W(self, Hc):
         """H Xᵀ, shape (k, n_samples)."""
         p = self.p
-        if p.sparse and p.nx.host_arrays and p.X.format == "csr":  # rows on threads
-            return csr_dot(p.X, Hc.T).T  # the (n, k) product's transposed view (see below)
-        if p.sparse:
-            R = p.nx.matmul(p.X, Hc.T).T
-            # host: the (n, k) product's transposed view, no contiguous copy (peak memory);
-            # the sweeps and the objective read either layout
-            return R if p.nx.host_arrays else p.nx.ascontiguous(R)
+        if p.sparse:  # on the host by csr_dot (rows on threads), a transposed view (no copy)
+            return p.nx.sparse_cross(p.X, Hc, csr_dot)
         return self._dense_cross("W", Hc, p.Xt, p.X)
 
     def _cross_H(self, Wt):
         """Wᵀ X, shape (k, n_features)."""
         p = self.p
         if p.sparse:
-            R = p.nx.matmul(p.Xt, Wt.T).T
-            return R if p.nx.host_arrays else p.nx.ascontiguous(R)
+            return p.nx.sparse_cross(p.Xt, Wt)
         return self._dense_cross("H", Wt, p.X, p.Xt)
 
     def _dense_cross(self, side, F, X, Xt):
@@ -334,10 +325,11 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         Within ``kernel_threads()`` (BLAS at one thread) the product is split over the
         kernels' threads, by columns of the output (F @ X) or by rows of Xᵀ Fᵀ; the first
         two calls of a side compute it in each form, timed, and the faster is kept (no
-        extra products: the trial above cost W1's 12-iteration fit about one product). On
-        one thread the ORL faces' products ran 3.1–3.6 ms a half as F @ X against 4.3–4.5 ms
-        as Xᵀ Fᵀ, the dense 10000×2000 ones the other way round (5.2–5.6 against 5.4–7.0)."""
-        if not self.p.nx.host_arrays or not X.flags.c_contiguous and not X.flags.f_contiguous:
+        extra products: the trial above cost the dense 10000×2000 benchmark's 12-iteration
+        fit about one product). On one thread the ORL faces' products ran 3.1–3.6 ms a half
+        as F @ X against 4.3–4.5 ms as Xᵀ Fᵀ, the dense 10000×2000 ones the other way round
+        (5.2–5.6 against 5.4–7.0)."""
+        if not self.p.nx.orientable(X):  # a device, or a host X of neither memory order
             return F @ X
         split = self._split_products
         key = side + " split" if split else side  # one choice per side and mode
@@ -397,8 +389,8 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         o, nx = self.options, self.p.nx
         if self._pgbuf is not None and self.violation_wanted:  # at the sweeps' starting point
             self._pgbuf[0] += projected_gradient_l1(F, G, R, l1, l2, nx=nx)
-        if ((n_sweeps > 1 or compiled_single) and HAVE_NUMBA and o["kernel"] != "numpy"
-                and nx.host_arrays and not extra):
+        if ((n_sweeps > 1 or compiled_single) and nx.compiled_kernels and o["kernel"] != "numpy"
+                and not extra):
             # compiled: all sweeps of one block of columns while it is in cache, per-block stop
             done = hals_inner_sweeps(F, G, R, l1, l2, order(), n_sweeps, o["delta"])
             if _TRACE is not None:
@@ -458,12 +450,13 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
                 "use solver='mu'."
             )
         self._kl_iter = 0
-        self._tkl = None
-        if not p.nx.host_arrays:  # a device: the same sweeps on tensors, vectorised over rows
-            from ..backends._torch_kl import TorchKL
+        # the host kernels below, or a device's sweeps on tensors, vectorised over rows
+        self._kl_step = p.nx.kl_half_steps(p.X, self.Wt.dtype, self.options,
+                                           host=self._setup_kl_host)
 
-            self._tkl = TorchKL(p.nx, p.X, self.Wt.dtype, self.options)
-            return
+    def _setup_kl_host(self):
+        """The host KL half-step (:meth:`_kl_half`), with X as CSR and its transpose."""
+        p = self.p
         X = p.X.tocsr() if p.sparse else sp.csr_matrix(p.X)
         if X.nnz and (X.data <= 0).any():
             X = X.copy()
@@ -485,6 +478,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         scale = float(X.data.mean()) if X.nnz else 1.0
         eps = float(np.finfo(self.Wt.dtype).eps)
         self._floor = eps * max(scale, float(np.finfo(self.Wt.dtype).tiny))
+        return self._kl_half
 
     def _mu_kl(self, F, B, X, l1, l2, frozen):
         """One multiplicative update of F (k, N) for KL, O(nnz·k): F ⊙ (Q Bᵀ)ᵀ / (B1 + l1 + l2 F)
@@ -520,7 +514,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         k = self.Wt.shape[0]
         self._kl_iter += 1
         warm = self._kl_iter <= o["mu_warmup"]
-        half = self._kl_half if self._tkl is None else self._tkl.half_step  # host or device
+        half = self._kl_step  # host or device (_setup_kl)
         if p.update_W:
             half("W", self.Wt, self.Hc, self.l1W, self.l2W, p.frozen_W,
                  None if warm else self._order(k, p.frozen_W), warm, o["newton_steps"])
@@ -537,9 +531,8 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         if p.beta == 1.0:
             return self._step_kl()
         if self._blocked():  # by blocks, restart per block (_blocked: peak memory)
-            if not p.nx.host_arrays:
-                return self._blocked_step()
-            with kernel_threads() as nt:  # the kernels' threads; BLAS's own meanwhile at 1
+            # on the host the kernels' threads, BLAS's own meanwhile at 1; a device's own
+            with p.nx.step_threads(kernel_threads) as nt:
                 big = self._prod_cost * self.Wt.shape[0] >= _THREADED_WORK
                 self._split_products = nt > 1 and blas_single() and not p.sparse and big
                 try:
