@@ -59,6 +59,7 @@ def smoothed_solver(inner: type[Solver], theta: float) -> type[Solver]:
         backends = inner.backends
         monotone = inner.monotone
         supports_frozen = inner.supports_frozen
+        shuffles = inner.shuffles
         default_options = inner.default_options
 
         def setup(self):

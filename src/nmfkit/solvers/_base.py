@@ -92,6 +92,10 @@ class Solver:
     monotone: bool = True
     #: True when the solver honours Problem.frozen_W / frozen_H (frozen components)
     supports_frozen: bool = False
+    #: True when the solver honours Problem.shuffle: coordinate descent with the components
+    #: of each sweep in a random order (solvers without a coordinate order have none to
+    #: shuffle: for them ``shuffle`` means nothing, as for scikit-learn's ``mu``)
+    shuffles: bool = False
     #: True when the solver fits a mask / weights (Problem.M); see nmfkit.masked
     masks: bool = False
     #: unmasked solver names this masked solver stands in for when a mask is given

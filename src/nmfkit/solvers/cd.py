@@ -145,6 +145,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
     sparse = True
     monotone = True
     supports_frozen = True
+    shuffles = True
     # torch: the Frobenius path runs on torch tensors too — keep its array calls on
     # ``p.nx`` (ascontiguous/copy/empty_like/clip_min/vdot) and pass nx to hals_sweep
     backends = frozenset({"numpy", "torch"})

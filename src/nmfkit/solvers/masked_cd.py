@@ -32,8 +32,11 @@ __all__ = ["MaskedCD"]
 @register_solver
 class MaskedCD(MaskedFrobenius, ComponentMajorSolver):
     name = "masked_cd"
-    masked_for = ()  # reached by name; "cd" maps to masked_als
+    # "cd" maps to masked_als, which makes more progress per iteration; to this one when a
+    # random coordinate order is asked for (shuffle=True: masked_als has no coordinates)
+    masked_for = ("cd",)
     supports_frozen = True
+    shuffles = True
     default_options = {"inner_max_iter": 1}
 
     def setup(self):
@@ -48,7 +51,9 @@ class MaskedCD(MaskedFrobenius, ComponentMajorSolver):
         are skipped (never written)."""
         N = F.shape[1]
         w = self.w
-        for t in range(F.shape[0]):
+        p = self.p
+        k = F.shape[0]
+        for t in (p.rng.permutation(k) if p.shuffle else range(k)):
             if t in frozen:
                 continue
             ot = other[t, other_idx]
