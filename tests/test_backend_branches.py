@@ -58,12 +58,6 @@ ALLOWED = {
         "the robust solver's compiled host passes (_robust_kernels) with kept buffers",
         "compiled HALS sweeps (numba) on the host",
     ],
-    "solvers/_blocked.py": [
-        "column blocks for the compiled sparse sweeps (host); one block on a device",
-        "compiled sparse cross products (numba, threads over rows), host only",
-        "the lean sample-major product path for compiled host sweeps",
-        "the extrapolated point max(F + βD, 0) in one compiled (numba) pass on host arrays",
-    ],
 }
 
 #: the most backend-identity lines allowed outside backends/ (94 when counting began)
@@ -154,7 +148,7 @@ def test_backend_identity_branches_outside_backends_stay_within_the_allowed_list
         + "\n".join(over))
     total = sum(len(v) for v in hits.values())
     assert total <= CEILING
-    assert CEILING <= 15  # lower it as branches go; never raise it to let one in
+    assert CEILING <= 11  # lower it as branches go; never raise it to let one in
 
 
 def test_the_allowed_list_names_files_that_exist():

@@ -295,7 +295,7 @@ def _extrapolated(nx, F, D, beta: float, out=None, save=None):
     F): save ← F first. On host arrays of one memory order with numba, one compiled pass
     (the same arithmetic; numpy's three passes and a copy cost 1.4 ms on the ORL faces' H,
     49×10304 float64); else numpy's."""
-    if nx.host_arrays and HAVE_NUMBA:
+    if nx.compiled_kernels:
         b = F.dtype.type(beta)
         if save is not None:
             flat = _flat(F, D, save)
@@ -337,11 +337,13 @@ class BlockedExtrapolation:
         self._D = self._f = None
 
     def _block_columns(self, k: int, N: int, half: bool = False) -> int:
-        nx = self.p.nx
         B = self.options.get("block_columns")
         if B is None:
-            if not nx.host_arrays or not self.p.sparse:
-                return N  # one block: a dense X dwarfs the factors; GPUs want few kernels
+            # blocks of ~1 MiB for sparse X in the sample-major layout (a block of columns is
+            # a block of memory); one block otherwise: a dense X dwarfs the factors, and a
+            # device (its factors component-major) wants few kernels
+            if not self.sample_major(self.p):
+                return N
             B = max(512, _BLOCK_BYTES // (8 * max(k, 1)))
         if half:
             B = max(1, -(-int(B) // 2))
@@ -351,7 +353,7 @@ class BlockedExtrapolation:
 
     def _compiled_products(self) -> bool:
         p = self.p
-        return (HAVE_NUMBA and self.options["kernel"] != "numpy" and p.nx.host_arrays
+        return (p.nx.compiled_kernels and self.options["kernel"] != "numpy"
                 and p.sparse and p.X.has_sorted_indices and self.sample_major(p))
 
     # ------------------------------------------------------------------ cross products
@@ -361,7 +363,7 @@ class BlockedExtrapolation:
         Hc, DH = self.Hc, self._D[1]
         k, m = Hc.shape
         n = self.Wt.shape[1]
-        lean = (p.sparse and nx.host_arrays and self.sample_major(p) and B < n
+        lean = (p.sparse and self.sample_major(p) and B < n  # sample-major: host memory
                 and Hc.size * Hc.itemsize > _SMALL_BYTES)
         R0, self._R0 = getattr(self, "_R0", None), None  # X Hᵀ of the starting objective
         if not lean:
