@@ -1,7 +1,6 @@
 """``shuffle=True`` (a random component order in each coordinate-descent sweep) reaches every
-solver that has coordinates to shuffle: ``cd``, masked coordinate descent and the robust
-losses' HALS; with a mask, ``solver="cd"`` / ``"auto"`` then run masked coordinate descent
-(masked ALS solves whole rows: it has no coordinate order)."""
+solver that has coordinates to shuffle: ``cd``, masked ALS (coordinate descent within each
+row's weighted least squares), masked coordinate descent and the robust losses' HALS."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import pytest
 
 import nmfkit
 from nmfkit.solvers import SOLVERS
-from nmfkit.solvers._auto import resolve_solver
 
 
 def _missing(seed=0, n=70, m=45):
@@ -31,18 +29,20 @@ def _fit(X, **kw):
 
 
 def test_the_solvers_that_shuffle_are_the_coordinate_descents():
-    assert {n for n, c in SOLVERS.items() if c.shuffles} >= {"cd", "masked_cd"}
-    for name in ("mu", "anls", "pgd", "masked_als", "masked_mu"):
+    assert {n for n, c in SOLVERS.items() if c.shuffles} >= {"cd", "masked_als", "masked_cd"}
+    for name in ("mu", "anls", "pgd", "masked_mu"):
         assert not SOLVERS[name].shuffles, name
 
 
-@pytest.mark.parametrize("solver", ["cd", "auto", "masked_cd"])
-def test_shuffle_reaches_masked_coordinate_descent(solver):
+@pytest.mark.parametrize("solver, runs", [("cd", "masked_als"), ("auto", "masked_als"),
+                                          ("masked_als", "masked_als"),
+                                          ("masked_cd", "masked_cd")])
+def test_shuffle_reaches_the_masked_coordinate_descents(solver, runs):
     X = _missing()
     W_sh, est = _fit(X, solver=solver, shuffle=True, missing_values=np.nan)
-    W_ref, _ = _fit(X, solver="masked_cd", shuffle=True, missing_values=np.nan)
-    W_plain, _ = _fit(X, solver="masked_cd", missing_values=np.nan)
-    np.testing.assert_array_equal(W_sh, W_ref)  # cd / auto with a mask and shuffle: masked_cd
+    W_ref, _ = _fit(X, solver=runs, shuffle=True, missing_values=np.nan)
+    W_plain, _ = _fit(X, solver=runs, missing_values=np.nan)
+    np.testing.assert_array_equal(W_sh, W_ref)
     assert not np.array_equal(W_sh, W_plain)  # the order changed the iterates
     W_again, _ = _fit(X, solver=solver, shuffle=True, missing_values=np.nan)
     np.testing.assert_array_equal(W_sh, W_again)  # the order is drawn from random_state
@@ -50,17 +50,16 @@ def test_shuffle_reaches_masked_coordinate_descent(solver):
     assert np.all(np.diff(curve) <= 1e-10 * curve[:-1])  # still exact block descent
 
 
-def test_without_shuffle_a_mask_keeps_masked_als():
-    X = _missing(1)
-    W_cd, _ = _fit(X, solver="cd", missing_values=np.nan)
-    W_als, _ = _fit(X, solver="masked_als", missing_values=np.nan)
-    np.testing.assert_array_equal(W_cd, W_als)
+def test_masked_als_with_an_identity_order_is_the_cyclic_fit():
+    from nmfkit.solvers.masked_als import cd_rows
 
-
-def test_the_auto_rule_prefers_a_solver_with_coordinates_when_shuffle_is_asked():
-    assert resolve_solver(2.0, masked=True) == "masked_als"
-    assert resolve_solver(2.0, masked=True, shuffle=True) == "masked_cd"
-    assert resolve_solver(2.0, shuffle=True) == "cd"
-    assert resolve_solver(1.0, shuffle=True) == "cd"
-    # no masked solver with coordinates fits β = 0.5: the usual pick (shuffle means nothing)
-    assert resolve_solver(0.5, masked=True, shuffle=True) == "masked_mu"
+    rng = np.random.default_rng(2)
+    A = rng.random((6, 4, 3))
+    G = np.einsum("bij,bkj->bik", A, A)
+    R = rng.random((6, 4))
+    F1, F2, F3 = (np.zeros((6, 4)) for _ in range(3))
+    cd_rows(F1, G, R, n_sweeps=3, tol=0)
+    cd_rows(F2, G, R, n_sweeps=3, tol=0, order=np.arange(4))
+    cd_rows(F3, G, R, n_sweeps=3, tol=0, order=np.array([3, 1, 0, 2]))
+    np.testing.assert_array_equal(F1, F2)
+    assert not np.array_equal(F1, F3)

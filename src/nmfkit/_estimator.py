@@ -159,7 +159,10 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     verbose : int, default=0
         Log the objective every 10 iterations (logger "nmfkit", to stderr).
     shuffle : bool, default=False
-        Randomise the order of the components in the coordinate-descent sweeps.
+        Randomise the order of the components in the coordinate-descent sweeps (``cd``, and
+        with a mask or missing values ``masked_als``'s per-row descent and ``masked_cd``;
+        drawn from ``random_state``). Solvers without coordinates (``mu``, ``anls``, ``pgd``)
+        have no order to shuffle, as scikit-learn's ``mu``.
     max_time : float or None, default=None
         Wall-clock limit of the fit in seconds (nmfkit extension).
     callback : callable or None, default=None

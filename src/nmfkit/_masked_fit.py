@@ -34,26 +34,20 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------- the fit path
-def resolve_masked_solver(name: str, beta: float, penalties=(), backend: str = "numpy",
-                          shuffle: bool = False):
+def resolve_masked_solver(name: str, beta: float, penalties=(), backend: str = "numpy"):
     """The masked solver class for ``name``: itself when it honours masks, else the masked
-    variant registered for it (``masked_for``; with ``shuffle`` one that has a coordinate
-    order to shuffle when there is one), else get_solver's error naming those that do.
+    variant registered for it (``masked_for``), else get_solver's error naming those that do.
     ``"auto"`` follows the one rule of ``nmfkit.solvers._auto``."""
     from .solvers import SOLVERS, get_solver
     from .solvers._auto import resolve_solver
 
     if name == "auto":
-        name = resolve_solver(beta, penalties=penalties, backend=backend, masked=True,
-                              shuffle=shuffle)
+        name = resolve_solver(beta, penalties=penalties, backend=backend, masked=True)
     cls = SOLVERS.get(name)
     if cls is not None and not getattr(cls, "masks", False):
-        variants = [n for n, c in sorted(SOLVERS.items(), key=lambda kv: (
-            not (shuffle and kv[1].shuffles), kv[0])) if c.masks and name in c.masked_for]
-        fitting = [n for n in variants if SOLVERS[n].supports_beta(beta)
-                   and backend in SOLVERS[n].backends
-                   and all(SOLVERS[n].supports_penalty(q, beta) for q in penalties)] or [
-            n for n in variants if SOLVERS[n].supports_beta(beta)]
+        variants = [n for n, c in sorted(SOLVERS.items())
+                    if c.masks and name in c.masked_for]
+        fitting = [n for n in variants if SOLVERS[n].supports_beta(beta)]
         if variants and not fitting:
             ok = sorted(n for n, c in SOLVERS.items()
                         if c.masks and c.supports_beta(beta))
@@ -154,10 +148,9 @@ def fit_masked(est, X, obs: Observed, W=None, H=None, update_H: bool = True, nx=
     extra = _extensions.user_and_graph_penalties(est, X, update_H)
     penalties = [*penalties, *extra]
     try:
-        cls = resolve_masked_solver(est.solver, beta, penalties, backend=nx.name,
-                                    shuffle=est.shuffle)
-    except ValueError:  # explained just below
-        cls = resolve_masked_solver(est.solver, beta, penalties, shuffle=est.shuffle)
+        cls = resolve_masked_solver(est.solver, beta, penalties, backend=nx.name)
+    except ValueError:
+        cls = resolve_masked_solver(est.solver, beta, penalties)  # explained just below
     if nx.name not in cls.backends:  # the registry's list of the backends a solver runs on
         raise ValueError(
             f"solver {est.solver!r} with a mask or missing values runs {cls.name!r}, which has "

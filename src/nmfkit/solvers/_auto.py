@@ -34,7 +34,7 @@ _MASKED_PREFERENCE = ("masked_als", "masked_cd", "masked_mu")
 
 
 def resolve_solver(beta: float, *, sparse: bool = False, n_components=None, penalties=(),
-                   backend: str = "numpy", masked: bool = False, shuffle: bool = False) -> str:
+                   backend: str = "numpy", masked: bool = False) -> str:
     """The solver ``"auto"`` stands for, given the loss, the input and the penalties.
 
     The one rule for every path (numpy, torch, masked): the first solver of the preference
@@ -49,8 +49,6 @@ def resolve_solver(beta: float, *, sparse: bool = False, n_components=None, pena
     penalties : the Penalty objects of the fit.
     backend : the backend's name.
     masked : bool, whether only some entries are observed (a mask or missing values).
-    shuffle : bool, whether a random coordinate order is asked for: then the first solver
-        that honours everything *and* has coordinates to shuffle, when one does.
 
     Returns
     -------
@@ -61,9 +59,6 @@ def resolve_solver(beta: float, *, sparse: bool = False, n_components=None, pena
     order = (first, *[s for s in _PREFERENCE if s != first])
     if masked:
         order = _MASKED_PREFERENCE
-    if shuffle:  # a solver with a coordinate order first, the preference kept among each
-        order = tuple(sorted(order, key=lambda n: not getattr(SOLVERS.get(n), "shuffles",
-                                                              False)))
     for name in order:
         cls = SOLVERS.get(name)
         if cls is None or not cls.supports_beta(beta) or backend not in cls.backends:

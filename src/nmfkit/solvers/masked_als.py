@@ -34,7 +34,8 @@ __all__ = ["MaskedALS", "cd_rows", "solve_rows"]
 _BLOCK_ELEMENTS = 1 << 22
 
 
-def cd_rows(F, G, R, l1=0.0, l2=0.0, n_sweeps: int = 10, tol: float = 1e-3, free=None):
+def cd_rows(F, G, R, l1=0.0, l2=0.0, n_sweeps: int = 10, tol: float = 1e-3, free=None,
+            order=None):
     """Coordinate descent on B independent quadratic problems, in place.
 
     Minimises ½ fᵀ G_b f − R_bᵀ f + l1·Σ f + ½ l2 ‖f‖² for each row b of F, with f ≥ 0 except
@@ -50,6 +51,7 @@ def cd_rows(F, G, R, l1=0.0, l2=0.0, n_sweeps: int = 10, tol: float = 1e-3, free
     n_sweeps : int, the most cyclic passes over the k coordinates.
     tol : stop when the largest change of a sweep is ≤ tol × the largest |F| entry.
     free : None or boolean ndarray (k,).
+    order : None (0, 1, …, k − 1) or the coordinates' order in every pass.
     """
     B, k = F.shape
     if B == 0:
@@ -60,7 +62,7 @@ def cd_rows(F, G, R, l1=0.0, l2=0.0, n_sweeps: int = 10, tol: float = 1e-3, free
     l2 = np.asarray(l2, dtype=F.dtype)
     for _ in range(n_sweeps):
         biggest = 0.0
-        for t in range(k):
+        for t in range(k) if order is None else order:
             l2t = l2[:, t] if l2.ndim == 2 else l2
             hess = diag[:, t] + l2t
             grad = R[:, t] - np.einsum("bj,bj->b", G[:, t, :], F) - l2t * F[:, t]
@@ -129,7 +131,7 @@ def _grams(cptr, indices, targets, weights, other, P=None):
 
 
 def solve_rows(F, indptr, indices, targets, weights, other, l1=0.0, l2=0.0,
-               n_sweeps: int = 10, tol: float = 1e-3, free=None, active=None):
+               n_sweeps: int = 10, tol: float = 1e-3, free=None, active=None, order=None):
     """Update every row of F (in place) by coordinate descent on its weighted normal equations.
 
     Row i of F fits ``targets[q] ≈ F[i] · other[indices[q]]`` with weight ``weights[q]`` over
@@ -142,7 +144,7 @@ def solve_rows(F, indptr, indices, targets, weights, other, l1=0.0, l2=0.0,
     targets, weights : ndarray (nnz,).
     other : ndarray (N_other, k), the fixed factor, row-major.
     l1, l2 : float or ndarray (N,), penalty weights per row (l2 also (N, k)).
-    n_sweeps, tol, free : see :func:`cd_rows`.
+    n_sweeps, tol, free, order : see :func:`cd_rows`.
     active : optional precomputed ``(rows with observations, their compressed indptr)``.
     """
     N, k = F.shape
@@ -171,7 +173,7 @@ def solve_rows(F, indptr, indices, targets, weights, other, l1=0.0, l2=0.0,
         cd_rows(
             Fb, G, R,
             l1a[rows] if l1a.ndim else l1a, l2a[rows] if l2a.ndim else l2a,
-            n_sweeps, tol, free,
+            n_sweeps, tol, free, order,
         )
         F[rows] = Fb
         a0 = a1
@@ -206,6 +208,7 @@ class MaskedFrobenius:
 class MaskedALS(MaskedFrobenius, Solver):
     name = "masked_als"
     masked_for = ("cd", "anls")
+    shuffles = True  # the rows' coordinate descent takes each half-step's order
     default_options = {"inner_max_iter": 10, "inner_tol": 1e-3}
 
     def setup(self):
@@ -239,15 +242,18 @@ class MaskedALS(MaskedFrobenius, Solver):
     def step(self):
         p, obs = self.p, self.obs
         sweeps, tol = int(self.options["inner_max_iter"]), float(self.options["inner_tol"])
+        k = self.Wr.shape[1]
         if p.update_W:
             solve_rows(
                 self.Wr, obs.indptr, obs.indices, obs.values, obs.weights, self.Ht,
                 self.l1W, self.l2W, sweeps, tol, active=self.act_rows,
+                order=p.rng.permutation(k) if p.shuffle else None,
             )
         if p.update_H:
             solve_rows(
                 self.Ht, obs.t_indptr, obs.t_indices, self.t_values, self.t_weights, self.Wr,
                 self.l1H, self.l2H, sweeps, tol, active=self.act_cols,
+                order=p.rng.permutation(k) if p.shuffle else None,
             )
 
     def objective(self) -> float:

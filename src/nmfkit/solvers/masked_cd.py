@@ -32,9 +32,7 @@ __all__ = ["MaskedCD"]
 @register_solver
 class MaskedCD(MaskedFrobenius, ComponentMajorSolver):
     name = "masked_cd"
-    # "cd" maps to masked_als, which makes more progress per iteration; to this one when a
-    # random coordinate order is asked for (shuffle=True: masked_als has no coordinates)
-    masked_for = ("cd",)
+    masked_for = ()  # reached by name; "cd" maps to masked_als
     supports_frozen = True
     shuffles = True
     default_options = {"inner_max_iter": 1}
