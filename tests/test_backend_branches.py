@@ -53,11 +53,6 @@ ALLOWED = {
         "factor without a copy; the one layout rule, read by _blocked and the engine through "
         "CoordinateDescent.sample_major(_for)",
     ],
-    "solvers/robust_mm.py": [
-        "the pilot's elementwise work in one compiled host pass (_robust_kernels)",
-        "the robust solver's compiled host passes (_robust_kernels) with kept buffers",
-        "compiled HALS sweeps (numba) on the host",
-    ],
 }
 
 #: the most backend-identity lines allowed outside backends/ (94 when counting began)
@@ -148,7 +143,7 @@ def test_backend_identity_branches_outside_backends_stay_within_the_allowed_list
         + "\n".join(over))
     total = sum(len(v) for v in hits.values())
     assert total <= CEILING
-    assert CEILING <= 11  # lower it as branches go; never raise it to let one in
+    assert CEILING <= 8  # lower it as branches go; never raise it to let one in
 
 
 def test_the_allowed_list_names_files_that_exist():

@@ -45,7 +45,7 @@ from ..robust import (SCALE_FACTORS, Groups, estimate_scale, estimate_scale_at, 
                       group_rho_from_sums, group_rho_sum, psi_inplace, rho_sum, weights)
 from . import _robust_kernels as _kern
 from ._base import ComponentMajorSolver, register_solver
-from ._hals_kernel import HAVE_NUMBA, hals_inner_sweeps
+from ._hals_kernel import hals_inner_sweeps
 
 __all__ = ["RobustMM", "pilot_scale"]
 
@@ -150,7 +150,7 @@ def pilot_scale(nx, kind, X, W, H, M=None, max_iter: int = 30, settle: float = 0
     Wt, Hc = nx.ascontiguous(nx.copy(W.T)), nx.copy(H)
     eps = nx.eps(nx.dtype_of(X))
     history = []
-    host = nx.host_arrays and _kern.available(X, M)
+    host = nx.compiled_kernels and _kern.available(X, M)
     bufs = tuple(nx.empty_like(X) for _ in range(3)) if host else None
     rescale_every = max(1, int(rescale_every))
     # settling is judged between fresh estimates ``lag`` ≥ 5 iterations apart, at the same rate
@@ -242,7 +242,7 @@ class RobustMM(ComponentMajorSolver):
         self._buf = None
         # host arrays: WH, the target and the weights in buffers kept for the fit, the
         # elementwise work in one compiled pass (_robust_kernels)
-        self._host = (nx.host_arrays and not p.sparse and self.kind != "l21"
+        self._host = (nx.compiled_kernels and not p.sparse and self.kind != "l21"
                       and _kern.available(p.X, self.M))
         self._inv_mu = None if self.M is None else 1.0 / float(nx.max(self.M))
         self._runs = (_kern.group_runs(self.groups.labels)
@@ -274,7 +274,7 @@ class RobustMM(ComponentMajorSolver):
             _mu_step(nx, F, nx.clip_min(R, 0.0), G @ F, self.eps)
             return
         k, N = F.shape
-        if nx.host_arrays and HAVE_NUMBA:
+        if nx.compiled_kernels:
             # compiled: all sweeps of a block of columns while it is in cache, the same
             # stopping rule per block (one block below 129 columns: the loop below exactly)
             hals_inner_sweeps(F, G, R, 0.0, 0.0, None, self._n_sweeps(k, N),
