@@ -42,10 +42,6 @@ ALLOWED = {
         "robust losses with a mask take host arrays (the dense entry weights are built on the "
         "host); a tensor is refused by name",
     ],
-    "robust.py": [
-        "the residuals' scale estimate reads strided entries of X − Y through numpy views "
-        "without forming X − Y; a device (or sparse X) forms it",
-    ],
     "solvers/cd.py": [
         "the Frobenius objective from the sweeps' products on host dense X (BLAS "
         "orientation, kernel threads); a device keeps the generic objective's numbers",
@@ -143,7 +139,7 @@ def test_backend_identity_branches_outside_backends_stay_within_the_allowed_list
         + "\n".join(over))
     total = sum(len(v) for v in hits.values())
     assert total <= CEILING
-    assert CEILING <= 8  # lower it as branches go; never raise it to let one in
+    assert CEILING <= 7  # lower it as branches go; never raise it to let one in
 
 
 def test_the_allowed_list_names_files_that_exist():

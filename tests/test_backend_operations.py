@@ -125,3 +125,27 @@ def test_kl_cd_gives_the_host_iterates_on_torch():
     a = NMF(4, **kw).fit(X)
     b = NMF(4, backend="torch", device="cpu", **kw).fit(X)
     np.testing.assert_allclose(np.asarray(b.components_), a.components_, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("masked", [False, True])
+def test_residual_sample_reads_the_same_entries_on_either_backend(dtype, masked):
+    from nmfkit.robust import estimate_scale, estimate_scale_at
+
+    rng = np.random.RandomState(3)
+    X, Y = rng.rand(70, 50).astype(dtype), rng.rand(70, 50).astype(dtype)
+    M = (rng.rand(70, 50) > 0.3).astype(dtype) if masked else None
+    nx, tnx = NumpyBackend(), TorchBackend(device="cpu")
+    for limit in (10**6, 333):  # all entries, then a stride
+        r = nx.residual_sample(X, Y, M, limit)
+        full = (X - Y).reshape(-1) if M is None else (X - Y)[M > 0]
+        want = full[:: -(-full.size // limit)] if full.size > limit else full
+        np.testing.assert_array_equal(r, want.astype(np.float64))
+        assert r.dtype == np.float64 and not np.shares_memory(r, X)
+        T = [None if a is None else torch.as_tensor(a) for a in (X, Y, M)]
+        rt = tnx.residual_sample(*T, limit)
+        assert isinstance(rt, np.ndarray) and rt.dtype == np.float64
+        np.testing.assert_array_equal(rt, r)
+    T = [None if a is None else torch.as_tensor(a) for a in (X, Y, M)]
+    assert estimate_scale_at(tnx, *T) == estimate_scale_at(nx, X, Y, M) \
+        == estimate_scale(nx, X - Y, M)

@@ -297,21 +297,16 @@ def estimate_scale_at(nx, X, Y, observed=None) -> float:
     """:func:`estimate_scale` of the residuals X − Y, without forming X − Y whole on the host:
     only the entries the estimate reads (the observed ones, then the stride) are subtracted.
     The same value as ``estimate_scale(nx, X - Y, observed)``."""
-    if not nx.host_arrays or nx.issparse(X) or nx.issparse(Y):
+    if nx.issparse(X) or nx.issparse(Y):
         return estimate_scale(nx, X - Y, observed)
-    x, y = np.asarray(X).reshape(-1), np.asarray(Y).reshape(-1)
-    if observed is not None:
-        keep = np.asarray(observed).reshape(-1) > 0
-        x, y = x[keep], y[keep]
-    if x.size > _MEDIAN_SAMPLE:
-        step = int(math.ceil(x.size / _MEDIAN_SAMPLE))
-        x, y = x[::step], y[::step]
-    r = np.asarray(x - y, dtype=np.float64)  # our own array: the medians are taken in it
+    # the entries estimate_scale reads, X − Y at them only: our own float64 host array
+    r = nx.residual_sample(X, Y, observed, _MEDIAN_SAMPLE)
     if r.size and np.isfinite(r).all():
-        sigma = _sigma_inplace(r)
+        sigma = _sigma_inplace(r)  # the medians are taken in r
         if sigma > 0 and math.isfinite(sigma):
             return sigma
-    return estimate_scale(nx, x - y)  # none, or not finite entries, or MAD 0: the fallbacks
+    # none, or not finite entries, or MAD 0: the fallbacks, on the same entries
+    return estimate_scale(nx, nx.residual_sample(X, Y, observed, _MEDIAN_SAMPLE))
 
 
 # ------------------------------------------------------------------ group-structured outliers

@@ -344,6 +344,21 @@ class NumpyBackend:
         return bool(X.flags.c_contiguous or X.flags.f_contiguous)
 
     @staticmethod
+    def residual_sample(X, Y, observed, limit: int):
+        """X − Y at the observed entries (``observed`` > 0; all entries when None) in row-major
+        order, every ⌈count / limit⌉-th of them when there are more than ``limit``, as a new
+        float64 host array: only those entries are subtracted (numpy views of dense X and Y,
+        X − Y is never formed)."""
+        x, y = np.asarray(X).reshape(-1), np.asarray(Y).reshape(-1)
+        if observed is not None:
+            keep = np.asarray(observed).reshape(-1) > 0
+            x, y = x[keep], y[keep]
+        if x.size > limit:
+            step = -(-x.size // limit)
+            x, y = x[::step], y[::step]
+        return np.asarray(x - y, dtype=np.float64)
+
+    @staticmethod
     def sampled_dot(W, H, X, block: int = 65536):
         """Values of (W @ H) at the stored entries of a sparse CSR X, in X.data order.
 

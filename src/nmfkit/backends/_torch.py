@@ -343,6 +343,20 @@ class TorchBackend(NumpyBackend):
         """False: torch picks its products' orientation itself."""
         return False
 
+    @staticmethod
+    def residual_sample(X, Y, observed, limit: int):
+        """X − Y at the observed entries in row-major order, strided to at most ``limit``,
+        subtracted on the device at those entries only and read back as a float64 numpy
+        array (the numpy backend's entries and numbers)."""
+        x, y = X.reshape(-1), Y.reshape(-1)
+        if observed is not None:
+            keep = observed.reshape(-1) > 0
+            x, y = x[keep], y[keep]
+        if x.numel() > limit:
+            step = -(-x.numel() // limit)
+            x, y = x[::step], y[::step]
+        return (x - y).to(torch.float64).cpu().numpy()
+
     def _transpose_plan(self, B):
         """(crow, col, perm) of Bᵀ in CSR for a CSR B; cached by B's index storage."""
         cache = self.__dict__.setdefault("_tplans", {})
