@@ -169,7 +169,8 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Called after each iteration with an :class:`nmfkit._fit.IterationInfo`; returning
         True stops the fit (nmfkit extension).
     solver_options : dict or None
-        Solver-specific options (nmfkit extension).
+        Solver-specific options (nmfkit extension; docs/solvers.md). A key that the solver
+        which runs does not read is refused with an error naming its options.
     n_init : int ≥ 1, default=1
         Number of fits from different starts; the one with the lowest final objective is kept
         (nmfkit extension). Run 0 is the fit ``n_init=1`` would do; the others start from

@@ -109,10 +109,28 @@ class Solver:
     #: (the solver then provides ``violation``, the projected-gradient measure of its step)
     stop_rule: str = "error"
 
+    #: options a backend reads from ``solver_options`` whatever the solver (torch: TF32
+    #: products; its KL kernel's float64 accumulation)
+    backend_options = frozenset({"allow_tf32", "kl_float64"})
+
     def __init__(self, problem: Problem):
         self.p = problem
+        unknown = sorted(set(problem.options) - set(self.default_options)
+                         - self.backend_options)
+        if unknown:
+            raise ValueError(self.unknown_options_message(unknown))
         self.options = {**self.default_options, **problem.options}
         self.setup()
+
+    @classmethod
+    def unknown_options_message(cls, unknown) -> str:
+        """Why ``solver_options`` keys ``unknown`` are refused: this solver's own options and
+        the solvers that take the first unknown one (an option is never silently ignored)."""
+        takers = sorted(n for n, c in SOLVERS.items() if unknown[0] in c.default_options)
+        where = (f"; {unknown[0]!r} is an option of solver {takers}" if takers else "")
+        own = sorted(cls.default_options) or "none"
+        return (f"solver_options {unknown} are not options of solver {cls.name!r} (its "
+                f"options: {own}){where}.")
 
     # lifecycle ------------------------------------------------------------
     def setup(self) -> None:
