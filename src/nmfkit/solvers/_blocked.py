@@ -413,6 +413,9 @@ class BlockedExtrapolation:
             return lambda c0, c1: self._cross_H(self.Wt)
         if not p.sparse:
             return lambda c0, c1: self.Wt @ p.X[:, c0:c1]
+        if not self.sample_major(p):  # a device's sparse X (no column slices): one product
+            R = self._cross_H(self.Wt)
+            return lambda c0, c1: R[:, c0:c1]
         X, W = p.X, self.Wt.T  # (n, k), C-contiguous in the sample-major layout
         compiled = self._compiled_products()
         cursor = X.indptr[:-1].copy() if compiled else None
