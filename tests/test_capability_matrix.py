@@ -78,6 +78,11 @@ OPTIONS = {
     "smoothness": (dict(smoothness=0.5), _check_smooth),
     "frozen": (dict(frozen_components=FROZEN), _check_frozen),
     "sparseness_H": (dict(solver="nmfsc", sparseness_H=0.7), _check_sparseness),
+    # a random coordinate order: every path's default solver is a coordinate descent
+    "shuffle": (dict(shuffle=True), lambda m, plain: None),
+    # a key no solver reads: refused on every path (never run as the plain fit)
+    "solver_options_unknown": (dict(solver_options={"no_such_option": 1}),
+                               lambda m, plain: pytest.fail("an unknown option was run")),
 }
 
 SOLVERS = ["cd", "mu", "auto", "anls", "pgd"]
@@ -119,7 +124,9 @@ def test_option_is_honoured_or_refused(path, option):
         # refused: the message names the option the path cannot honour
         words = {"penalty_l1_H": ("penalt", "L1"), "graph_affinity": ("graph", "Graph"),
                  "graph_knn": ("graph", "Graph"), "smoothness": ("smoothness",),
-                 "frozen": ("frozen",), "sparseness_H": ("sparseness", "nmfsc")}[option]
+                 "frozen": ("frozen",), "sparseness_H": ("sparseness", "nmfsc"),
+                 "shuffle": ("shuffle",),
+                 "solver_options_unknown": ("solver_options",)}[option]
         assert any(w in str(exc) for w in words), str(exc)
         return
     # the same solver without the option (nmfsc needs a target: its plain fit is the default)
@@ -350,12 +357,14 @@ def test_robust_loss_is_refused_where_it_cannot_run(tmp_path):
 
 @pytest.mark.parametrize("loss", sorted(ROBUST))
 def test_robust_loss_refuses_every_extension(loss):
-    for option in sorted(OPTIONS):
+    # (shuffle is honoured by the robust losses' HALS: tests/test_shuffle.py)
+    for option in sorted(set(OPTIONS) - {"shuffle"}):
         params = {**OPTIONS[option][0], **ROBUST[loss]}
         with pytest.raises(ValueError) as exc:
             _fit("dense", params)
         words = {"penalty_l1_H": "penalties", "graph_affinity": "graph", "graph_knn": "graph",
                  "smoothness": "smoothness", "frozen": "frozen_components",
-                 "sparseness_H": "solver='nmfsc'"}[option]
+                 "sparseness_H": "solver='nmfsc'",
+                 "solver_options_unknown": "solver_options"}[option]
         assert words in str(exc.value), str(exc.value)
 

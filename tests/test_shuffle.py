@@ -63,3 +63,18 @@ def test_masked_als_with_an_identity_order_is_the_cyclic_fit():
     cd_rows(F3, G, R, n_sweeps=3, tol=0, order=np.array([3, 1, 0, 2]))
     np.testing.assert_array_equal(F1, F2)
     assert not np.array_equal(F1, F3)
+
+
+@pytest.mark.parametrize("loss", [dict(loss="huber"), dict(loss="cauchy"),
+                                  dict(outliers="sparse"), dict(loss="l21")])
+def test_shuffle_reaches_the_robust_losses_hals(loss):
+    rng = np.random.default_rng(4)
+    X = rng.random((50, 4)) @ rng.random((4, 36))
+    X[rng.random(X.shape) < 0.03] += 5.0  # a few gross errors
+    W_sh, est = _fit(X, shuffle=True, **loss)
+    W_plain, _ = _fit(X, **loss)
+    W_again, _ = _fit(X, shuffle=True, **loss)
+    assert not np.array_equal(W_sh, W_plain), "shuffle=True gave the cyclic fit"
+    np.testing.assert_array_equal(W_sh, W_again)
+    curve = np.asarray(est.loss_curve_)
+    assert np.all(np.diff(curve) <= 1e-9 * np.abs(curve[:-1]))  # the majoriser still descends

@@ -189,6 +189,7 @@ class RobustMM(ComponentMajorSolver):
     sparse = True  # L2,1 runs on sparse X; the entrywise losses are handed dense X
     backends = frozenset({"numpy", "torch"})
     monotone = True
+    shuffles = True  # its HALS half-steps (update="hals"); multiplicative updates have no order
     default_options = {
         "robust": None,
         "robust_scale": None,
@@ -274,16 +275,18 @@ class RobustMM(ComponentMajorSolver):
             _mu_step(nx, F, nx.clip_min(R, 0.0), G @ F, self.eps)
             return
         k, N = F.shape
+        # shuffle: one random component order for the half-step's sweeps
+        order = nx.permutation(self.p.rng, k) if self.p.shuffle else None
         if nx.compiled_kernels:
             # compiled: all sweeps of a block of columns while it is in cache, the same
             # stopping rule per block (one block below 129 columns: the loop below exactly)
-            hals_inner_sweeps(F, G, R, 0.0, 0.0, None, self._n_sweeps(k, N),
+            hals_inner_sweeps(F, G, R, 0.0, 0.0, order, self._n_sweeps(k, N),
                               self.options["delta"])
             return
         first, old = None, nx.empty_like(F)
         for _ in range(self._n_sweeps(k, N)):
             old[...] = F
-            hals_sweep(F, G, R, 0.0, 0.0, None, nx=nx)
+            hals_sweep(F, G, R, 0.0, 0.0, order, nx=nx)
             old -= F
             move = nx.vdot(old, old)
             if first is None:
