@@ -163,3 +163,4 @@ def test_blocked_extrapolation_by_column_blocks_runs_on_a_sparse_tensor():
     b = NMF(5, backend="torch", device="cpu", **kw).fit(X)
     assert a.n_iter_ == b.n_iter_ == 15
     assert b.reconstruction_err_ == pytest.approx(a.reconstruction_err_, rel=1e-6)
+

@@ -60,3 +60,29 @@ def test_the_iterates_are_those_of_a_one_thread_run():
     with threadpool_limits(limits=1, user_api="blas"):
         b = NMF(5, solver="cd", random_state=0, max_iter=50).fit(X).components_
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sq_norm_over_host_threads_equals_one_pass(dtype):
+    from nmfkit.backends import get_backend
+    from nmfkit.solvers._threads import kernel_threads, run_parts, split_even
+
+    X = np.random.default_rng(0).random((2100, 2048)).astype(dtype)  # above the split size
+    nx = get_backend(X)
+    calls = []
+
+    def run(part, size):
+        calls.append(size)
+        return run_parts(part, split_even(size, 3, 4096))
+
+    whole = nx.sq_norm(X)
+    split = nx.sq_norm(X, run=run)
+    assert calls == [X.size]
+    assert split == pytest.approx(whole, rel=1e-13)
+    assert whole == pytest.approx(float(np.sum(X.astype(np.float64) ** 2)), rel=1e-12)
+    with kernel_threads():
+        from nmfkit.solvers._base import Problem
+
+        p = Problem(X=X, Xt=X.T, W=np.ones((2100, 2), dtype), H=np.ones((2, 2048), dtype),
+                    beta=2.0, nx=nx)
+        assert p.sq_norm_X == pytest.approx(whole, rel=1e-13)

@@ -403,7 +403,7 @@ class TorchBackend(NumpyBackend):
     def _values(a):
         return a.values() if a.layout != torch.strided else a.reshape(-1)
 
-    def sq_norm(self, a) -> float:
+    def sq_norm(self, a, run=None) -> float:  # run: the host's threads, unused here
         """Squared Frobenius norm, accumulated in float64 block by block."""
         v = self._values(a)
         total = torch.zeros((), dtype=torch.float64, device=v.device)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..losses import beta_divergence, frobenius_from_grams
+from ._threads import blas_single, n_threads, run_parts, split_even
 
 __all__ = ["Problem", "Solver", "ComponentMajorSolver", "register_solver", "get_solver", "SOLVERS", "solver_table"]
 
@@ -67,7 +68,12 @@ class Problem:
     @property
     def sq_norm_X(self) -> float:
         if self._sq_norm_X is None:
-            self._sq_norm_X = self.nx.sq_norm(self.X)
+            # within a step's kernel threads (BLAS at one thread), X's halves on the threads
+            run = None
+            if blas_single() and n_threads() > 1:
+                def run(part, size):
+                    return run_parts(part, split_even(size, n_threads(), 4096))
+            self._sq_norm_X = self.nx.sq_norm(self.X, run=run)
         return self._sq_norm_X
 
     def penalty_value(self, W=None, H=None) -> float:

@@ -247,6 +247,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
                 self._split_products = nt > 1 and blas_single()
                 try:
                     R = self._cross_W(Hc)
+                    p.sq_norm_X  # the objective's ‖X‖², once, on the same threads
                 finally:
                     self._split_products = False
         else:
