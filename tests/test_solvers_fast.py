@@ -371,3 +371,27 @@ def test_dense_cross_products_are_the_same_in_either_orientation():
         np.testing.assert_allclose(cd._cross_W(cd.Hc), H @ X.T, rtol=1e-12)
         np.testing.assert_allclose(cd._cross_H(cd.Wt), W.T @ X, rtol=1e-12)
         assert set(cd._cross_pick) == {"W", "H"}  # the trial's choice is kept
+
+
+def test_a_products_form_is_chosen_once_per_shape_in_a_process(monkeypatch):
+    # the form of a dense product (F @ X or (Xᵀ Fᵀ)ᵀ) rounds differently: it is timed once
+    # per shape, layout and threads in a process and kept, so the same fit repeated in a
+    # process gives the same numbers even when a second trial would time the other way
+    from nmfkit.solvers import cd as cd_module
+
+    monkeypatch.setattr(cd_module, "_FORMS", {})
+    calls = []
+
+    def alternating(self, F, X, Xt, split):
+        calls.append((F.shape, X.shape, split))
+        return len(calls) % 2  # a trial that would flip on every call
+
+    monkeypatch.setattr(cd_module.CoordinateDescent, "_pick_form", alternating)
+    rng = np.random.default_rng(0)
+    X = rng.random((700, 5)) @ rng.random((5, 500)) + 0.01 * rng.random((700, 500))
+    fits = [NMF(30, init="nndsvda", random_state=0, max_iter=8, tol=0).fit(X)
+            for _ in range(2)]
+    assert calls, "the products of this shape are above the trial's size"
+    first = len(calls)
+    assert first == len(set(calls))  # one trial per product kind, none in the second fit
+    np.testing.assert_array_equal(fits[0].components_, fits[1].components_)

@@ -75,6 +75,13 @@ _SWEEP_COST_SPARSE = 1.0
 # products gain nothing from a second one, and under load OpenBLAS's two threads waited on
 # each other (the digits' default fit, load 1.3: 0.19 s with BLAS's two threads, 0.06 s on one)
 _THREADED_WORK = 1 << 22
+# a dense product's second form (Xᵀ Fᵀ)ᵀ is kept only when its trial ran this much faster
+# than F X's: the two forms round differently, so a near-tie decided by the clock would
+# make one fit's iterates differ from run to run (the dense benchmark's H-side forms are
+# within 10% of each other; its W-side and the ORL faces' differ by 30–45%)
+_FORM_MARGIN = 0.85
+# the form picked for each dense product (shape, layout, dtype, threads) in this process
+_FORMS: dict = {}
 _TRACE = None  # a list to record (N, sweeps allowed, mean sweeps done) per call (diagnostics)
 _PG_KERNEL = None
 
@@ -317,53 +324,60 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         return self._dense_cross("H", Wt, p.X, p.Xt)
 
     def _dense_cross(self, side, F, X, Xt):
-        """F X for a dense X, as F @ X or as (Xᵀ Fᵀ)ᵀ, whichever BLAS ran faster on the first
+        """F X for a dense X, as F @ X or as (Xᵀ Fᵀ)ᵀ, by the form chosen on the side's first
         call. OpenBLAS's speed depends on the orientation by up to 7× and not the same way
         for every shape (dense 10000×2000 float32, k=20: Wᵀ X 680 ms, (Xᵀ W)ᵀ 88 ms; ORL faces,
-        400×10304 float64, k=49: 31–44 against 51–67 ms, and H Xᵀ the other way round). The
-        trial runs each form on an eighth of the output's columns; products under 10⁷
-        multiply-adds take the first form without one.
+        400×10304 float64, k=49: 31–44 against 51–67 ms, and H Xᵀ the other way round).
+        Products under 10⁷ multiply-adds take F @ X without a trial.
 
         Within ``kernel_threads()`` (BLAS at one thread) the product is split over the
-        kernels' threads, by columns of the output (F @ X) or by rows of Xᵀ Fᵀ; the first
-        two calls of a side compute it in each form, timed, and the faster is kept (no
-        extra products: the trial above cost the dense 10000×2000 benchmark's 12-iteration
-        fit about one product). On one thread the ORL faces' products ran 3.1–3.6 ms a half
-        as F @ X against 4.3–4.5 ms as Xᵀ Fᵀ, the dense 10000×2000 ones the other way round
-        (5.2–5.6 against 5.4–7.0)."""
+        kernels' threads, by columns of the output (F @ X) or by rows of Xᵀ Fᵀ, and the trial
+        times the split forms (``_pick_form``)."""
         if not self.p.nx.orientable(X):  # a device, or a host X of neither memory order
             return F @ X
         split = self._split_products
         key = side + " split" if split else side  # one choice per side and mode
         pick = self._cross_pick.get(key)
-        if split and (pick is None or isinstance(pick, list)):
-            if F.shape[0] * X.shape[0] * X.shape[1] < 10**7:
-                pick = self._cross_pick[key] = 0
-            else:  # the trial is the product itself: form 0 on the first call, 1 on the next
-                tried = pick or []
-                t0 = time.perf_counter()
-                R = self._split_cross(len(tried), F, X, Xt)
-                tried.append(time.perf_counter() - t0)
-                self._cross_pick[key] = tried if len(tried) < 2 else int(tried[1] < tried[0])
-                return R
+        if pick is None:
+            pick = 0
+            if F.shape[0] * X.shape[0] * X.shape[1] >= 10**7:
+                # one choice per product's shape, layout and threads in a process: a fit
+                # repeated with the same parameters rounds as the first did
+                form_key = (X.shape, X.strides, Xt.strides, str(X.dtype), F.shape,
+                            F.strides, split, n_threads() if split else 1)
+                pick = _FORMS.get(form_key)
+                if pick is None:
+                    pick = _FORMS[form_key] = self._pick_form(F, X, Xt, split)
+            self._cross_pick[key] = pick
         if split:
             return self._split_cross(pick, F, X, Xt)
-        if pick is None:
-            if F.shape[0] * X.shape[0] * X.shape[1] < 10**7:
-                pick = 0
-            else:  # time both (twice, the faster of each), on an eighth of the columns
-                c = max(1, X.shape[1] // 8)
-                t = [np.inf, np.inf]
-                for _ in range(2):
-                    t0 = time.perf_counter()
-                    F @ X[:, :c]
-                    t1 = time.perf_counter()
-                    Xt[:c] @ F.T
-                    t2 = time.perf_counter()
-                    t = [min(t[0], t1 - t0), min(t[1], t2 - t1)]
-                pick = 0 if t[0] <= t[1] else 1
-            self._cross_pick[key] = pick
         return F @ X if pick == 0 else np.ascontiguousarray((Xt @ F.T).T)
+
+    def _pick_form(self, F, X, Xt, split: bool) -> int:
+        """0 (F @ X) or 1 ((Xᵀ Fᵀ)ᵀ): each form run three times on an eighth of the output's
+        columns, as the fit will run it (split over the kernels' threads or not), the faster
+        run of each compared; form 1 only when it was faster by the margin ``_FORM_MARGIN``.
+
+        Why not time the fit's own first products (as before): the first call ran cold (the
+        output's pages, the threads' caches), and the choice flipped from run to run — on the
+        dense 10000×2000 benchmark three fresh fits made three different choices, so the same
+        fit rounded differently from run to run, and a slow form was sometimes kept for the
+        whole fit. The trial costs about three quarters of one product per side, once per
+        shape in a process (``_FORMS``)."""
+        c = max(1, X.shape[1] // 8)
+        Xc, Xtc = X[:, :c], Xt[:c]
+        if split:
+            forms = (lambda: self._split_cross(0, F, Xc, Xtc),
+                     lambda: self._split_cross(1, F, Xc, Xtc))
+        else:
+            forms = (lambda: F @ Xc, lambda: Xtc @ F.T)
+        t = [np.inf, np.inf]
+        for _ in range(3):  # the fastest of three: a part's thread can take ms to wake
+            for form, run in enumerate(forms):
+                t0 = time.perf_counter()
+                run()
+                t[form] = min(t[form], time.perf_counter() - t0)
+        return 1 if t[1] < _FORM_MARGIN * t[0] else 0
 
     @staticmethod
     def _split_cross(form, F, X, Xt):
