@@ -99,7 +99,7 @@ def test_fit_text_and_transform_reuses_vocabulary(tmp_path):
     assert r.exit_code == 0, r.output
     H = read_matrix(out / "H.csv")
     assert set(H.feature_names) == {"apples", "pears", "plums", "cars", "trucks", "buses"}
-    assert json.loads((out / "summary.json").read_text())["parameters"]["solver"] == "mu"
+    assert json.loads((out / "summary.json").read_text())["parameters"]["solver"] == "auto"
     new = tmp_path / "new.txt"
     new.write_text("apples pears unknownword\ntrucks\n")
     r = invoke("transform", out / "model.npz", new, "--out", tmp_path / "t")
@@ -541,3 +541,24 @@ def test_fit_dask_local_matches_in_memory_fit(tmp_path):
                      solver_options={"inner": False}).fit(X)
     np.testing.assert_allclose(np.load(out / "H.npy"), ref.components_, rtol=1e-8,
                                atol=1e-10)
+
+
+@pytest.mark.parametrize("loss, beta", [("frobenius", "frobenius"), ("kl", "kullback-leibler")])
+def test_fit_defaults_are_the_librarys_defaults(tmp_path, loss, beta):
+    # `nmfkit fit X -k K` runs what NMF(K, random_state=0) runs: the default solver "auto"
+    # (accelerated cd for frobenius, Newton cd for kl), not plain cd / mu
+    X = np.random.default_rng(3).random((80, 5)) @ np.random.default_rng(4).random((5, 40))
+    np.save(tmp_path / "x.npy", X)
+    out = tmp_path / "o"
+    r = invoke("fit", tmp_path / "x.npy", "-k", 4, "--loss", loss, "--out", out, "--quiet",
+               "--no-report")
+    assert r.exit_code == 0, r.output
+    ref = nmfkit.NMF(4, beta_loss=beta, random_state=0)
+    W_ref = ref.fit_transform(X)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["parameters"]["solver"] == "auto" and s["n_iter"] == ref.n_iter_
+    np.testing.assert_allclose(np.load(out / "W.npy"), W_ref, rtol=1e-9, atol=1e-12)
+    plain = nmfkit.NMF(4, beta_loss=beta, random_state=0,
+                       solver="cd" if loss == "frobenius" else "mu").fit(X)
+    assert plain.n_iter_ != ref.n_iter_ or not np.allclose(plain.components_, ref.components_)
+

@@ -58,6 +58,8 @@ def check_scale_params(params: dict, *, max_memory, dask_address, batch_size, re
         bad.append("--float32 (the stream keeps the file's dtype: save it as float32)")
     if bad:
         raise click.UsageError(f"{flag} cannot honour {', '.join(bad)}; drop them or {flag}")
+    if params["solver"] == "auto":  # what the block-wise fits run: HALS, or MU for β ≠ 2
+        params["solver"] = "cd" if params["beta_loss"] in ("frobenius", 2.0) else "mu"
     if params["solver"] not in ("cd", "mu"):
         raise click.UsageError(f"{flag} fits with --solver cd or mu, not "
                                f"{params['solver']!r}; choose one of them")

@@ -53,7 +53,8 @@ class LossType(click.ParamType):
 def _solver_names():
     from ..solvers import SOLVERS
 
-    return sorted(n for n in SOLVERS if n != "robust")  # that one is chosen by --loss
+    # "auto" (the library's default) first; "robust" is chosen by --loss / --outliers
+    return ["auto", *sorted(n for n in SOLVERS if n != "robust")]
 
 
 def model_options(f):
@@ -64,9 +65,11 @@ def model_options(f):
         click.option("--loss", "beta_loss", type=LossType(), default="frobenius",
                      show_default=True, help="frobenius, kl, is, or a number β (β-divergence); "
                                              "huber, cauchy or l21 (robust: docs/robust.md)."),
-        click.option("--solver", type=click.Choice(_solver_names()), default=None,
-                     help="Solver (default: cd for frobenius, mu otherwise; weighted "
-                          "updates for a robust --loss or --outliers)."),
+        click.option("--solver", type=click.Choice(_solver_names()), default="auto",
+                     show_default=True,
+                     help="Solver; auto is NMF's default: accelerated cd for frobenius and "
+                          "kl, mu for other losses, the weighted updates of a robust --loss "
+                          "or --outliers (docs/solvers.md)."),
         click.option("--init", type=click.Choice(["random", "nndsvd", "nndsvda", "nndsvdar"]),
                      default=None, help="Initialisation (default: nndsvda, or random when k is "
                                         "large)."),
@@ -107,12 +110,7 @@ def estimator_params(opts: dict) -> dict:
             raise click.BadParameter(f"{alpha_h} is negative; use a number ≥ 0",
                                      param_hint="--alpha-h")
     params["alpha_H"] = alpha_h
-    solver = opts["solver"]
-    if solver is None and (params.get("loss") or params.get("outliers")):
-        solver = "auto"  # the robust solver (weighted updates)
-    elif solver is None:
-        solver = "cd" if params["beta_loss"] in ("frobenius", 2.0) else "mu"
-    params["solver"] = solver
+    params["solver"] = opts["solver"] or "auto"  # the library's default, as NMF(k)
     return params
 
 
@@ -195,6 +193,8 @@ def minibatch_params(params: dict, batch_size: int) -> dict:
         raise click.UsageError(f"--batch-size (MiniBatchNMF) cannot be combined with "
                                f"{', '.join(sorted(extra))}; drop them or --batch-size")
     out = {k: params[k] for k in _MINIBATCH_KEEP if k in allowed}
+    if out.get("solver") == "auto":  # MiniBatchNMF's own default (its online updates)
+        del out["solver"]
     out["batch_size"] = batch_size
     if out.get("tol") == 0:  # --tol 0 runs all --max-iter passes, as for NMF
         out["max_no_improvement"] = None

@@ -115,7 +115,8 @@ class MethodsType(click.ParamType):
 @click.option("--n-runs", type=click.IntRange(1), default=10, show_default=True,
               help="Random restarts per k (consensus, stability, explained variance).")
 @click.option("--loss", "beta_loss", type=LossType(), default="frobenius", show_default=True)
-@click.option("--solver", type=click.Choice(_solver_names()), default=None)
+@click.option("--solver", type=click.Choice(_solver_names()), default="auto", show_default=True,
+              help="Solver of every fit; auto is NMF's default (docs/solvers.md).")
 @click.option("--max-iter", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--tol", type=click.FloatRange(0), default=1e-4, show_default=True)
 @click.option("--seed", "random_state", type=click.IntRange(0, 2**32 - 1), default=0,
@@ -146,8 +147,7 @@ def rank(input_path, ks, methods, n_runs, beta_loss, solver, max_iter, tol, rand
     check_ks_fit(ks, ds)
     check_memory_fit(methods, ds, ks, n_runs)
     out = prepare_out_dir(out_dir)
-    if solver is None:
-        solver = "cd" if beta_loss in ("frobenius", 2.0) else "mu"
+    solver = solver or "auto"  # the library's default, as NMF(k)
     bar = console.bar(0, "rank")
     lines = None
     if not console.show_bar and not quiet and progress is not False:
