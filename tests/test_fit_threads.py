@@ -86,3 +86,42 @@ def test_sq_norm_over_host_threads_equals_one_pass(dtype):
         p = Problem(X=X, Xt=X.T, W=np.ones((2100, 2), dtype), H=np.ones((2, 2048), dtype),
                     beta=2.0, nx=nx)
         assert p.sq_norm_X == pytest.approx(whole, rel=1e-13)
+
+
+def test_a_small_fit_takes_numpys_kernels_and_never_imports_numba():
+    # numba's import and its cached kernels cost a fresh process about 0.25 s, more than a
+    # whole small fit: kernel="auto" runs numpy's sweeps below SMALL_WORK, the same path
+    # (and numbers) in every process, and a fresh process running it never imports numba
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, nmfkit\n"
+        "X = np.random.default_rng(0).random((300, 40))\n"
+        "m = nmfkit.NMF(8, random_state=0, max_iter=50).fit(X)\n"
+        "n = nmfkit.NMF(8, random_state=0, max_iter=50, solver_options={'kernel': 'numpy'}).fit(X)\n"
+        "assert np.array_equal(m.components_, n.components_)\n"
+        "print('numba' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_a_large_fit_takes_the_compiled_kernels_when_numba_is_installed():
+    from nmfkit.solvers import Problem
+    from nmfkit.solvers.cd import CoordinateDescent
+    from nmfkit.backends import get_backend
+
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(0)
+    for n, m, k, compiled in [(300, 40, 8, False), (2000, 400, 8, True)]:
+        assert (n * m * k >= SMALL_WORK) == compiled
+        X = rng.random((n, m))
+        p = Problem(X=X, Xt=X.T, W=rng.random((n, k)), H=rng.random((k, m)), beta=2.0,
+                    nx=get_backend(X), options={"inner": True, "extrapolate": True})
+        assert CoordinateDescent(p)._compiled is compiled
+        p2 = Problem(X=X, Xt=X.T, W=rng.random((n, k)), H=rng.random((k, m)), beta=2.0,
+                     nx=get_backend(X), options={"kernel": "numba"})
+        assert CoordinateDescent(p2)._compiled  # asked for by name: always compiled

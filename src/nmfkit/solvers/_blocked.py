@@ -289,13 +289,14 @@ def _flat(*arrays):
     return None
 
 
-def _extrapolated(nx, F, D, beta: float, out=None, save=None):
+def _extrapolated(nx, F, D, beta: float, out=None, save=None, compiled=None):
     """max(F + β·D, 0) with β·D in F's precision (the same numbers on every path and
     backend), into ``out`` (not F) when given: no temporary. With ``save`` (then ``out`` is
     F): save ← F first. On host arrays of one memory order with numba, one compiled pass
     (the same arithmetic; numpy's three passes and a copy cost 1.4 ms on the ORL faces' H,
-    49×10304 float64); else numpy's."""
-    if nx.compiled_kernels:
+    49×10304 float64); else numpy's. ``compiled``: the fit's own choice (None: the backend's
+    capability)."""
+    if nx.compiled_kernels if compiled is None else compiled:
         b = F.dtype.type(beta)
         if save is not None:
             flat = _flat(F, D, save)
@@ -353,7 +354,7 @@ class BlockedExtrapolation:
 
     def _compiled_products(self) -> bool:
         p = self.p
-        return (p.nx.compiled_kernels and self.options["kernel"] != "numpy"
+        return (self._compiled
                 and p.sparse and p.X.has_sorted_indices and self.sample_major(p))
 
     # ------------------------------------------------------------------ cross products
@@ -367,7 +368,7 @@ class BlockedExtrapolation:
                 and Hc.size * Hc.itemsize > _SMALL_BYTES)
         R0, self._R0 = getattr(self, "_R0", None), None  # X Hᵀ of the starting objective
         if not lean:
-            Hh = _extrapolated(nx, Hc, DH, beta) if beta else Hc
+            Hh = _extrapolated(nx, Hc, DH, beta, compiled=self._compiled) if beta else Hc
             R = R0[1] if R0 is not None and not beta and R0[0] is Hc else self._cross_W(Hh)
             GE = _gram(Hh)
             return GE, (lambda r0, r1: R) if B >= n else (lambda r0, r1: R[:, r0:r1])
@@ -380,7 +381,8 @@ class BlockedExtrapolation:
         def h_block(c0):
             if not beta:
                 return Hc[:, c0:c0 + B]
-            return _extrapolated(nx, Hc[:, c0:c0 + B], DH[:, c0:c0 + B], beta)
+            return _extrapolated(nx, Hc[:, c0:c0 + B], DH[:, c0:c0 + B], beta,
+                                 compiled=self._compiled)
 
         GE = Hc @ Hc.T if not beta else None
         for c0 in range(0, m, B) if beta else ():
@@ -460,7 +462,7 @@ class BlockedExtrapolation:
             R = cross(c0, c1)
             if beta:  # Fb ← max(save + β·Db, 0), in Fb's memory; frozen rows have D = 0
                 save = nx.empty_like(Fb)
-                _extrapolated(nx, Fb, Db, beta, out=Fb, save=save)
+                _extrapolated(nx, Fb, Db, beta, out=Fb, save=save, compiled=self._compiled)
             else:
                 save = nx.copy(Fb)
             self._run_sweeps(Fb, G, R, l1, l2, order, n_sw, compiled_single=True)

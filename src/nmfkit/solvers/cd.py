@@ -60,6 +60,7 @@ from ._base import ComponentMajorSolver, register_solver
 from ._blocked import BlockedExtrapolation, csr_dot
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 from ._hals_kernel import hals_inner_sweeps
+from .._threads import SMALL_WORK
 from ._kl_kernels import HAVE_NUMBA, kl_cd_update, kl_mu_numerator
 from ._threads import blas_single, kernel_threads, matmul_cols, matmul_rows, n_threads
 
@@ -114,34 +115,46 @@ def _pg_sum_py(P, R, F, l1, l2, rows):
 
 
 def projected_gradient_l1(F, G, R, l1: float = 0.0, l2: float = 0.0, rows=None,
-                          nx=None) -> float:
+                          nx=None, compiled: bool = True) -> float:
     """Σ |P[∇]| of the HALS subproblem ½⟨F, GF⟩ − ⟨R, F⟩ + l1·ΣF + ½ l2‖F‖² at F (k, N), over
     the components ``rows`` (default all): scikit-learn's CD violation measured at one point
     (all coordinates at F) instead of coordinate by coordinate along a sweep.
     The product G F runs in BLAS (k²·N flops, about one sweep's worth); the rest is one
     compiled pass over F on the host (numpy without numba): ``_pg_host``, which the backend
-    ``nx`` runs on its arrays (a device's: array operations and one host read)."""
+    ``nx`` runs on its arrays (a device's: array operations and one host read).
+    ``compiled=False``: numpy's pass even with numba installed (a small fit's)."""
+    host = _pg_host if compiled else _pg_numpy
     if nx is not None:
-        return nx.projected_gradient_sum(F, G, R, l1, l2, rows, host=_pg_host)
-    return _pg_host(F, G, R, l1, l2, rows)
+        return nx.projected_gradient_sum(F, G, R, l1, l2, rows, host=host)
+    return host(F, G, R, l1, l2, rows)
 
 
-def _pg_host(F, G, R, l1: float, l2: float, rows) -> float:
+def _pg_numpy(F, G, R, l1: float, l2: float, rows) -> float:
+    """:func:`projected_gradient_l1` on host arrays, by numpy (numba not imported)."""
+    return _pg_host(F, G, R, l1, l2, rows, compiled=False)
+
+
+def _pg_host(F, G, R, l1: float, l2: float, rows, compiled: bool = True) -> float:
     """:func:`projected_gradient_l1` on host arrays."""
     global _PG_KERNEL
-    rows = np.arange(F.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    every = rows is None
+    rows = np.arange(F.shape[0]) if every else np.asarray(rows, dtype=np.int64)
     # G F in F's memory order (G is symmetric): the pass below reads P, R and F together
     P = G @ F if F.strides[0] >= F.strides[1] else (F.T @ G).T
-    if HAVE_NUMBA:
+    if HAVE_NUMBA and compiled:
         if _PG_KERNEL is None:
             import numba
 
             _PG_KERNEL = numba.njit(cache=True, nogil=True)(_pg_sum_py)
         return float(_PG_KERNEL(P, R, F, F.dtype.type(l1), F.dtype.type(l2), rows))
-    Pr = P[rows] - R[rows] + l1
+    sel = slice(None) if every else rows  # every component: views, no gathered copies
+    Fr = F[sel]
+    Pr = P[sel] - R[sel]
+    if l1:
+        Pr += l1
     if l2:
-        Pr += l2 * F[rows]
-    np.minimum(Pr, 0.0, out=Pr, where=F[rows] <= 0)
+        Pr += l2 * Fr
+    np.minimum(Pr, 0.0, out=Pr, where=Fr <= 0)
     return float(np.abs(Pr).sum(dtype=np.float64))
 
 
@@ -167,7 +180,9 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         "block_columns": None,  # extrapolation by blocks of columns (None: ~1 MiB blocks)
         "newton_steps": 1,  # KL: Newton steps per variable per sweep
         "mu_warmup": 5,  # KL: multiplicative updates before the Newton sweeps
-        "kernel": "auto",  # KL and inner sweeps: "auto" (numba when installed) or "numpy"
+        # KL and inner sweeps: "auto" (numba when installed; numpy for a small Frobenius
+        # fit, see setup), "numba" or "numpy"
+        "kernel": "auto",
         # Frobenius: None (plain HALS: scikit-learn's violation rule; with ``inner`` or
         # ``extrapolate``: the error rule) or "violation" / "error" (``nmfkit._fit``); a graph
         # penalty or frozen components keep the error rule with the accelerations
@@ -202,6 +217,14 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
             raise ValueError(
                 f"solver_options['kernel'] must be 'auto', 'numba' or 'numpy', got {kern!r}."
             )
+        # Frobenius: the compiled (numba) host kernels, but not for a small fit with
+        # kernel="auto" (products under SMALL_WORK multiply-adds, as the one-BLAS-thread rule):
+        # numba's import and cached kernels cost a fresh process about 0.25 s, more than such a
+        # whole fit (the digits, k=16: 0.07 s compiled, 0.12 s by numpy, scikit-learn's 0.19 s;
+        # a first fit in a fresh process 0.36 s compiled). Decided by size, so a given fit
+        # takes the same path, and rounds the same, in every process.
+        small = kern == "auto" and self._prod_cost * p.W.shape[1] < SMALL_WORK
+        self._compiled = p.nx.compiled_kernels and kern != "numpy" and not small
         B = self.options["block_columns"]
         if B is not None and (isinstance(B, bool) or not isinstance(B, (int, np.integer))
                               or B < 1):
@@ -404,8 +427,9 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         ``compiled_single`` (plain "cd" keeps scikit-learn's numpy sweep, rounding included)."""
         o, nx = self.options, self.p.nx
         if self._pgbuf is not None and self.violation_wanted:  # at the sweeps' starting point
-            self._pgbuf[0] += projected_gradient_l1(F, G, R, l1, l2, nx=nx)
-        if ((n_sweeps > 1 or compiled_single) and nx.compiled_kernels and o["kernel"] != "numpy"
+            self._pgbuf[0] += projected_gradient_l1(F, G, R, l1, l2, nx=nx,
+                                                    compiled=self._compiled)
+        if ((n_sweeps > 1 or compiled_single) and self._compiled
                 and not extra):
             # compiled: all sweeps of one block of columns while it is in cache, per-block stop
             done = hals_inner_sweeps(F, G, R, l1, l2, order(), n_sweeps, o["delta"])
