@@ -90,7 +90,7 @@ def demo(n_components: int, out_dir: str, seed: int, only_digits: bool, quiet, p
     X = load_digits().data.astype(np.float64)
     stages.say(f"fitting the digits: {X.shape[0]} × {X.shape[1]}, k={n_components}")
     model, W, seconds = _fit(X, console, "digits", n_components=n_components, init="nndsvda",
-                             solver="cd", max_iter=400, tol=1e-5, random_state=seed)
+                             max_iter=400, tol=1e-5, random_state=seed)  # solver: the default
     H = model.components_
     metrics = summary(X, W, H)
     console.say(f"digits: X is {X.shape[0]}×{X.shape[1]}, k={n_components}, "
@@ -121,7 +121,7 @@ def demo(n_components: int, out_dir: str, seed: int, only_digits: bool, quiet, p
         stages.say(f"fitting the ORL faces: {faces[0].shape[0]} × {faces[0].shape[1]}, k=49")
         Xf, shape, labels = faces
         model, W, seconds = _fit(Xf, console, "ORL faces", n_components=49, init="nndsvda",
-                                 solver="cd", max_iter=25, tol=1e-4, random_state=seed)
+                                 max_iter=25, tol=1e-4, random_state=seed)
         ev = summary(Xf, W, model.components_)["explained_variance"]
         console.say(f"ORL faces: X is {Xf.shape[0]}×{Xf.shape[1]}, k=49, {model.n_iter_} "
                     f"iterations in {seconds:.2f}s, explained variance {ev:.4f}")
@@ -136,7 +136,7 @@ def demo(n_components: int, out_dir: str, seed: int, only_digits: bool, quiet, p
         stages.say(f"fitting Reuters: {news[0].shape[0]} × {news[0].shape[1]} counts, k=10")
         Xr, vocab, titles = news
         model, W, seconds = _fit(Xr, console, "Reuters", n_components=10, init="nndsvda",
-                                 solver="mu", beta_loss="kullback-leibler", max_iter=200,
+                                 beta_loss="kullback-leibler", max_iter=200,
                                  tol=1e-4, random_state=seed)
         topics = model.top_features(6, feature_names=vocab)
         top = [", ".join(topics.words(c)) for c in range(topics.n_components)]

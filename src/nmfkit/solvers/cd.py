@@ -223,8 +223,7 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         # whole fit (the digits, k=16: 0.07 s compiled, 0.12 s by numpy, scikit-learn's 0.19 s;
         # a first fit in a fresh process 0.36 s compiled). Decided by size, so a given fit
         # takes the same path, and rounds the same, in every process.
-        small = kern == "auto" and self._prod_cost * p.W.shape[1] < SMALL_WORK
-        self._compiled = p.nx.compiled_kernels and kern != "numpy" and not small
+        self._compiled = self.compiled_for(p.nx, self._prod_cost, p.W.shape[1], kern)
         B = self.options["block_columns"]
         if B is not None and (isinstance(B, bool) or not isinstance(B, (int, np.integer))
                               or B < 1):
@@ -300,6 +299,14 @@ class CoordinateDescent(BlockedExtrapolation, Extrapolation, ComponentMajorSolve
         self._R0 = None
         self._reset_extrapolation()
         self._reset_blocked()
+
+    @staticmethod
+    def compiled_for(nx, prod_cost: float, k: int, kernel: str = "auto") -> bool:
+        """Whether a Frobenius fit runs the compiled (numba) host kernels: the backend takes
+        them, ``kernel`` is not "numpy", and with "auto" the products (``prod_cost`` · k
+        multiply-adds: n·m·k, or nnz·k) are not under ``SMALL_WORK`` (see ``setup``)."""
+        small = kernel == "auto" and prod_cost * k < SMALL_WORK
+        return bool(nx.compiled_kernels and kernel != "numpy" and not small)
 
     @staticmethod
     def sample_major(p) -> bool:
