@@ -161,8 +161,8 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     shuffle : bool, default=False
         Randomise the order of the components in the coordinate-descent sweeps (``cd``; with
         a mask or missing values ``masked_als``'s per-row descent and ``masked_cd``; the
-        robust losses' HALS; drawn from ``random_state``). Solvers without coordinates (``mu``, ``anls``, ``pgd``)
-        have no order to shuffle, as scikit-learn's ``mu``.
+        robust losses' HALS; drawn from ``random_state``). Solvers without coordinates
+        (``mu``, ``anls``, ``pgd``) have no order to shuffle, as scikit-learn's ``mu``.
     max_time : float or None, default=None
         Wall-clock limit of the fit in seconds (nmfkit extension).
     callback : callable or None, default=None

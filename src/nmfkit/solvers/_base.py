@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from ..losses import beta_divergence, frobenius_from_grams
 from ._threads import blas_single, n_threads, run_parts, split_even
 

@@ -54,13 +54,13 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from .._threads import SMALL_WORK
 from ..nnls import hals_sweep
 from ..penalties import split_hals
 from ._base import ComponentMajorSolver, register_solver
 from ._blocked import BlockedExtrapolation, csr_dot
 from ._extrapolation import EXTRAPOLATION_OPTIONS, Extrapolation
 from ._hals_kernel import hals_inner_sweeps
-from .._threads import SMALL_WORK
 from ._kl_kernels import HAVE_NUMBA, kl_cd_update, kl_mu_numerator
 from ._threads import blas_single, kernel_threads, matmul_cols, matmul_rows, n_threads
 
