@@ -49,3 +49,50 @@ def test_all_zero_X_gives_finite_zeros():
 def test_unknown_method():
     with pytest.raises(ValueError, match="Invalid init parameter"):
         initialize(np.ones((3, 3)), 2, init="svd")
+
+
+def test_randomized_svd_with_given_products_is_scikit_learns():
+    # the default start's SVD with its products passed in (the engine passes threaded ones)
+    # is scikit-learn's algorithm: the same numbers with scikit-learn's products
+    import scipy.sparse as sp
+    from sklearn.utils.extmath import randomized_svd
+
+    from nmfkit.init import randomized_svd_with
+
+    rng = np.random.default_rng(0)
+    Xs = sp.random(120, 300, density=0.1, format="csr", random_state=1)
+    for X in (Xs, Xs.T.tocsr(), rng.random((200, 50))):
+        for n_iter in (1, 4):
+            ref = randomized_svd(X, 6, n_iter=n_iter, random_state=3)
+            got = randomized_svd_with(X, 6, n_iter, 3, lambda Q, X=X: X @ Q,
+                                      lambda Q, X=X: X.T @ Q)
+            for a, b in zip(ref, got):
+                np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+
+
+def test_the_default_start_of_a_large_sparse_x_uses_threaded_products():
+    import scipy.sparse as sp
+
+    from nmfkit import NMF, _engine
+    from nmfkit.backends import get_backend
+    from nmfkit.solvers._blocked import csr_tdot
+    from nmfkit.solvers._threads import kernel_threads
+
+    pytest.importorskip("numba")
+    X = sp.random(900, 1500, density=0.2, format="csr", random_state=0)  # nnz·k above 4M
+    assert _engine._threaded_products(get_backend(X), X, 10) is not None
+    assert _engine._threaded_products(get_backend(X), X[:50], 10) is None  # small: sklearn's
+    assert _engine._threaded_products(get_backend(X), X.toarray(), 10) is None  # dense: BLAS
+    Q = np.random.default_rng(1).random((900, 20))
+    with kernel_threads():
+        np.testing.assert_allclose(csr_tdot(X, Q), np.asarray(X.T @ Q), rtol=1e-12)
+    # the start with threaded products is the start with scikit-learn's, to rounding
+    a = NMF(10, random_state=0, max_iter=1)
+    W1 = a.fit_transform(X)
+    orig = _engine._threaded_products
+    try:
+        _engine._threaded_products = lambda *args: None
+        W2 = NMF(10, random_state=0, max_iter=1).fit_transform(X)
+    finally:
+        _engine._threaded_products = orig
+    np.testing.assert_allclose(W1, W2, rtol=1e-7, atol=1e-9)

@@ -93,7 +93,7 @@ def _power_iterations(power_iterations, init):
 
 
 def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=None,
-               h_order: str = "C", power_iterations=None):
+               h_order: str = "C", power_iterations=None, products=None):
     """Initial W (n_samples, k) and H (k, n_features) for X ≈ WH, both ≥ 0.
 
     Parameters
@@ -113,6 +113,10 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
         randomized SVD. 'auto' is scikit-learn's choice (7 when k < min(n, m)/10, else 4).
         None: ``DEFAULT_POWER_ITERATIONS`` (4) for init=None, a cheaper start where
         scikit-learn would take 7, and 'auto' for an explicit init (scikit-learn's start).
+    products : None, or ``(xq, xtq)``: X @ Q and Xᵀ @ Q for a dense Q, run on the solvers' host
+        threads (passed in by the engine for a large sparse X of the default start); the
+        randomized SVD then runs :func:`randomized_svd_with` — scikit-learn's algorithm and
+        random draws, its products split over threads (the same start but for their rounding).
 
     Notes
     -----
@@ -134,10 +138,49 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
     if init == "random":
         return random_factors(n_samples, n_features, n_components, avg_X, dtype, random_state,
                               h_order=h_order)
-    U, S, V = randomized_svd(X, n_components, n_iter=n_iter, random_state=random_state)
+    if products is not None and n_iter != "auto":
+        U, S, V = randomized_svd_with(X, n_components, n_iter, random_state, *products)
+    else:
+        U, S, V = randomized_svd(X, n_components, n_iter=n_iter, random_state=random_state)
     W, H = nndsvd_from_svd(U, S, V, init, avg_X, random_state, eps=eps)
     H = H.astype(dtype, copy=False)
     return W.astype(dtype, copy=False), np.asfortranarray(H) if h_order == "F" else H
+
+
+def randomized_svd_with(X, k: int, n_iter: int, random_state, xq, xtq, n_oversamples=10):
+    """A rank-k randomized SVD (U (n, k), S (k,), V (k, m)) of X by Halko, Martinsson & Tropp's
+    range finder, step for step as scikit-learn's ``randomized_svd`` (its default
+    oversampling, LU normalisation between power iterations beyond two, the transposed
+    problem when n < m, its random draws and sign convention), with the products given:
+    ``xq(Q)`` = X @ Q and ``xtq(Q)`` = Xᵀ @ Q for a dense Q. scikit-learn's products of a
+    sparse X run on one thread; these may run on several (the TF-IDF workload's default
+    start: 0.25 s with scikit-learn's, see docs/benchmarks.md for the threaded figure)."""
+    from scipy import linalg
+    from sklearn.utils.extmath import svd_flip
+
+    rng = check_random_state(random_state)
+    transpose = X.shape[0] < X.shape[1]
+    a_q, at_q = (xtq, xq) if transpose else (xq, xtq)  # A = Xᵀ when transposed
+    cols = X.shape[0] if transpose else X.shape[1]
+    Q = rng.normal(size=(cols, k + n_oversamples))
+    if X.dtype.kind == "f":
+        Q = Q.astype(X.dtype, copy=False)
+    if n_iter > 2:
+        def norm(M):
+            return linalg.lu(M, permute_l=True, check_finite=False)[0]
+    else:
+        def norm(M):
+            return M
+    for _ in range(n_iter):
+        Q = norm(at_q(norm(a_q(Q))))
+    Q = linalg.qr(a_q(Q), mode="economic", check_finite=False)[0]
+    B = np.asarray(at_q(Q)).T  # Qᵀ A
+    Uhat, s, Vt = linalg.svd(B, full_matrices=False, lapack_driver="gesdd")
+    U = Q @ Uhat
+    U, Vt = svd_flip(U, Vt, u_based_decision=not transpose)
+    if transpose:
+        return Vt[:k].T, s[:k], U[:, :k].T
+    return U[:, :k], s[:k], Vt[:k]
 
 
 def random_factors(n_samples: int, n_features: int, n_components: int, mean, dtype,
@@ -206,7 +249,7 @@ def nndsvd_from_svd(U, S, V, init: str, avg_X, random_state, eps: float = 1e-6):
 
 
 def initial_factors(nx, X, n_components: int, init, random_state, h_order: str = "C",
-                    on_device: bool = False, power_iterations=None):
+                    on_device: bool = False, power_iterations=None, products=None):
     """The start of ``init`` for X on its backend (numpy array, sparse matrix or tensor), in
     X's dtype and on its device.
 
@@ -214,11 +257,12 @@ def initial_factors(nx, X, n_components: int, init, random_state, h_order: str =
     numbers. On a device X never leaves it: 'random' draws its O((n+m)·k) numbers on the host,
     the NNDSVD family takes the backend's randomized low-rank SVD (``nx.randomized_svd``;
     as good a start as numpy's, not the same numbers). ``power_iterations``: see
-    :func:`initialize` (host data only; a device's SVD keeps its own).
+    :func:`initialize` (host data only; a device's SVD keeps its own), and ``products``.
     """
     if nx.on_host(X) and not on_device:
         W, H = initialize(nx.to_numpy(X), n_components, init=init, random_state=random_state,
-                          h_order=h_order, power_iterations=power_iterations)
+                          h_order=h_order, power_iterations=power_iterations,
+                          products=products)
         return nx.asarray(W), nx.asarray(H)  # numpy: the arrays themselves
     n, m = X.shape
     check_init_rank(init, n_components, n, m)

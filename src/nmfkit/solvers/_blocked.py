@@ -42,7 +42,8 @@ import scipy.sparse as sp
 
 from ._threads import blas_single, n_threads, run_parts, split_even, split_weighted
 
-__all__ = ["BlockedExtrapolation", "colblock_cross", "compile_kernels", "csr_dot", "row_cross"]
+__all__ = ["BlockedExtrapolation", "colblock_cross", "compile_kernels", "csr_dot", "csr_tdot",
+           "row_cross"]
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 _BLOCK_BYTES = 1 << 20  # one (k, block) float64 buffer: 1 MiB
@@ -193,6 +194,27 @@ def csr_dot(X, B):
         Xr.indptr, Xr.indices, Xr.data = ip[r0:r1 + 1] - a, X.indices[a:b], X.data[a:b]
         return np.asarray(Xr @ B)
     return np.concatenate(run_parts(rows, split_weighted(ip, parts)))
+
+
+def csr_tdot(X, Q, block: int = 8192):
+    """Xᵀ @ Q (dense (m, l)) for a CSR X with sorted indices and a dense Q (n, l): by blocks of
+    X's columns with the compiled cursor kernel (``colblock_cross``), X's rows split over the
+    kernels' threads within ``kernel_threads()``, each range into its own (block, l) buffer,
+    summed in range order: no transposed copy of X and no per-thread (m, l) output. Used by
+    the default start's randomized SVD (``nmfkit.init.randomized_svd_with``)."""
+    n, m = X.shape
+    Q = np.ascontiguousarray(Q)
+    out = np.empty((m, Q.shape[1]), dtype=np.result_type(X.dtype, Q.dtype))
+    parts = n_threads() if X.nnz * Q.shape[1] >= _MIN_SPLIT_WORK and blas_single() else 1
+    rows = split_weighted(X.indptr, parts) if parts > 1 else None
+    B = max(1, min(block, m))
+    bufs = [np.empty((B, Q.shape[1]), dtype=out.dtype) for _ in (rows or [0])]
+    cursor = X.indptr[:-1].copy()
+    for c0 in range(0, m, B):
+        c1 = min(m, c0 + B)
+        out[c0:c1] = colblock_cross(X, Q, c0, c1, cursor, bufs if rows else bufs[0], True,
+                                    rows).T
+    return out
 
 
 def _csr_matvecs():
