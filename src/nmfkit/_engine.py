@@ -26,7 +26,7 @@ import numbers
 import numpy as np
 
 from . import _extensions, _fit, _robust_fit
-from ._threads import small_fit_threads, thread_limits
+from ._threads import SMALL_WORK, small_fit_threads, thread_limits
 from ._unit_scale import UnitScale
 from ._validation import (
     check_init_factor,
@@ -36,14 +36,16 @@ from ._validation import (
 )
 from .backends import get_backend, is_tensor
 from .init import initial_factors, rank_without_custom_start
+from .losses import beta_divergence
 from .penalties import Penalty, sklearn_penalties
 from .solvers import SOLVERS
 from .solvers._blocked import csr_dot, csr_tdot
-from .solvers._threads import kernel_threads
+from .solvers._threads import blas_single, kernel_threads, run_parts, split_even
 from .solvers.cd import CoordinateDescent
 from .solvers._auto import auto_options, resolve_solver
 
-__all__ = ["fit", "fit_transform_observed", "given_factors", "start", "transform_observed"]
+__all__ = ["fit", "fit_transform_observed", "fitted_divergence", "given_factors", "start",
+           "transform_observed"]
 
 
 def _check_values(est, X) -> None:
@@ -180,10 +182,33 @@ def fit(est, X, W=None, H=None, update_H: bool = True, weights=None):
     """
     k = est.n_components if isinstance(est.n_components, numbers.Integral) else (
         H.shape[0] if H is not None else X.shape[1])
-    stored = getattr(X, "nnz", None)  # scipy's stored entries; else every entry
-    work = (X.shape[0] * X.shape[1] if stored is None else stored) * int(k)
-    with small_fit_threads(est.n_jobs, work):
+    with small_fit_threads(est.n_jobs, _work(X, k)):
         return _fit_planned(est, X, W, H, update_H, weights)
+
+
+def _work(X, k) -> int:
+    """Multiply-adds of one product X Hᵀ: n·m·k, or nnz·k for a scipy sparse X."""
+    stored = getattr(X, "nnz", None)  # scipy's stored entries; else every entry
+    return (X.shape[0] * X.shape[1] if stored is None else stored) * int(k)
+
+
+def fitted_divergence(est, X, W, H) -> float:
+    """D_β(X | WH) of a fit's result (its ``reconstruction_err_``), under the fit's thread
+    rules (``n_jobs``; a small problem's one BLAS thread). A large dense Frobenius residual is
+    formed by ranges of rows on the kernels' threads, BLAS at one thread in each: the
+    residual's subtraction and squares ran on one thread while BLAS threaded only its
+    product."""
+    beta = est._beta_loss
+    work = _work(X, W.shape[1])
+    with small_fit_threads(est.n_jobs, work):
+        nx = get_backend(X)
+        if beta == 2.0 and nx.host_arrays and not nx.issparse(X) and work >= SMALL_WORK:
+            with kernel_threads() as nt:
+                if nt > 1 and blas_single():
+                    def run(part, size):
+                        return run_parts(part, split_even(size, nt))
+                    return beta_divergence(X, W, H, beta, run=run)
+        return beta_divergence(X, W, H, beta)
 
 
 def _fit_planned(est, X, W, H, update_H, weights):

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _topics
+from . import _engine, _topics
 from ._validation import (
     check_finite_params,
     check_non_negative,
@@ -24,8 +24,8 @@ from ._validation import (
     split_masked_array,
     validate_input,
 )
-from .backends import get_backend
-from .losses import beta_divergence, beta_loss_to_float
+from .backends import get_backend, remembered_statistics
+from .losses import beta_loss_to_float
 from .model_io import savable, save
 from ._unit_scale import error_on_data_scale
 from .penalties import sklearn_penalties
@@ -414,12 +414,13 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             return fit(self, X, mask=mask, W=W, H=H)
         self._validate_params()
         X = validate_input(self, X, reset=True)
-        W, H, n_iter = self._fit_transform(X, W=W, H=H)
-        self.reconstruction_err_ = error_on_data_scale(
-            X, W, H, self._beta_loss,
-            lambda X_, W_, H_: beta_divergence(X_, W_, H_, self._beta_loss), get_backend(X))
-        self.explained_variance_ = _topics.fitted_explained_variance(
-            X, W, H, self.reconstruction_err_, self._beta_loss)
+        with remembered_statistics(X):  # X's min, max and ‖X‖²: one pass each in the fit
+            W, H, n_iter = self._fit_transform(X, W=W, H=H)
+            self.reconstruction_err_ = error_on_data_scale(
+                X, W, H, self._beta_loss,
+                lambda X_, W_, H_: _engine.fitted_divergence(self, X_, W_, H_), get_backend(X))
+            self.explained_variance_ = _topics.fitted_explained_variance(
+                X, W, H, self.reconstruction_err_, self._beta_loss)
         self.n_components_ = H.shape[0]
         self.components_ = H
         self.n_iter_ = n_iter

@@ -70,7 +70,7 @@ def _elementwise_terms(Xd, WHd, beta: float, floor: float) -> float:
     return float(((Xp**beta).sum() - beta * np.dot(Xp, WHp ** (beta - 1))) / (beta * (beta - 1)))
 
 
-def beta_divergence(X, W, H, beta, square_root: bool = False, nx=None) -> float:
+def beta_divergence(X, W, H, beta, square_root: bool = False, nx=None, run=None) -> float:
     """β-divergence D_β(X | WH) as a float.
 
     Parameters
@@ -81,16 +81,23 @@ def beta_divergence(X, W, H, beta, square_root: bool = False, nx=None) -> float:
     beta : float or {'frobenius', 'kullback-leibler', 'itakura-saito'}
     square_root : if True return √(2·D), scikit-learn's ``reconstruction_err_``.
     nx : backend; resolved from the inputs when None.
+    run : for dense X and the Frobenius loss on the host, ``run(part, n_samples)`` computes
+        ``part(r0, r1)`` over ranges of rows covering the samples on host threads and returns
+        their values in order (the engine's ``fitted_divergence``); None: one thread.
     """
     beta = beta_loss_to_float(beta)
     nx = nx or get_backend(X, W, H)
     # numpy: the formulas below on the host; a device backend (torch) computes on the device,
     # with no host copy of X. Rounding of an exact fit: 0
-    res = max(nx.beta_divergence(X, W, H, beta, host=_beta_divergence_numpy), 0.0)
+    host = _beta_divergence_numpy
+    if run is not None:
+        def host(X_, W_, H_, b):
+            return _beta_divergence_numpy(X_, W_, H_, b, run=run)
+    res = max(nx.beta_divergence(X, W, H, beta, host=host), 0.0)
     return math.sqrt(2.0 * res) if square_root else res
 
 
-def _beta_divergence_numpy(X, W, H, beta: float) -> float:
+def _beta_divergence_numpy(X, W, H, beta: float, run=None) -> float:
     import scipy.sparse as sp
 
     n_samples, n_features = X.shape
@@ -100,12 +107,21 @@ def _beta_divergence_numpy(X, W, H, beta: float) -> float:
         # learn's), its squares summed in float64; no pass over X beyond the residual's
         work = dtype if dtype in (np.float32, np.float64) else np.float64
         Hw = np.asarray(H, dtype=work)
-        res = 0.0
-        for rows in row_blocks(n_samples, n_features, _BLOCK_ELEMENTS):
-            R = np.asarray(W[rows], dtype=work) @ Hw
-            np.subtract(np.asarray(X[rows], dtype=work), R, out=R)
-            res += float(np.einsum("ij,ij->", R, R, dtype=np.float64))
-        return 0.5 * res
+        # with ``run``, ranges of rows at the same time, each in blocks of half the size
+        # (the temporaries' bytes stay those of one block)
+        block = _BLOCK_ELEMENTS if run is None else _BLOCK_ELEMENTS // 2
+
+        def part(r0, r1):
+            res = 0.0
+            for rows in row_blocks(r1 - r0, n_features, block):
+                rows = slice(r0 + rows.start, r0 + rows.stop)
+                R = np.asarray(W[rows], dtype=work) @ Hw
+                np.subtract(np.asarray(X[rows], dtype=work), R, out=R)
+                res += float(np.einsum("ij,ij->", R, R, dtype=np.float64))
+            return res
+        if run is None:
+            return 0.5 * part(0, n_samples)
+        return 0.5 * float(sum(run(part, n_samples)))
     if sp.issparse(X):
         X = sp.csr_matrix(X)
         # mean over all n·m entries (implicit zeros included), as for dense X: the floor on WH,

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Callable
 
 from ._numpy import NumpyBackend, row_blocks
+from ._stats import remembered as remembered_statistics
 
 __all__ = ["get_backend", "register_backend", "available_backends", "is_tensor", "NumpyBackend",
-           "row_blocks"]
+           "remembered_statistics", "row_blocks"]
 
 _NUMPY = NumpyBackend()
 

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _numpy_kernels
+from ._stats import statistic
 
 __all__ = ["NumpyBackend", "row_blocks"]
 
@@ -390,19 +391,9 @@ class NumpyBackend:
         A float32 X is widened through einsum's small casting buffer, never as a whole: a
         float64 copy of X was the in-memory fit's largest temporary, 2× X's bytes (a 1.6 GB
         X), and widening it block by block cost a copy's time (15–30 ms on a 10000×2000 X).
+        Computed once per fit for the fit's X (``remembered_statistics``), as max and min.
         """
-        data = a.data if sp.issparse(a) else np.asarray(a).reshape(-1)
-
-        def part(lo, hi):
-            d = data[lo:hi]
-            if d.dtype == np.float64:
-                return float(np.dot(d, d))
-            return float(np.einsum("i,i->", d, d, dtype=np.float64))
-        if run is None or data.size < 1 << 22:
-            return part(0, data.size)
-        # the host's threads (``run``: parts → their values, passed in by the solvers): two
-        # halves of the dense benchmark's float32 X, 17 → 8.6 ms; summed in order
-        return float(sum(run(part, data.size)))
+        return statistic(a, "sq_norm", lambda: _sq_norm(a, run))
 
     @staticmethod
     def vdot(a, b) -> float:
@@ -424,14 +415,15 @@ class NumpyBackend:
     @staticmethod
     def max(a) -> float:
         if sp.issparse(a):
-            return float(a.max()) if a.nnz else 0.0
-        return float(np.max(a)) if a.size else 0.0
+            return statistic(a, "max", lambda: float(a.max()) if a.nnz else 0.0)
+        return statistic(a, "max", lambda: float(np.max(a)) if a.size else 0.0)
 
     @staticmethod
     def min(a) -> float:
         if sp.issparse(a):
-            return float(a.min()) if a.shape[0] * a.shape[1] else 0.0
-        return float(np.min(a)) if a.size else 0.0
+            return statistic(a, "min",
+                             lambda: float(a.min()) if a.shape[0] * a.shape[1] else 0.0)
+        return statistic(a, "min", lambda: float(np.min(a)) if a.size else 0.0)
 
     @staticmethod
     def isfinite_all(a) -> bool:
@@ -548,3 +540,20 @@ class NumpyBackend:
     def sampled_dot_sddmm(W, H, X):
         """:meth:`sampled_dot` (the torch backend has a faster SDDMM kernel under this name)."""
         return NumpyBackend.sampled_dot(W, H, X)
+
+
+def _sq_norm(a, run) -> float:
+    """``NumpyBackend.sq_norm``, computed (float64 accumulation; a float32 X widened through
+    einsum's small casting buffer, never as a whole)."""
+    data = a.data if sp.issparse(a) else np.asarray(a).reshape(-1)
+
+    def part(lo, hi):
+        d = data[lo:hi]
+        if d.dtype == np.float64:
+            return float(np.dot(d, d))
+        return float(np.einsum("i,i->", d, d, dtype=np.float64))
+    if run is None or data.size < 1 << 22:
+        return part(0, data.size)
+    # the host's threads (``run``: parts → their values, passed in by the solvers): two
+    # halves of the dense benchmark's float32 X, 17 → 8.6 ms; summed in order
+    return float(sum(run(part, data.size)))
