@@ -202,8 +202,8 @@ def fitted_divergence(est, X, W, H) -> float:
     work = _work(X, W.shape[1])
     with small_fit_threads(est.n_jobs, work):
         nx = get_backend(X)
-        if beta == 2.0 and nx.host_arrays and not nx.issparse(X) and work >= SMALL_WORK:
-            with kernel_threads() as nt:
+        if beta == 2.0 and not nx.issparse(X) and work >= SMALL_WORK:
+            with nx.step_threads(kernel_threads) as nt:  # torch: its own threads (1)
                 if nt > 1 and blas_single():
                     def run(part, size):
                         return run_parts(part, split_even(size, nt))
