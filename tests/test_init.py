@@ -82,13 +82,41 @@ def test_the_default_start_of_a_large_sparse_x_uses_threaded_products():
     X = sp.random(900, 1500, density=0.2, format="csr", random_state=0)  # nnz·k above 4M
     assert _engine._threaded_products(get_backend(X), X, 10) is not None
     assert _engine._threaded_products(get_backend(X), X[:50], 10) is None  # small: sklearn's
-    assert _engine._threaded_products(get_backend(X), X.toarray(), 10) is None  # dense: BLAS
     Q = np.random.default_rng(1).random((900, 20))
     with kernel_threads():
         np.testing.assert_allclose(csr_tdot(X, Q), np.asarray(X.T @ Q), rtol=1e-12)
     # the start with threaded products is the start with scikit-learn's, to rounding
     a = NMF(10, random_state=0, max_iter=1)
     W1 = a.fit_transform(X)
+    orig = _engine._threaded_products
+    try:
+        _engine._threaded_products = lambda *args: None
+        W2 = NMF(10, random_state=0, max_iter=1).fit_transform(X)
+    finally:
+        _engine._threaded_products = orig
+    np.testing.assert_allclose(W1, W2, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(1200, 500), (500, 1200)])
+def test_the_default_start_of_a_large_dense_x_runs_its_products_on_the_kernel_threads(shape):
+    """Dense X: the range finder's products split over the kernels' threads (each part one
+    single-threaded BLAS call; the thin QR/LU/SVD then on one BLAS thread): the same start
+    as scikit-learn's products give, to rounding; a small X keeps scikit-learn's SVD."""
+    from nmfkit import NMF, _engine
+    from nmfkit.backends import get_backend
+    from nmfkit.solvers._threads import kernel_threads
+
+    X = np.random.default_rng(2).random(shape)  # n·m·k above 4M
+    nx = get_backend(X)
+    products = _engine._threaded_products(nx, X, 10)
+    assert products is not None
+    assert _engine._threaded_products(nx, X[:40, :40], 10) is None
+    Q = np.random.default_rng(3).random((shape[1], 20))
+    Qt = np.random.default_rng(4).random((shape[0], 20))
+    with kernel_threads():
+        np.testing.assert_allclose(products[0](Q), X @ Q, rtol=1e-12)
+        np.testing.assert_allclose(products[1](Qt), X.T @ Qt, rtol=1e-12)
+    W1 = NMF(10, random_state=0, max_iter=1).fit_transform(X)
     orig = _engine._threaded_products
     try:
         _engine._threaded_products = lambda *args: None

@@ -40,7 +40,8 @@ from .losses import beta_divergence
 from .penalties import Penalty, sklearn_penalties
 from .solvers import SOLVERS
 from .solvers._blocked import csr_dot, csr_tdot
-from .solvers._threads import blas_single, kernel_threads, run_parts, split_even
+from .solvers._threads import (blas_single, kernel_threads, matmul_cols, matmul_rows,
+                               n_threads, run_parts, split_even)
 from .solvers.cd import CoordinateDescent
 from .solvers._auto import auto_options, resolve_solver
 
@@ -132,22 +133,37 @@ def start(est, X, W, H, update_H: bool, scale: UnitScale = UnitScale(), nx=None,
         return initial_factors(nx, X, k, est.init, est.random_state,
                                h_order="F" if sample_major else "C",
                                power_iterations=None if cheap else "auto")
-    with kernel_threads():  # the SVD's sparse products on the kernels' threads
+    with kernel_threads():  # the SVD's products on the kernels' threads, BLAS on one
         return initial_factors(nx, X, k, est.init, est.random_state,
                                h_order="F" if sample_major else "C", products=products)
 
 
 def _threaded_products(nx, X, k):
-    """(X @ Q, Xᵀ @ Q) on the solvers' host threads for the default start's randomized SVD of
-    a large sparse CSR X (scikit-learn's run on one thread: on the TF-IDF workload the SVD
-    was about a third of the default fit), or None (dense X, whose products BLAS already
-    threads; a device; a small X, whose fit runs no compiled kernel)."""
-    if (not nx.issparse(X) or getattr(X, "format", None) != "csr"
-            or not CoordinateDescent.compiled_for(nx, float(X.nnz), int(k) + 10)):
+    """(X @ Q, Xᵀ @ Q) on the solvers' host threads for the default start's randomized SVD
+    (run inside ``kernel_threads()``), or None (a device; a small X, whose fit runs no
+    compiled kernel; a sparse X other than CSR with sorted indices).
+
+    Sparse CSR X: scikit-learn's products run on one thread (on the TF-IDF workload the SVD
+    was about a third of the default fit). Dense X: the products are split over the threads,
+    each part one single-threaded BLAS call, so that the range finder's QR, LU and SVD of
+    thin matrices run on one BLAS thread — with OpenBLAS's two threads they took 0.4 s each
+    instead of 2 ms whenever another process held a core (the dense benchmark's start:
+    2.1 s against 0.43 s on one thread, at load 2)."""
+    if nx.issparse(X):
+        if (getattr(X, "format", None) != "csr" or not X.has_sorted_indices
+                or not CoordinateDescent.compiled_for(nx, float(X.nnz), int(k) + 10)):
+            return None
+        return (lambda Q: csr_dot(X, np.ascontiguousarray(Q)), lambda Q: csr_tdot(X, Q))
+    if not CoordinateDescent.compiled_for(nx, float(X.shape[0]) * X.shape[1], int(k) + 10):
         return None
-    if not X.has_sorted_indices:
-        return None
-    return (lambda Q: csr_dot(X, np.ascontiguousarray(Q)), lambda Q: csr_tdot(X, Q))
+
+    def xq(Q):
+        return matmul_rows(X, np.asarray(Q, dtype=X.dtype), n_threads())
+
+    def xtq(Q):  # (Qᵀ X)ᵀ by ranges of X's columns
+        return matmul_cols(np.ascontiguousarray(np.asarray(Q, dtype=X.dtype).T), X,
+                           n_threads()).T
+    return xq, xtq
 
 
 def _sample_major(est, nx, X) -> bool:

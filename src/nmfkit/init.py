@@ -114,9 +114,11 @@ def initialize(X, n_components: int, init=None, eps: float = 1e-6, random_state=
         None: ``DEFAULT_POWER_ITERATIONS`` (4) for init=None, a cheaper start where
         scikit-learn would take 7, and 'auto' for an explicit init (scikit-learn's start).
     products : None, or ``(xq, xtq)``: X @ Q and Xᵀ @ Q for a dense Q, run on the solvers' host
-        threads (passed in by the engine for a large sparse X of the default start); the
-        randomized SVD then runs :func:`randomized_svd_with` — scikit-learn's algorithm and
-        random draws, its products split over threads (the same start but for their rounding).
+        threads (passed in by the engine for a large X of the default start: a sparse X's
+        products split over threads, a dense X's split so that the thin QR, LU and SVD run on
+        one BLAS thread); the randomized SVD then runs :func:`randomized_svd_with` —
+        scikit-learn's algorithm and random draws (the same start but for the products'
+        rounding).
 
     Notes
     -----
