@@ -208,7 +208,7 @@ def _work(X, k) -> int:
     return (X.shape[0] * X.shape[1] if stored is None else stored) * int(k)
 
 
-def fitted_divergence(est, X, W, H) -> float:
+def fitted_divergence(est, X, W, H, nx=None) -> float:
     """D_β(X | WH) of a fit's result (its ``reconstruction_err_``), under the fit's thread
     rules (``n_jobs``; a small problem's one BLAS thread). A large dense Frobenius residual is
     formed by ranges of rows on the kernels' threads, BLAS at one thread in each: the
@@ -216,15 +216,15 @@ def fitted_divergence(est, X, W, H) -> float:
     product."""
     beta = est._beta_loss
     work = _work(X, W.shape[1])
-    with small_fit_threads(est.n_jobs, work):
-        nx = get_backend(X)
+    with small_fit_threads(getattr(est, "n_jobs", None), work):
+        nx = nx or get_backend(X)
         if beta == 2.0 and not nx.issparse(X) and work >= SMALL_WORK:
             with nx.step_threads(kernel_threads) as nt:  # torch: its own threads (1)
                 if nt > 1 and blas_single():
                     def run(part, size):
                         return run_parts(part, split_even(size, nt))
-                    return beta_divergence(X, W, H, beta, run=run)
-        return beta_divergence(X, W, H, beta)
+                    return beta_divergence(X, W, H, beta, nx=nx, run=run)
+        return beta_divergence(X, W, H, beta, nx=nx)
 
 
 def _fit_planned(est, X, W, H, update_H, weights):

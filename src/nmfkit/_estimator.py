@@ -447,13 +447,14 @@ class NMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
             return (transform_observed if self._is_robust() else transform_masked)(self, X)
         X = validate_input(self, X, reset=False)
-        check_non_negative(X, f"{type(self).__name__} (input X)")  # read on X's backend
         fitted = {k: getattr(self, k) for k in self._fitted_attributes() if hasattr(self, k)}
         try:
-            H = self.components_
-            if isinstance(H, np.ndarray) and H.dtype != X.dtype:
-                H = H.astype(X.dtype)  # the model's parts in the precision of the new data
-            W, *_ = self._fit_transform(X, H=H, update_H=False)
+            with remembered_statistics(X):  # the checks and the fit read X's min/max once
+                check_non_negative(X, f"{type(self).__name__} (input X)")  # on X's backend
+                H = self.components_
+                if isinstance(H, np.ndarray) and H.dtype != X.dtype:
+                    H = H.astype(X.dtype)  # the model's parts in the precision of the new data
+                W, *_ = self._fit_transform(X, H=H, update_H=False)
         finally:
             # transform must not change what fit learned
             for k, v in fitted.items():

@@ -33,6 +33,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._engine import fitted_divergence
 from ._estimator import NMF, _FactorizationMixin
 from ._extensions import apply_frozen
 from ._minibatch_masked import masked_solve_W
@@ -50,7 +51,6 @@ from ._minibatch_steps import (
 from ._minibatch_loop import run_batches
 from ._unit_scale import UnitScale
 from ._validation import MAX_ABS_VALUE, check_zeros_for_beta
-from .losses import beta_divergence
 from .masked import weighted_divergence
 from .model_io import savable
 from .solvers.mu import gamma_exponent
@@ -259,7 +259,7 @@ class MiniBatchNMF(_FactorizationMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         with nx.compute_context():
             W, H, n_iter, n_steps = self._fit_transform(X, W=W, H=H, obs=obs)
             if obs is None:
-                err = beta_divergence(X, W, H, self._beta_loss, square_root=True, nx=nx)
+                err = math.sqrt(2.0 * fitted_divergence(self, X, W, H, nx=nx))
             else:
                 err = math.sqrt(2.0 * max(weighted_divergence(obs, W, H, self._beta_loss), 0.0))
         W, H = scale.factor_out(W), scale.factor_out(H)
