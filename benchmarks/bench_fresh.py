@@ -8,7 +8,7 @@ and nmfkit's time to scikit-learn's error (a callback, its own work not counted)
 fit. Processes alternate between the libraries, ``--rounds`` times; medians.
 
     python benchmarks/bench_fresh.py                  # the digits, k=16
-    python benchmarks/bench_fresh.py --data W2 --rounds 3
+    python benchmarks/bench_fresh.py --data W2 --rounds 3   # also W1, W4
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ if which == "digits":
     X, k = load_digits().data, 16
 else:
     import data
-    X, k = data.tfidf(data.text_counts()), 10
+    X, k = {{"W1": (data.dense_lowrank, 20), "W4": (data.orl_faces, 49),
+             "W2": (lambda: data.tfidf(data.text_counts()), 10)}}[which]
+    X = X()
 if lib == "sklearn":
     from sklearn.decomposition import NMF
     t = time.perf_counter()
@@ -75,7 +77,7 @@ def child(which: str, lib: str, target=None) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="digits", choices=("digits", "W2"))
+    ap.add_argument("--data", default="digits", choices=("digits", "W1", "W2", "W4"))
     ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args(argv)
     sk, nk = [], []
