@@ -63,6 +63,14 @@ def lowrank_data(n, m, k=4, seed=0, dtype=np.float64):
     return X, np.abs(rng.rand(n, k)).astype(dtype), np.abs(rng.rand(k, m)).astype(dtype)
 
 
+def with_missing(n, m, missing, seed=0, k=5):
+    """A rank-k non-negative n × m matrix with a fraction ``missing`` of its entries NaN."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, k)) @ rng.random((k, m))
+    X[rng.random(X.shape) < missing] = np.nan
+    return X
+
+
 def in_memory(X, W0, H0, solver, beta, max_iter, alpha=0.0):
     """The in-memory fit from (W0, H0) that a row-block fit must equal: tol=0, scikit-learn's
     penalties, CD without inner sweeps."""

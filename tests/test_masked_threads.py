@@ -13,6 +13,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import nmfkit
 from nmfkit import _threads
 
+from _helpers import with_missing
+
 needs_two = pytest.mark.skipif(
     not any(i["user_api"] == "blas" for i in threadpool_info()),
     reason="no BLAS library found by threadpoolctl")
@@ -22,11 +24,8 @@ def _blas_threads():
     return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
 
 
-def _data(n=60, m=40, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.random((n, 5)) @ rng.random((5, m))
-    X[rng.random(X.shape) < 0.15] = np.nan
-    return X
+def _data(seed=0):
+    return with_missing(60, 40, 0.15, seed=seed)
 
 
 def _fit_seeing_threads(X, **params):

@@ -12,12 +12,11 @@ import pytest
 import nmfkit
 from nmfkit.solvers import SOLVERS
 
+from _helpers import with_missing
 
-def _missing(seed=0, n=70, m=45):
-    rng = np.random.default_rng(seed)
-    X = rng.random((n, 5)) @ rng.random((5, m))
-    X[rng.random(X.shape) < 0.2] = np.nan
-    return X
+
+def _missing(seed=0):
+    return with_missing(70, 45, 0.2, seed=seed)
 
 
 def _fit(X, **kw):
